@@ -1,0 +1,257 @@
+"""rmail.toml → frozen Config, validated once at start.
+
+Lookup order (SPEC Part 3): ``--config FILE``, ``$RMAIL_CONFIG``, ``./rmail.toml``, the
+platformdirs user config dir. Every key is optional. A bad value raises ``ConfigError`` whose
+message names the key and what is allowed, in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+
+APP_NAME = "rmail"
+#: Added to every default port when not running as root (SPEC Part 3, privileged ports).
+UNPRIVILEGED_OFFSET = 10000
+MIB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` is one line naming the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    smtp: int = 25
+    submission: int = 587
+    smtps: int = 465
+    imap: int = 143
+    imaps: int = 993
+    api: int = 9002
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    cert: Path | None = None
+    key: Path | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.cert is not None and self.key is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    message_size: int = 25 * MIB           #: SMTP SIZE, IMAP literal cap, REST body cap
+    connections: int = 1000                #: open connections across all listeners
+    connections_per_ip: int = 50
+    connections_per_user: int = 50         #: concurrent IMAP sessions per user
+    auth_failures: int = 10                #: failures per client address before a lockout
+    auth_lockout_seconds: int = 300
+    recipients: int = 100                  #: RCPT TO per SMTP transaction
+    line_length: int = 65536               #: IMAP command line, excluding literals
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    host: str | None = None                #: smarthost; None means direct MX delivery
+    port: int = 25
+    tls: str = "starttls"                  #: "starttls" (opportunistic), "tls" (implicit), "none"
+    username: str | None = None
+    password: str | None = None
+    queue_lifetime_hours: int = 120        #: bounce after 5 days
+    delay_notice_hours: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    cors_origins: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    hostname: str
+    listen: tuple[str, ...]
+    ports: Ports
+    tls: TLSConfig
+    limits: Limits
+    relay: RelayConfig
+    api: ApiConfig
+    data_dir: Path
+    source: Path | None = None             #: the file this came from, if any
+    port_offset: int = 0                   #: UNPRIVILEGED_OFFSET when it was applied
+    bcrypt_rounds: int = 12                #: tests lower it; never below 4
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "rmail.db"
+
+
+_SECTIONS = {"ports": Ports, "tls": TLSConfig, "limits": Limits, "relay": RelayConfig, "api": ApiConfig}
+_TOP_KEYS = {"hostname", "listen", "data_dir", "bcrypt_rounds", *_SECTIONS}
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "rmail.toml"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def find_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to read, or None when there is none (all defaults)."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"--config: no such file: {path}")
+        return path
+    if env.get("RMAIL_CONFIG"):
+        path = Path(env["RMAIL_CONFIG"])
+        if not path.is_file():
+            raise ConfigError(f"RMAIL_CONFIG: no such file: {path}")
+        return path
+    for candidate in (Path("rmail.toml"), default_config_path()):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    explicit: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    is_root: bool | None = None,
+) -> Config:
+    """Find, read and validate the configuration.
+
+    Raises:
+        ConfigError: unreadable TOML or a key with a wrong name, type or value.
+    """
+    env = os.environ if env is None else env
+    path = find_config(explicit, env)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from None
+    root = (os.geteuid() == 0) if is_root is None else is_root
+    return build_config(raw, env, source=path, is_root=root)
+
+
+def build_config(raw: Mapping[str, Any], env: Mapping[str, str], *, source: Path | None = None,
+                 is_root: bool = True) -> Config:
+    """Validate a parsed TOML mapping into a Config (pure, for tests)."""
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(_TOP_KEYS))}")
+    base = source.parent if source else Path.cwd()
+    sections = {name: _section(name, cls, raw.get(name, {}), base) for name, cls in _SECTIONS.items()}
+
+    hostname = raw.get("hostname", socket.getfqdn() or "localhost")
+    if not isinstance(hostname, str) or not hostname or any(c.isspace() for c in hostname):
+        raise ConfigError("hostname: must be a non-empty host name without spaces")
+
+    listen = raw.get("listen", ["127.0.0.1"])
+    if isinstance(listen, str):
+        listen = [listen]
+    if not isinstance(listen, list) or not listen or not all(isinstance(a, str) and a for a in listen):
+        raise ConfigError("listen: must be an address or a list of addresses, e.g. [\"127.0.0.1\", \"::1\"]")
+
+    if env.get("RMAIL_DATA_DIR"):
+        data_dir = Path(env["RMAIL_DATA_DIR"])
+    elif "data_dir" in raw:
+        if not isinstance(raw["data_dir"], str) or not raw["data_dir"]:
+            raise ConfigError("data_dir: must be a directory path string")
+        data_dir = (base / Path(raw["data_dir"]).expanduser())
+    else:
+        data_dir = default_data_dir()
+
+    rounds = raw.get("bcrypt_rounds", 12)
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or not 4 <= rounds <= 16:
+        raise ConfigError("bcrypt_rounds: must be an integer from 4 to 16")
+
+    tls: TLSConfig = sections["tls"]
+    if (tls.cert is None) != (tls.key is None):
+        raise ConfigError("tls: set both cert and key (PEM paths), or neither")
+    for key in ("cert", "key"):
+        p = getattr(tls, key)
+        if p is not None and not p.is_file():
+            raise ConfigError(f"tls.{key}: no such file: {p}")
+    relay: RelayConfig = sections["relay"]
+    if relay.tls not in ("starttls", "tls", "none"):
+        raise ConfigError("relay.tls: must be one of \"starttls\", \"tls\", \"none\"")
+
+    ports: Ports = sections["ports"]
+    offset = 0
+    explicit_ports = set(raw.get("ports", {}))
+    if not is_root and len(explicit_ports) < len(fields(Ports)):
+        # Only ports left at their defaults move; an explicit port is never changed silently.
+        ports = Ports(**{f.name: getattr(ports, f.name) + (0 if f.name in explicit_ports else UNPRIVILEGED_OFFSET)
+                         for f in fields(Ports)})
+        offset = UNPRIVILEGED_OFFSET
+    used = [getattr(ports, f.name) for f in fields(Ports) if getattr(ports, f.name) != 0]
+    if len(used) != len(set(used)):
+        raise ConfigError("ports: two services share one port number")
+
+    return Config(hostname=hostname, listen=tuple(listen), ports=ports, tls=tls,
+                  limits=sections["limits"], relay=relay, api=sections["api"],
+                  data_dir=data_dir.resolve(), source=source, port_offset=offset, bcrypt_rounds=rounds)
+
+
+def _section(name: str, cls: type, values: Any, base: Path) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{name}: must be a table ([{name}])")
+    defaults = cls()
+    allowed = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in allowed:
+            raise ConfigError(f"unknown key {name}.{key}; allowed: {', '.join(allowed)}")
+        kwargs[key] = _coerce(f"{name}.{key}", getattr(defaults, key), value, base, name)
+    return replace(defaults, **kwargs)
+
+
+def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any:
+    if section == "ports":
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+            raise ConfigError(f"{key}: must be a port number from 0 to 65535 (0 = disabled)")
+        return value
+    if section == "tls":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: must be a PEM file path")
+        return (base / Path(value).expanduser()).resolve()
+    if key == "api.cors_origins":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: must be a list of origins, e.g. [\"*\"]")
+        return tuple(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false")
+        return value
+    if isinstance(default, int):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{key}: must be a positive integer")
+        return value
+    # str or optional str
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: must be a string")
+    return value
+
+
+def ensure_data_dir(config: Config) -> Path:
+    """Create the data dir (mode 0700) and its keys/ (0700) and blobs/ subdirs."""
+    d = config.data_dir
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (d / "keys").mkdir(exist_ok=True, mode=0o700)
+    (d / "blobs").mkdir(exist_ok=True, mode=0o700)
+    return d

@@ -1,0 +1,198 @@
+"""Per-domain alias rules: regular expressions over the local part, routing to local users.
+
+Resolution (SPEC Part 1): an exact user wins; otherwise the rules of the domain are tried in
+declaration order, each a full match on the local part (case-insensitive), and the first match
+routes to its target user. Patterns are compiled with RE2, whose matching time is linear in
+the input, so no pattern can hang delivery; patterns with nested quantifiers, which would
+backtrack catastrophically on other engines, are refused too so rules stay portable.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from functools import lru_cache
+
+import re2
+
+from .accounts import Accounts, normalize_domain
+from .db import WriteTxn
+from .errors import AlreadyExists, InvalidInput, NotFound
+from .events import AliasesChanged
+from .model import Account, Address, AliasRule
+
+MAX_PATTERN_LENGTH = 256
+#: RE2 program memory cap: bounds compile cost of huge repetitions like a{1000}{1000}.
+RE2_MAX_MEM = 1 << 20
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.case_sensitive = False
+_RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.max_mem = RE2_MAX_MEM
+
+# A quantified group whose body is itself quantified or alternates: (a+)+, (a*)*, (a|aa)+, (.*a){3,}
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*(?:[+*}]|\|)(?:[^()\\]|\\.)*\)[+*{]")
+
+
+def compile_pattern(pattern: str) -> re2._Regexp:
+    """Validate and compile an alias pattern.
+
+    Raises:
+        InvalidInput: empty, too long, not valid RE2 syntax, or prone to catastrophic backtracking.
+    """
+    if not pattern:
+        raise InvalidInput("alias pattern may not be empty")
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise InvalidInput(f"alias pattern is longer than {MAX_PATTERN_LENGTH} characters")
+    if any(ord(c) < 0x20 for c in pattern):
+        raise InvalidInput("alias pattern may not contain control characters")
+    if _NESTED_QUANTIFIER.search(pattern):
+        raise InvalidInput(f"alias pattern {pattern!r} nests quantifiers and could backtrack catastrophically;"
+                           " rewrite it without a repeated group that itself repeats, e.g. 'a+' for '(a+)+'")
+    return _compile(pattern)
+
+
+@lru_cache(maxsize=1024)
+def _compile(pattern: str) -> re2._Regexp:
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise InvalidInput(f"invalid alias pattern {pattern!r}: {detail}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Where mail for an address goes."""
+
+    address: Address
+    local_domain: bool
+    account: Account | None        #: the user the mail is delivered to, if any
+    rule: AliasRule | None         #: the alias rule that matched (None for an exact user)
+
+    def describe(self) -> str:
+        if not self.local_domain:
+            return f"{self.address}: {self.address.domain} is not a local domain (mail is relayed, if allowed)"
+        if self.account is None:
+            return f"{self.address}: no user and no alias matches; mail is refused (550 5.1.1)"
+        if self.rule is None:
+            return f"{self.address}: delivered to user {self.account.address}"
+        return (f"{self.address}: alias rule #{self.rule.position} {self.rule.pattern!r} → "
+                f"{self.account.address}")
+
+
+class Aliases:
+    def __init__(self, accounts: Accounts) -> None:
+        self.accounts = accounts
+        self.db = accounts.db
+
+    @staticmethod
+    def _domain_id(conn: sqlite3.Connection, domain: str) -> int:
+        row = conn.execute("SELECT id FROM domains WHERE name = ?", (domain,)).fetchone()
+        if row is None:
+            raise NotFound(f"no domain {domain} (add a user in it first)")
+        return row[0]
+
+    @staticmethod
+    def _rules(conn: sqlite3.Connection, domain: str) -> list[AliasRule]:
+        rows = conn.execute("SELECT a.pattern, u.local FROM aliases a JOIN domains d ON d.id = a.domain_id"
+                            " JOIN users u ON u.id = a.target_user_id WHERE d.name = ? ORDER BY a.position, a.id",
+                            (domain,)).fetchall()
+        return [AliasRule(domain, i + 1, pattern, target) for i, (pattern, target) in enumerate(rows)]
+
+    async def list(self, domain: str) -> list[AliasRule]:
+        name = normalize_domain(domain)
+
+        def q(conn: sqlite3.Connection) -> list[AliasRule]:
+            self._domain_id(conn, name)
+            return self._rules(conn, name)
+        return await self.db.read(q)
+
+    def _target_local(self, domain: str, target: str) -> str:
+        if "@" in target:
+            addr = Address.parse(target)
+            if addr.domain != domain:
+                raise InvalidInput(f"alias target {target} is not in domain {domain}")
+            return addr.local
+        if not target or len(target) > 64:
+            raise InvalidInput("alias target must be a user's local part or address")
+        return target
+
+    async def add(self, domain: str, pattern: str, target: str) -> AliasRule:
+        """Append a rule at the end of the domain's list.
+
+        Raises:
+            NotFound: no such domain.  InvalidInput: bad pattern or target not an existing user.
+            AlreadyExists: the pattern is already a rule of the domain.
+        """
+        name = normalize_domain(domain)
+        compile_pattern(pattern)
+        local = self._target_local(name, target)
+
+        def w(txn: WriteTxn) -> AliasRule:
+            conn = txn.conn
+            domain_id = self._domain_id(conn, name)
+            user = conn.execute("SELECT id, local FROM users WHERE domain_id = ? AND local_key = ?",
+                                (domain_id, local.lower())).fetchone()
+            if user is None:
+                raise InvalidInput(f"alias target {local}@{name} is not an existing user")
+            position = conn.execute("SELECT coalesce(max(position), 0) + 1 FROM aliases WHERE domain_id = ?",
+                                    (domain_id,)).fetchone()[0]
+            try:
+                conn.execute("INSERT INTO aliases(domain_id, position, pattern, target_user_id) VALUES(?,?,?,?)",
+                             (domain_id, position, pattern, user[0]))
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"alias pattern {pattern!r} already exists in {name}") from None
+            txn.emit(AliasesChanged(name))
+            return next(r for r in self._rules(conn, name) if r.pattern == pattern)
+        return await self.db.write(w)
+
+    async def remove(self, domain: str, pattern: str) -> None:
+        name = normalize_domain(domain)
+
+        def w(txn: WriteTxn) -> None:
+            domain_id = self._domain_id(txn.conn, name)
+            cur = txn.conn.execute("DELETE FROM aliases WHERE domain_id = ? AND pattern = ?", (domain_id, pattern))
+            if cur.rowcount == 0:
+                raise NotFound(f"no alias pattern {pattern!r} in {name}")
+            txn.emit(AliasesChanged(name))
+        await self.db.write(w)
+
+    async def move(self, domain: str, pattern: str, position: int) -> list[AliasRule]:
+        """Move a rule to ``position`` (1-based) in the declaration order."""
+        name = normalize_domain(domain)
+
+        def w(txn: WriteTxn) -> list[AliasRule]:
+            conn = txn.conn
+            domain_id = self._domain_id(conn, name)
+            rows = [r[0] for r in conn.execute("SELECT pattern FROM aliases WHERE domain_id = ? ORDER BY position, id",
+                                               (domain_id,))]
+            if pattern not in rows:
+                raise NotFound(f"no alias pattern {pattern!r} in {name}")
+            if not 1 <= position <= len(rows):
+                raise InvalidInput(f"position must be from 1 to {len(rows)}")
+            rows.remove(pattern)
+            rows.insert(position - 1, pattern)
+            conn.executemany("UPDATE aliases SET position = ? WHERE domain_id = ? AND pattern = ?",
+                             [(i + 1, domain_id, p) for i, p in enumerate(rows)])
+            txn.emit(AliasesChanged(name))
+            return self._rules(conn, name)
+        return await self.db.write(w)
+
+    async def resolve(self, address: str | Address) -> Resolution:
+        """Where mail for ``address`` goes: exact user, else the first matching rule."""
+        addr = address if isinstance(address, Address) else Address.parse(address)
+
+        def q(conn: sqlite3.Connection) -> Resolution:
+            if conn.execute("SELECT 1 FROM domains WHERE name = ?", (addr.domain,)).fetchone() is None:
+                return Resolution(addr, False, None, None)
+            account = Accounts._find(conn, addr)
+            if account is not None:
+                return Resolution(addr, True, account, None)
+            for rule in self._rules(conn, addr.domain):
+                if _compile(rule.pattern).fullmatch(addr.local):
+                    target = Accounts._find(conn, Address(rule.target, addr.domain))
+                    return Resolution(addr, True, target, rule)
+            return Resolution(addr, True, None, None)
+        return await self.db.read(q)

@@ -1,0 +1,85 @@
+"""Message bytes: one immutable file per message under ``blobs/``, named by a random id.
+
+Names never derive from anything a client sent. A blob is written to a temporary file,
+fsynced and renamed into place before the row that references it is committed; the directory
+fsync is batched by the writer (``WriteTxn.sync_dirs``). Files no committed row references are
+removed at start-up (``BlobStore.orphans``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Iterator
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+#: Read blobs in chunks of this size when streaming to a socket.
+CHUNK = 256 * 1024
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._tmp = root / "tmp"
+        self._tmp.mkdir(exist_ok=True, mode=0o700)
+
+    def path(self, blob_id: str) -> Path:
+        if not _ID.match(blob_id):
+            raise ValueError("bad blob id")
+        return self.root / blob_id[:2] / blob_id
+
+    def write(self, data: bytes) -> tuple[str, Path]:
+        """Durably write ``data`` as a new blob (file fsynced; its directory is returned so
+        the commit can fsync it). Runs on a worker thread, never on the event loop."""
+        blob_id = secrets.token_hex(16)
+        final = self.path(blob_id)
+        final.parent.mkdir(exist_ok=True, mode=0o700)
+        tmp = self._tmp / blob_id
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, final)
+        return blob_id, final.parent
+
+    def read(self, blob_id: str) -> bytes:
+        return self.path(blob_id).read_bytes()
+
+    def stream(self, blob_id: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        with open(self.path(blob_id), "rb") as fh:
+            fh.seek(start)
+            remaining = length
+            while remaining is None or remaining > 0:
+                chunk = fh.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def remove(self, blob_id: str) -> None:
+        try:
+            self.path(blob_id).unlink()
+        except FileNotFoundError:
+            pass
+
+    def all_ids(self) -> Iterator[str]:
+        for shard in self.root.iterdir():
+            if shard.is_dir() and len(shard.name) == 2:
+                for f in shard.iterdir():
+                    if _ID.match(f.name):
+                        yield f.name
+
+    def clear_tmp(self) -> int:
+        n = 0
+        for f in self._tmp.iterdir():
+            f.unlink(missing_ok=True)
+            n += 1
+        return n

@@ -1,0 +1,35 @@
+"""One error hierarchy for the core; each protocol adapter maps it once to its own replies."""
+
+from __future__ import annotations
+
+
+class RmailError(Exception):
+    """Base of every error the core raises on purpose. Its message is safe to show a user."""
+
+
+class NotFound(RmailError):
+    """The named user, domain, mailbox, message or alias does not exist."""
+
+
+class AlreadyExists(RmailError):
+    """Creating something that is already there."""
+
+
+class PermissionDenied(RmailError):
+    """The caller is known but not allowed to do this."""
+
+
+class AuthenticationFailed(RmailError):
+    """Wrong credentials (never says which part was wrong)."""
+
+
+class InvalidInput(RmailError):
+    """The request is malformed or a value is out of range."""
+
+
+class LimitExceeded(RmailError):
+    """A size, count or rate limit was hit."""
+
+
+class TemporaryFailure(RmailError):
+    """Could not be done now; retrying later may work."""

@@ -1,0 +1,650 @@
+"""The mail store: mailboxes and messages over SQLite metadata plus immutable blob files.
+
+Write path (DESIGN.md): blob to a temp file → fsync → rename (worker thread) → the row in the
+next group commit, which fsyncs the blob directories and then commits with synchronous=FULL →
+only then does the coroutine return. Reads run on reader threads over WAL snapshots.
+
+Every message write bumps the mailbox's HIGHESTMODSEQ and stamps the rows it touches with it;
+expunges leave tombstones, so ``changes_since(modseq)`` tells a session exactly what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from . import mime
+from .blobs import BlobStore
+from .db import Database, WriteTxn
+from .errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied
+from .events import Event, MailboxChanged, MailboxesChanged
+from .model import (DEFAULT_MAILBOXES, SYSTEM_FLAGS, Mailbox, MailboxChanges, MailboxStatus,
+                    MessageInfo, MessageMeta)
+
+log = logging.getLogger("rmail.store")
+
+#: RFC 3501 leaves mailbox name length open; Dovecot caps a name at 255 bytes per level.
+MAX_MAILBOX_NAME = 512
+MAX_MAILBOX_DEPTH = 16
+MAX_KEYWORD_LENGTH = 128
+MAX_KEYWORDS = 64
+SEEN = SYSTEM_FLAGS["\\Seen"]
+DELETED = SYSTEM_FLAGS["\\Deleted"]
+
+_MAILBOX_COLS = "id, user_id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq"
+_META_COLS = "uid, modseq, sysflags, keywords, internaldate, size, blob_id"
+
+
+def schema() -> str:
+    return resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+# -- names and flags (pure) ------------------------------------------------------------------
+
+def normalize_mailbox_name(name: str) -> str:
+    """Validate a Unicode mailbox name; "INBOX" is case-insensitive (RFC 3501 §5.1).
+
+    Raises:
+        InvalidInput: empty, too long, too deep, wildcards, control characters or empty levels.
+    """
+    if not name or len(name) > MAX_MAILBOX_NAME:
+        raise InvalidInput("mailbox name must be 1 to 512 characters")
+    if any(ord(c) < 0x20 or c in "*%\x7f" for c in name):
+        raise InvalidInput("mailbox name may not contain wildcards or control characters")
+    parts = name.split("/")
+    if any(p == "" for p in parts):
+        raise InvalidInput("mailbox name may not have empty levels (leading, trailing or double /)")
+    if any(p in (".", "..") for p in parts):
+        raise InvalidInput("mailbox name levels may not be . or ..")
+    if len(parts) > MAX_MAILBOX_DEPTH:
+        raise InvalidInput(f"mailbox hierarchy is limited to {MAX_MAILBOX_DEPTH} levels")
+    if parts[0].upper() == "INBOX":
+        parts[0] = "INBOX"
+    return "/".join(parts)
+
+
+def flags_to_columns(flags: Iterable[str]) -> tuple[int, str]:
+    """Split flags into the system-flag mask and a canonical keyword string.
+
+    Raises:
+        InvalidInput: an unknown system flag (\\Foo), \\Recent, or a malformed keyword.
+    """
+    mask = 0
+    keywords: set[str] = set()
+    for flag in flags:
+        if flag.startswith("\\"):
+            canonical = _SYSTEM_BY_LOWER.get(flag.lower())
+            if canonical is None:
+                raise InvalidInput(f"unknown system flag {flag[:40]}")
+            mask |= SYSTEM_FLAGS[canonical]
+        else:
+            if not flag or len(flag) > MAX_KEYWORD_LENGTH or any(
+                    c in '(){ %*"\\]' or ord(c) <= 0x20 or ord(c) >= 0x7f for c in flag):
+                raise InvalidInput(f"invalid keyword {flag[:40]!r}")
+            keywords.add(flag)
+    if len(keywords) > MAX_KEYWORDS:
+        raise LimitExceeded(f"at most {MAX_KEYWORDS} keywords per message")
+    return mask, " ".join(sorted(keywords))
+
+
+_SYSTEM_BY_LOWER = {name.lower(): name for name in SYSTEM_FLAGS}
+_FLAG_CACHE: dict[tuple[int, str], frozenset[str]] = {}
+
+
+def columns_to_flags(mask: int, keywords: str) -> frozenset[str]:
+    key = (mask, keywords)
+    flags = _FLAG_CACHE.get(key)
+    if flags is None:
+        names = [name for name, bit in SYSTEM_FLAGS.items() if mask & bit]
+        if keywords:
+            names.extend(keywords.split(" "))
+        flags = frozenset(names)
+        if len(_FLAG_CACHE) < 4096:
+            _FLAG_CACHE[key] = flags
+    return flags
+
+
+def _meta(row: Sequence) -> MessageMeta:
+    uid, modseq, mask, keywords, internaldate, size, blob_id = row
+    return MessageMeta(uid, modseq, columns_to_flags(mask, keywords),
+                       datetime.fromtimestamp(internaldate, timezone.utc), size, blob_id)
+
+
+def _mailbox(row: Sequence) -> Mailbox:
+    return Mailbox(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
+
+
+def _chunks(seq: Sequence[int], n: int = 500) -> Iterator[Sequence[int]]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+class MailStore:
+    """Mailboxes and messages of every user. All methods are coroutines and never block the loop."""
+
+    def __init__(self, data_dir: Path, *, publish=None) -> None:
+        self.data_dir = data_dir
+        self.blobs = BlobStore(data_dir / "blobs")
+        self.db = Database(data_dir / "rmail.db", schema(), publish=publish)
+
+    @classmethod
+    async def open(cls, data_dir: Path, *, publish=None) -> MailStore:
+        store = await asyncio.to_thread(cls, data_dir, publish=publish)
+        removed = await asyncio.to_thread(store.recover)
+        if removed:
+            log.info("store: recovery removed %d unreferenced blob file(s)", removed)
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- recovery --------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Remove temp files and blob files no committed row references (crash leftovers)."""
+        removed = self.blobs.clear_tmp()
+
+        def referenced(conn: sqlite3.Connection) -> set[str]:
+            return {r[0] for r in conn.execute("SELECT id FROM blobs")}
+
+        known = self.db.read_sync(referenced)
+        for blob_id in list(self.blobs.all_ids()):
+            if blob_id not in known:
+                self.blobs.remove(blob_id)
+                removed += 1
+        # Rows that lost every reference (a crash between commit and unlink) go too.
+        def sweep(txn: WriteTxn) -> list[str]:
+            ids = [r[0] for r in txn.conn.execute(
+                "SELECT id FROM blobs WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = blobs.id)"
+                " AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.blob_id = blobs.id)")]
+            for blob_id in ids:
+                txn.conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
+                txn.after_commit.append(lambda b=blob_id: self.blobs.remove(b))
+            return ids
+        return removed + len(self.db.write_sync(sweep))
+
+    # -- mailboxes -------------------------------------------------------------------------
+
+    @staticmethod
+    def _next_uidvalidity(conn: sqlite3.Connection) -> int:
+        """Strictly increasing across re-creations, so a re-created name never reuses one."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'uidvalidity'").fetchone()
+        value = max(int(time.time()), int(row[0]) + 1 if row else 0) & 0xFFFFFFFF or 1
+        conn.execute("INSERT INTO meta(key, value) VALUES('uidvalidity', ?)"
+                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(value),))
+        return value
+
+    def create_default_mailboxes(self, txn: WriteTxn, user_id: int) -> None:
+        """Called inside the transaction that creates a user."""
+        for name, special in DEFAULT_MAILBOXES:
+            txn.conn.execute(
+                "INSERT INTO mailboxes(user_id, name, special_use, uidvalidity) VALUES(?,?,?,?)",
+                (user_id, name, special.value if special else None, self._next_uidvalidity(txn.conn)))
+
+    async def list_mailboxes(self, user_id: int) -> list[Mailbox]:
+        """Selectable mailboxes of a user, by name."""
+        def q(conn: sqlite3.Connection) -> list[Mailbox]:
+            rows = conn.execute(f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE user_id = ? AND noselect = 0"
+                                " ORDER BY name", (user_id,))
+            return [_mailbox(r) for r in rows]
+        return await self.db.read(q)
+
+    async def list_noselect(self, user_id: int) -> list[str]:
+        """Names kept only because they have children (LIST shows them \\Noselect)."""
+        def q(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute(
+                "SELECT name FROM mailboxes WHERE user_id = ? AND noselect = 1 ORDER BY name", (user_id,))]
+        return await self.db.read(q)
+
+    async def get_mailbox(self, user_id: int, name: str) -> Mailbox:
+        name = normalize_mailbox_name(name)
+
+        def q(conn: sqlite3.Connection) -> Mailbox:
+            row = conn.execute(f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE user_id = ? AND name = ?"
+                               " AND noselect = 0", (user_id, name)).fetchone()
+            if row is None:
+                raise NotFound(f"no mailbox named {name}")
+            return _mailbox(row)
+        return await self.db.read(q)
+
+    async def create_mailbox(self, user_id: int, name: str, special_use: str | None = None) -> Mailbox:
+        """Create a mailbox and any missing parents (RFC 3501 §6.3.3)."""
+        name = normalize_mailbox_name(name)
+        if special_use is not None and special_use not in {n for _, s in DEFAULT_MAILBOXES if s for n in [s.value]}:
+            raise InvalidInput(f"unknown special-use attribute {special_use}")
+
+        def w(txn: WriteTxn) -> Mailbox:
+            conn = txn.conn
+            parts = name.split("/")
+            for depth in range(1, len(parts) + 1):
+                path = "/".join(parts[:depth])
+                row = conn.execute("SELECT id, noselect FROM mailboxes WHERE user_id = ? AND name = ?",
+                                   (user_id, path)).fetchone()
+                last = depth == len(parts)
+                if row is None:
+                    conn.execute("INSERT INTO mailboxes(user_id, name, special_use, uidvalidity) VALUES(?,?,?,?)",
+                                 (user_id, path, special_use if last else None, self._next_uidvalidity(conn)))
+                elif last and row[1]:
+                    # Re-creating a \Noselect placeholder makes it a fresh mailbox: new UIDVALIDITY.
+                    conn.execute("UPDATE mailboxes SET noselect = 0, uidvalidity = ?, uidnext = 1,"
+                                 " highestmodseq = 1, recent_uid = 1, special_use = ? WHERE id = ?",
+                                 (self._next_uidvalidity(conn), special_use, row[0]))
+                elif last:
+                    raise AlreadyExists(f"mailbox {name} already exists")
+            txn.emit(MailboxesChanged(user_id))
+            row = conn.execute(f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE user_id = ? AND name = ?",
+                               (user_id, name)).fetchone()
+            return _mailbox(row)
+        return await self.db.write(w)
+
+    async def delete_mailbox(self, user_id: int, name: str) -> None:
+        """RFC 3501 §6.3.4: INBOX cannot go; a mailbox with children becomes \\Noselect."""
+        name = normalize_mailbox_name(name)
+        if name == "INBOX":
+            raise PermissionDenied("INBOX cannot be deleted")
+
+        def w(txn: WriteTxn) -> None:
+            conn = txn.conn
+            row = conn.execute("SELECT id, noselect FROM mailboxes WHERE user_id = ? AND name = ?",
+                               (user_id, name)).fetchone()
+            if row is None:
+                raise NotFound(f"no mailbox named {name}")
+            mailbox_id, noselect = row
+            has_children = conn.execute(
+                "SELECT 1 FROM mailboxes WHERE user_id = ? AND substr(name, 1, ?) = ? LIMIT 1",
+                (user_id, len(name) + 1, name + "/")).fetchone() is not None
+            if noselect and has_children:
+                raise InvalidInput(f"{name} has children and is already \\Noselect")
+            rows = self._expunge_rows(txn, mailbox_id, None, tombstones=False)
+            if has_children:
+                conn.execute("UPDATE mailboxes SET noselect = 1, special_use = NULL WHERE id = ?", (mailbox_id,))
+            else:
+                conn.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox_id,))
+                conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
+            self._collect_blobs(txn, (blob_id for _, blob_id in rows))
+            txn.emit(MailboxChanged(user_id, mailbox_id))
+            txn.emit(MailboxesChanged(user_id))
+        await self.db.write(w)
+
+    async def rename_mailbox(self, user_id: int, old: str, new: str) -> None:
+        """RFC 3501 §6.3.5: children move along; renaming INBOX moves its messages instead."""
+        old, new = normalize_mailbox_name(old), normalize_mailbox_name(new)
+        if new == "INBOX" or new.startswith("INBOX/") and old == "INBOX":
+            raise InvalidInput("cannot rename to INBOX or below INBOX itself")
+        if new == old or new.startswith(old + "/"):
+            raise InvalidInput("cannot rename a mailbox into itself")
+
+        def w(txn: WriteTxn) -> None:
+            conn = txn.conn
+            row = conn.execute("SELECT id FROM mailboxes WHERE user_id = ? AND name = ? AND noselect = 0",
+                               (user_id, old)).fetchone()
+            if row is None:
+                raise NotFound(f"no mailbox named {old}")
+            if conn.execute("SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, new)).fetchone():
+                raise AlreadyExists(f"mailbox {new} already exists")
+            self._create_parents(conn, user_id, new)
+            if old == "INBOX":
+                conn.execute("INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES(?,?,?)",
+                             (user_id, new, self._next_uidvalidity(conn)))
+                dst = conn.execute("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, new)).fetchone()[0]
+                uids = [r[0] for r in conn.execute("SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (row[0],))]
+                self._copy_rows(txn, row[0], uids, dst)
+                self._expunge_rows(txn, row[0], uids, tombstones=True)  # blobs stay: now in `new`
+                txn.emit(MailboxChanged(user_id, row[0]))
+            else:
+                # Keep UIDVALIDITY: the messages keep their UIDs (RFC 3501 allows either).
+                conn.execute("UPDATE mailboxes SET name = ? || substr(name, ?) WHERE user_id = ?"
+                             " AND (name = ? OR substr(name, 1, ?) = ?)",
+                             (new, len(old) + 1, user_id, old, len(old) + 1, old + "/"))
+            txn.emit(MailboxesChanged(user_id))
+        await self.db.write(w)
+
+    def _create_parents(self, conn: sqlite3.Connection, user_id: int, name: str) -> None:
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            path = "/".join(parts[:depth])
+            conn.execute("INSERT OR IGNORE INTO mailboxes(user_id, name, uidvalidity) VALUES(?,?,?)",
+                         (user_id, path, self._next_uidvalidity(conn)))
+
+    async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
+        name = normalize_mailbox_name(name)
+
+        def w(txn: WriteTxn) -> None:
+            cur = txn.conn.execute("UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND name = ?",
+                                   (int(subscribed), user_id, name))
+            if cur.rowcount == 0:
+                raise NotFound(f"no mailbox named {name}")
+            txn.emit(MailboxesChanged(user_id))
+        await self.db.write(w)
+
+    async def status(self, mailbox_id: int) -> MailboxStatus:
+        def q(conn: sqlite3.Connection) -> MailboxStatus:
+            return self._status(conn, mailbox_id)
+        return await self.db.read(q)
+
+    async def status_many(self, mailbox_ids: Sequence[int]) -> dict[int, MailboxStatus]:
+        def q(conn: sqlite3.Connection) -> dict[int, MailboxStatus]:
+            return {mid: self._status(conn, mid) for mid in mailbox_ids}
+        return await self.db.read(q)
+
+    @staticmethod
+    def _status(conn: sqlite3.Connection, mailbox_id: int) -> MailboxStatus:
+        box = conn.execute("SELECT uidnext, uidvalidity, highestmodseq, recent_uid FROM mailboxes WHERE id = ?",
+                           (mailbox_id,)).fetchone()
+        if box is None:
+            raise NotFound("mailbox no longer exists")
+        uidnext, uidvalidity, modseq, recent_uid = box
+        total, unseen, recent, size = conn.execute(
+            "SELECT count(*), coalesce(sum((sysflags & ?) = 0), 0), coalesce(sum(uid >= ?), 0),"
+            " coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?",
+            (SEEN, recent_uid, mailbox_id)).fetchone()
+        return MailboxStatus(total, unseen, recent, uidnext, uidvalidity, modseq, size)
+
+    # -- messages: reading -----------------------------------------------------------------
+
+    async def list_messages(self, mailbox_id: int) -> list[MessageMeta]:
+        """Every message of a mailbox in UID order (SELECT builds its view from this)."""
+        def q(conn: sqlite3.Connection) -> list[MessageMeta]:
+            rows = conn.execute(f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))
+            return [_meta(r) for r in rows]
+        return await self.db.read(q)
+
+    async def select(self, mailbox_id: int) -> tuple[Mailbox, list[MessageMeta]]:
+        """The mailbox row and its messages from one snapshot."""
+        def q(conn: sqlite3.Connection) -> tuple[Mailbox, list[MessageMeta]]:
+            row = conn.execute(f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+            if row is None:
+                raise NotFound("mailbox no longer exists")
+            rows = conn.execute(f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))
+            return _mailbox(row), [_meta(r) for r in rows]
+        return await self.db.read(q)
+
+    async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
+        def q(conn: sqlite3.Connection) -> list[MessageMeta]:
+            out: list[MessageMeta] = []
+            for chunk in _chunks(list(uids)):
+                marks = ",".join("?" * len(chunk))
+                out += [_meta(r) for r in conn.execute(
+                    f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND uid IN ({marks})", (mailbox_id, *chunk))]
+            out.sort(key=lambda m: m.uid)
+            return out
+        return await self.db.read(q)
+
+    async def page(self, mailbox_id: int, offset: int, limit: int) -> tuple[int, list[MessageMeta]]:
+        """Newest first (highest UID first), for the REST list; returns (total, page)."""
+        def q(conn: sqlite3.Connection) -> tuple[int, list[MessageMeta]]:
+            total = conn.execute("SELECT count(*) FROM messages WHERE mailbox_id = ?", (mailbox_id,)).fetchone()[0]
+            rows = conn.execute(f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid DESC"
+                                " LIMIT ? OFFSET ?", (mailbox_id, limit, offset))
+            return total, [_meta(r) for r in rows]
+        return await self.db.read(q)
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
+        """Messages added or re-flagged after ``modseq`` and UIDs expunged after it."""
+        def q(conn: sqlite3.Connection) -> MailboxChanges:
+            box = conn.execute("SELECT highestmodseq, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+            if box is None:
+                raise NotFound("mailbox no longer exists")
+            if box[0] <= modseq:
+                return MailboxChanges(box[0], box[1], (), ())
+            changed = tuple(_meta(r) for r in conn.execute(
+                f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+                (mailbox_id, modseq)))
+            expunged = tuple(r[0] for r in conn.execute(
+                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq)))
+            return MailboxChanges(box[0], box[1], changed, expunged)
+        return await self.db.read(q)
+
+    async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
+        """Parsed fields (ENVELOPE, BODYSTRUCTURE, headers...) for FETCH and the REST API."""
+        def q(conn: sqlite3.Connection) -> dict[int, MessageInfo]:
+            out: dict[int, MessageInfo] = {}
+            for chunk in _chunks(list(uids)):
+                marks = ",".join("?" * len(chunk))
+                for r in conn.execute(
+                        "SELECT m.uid, b.envelope, b.bodystructure, b.body, b.header_text, b.subject, b.from_,"
+                        " b.to_, b.cc, b.date, b.message_id, b.in_reply_to, b.refs, b.preview"
+                        f" FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid IN ({marks})",
+                        (mailbox_id, *chunk)):
+                    date = datetime.fromtimestamp(r[9], timezone.utc) if r[9] is not None else None
+                    out[r[0]] = MessageInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], date,
+                                            r[10], r[11], r[12], r[13])
+            return out
+        return await self.db.read(q)
+
+    async def search_text(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        """Casefolded decoded body text (SEARCH BODY/TEXT), precomputed at delivery."""
+        def q(conn: sqlite3.Connection) -> dict[int, str]:
+            out: dict[int, str] = {}
+            for chunk in _chunks(list(uids)):
+                marks = ",".join("?" * len(chunk))
+                out.update(conn.execute(
+                    f"SELECT m.uid, b.search_text FROM messages m JOIN blobs b ON b.id = m.blob_id"
+                    f" WHERE m.mailbox_id = ? AND m.uid IN ({marks})", (mailbox_id, *chunk)).fetchall())
+            return out
+        return await self.db.read(q)
+
+    async def read_message(self, blob_id: str) -> bytes:
+        """The raw bytes of a message (off the loop)."""
+        try:
+            return await asyncio.to_thread(self.blobs.read, blob_id)
+        except FileNotFoundError:
+            raise NotFound("message no longer exists") from None
+
+    async def claim_recent(self, mailbox_id: int) -> int:
+        """RFC 3501 §2.3.2: \\Recent goes to one session only. Returns the first UID this
+        session sees as recent; later sessions get UIDs from the new mark on."""
+        def w(txn: WriteTxn) -> int:
+            row = txn.conn.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+            if row is None:
+                raise NotFound("mailbox no longer exists")
+            if row[1] != row[0]:
+                txn.conn.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (row[1], mailbox_id))
+            return row[0]
+        return await self.db.write(w)
+
+    # -- messages: writing -----------------------------------------------------------------
+
+    async def prepare(self, data: bytes) -> tuple[str, Path, mime.ParsedMessage]:
+        """Write and fsync the blob and parse it, on a worker thread. Call ``discard`` if the
+        row is never committed (a crash leaves it for start-up recovery)."""
+        def work() -> tuple[str, Path, mime.ParsedMessage]:
+            parsed = mime.parse_message(data)
+            blob_id, directory = self.blobs.write(data)
+            return blob_id, directory, parsed
+        return await asyncio.to_thread(work)
+
+    def _insert_blob(self, txn: WriteTxn, blob_id: str, directory: Path, size: int, p: mime.ParsedMessage) -> None:
+        date = int(p.date.timestamp()) if p.date is not None else None
+        txn.conn.execute(
+            "INSERT INTO blobs(id, size, envelope, bodystructure, body, header_text, search_text, subject, from_,"
+            " to_, cc, date, message_id, in_reply_to, refs, preview) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (blob_id, size, p.envelope, p.bodystructure, p.body, p.header_text, p.search_text, p.subject,
+             p.from_, p.to, p.cc, date, p.message_id, p.in_reply_to, p.references, p.preview))
+        txn.sync_dirs.add(directory)
+        txn.on_rollback.append(lambda: self.blobs.remove(blob_id))
+
+    @staticmethod
+    def _next_uid(conn: sqlite3.Connection, mailbox_id: int) -> tuple[int, int]:
+        """Allocate one UID and one MODSEQ in a mailbox (caller is inside the write txn)."""
+        row = conn.execute("UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1"
+                           " WHERE id = ? AND noselect = 0 RETURNING uidnext - 1, highestmodseq, user_id",
+                           (mailbox_id,)).fetchone()
+        if row is None:
+            raise NotFound("mailbox no longer exists")
+        return row[0], row[1]
+
+    @staticmethod
+    def _bump_modseq(conn: sqlite3.Connection, mailbox_id: int) -> tuple[int, int]:
+        row = conn.execute("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?"
+                           " RETURNING highestmodseq, user_id", (mailbox_id,)).fetchone()
+        if row is None:
+            raise NotFound("mailbox no longer exists")
+        return row[0], row[1]
+
+    async def append(self, mailbox_id: int, data: bytes, flags: Iterable[str] = (),
+                     internaldate: datetime | None = None) -> int:
+        """Store a message durably in one mailbox; returns its UID."""
+        results = await self.deliver([(mailbox_id, tuple(flags))], data, internaldate)
+        return results[0]
+
+    async def deliver(self, targets: Sequence[tuple[int, Iterable[str]]], data: bytes,
+                      internaldate: datetime | None = None) -> list[int]:
+        """Store one message in several mailboxes (one blob, one row each); returns the UIDs.
+
+        Returns only after the blob and every row are durable.
+        """
+        columns = [flags_to_columns(flags) for _, flags in targets]
+        when = int((internaldate or datetime.now(timezone.utc)).timestamp())
+        blob_id, directory, parsed = await self.prepare(data)
+
+        def w(txn: WriteTxn) -> list[int]:
+            self._insert_blob(txn, blob_id, directory, len(data), parsed)
+            uids = []
+            for (mailbox_id, _), (mask, keywords) in zip(targets, columns):
+                uid, modseq = self._next_uid(txn.conn, mailbox_id)
+                txn.conn.execute(
+                    "INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id)"
+                    " VALUES(?,?,?,?,?,?,?,?)", (mailbox_id, uid, modseq, mask, keywords, when, len(data), blob_id))
+                uids.append(uid)
+                txn.emit(MailboxChanged(self._owner(txn.conn, mailbox_id), mailbox_id))
+            return uids
+        try:
+            return await self.db.write(w)
+        except BaseException:
+            await asyncio.to_thread(self.blobs.remove, blob_id)
+            raise
+
+    @staticmethod
+    def _owner(conn: sqlite3.Connection, mailbox_id: int) -> int:
+        return conn.execute("SELECT user_id FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()[0]
+
+    async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
+                          flags: Iterable[str]) -> list[MessageMeta]:
+        """STORE: ``mode`` is "set", "add" or "remove". Returns the messages as they are now
+        (only those that exist). Rows whose flags do not change keep their MODSEQ."""
+        if mode not in ("set", "add", "remove"):
+            raise InvalidInput("flag mode must be set, add or remove")
+        mask, keywords = flags_to_columns(flags)
+        kw = set(keywords.split()) if keywords else set()
+
+        def w(txn: WriteTxn) -> list[MessageMeta]:
+            conn = txn.conn
+            out: list[MessageMeta] = []
+            modseq = None
+            for chunk in _chunks(list(uids)):
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
+                                    (mailbox_id, *chunk)).fetchall()
+                for row in rows:
+                    old_mask, old_kw = row[2], set(row[3].split()) if row[3] else set()
+                    if mode == "set":
+                        new_mask, new_kw = mask, kw
+                    elif mode == "add":
+                        new_mask, new_kw = old_mask | mask, old_kw | kw
+                    else:
+                        new_mask, new_kw = old_mask & ~mask, old_kw - kw
+                    if len(new_kw) > MAX_KEYWORDS:
+                        raise LimitExceeded(f"at most {MAX_KEYWORDS} keywords per message")
+                    if (new_mask, new_kw) == (old_mask, old_kw):
+                        out.append(_meta(row))
+                        continue
+                    if modseq is None:
+                        modseq, user_id = self._bump_modseq(conn, mailbox_id)
+                        txn.emit(MailboxChanged(user_id, mailbox_id))
+                    kw_text = " ".join(sorted(new_kw))
+                    conn.execute("UPDATE messages SET sysflags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
+                                 (new_mask, kw_text, modseq, mailbox_id, row[0]))
+                    out.append(_meta((row[0], modseq, new_mask, kw_text, row[4], row[5], row[6])))
+            out.sort(key=lambda m: m.uid)
+            return out
+        return await self.db.write(w)
+
+    def _copy_rows(self, txn: WriteTxn, src: int, uids: Sequence[int], dst: int) -> list[tuple[int, int]]:
+        conn = txn.conn
+        pairs: list[tuple[int, int]] = []
+        for chunk in _chunks(list(uids)):
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(f"SELECT uid, sysflags, keywords, internaldate, size, blob_id FROM messages"
+                                f" WHERE mailbox_id = ? AND uid IN ({marks}) ORDER BY uid", (src, *chunk)).fetchall()
+            for uid, mask, keywords, internaldate, size, blob_id in rows:
+                new_uid, modseq = self._next_uid(conn, dst)
+                conn.execute("INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id)"
+                             " VALUES(?,?,?,?,?,?,?,?)", (dst, new_uid, modseq, mask, keywords, internaldate, size, blob_id))
+                pairs.append((uid, new_uid))
+        if pairs:
+            txn.emit(MailboxChanged(self._owner(conn, dst), dst))
+        return pairs
+
+    async def copy(self, src: int, uids: Sequence[int], dst: int) -> list[tuple[int, int]]:
+        """COPY (RFC 3501 §6.4.7): the blob is shared, flags kept. Returns (src_uid, dst_uid)."""
+        def w(txn: WriteTxn) -> list[tuple[int, int]]:
+            return self._copy_rows(txn, src, uids, dst)
+        return await self.db.write(w)
+
+    async def move(self, src: int, uids: Sequence[int], dst: int) -> list[tuple[int, int]]:
+        """MOVE (RFC 6851): copy and expunge atomically."""
+        def w(txn: WriteTxn) -> list[tuple[int, int]]:
+            pairs = self._copy_rows(txn, src, uids, dst)
+            self._expunge_rows(txn, src, [p[0] for p in pairs], tombstones=True)
+            return pairs
+        return await self.db.write(w)
+
+    def _expunge_rows(self, txn: WriteTxn, mailbox_id: int, uids: Sequence[int] | None, *,
+                      tombstones: bool, only_deleted: bool = False) -> list[tuple[int, str]]:
+        """Delete message rows; returns their (uid, blob id) pairs (for ``_collect_blobs``)."""
+        conn = txn.conn
+        cond = " AND (sysflags & ?) != 0" if only_deleted else ""
+        extra: tuple = (DELETED,) if only_deleted else ()
+        if uids is None:
+            rows = conn.execute(f"SELECT uid, blob_id FROM messages WHERE mailbox_id = ?{cond}",
+                                (mailbox_id, *extra)).fetchall()
+        else:
+            rows = []
+            for chunk in _chunks(list(uids)):
+                marks = ",".join("?" * len(chunk))
+                rows += conn.execute(f"SELECT uid, blob_id FROM messages WHERE mailbox_id = ? AND uid IN ({marks}){cond}",
+                                     (mailbox_id, *chunk, *extra)).fetchall()
+        if not rows:
+            return []
+        modseq, user_id = self._bump_modseq(conn, mailbox_id)
+        conn.executemany("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", [(mailbox_id, r[0]) for r in rows])
+        if tombstones:
+            conn.executemany("INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES(?,?,?)",
+                             [(mailbox_id, r[0], modseq) for r in rows])
+        txn.emit(MailboxChanged(user_id, mailbox_id))
+        return [(r[0], r[1]) for r in rows]
+
+    def _collect_blobs(self, txn: WriteTxn, blob_ids: Iterable[str]) -> None:
+        """Drop blob rows nothing references any more; unlink their files after commit."""
+        conn = txn.conn
+        for blob_id in set(blob_ids):
+            if conn.execute("SELECT 1 FROM messages WHERE blob_id = ? LIMIT 1", (blob_id,)).fetchone():
+                continue
+            if conn.execute("SELECT 1 FROM queue WHERE blob_id = ? LIMIT 1", (blob_id,)).fetchone():
+                continue
+            conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
+            txn.after_commit.append(lambda b=blob_id: self.blobs.remove(b))
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        """EXPUNGE / UID EXPUNGE: remove messages flagged \\Deleted (limited to ``uids`` if
+        given). Returns the expunged UIDs in ascending order."""
+        def w(txn: WriteTxn) -> list[int]:
+            rows = self._expunge_rows(txn, mailbox_id, uids, tombstones=True, only_deleted=True)
+            self._collect_blobs(txn, (blob_id for _, blob_id in rows))
+            return sorted(uid for uid, _ in rows)
+        return await self.db.write(w)
+
+    async def delete_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+        """Remove messages whatever their flags (REST DELETE). Returns the removed UIDs."""
+        def w(txn: WriteTxn) -> list[int]:
+            rows = self._expunge_rows(txn, mailbox_id, uids, tombstones=True)
+            self._collect_blobs(txn, (blob_id for _, blob_id in rows))
+            return sorted(uid for uid, _ in rows)
+        return await self.db.write(w)
