@@ -134,11 +134,14 @@ class MailStore:
         self.db = Database(data_dir / "rmail.db", schema(), publish=publish)
 
     @classmethod
-    async def open(cls, data_dir: Path, *, publish=None) -> MailStore:
+    async def open(cls, data_dir: Path, *, publish=None, recover: bool = False) -> MailStore:
+        """Open the store. Only the server recovers (it holds the data-dir lock): recovery
+        in a second process could remove a blob the server is about to commit."""
         store = await asyncio.to_thread(cls, data_dir, publish=publish)
-        removed = await asyncio.to_thread(store.recover)
-        if removed:
-            log.info("store: recovery removed %d unreferenced blob file(s)", removed)
+        if recover:
+            removed = await asyncio.to_thread(store.recover)
+            if removed:
+                log.info("store: recovery removed %d unreferenced blob file(s)", removed)
         return store
 
     def close(self) -> None:

@@ -1,0 +1,62 @@
+"""Shared pieces of the sub-commands: loading the config, opening the store, reporting errors."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator, Awaitable, Callable
+
+from rmail.server.config import Config, ConfigError, ensure_data_dir, load_config
+from rmail.server.core.accounts import Accounts
+from rmail.server.core.aliases import Aliases
+from rmail.server.core.errors import RmailError
+from rmail.server.core.store import MailStore
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"rmail: {message}", file=sys.stderr)
+    return code
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    return load_config(getattr(args, "config", None))
+
+
+@dataclass
+class AdminContext:
+    config: Config
+    store: MailStore
+    accounts: Accounts
+    aliases: Aliases
+
+
+@asynccontextmanager
+async def admin_context(config: Config) -> AsyncIterator[AdminContext]:
+    await asyncio.to_thread(ensure_data_dir, config)
+    store = await MailStore.open(config.data_dir)
+    try:
+        accounts = Accounts(store, bcrypt_rounds=config.bcrypt_rounds)
+        yield AdminContext(config, store, accounts, Aliases(accounts))
+    finally:
+        store.close()
+
+
+def run_admin(args: argparse.Namespace, action: Callable[[AdminContext], Awaitable[int]]) -> int:
+    """Load the config, open the store, run ``action``; errors become one line on stderr."""
+    try:
+        config = config_from(args)
+    except ConfigError as exc:
+        return fail(f"config: {exc}", 2)
+
+    async def go() -> int:
+        async with admin_context(config) as ctx:
+            return await action(ctx)
+    try:
+        return asyncio.run(go())
+    except RmailError as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot use data dir {config.data_dir}: {exc.strerror or exc}")

@@ -1,0 +1,61 @@
+"""``serve``: the server without the console, logging to stderr, stopped by SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from rmail.server.config import Config, ConfigError, UNPRIVILEGED_OFFSET
+from rmail.server.runtime import ServerRuntime
+
+from .common import config_from, fail
+
+log = logging.getLogger("rmail")
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("serve", parents=[common], help="run the server headless (logs to stderr)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.set_defaults(func=serve)
+
+
+def port_notice(config: Config) -> str | None:
+    if config.port_offset:
+        return (f"rmail: not running as root, so default ports moved up by {UNPRIVILEGED_OFFSET} "
+                f"(SMTP {config.ports.smtp}, submission {config.ports.submission}, SMTPS {config.ports.smtps}, "
+                f"IMAP {config.ports.imap}, IMAPS {config.ports.imaps}, API {config.ports.api})")
+    return None
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        config = config_from(args)
+    except ConfigError as exc:
+        return fail(f"config: {exc}", 2)
+    notice = port_notice(config)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_serve(config))
+    except ConfigError as exc:
+        return fail(f"config: {exc}", 2)
+    except OSError as exc:
+        return fail(f"cannot start: {exc}")
+    return 0
+
+
+async def _serve(config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with ServerRuntime(config) as runtime:
+        log.info("rmail serving as %s; data in %s", config.hostname, config.data_dir)
+        await stop.wait()
+        log.info("shutting down: finishing in-flight work")
+    log.info("stopped")

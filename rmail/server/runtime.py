@@ -1,0 +1,194 @@
+"""ServerRuntime: builds the core and the protocol adapters, starts their listeners under one
+AsyncExitStack, exposes ``snapshot()`` and the event bus, and stops gracefully.
+
+``python run.py serve`` and the console run the same runtime. Protocol adapters plug in as
+modules listed in ``SERVICES``; each has ``async def start(runtime, stack)`` that opens its
+listeners, reports them with ``runtime.add_listener`` and registers its shutdown on ``stack``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import importlib
+import logging
+import os
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .config import Config, ConfigError, ensure_data_dir
+from .core.accounts import Accounts
+from .core.aliases import Aliases
+from .core.connections import ConnectionRegistry
+from .core.delivery import Delivery
+from .core.events import AuthFailed, Event, EventBus, LogRecord, MessageReceived
+from .core.store import MailStore
+from .core.throttle import AuthThrottle
+from .tls import server_context
+
+log = logging.getLogger("rmail")
+
+#: Adapter modules, started in this order (SMTP first: it owns the outbound queue).
+SERVICES = ("rmail.server.smtp", "rmail.server.imap", "rmail.server.http")
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    protocol: str          #: "smtp", "submission", "smtps", "imap", "imaps", "api"
+    host: str
+    port: int
+    tls: str               #: "none", "starttls" or "implicit"
+
+
+@dataclass(slots=True)
+class Counters:
+    received: int = 0
+    delivered: int = 0
+    queued: int = 0
+    bounced: int = 0
+    auth_failures: int = 0
+
+    def count(self, event: Event) -> None:
+        if isinstance(event, MessageReceived):
+            self.received += 1
+            self.delivered += event.local_recipients
+            self.queued += event.remote_recipients
+        elif isinstance(event, AuthFailed):
+            self.auth_failures += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    hostname: str
+    started: float
+    listeners: tuple[Listener, ...]
+    counters: Counters
+    connections_now: int
+    connections_peak: int
+
+
+class BusLogHandler(logging.Handler):
+    """Forwards log records to the bus (the console's Log pane). Thread-safe."""
+
+    def __init__(self, bus: EventBus) -> None:
+        super().__init__(logging.INFO)
+        self.bus = bus
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event = LogRecord(record.levelname, record.name, record.getMessage(), record.created)
+            self.bus.publish_threadsafe([event])
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+@dataclass
+class ServerRuntime:
+    """The whole server. Use ``async with ServerRuntime(config) as rt:`` or start()/stop()."""
+
+    config: Config
+    auth_delay: float = 0.5            #: first failed-login delay; tests set 0
+    services: tuple[str, ...] = SERVICES
+    bus: EventBus = field(default_factory=EventBus)
+    listeners: list[Listener] = field(default_factory=list)
+    counters: Counters = field(default_factory=Counters)
+    started: float = 0.0
+
+    async def start(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        self.bus.bind_loop(loop)
+        self._stack = contextlib.AsyncExitStack()
+        await self._stack.__aenter__()
+        try:
+            await asyncio.to_thread(ensure_data_dir, cfg)
+            self._stack.enter_context(data_dir_lock(cfg.data_dir))
+            self.tls: ssl.SSLContext | None = server_context(cfg)
+            self.store = await MailStore.open(cfg.data_dir, publish=self.bus.publish_threadsafe, recover=True)
+            self._stack.callback(self.store.close)
+            self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds)
+            self.aliases = Aliases(self.accounts)
+            self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus)
+            self.throttle = AuthThrottle(max_failures=cfg.limits.auth_failures,
+                                         lockout_seconds=cfg.limits.auth_lockout_seconds, base_delay=self.auth_delay)
+            self.connections = ConnectionRegistry(self.bus, max_total=cfg.limits.connections,
+                                                  max_per_ip=cfg.limits.connections_per_ip)
+            self._watch = self.bus.feed(lambda e: True, maxlen=100000)
+            self._stack.callback(self.bus.unsubscribe, self._watch)
+            watcher = asyncio.create_task(self._watch_events(), name="rmail-counters")
+            self._stack.push_async_callback(_cancel, watcher)
+            for name in self.services:
+                module = importlib.import_module(name)
+                start = getattr(module, "start", None)
+                if start is None:
+                    log.warning("%s is not built yet; not started", name)
+                    continue
+                await start(self, self._stack)
+            self.started = time.time()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        for listener in self.listeners:
+            log.info("%s listening on %s:%d (%s)", listener.protocol, listener.host, listener.port,
+                     {"none": "plain", "starttls": "STARTTLS", "implicit": "TLS"}[listener.tls])
+
+    async def stop(self) -> None:
+        """Close listeners, let in-flight work finish, close the store."""
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> ServerRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _watch_events(self) -> None:
+        while True:
+            await self._watch.wait()
+            for event in self._watch.drain():
+                self.counters.count(event)
+                self.delivery.forget_cached(event)
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def port(self, protocol: str) -> int:
+        """The bound port of a listener (tests bind port 0 and ask here)."""
+        for listener in self.listeners:
+            if listener.protocol == protocol:
+                return listener.port
+        raise KeyError(f"no {protocol} listener")
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.config.hostname, self.started, tuple(self.listeners), self.counters,
+                        len(self.connections), self.connections.peak)
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """One server per data dir: a second one would race the first one's recovery and queue.
+
+    Raises:
+        ConfigError: another rmail server holds the lock.
+    """
+    fd = os.open(data_dir / "rmail.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(f"data_dir: another rmail server is already running on {data_dir}") from None
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,57 @@
+"""TLS contexts for the listeners, and a self-signed certificate for first runs and tests."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+from pathlib import Path
+
+from .config import Config, ConfigError
+
+
+def server_context(config: Config) -> ssl.SSLContext | None:
+    """The server-side context, or None when TLS is not configured.
+
+    Raises:
+        ConfigError: the certificate or key cannot be loaded.
+    """
+    if not config.tls.configured:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(str(config.tls.cert), str(config.tls.key))
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"tls.cert / tls.key: cannot load the certificate and key: {exc}") from None
+    return ctx
+
+
+def generate_self_signed(cert_path: Path, key_path: Path, hostname: str, *, days: int = 825) -> None:
+    """Write a self-signed certificate for ``hostname`` (and localhost); the key gets mode 0600."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    alt = [x509.DNSName(hostname), x509.DNSName("localhost"),
+           x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1"))]
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    key_bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key_bytes)
+    os.chmod(key_path, 0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
