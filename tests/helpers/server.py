@@ -1,0 +1,24 @@
+"""Building configs and live runtimes for tests: free ports, temporary data dirs, fast bcrypt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rmail.server.config import Config, build_config
+
+ALL_PORTS_FREE = {name: 0 for name in ("smtp", "submission", "smtps", "imap", "imaps", "api")}
+
+
+def make_config(data_dir: Path, *, tls: tuple[Path, Path] | None = None, **overrides: Any) -> Config:
+    """A config on 127.0.0.1 with every port 0 (the OS picks), bcrypt at its cheapest."""
+    raw: dict[str, Any] = {"data_dir": str(data_dir), "bcrypt_rounds": 4, "hostname": "mail.example.com",
+                           "ports": dict(ALL_PORTS_FREE)}
+    if tls is not None:
+        raw["tls"] = {"cert": str(tls[0]), "key": str(tls[1])}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return build_config(raw, {}, is_root=True)
