@@ -1,0 +1,20 @@
+"""rmail's IMAP4rev1 server (RFC 3501 plus IDLE, NAMESPACE, UIDPLUS, MOVE, ID, ENABLE,
+UNSELECT, LITERAL+ and SPECIAL-USE).
+
+Layers, each with one job; only `connection` touches streams:
+
+- `wire` — bytes → command frames (literals, LITERAL+, size limits); never reads a socket.
+- `grammar` — frames → frozen Command values named after the RFC.
+- `protocol` — which commands each state allows, capability lists (data, not code).
+- `encode` — typed responses → bytes (quoted vs literal strings decided in one place).
+- `mutf7` — modified UTF-7 mailbox names.
+
+Invariants:
+
+- A client's bytes never reach the store or a reply unparsed: every command is framed, then
+  parsed, then checked against its state's table, then handled.
+- Every buffer is capped (line, literal, command, search nesting); a refused command is
+  answered with NO/BAD and the connection stays in sync.
+- A literal over the message-size limit is refused before any continuation is sent; a
+  LITERAL+ literal over it is read and dropped, never buffered.
+"""

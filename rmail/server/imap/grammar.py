@@ -1,0 +1,1219 @@
+"""IMAP command grammar: frames from `wire` → frozen Command values (RFC 3501 §9).
+
+Also the extensions rmail advertises: IDLE (RFC 2177), NAMESPACE (RFC 2342), UIDPLUS
+(RFC 4315, UID EXPUNGE), MOVE (RFC 6851), ID (RFC 2971), ENABLE (RFC 5161), UNSELECT
+(RFC 3691), SASL-IR style initial responses (RFC 4959). Pure code: no I/O, no store.
+
+Every failure is a `ParseError` carrying the tag (when one could be read) and the reply it
+deserves (BAD for syntax, NO [BADCHARSET] for an unsupported SEARCH charset).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Callable, Final, Union
+
+from . import mutf7
+from .wire import Frame
+
+__all__ = [
+    "Append", "Authenticate", "Capability", "Check", "Close", "Command", "Copy", "Create",
+    "Delete", "Enable", "Examine", "Expunge", "Fetch", "FetchAtt", "Id", "Idle", "List",
+    "Login", "Logout", "Lsub", "MAX_SEARCH_DEPTH", "Move", "Namespace", "Noop", "ParseError",
+    "Rename", "STAR", "SearchAll", "SearchAnd", "SearchBody", "SearchDate", "SearchFlag",
+    "SearchHeader", "SearchKey", "SearchNot", "SearchOr", "SearchRecent", "SearchSeq",
+    "SearchSize", "Search", "Section", "Select", "SeqSet", "StartTLS", "Status", "Store",
+    "StoreMode", "Subscribe", "UidExpunge", "Unselect", "Unsubscribe", "normalize_mailbox",
+    "parse_command", "parse_seqset",
+]
+
+#: Deepest nesting of parentheses/NOT/OR in SEARCH; bounds recursion (Python's stack) and
+#: work. Real clients nest a handful of levels.
+MAX_SEARCH_DEPTH: Final = 32
+#: Largest nz-number (RFC 3501 §9: "nz-number ... 4,294,967,295").
+MAX_NUMBER: Final = 0xFFFFFFFF
+#: `*` in a sequence set; 0 is never a valid message number or UID.
+STAR: Final = 0
+#: RFC 2971 §3.3: at most 30 field/value pairs, fields ≤ 30 octets, values ≤ 1024 octets.
+MAX_ID_PAIRS: Final = 30
+MAX_KEYWORD: Final = 128
+MAX_MAILBOX_NAME: Final = 1024
+
+SYSTEM_FLAGS: Final = {f.lower(): f for f in
+                       ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")}
+
+
+class ParseError(Exception):
+    """A command that cannot be parsed; knows its reply.
+
+    Attributes:
+        tag: the command tag, or None when even the tag was unreadable.
+        status: "BAD" (syntax) or "NO" (well-formed but refused, e.g. BADCHARSET).
+        code: response code text without brackets, or None.
+        text: human-readable reason.
+    """
+
+    def __init__(self, text: str, *, tag: str | None = None, status: str = "BAD",
+                 code: str | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.tag = tag
+        self.status = status
+        self.code = code
+
+
+# -- values ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SeqSet:
+    """A sequence set (RFC 3501 §9 sequence-set); `STAR` (0) stands for "*".
+
+    Ranges are kept as written, so `str()` gives the client's spelling back.
+    """
+
+    ranges: tuple[tuple[int, int], ...]
+
+    def resolve(self, largest: int) -> list[tuple[int, int]]:
+        """Ascending, merged, inclusive (low, high) ranges with "*" replaced by `largest`.
+
+        RFC 3501 §6.4.8: "n:*" includes `largest` even when n > largest, so a range is
+        only ordered, never dropped. With an empty mailbox (largest == 0) "*" matches nothing.
+        """
+        out: list[tuple[int, int]] = []
+        for lo, hi in self.ranges:
+            lo = largest if lo == STAR else lo
+            hi = largest if hi == STAR else hi
+            if lo > hi:
+                lo, hi = hi, lo
+            if hi <= 0:
+                continue
+            out.append((max(lo, 1), hi))
+        out.sort()
+        merged: list[tuple[int, int]] = []
+        for lo, hi in out:
+            if merged and lo <= merged[-1][1] + 1:
+                if hi > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], hi)
+            else:
+                merged.append((lo, hi))
+        return merged
+
+    def contains(self, n: int, largest: int) -> bool:
+        for lo, hi in self.ranges:
+            lo = largest if lo == STAR else lo
+            hi = largest if hi == STAR else hi
+            if min(lo, hi) <= n <= max(lo, hi):
+                return True
+        return False
+
+    @property
+    def has_star(self) -> bool:
+        return any(STAR in r for r in self.ranges)
+
+    def max_number(self) -> int:
+        """The largest explicit number in the set (0 when only "*" is used)."""
+        return max(max(r) for r in self.ranges)
+
+    def __str__(self) -> str:
+        def one(n: int) -> str:
+            return "*" if n == STAR else str(n)
+        return ",".join(one(lo) if lo == hi else f"{one(lo)}:{one(hi)}"
+                        for lo, hi in self.ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A BODY[...] section (RFC 3501 §6.4.5): part path plus optional text specifier.
+
+    `text` is None (whole part), "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT" or
+    "MIME" (MIME only with a part path); `fields` holds HEADER.FIELDS names as sent.
+    """
+
+    part: tuple[int, ...] = ()
+    text: str | None = None
+    fields: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        spec = ".".join(str(p) for p in self.part)
+        if self.text:
+            spec = f"{spec}.{self.text}" if spec else self.text
+        if self.fields:
+            spec += " (" + " ".join(self.fields) + ")"
+        return spec
+
+
+@dataclass(frozen=True, slots=True)
+class FetchAtt:
+    """One FETCH data item (RFC 3501 §6.4.5).
+
+    `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, RFC822,
+    RFC822.HEADER, RFC822.TEXT, or BODY — BODY with `section` None is the body structure
+    without extension data; with a section it is BODY[section]<partial>.
+    """
+
+    name: str
+    section: Section | None = None
+    partial: tuple[int, int] | None = None
+    peek: bool = False
+
+    @property
+    def response_name(self) -> str:
+        """The item name in the FETCH response: no .PEEK, only the partial's origin (§7.4.2)."""
+        if self.section is None:
+            return self.name
+        origin = f"<{self.partial[0]}>" if self.partial is not None else ""
+        return f"BODY[{self.section}]{origin}"
+
+    @property
+    def sets_seen(self) -> bool:
+        """Non-PEEK body fetches set \\Seen (RFC 3501 §6.4.5)."""
+        if self.section is not None:
+            return not self.peek
+        return self.name in ("RFC822", "RFC822.TEXT")
+
+
+class StoreMode(enum.Enum):
+    """How STORE combines the given flags with the message's flags (RFC 3501 §6.4.6)."""
+
+    #: FLAGS: replace the flag set.
+    REPLACE = ""
+    #: +FLAGS: add to the flag set.
+    ADD = "+"
+    #: -FLAGS: remove from the flag set.
+    REMOVE = "-"
+
+
+# -- search keys (RFC 3501 §6.4.4) --------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SearchAll:
+    """ALL."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFlag:
+    """A flag or keyword present (SEEN, KEYWORD x) or absent (UNSEEN, UNKEYWORD x)."""
+
+    flag: str
+    present: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRecent:
+    """RECENT (NEW is RECENT UNSEEN, OLD is NOT RECENT)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSeq:
+    """A sequence set (message numbers) or UID set."""
+
+    seqset: SeqSet
+    uid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHeader:
+    """FROM/TO/CC/BCC/SUBJECT/HEADER: substring of a header field; field lower-cased."""
+
+    field: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchBody:
+    """BODY (body text only) or TEXT (header and body)."""
+
+    value: str
+    text: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchDate:
+    """BEFORE/ON/SINCE (internal date) and SENTBEFORE/SENTON/SENTSINCE (Date: header)."""
+
+    relation: str  # "before", "on" or "since"
+    day: date
+    sent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSize:
+    """LARGER n / SMALLER n on RFC822.SIZE."""
+
+    larger: bool
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchAnd:
+    """Juxtaposed keys or a parenthesised list: all must match."""
+
+    keys: tuple[SearchKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOr:
+    """OR key key."""
+
+    left: SearchKey
+    right: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class SearchNot:
+    """NOT key."""
+
+    key: SearchKey
+
+
+SearchKey = Union[SearchAll, SearchFlag, SearchRecent, SearchSeq, SearchHeader, SearchBody,
+                  SearchDate, SearchSize, SearchAnd, SearchOr, SearchNot]
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Base of every command; `tag` is the client's tag."""
+
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Capability(Command):
+    """CAPABILITY (RFC 3501 §6.1.1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Noop(Command):
+    """NOOP (RFC 3501 §6.1.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Logout(Command):
+    """LOGOUT (RFC 3501 §6.1.3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLS(Command):
+    """STARTTLS (RFC 3501 §6.2.1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate(Command):
+    """AUTHENTICATE mechanism [initial-response] (RFC 3501 §6.2.2, RFC 4959)."""
+
+    mechanism: str
+    initial_response: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Login(Command):
+    """LOGIN userid password (RFC 3501 §6.2.3)."""
+
+    userid: str
+    password: str
+
+    def __repr__(self) -> str:  # never put a password in a log line
+        return f"Login(tag={self.tag!r}, userid={self.userid!r}, password=<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Select(Command):
+    """SELECT mailbox (RFC 3501 §6.3.1)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Examine(Command):
+    """EXAMINE mailbox (RFC 3501 §6.3.2)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Create(Command):
+    """CREATE mailbox (RFC 3501 §6.3.3)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete(Command):
+    """DELETE mailbox (RFC 3501 §6.3.4)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rename(Command):
+    """RENAME existing new (RFC 3501 §6.3.5)."""
+
+    mailbox: str
+    new_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe(Command):
+    """SUBSCRIBE mailbox (RFC 3501 §6.3.6)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe(Command):
+    """UNSUBSCRIBE mailbox (RFC 3501 §6.3.7)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class List(Command):
+    """LIST reference pattern (RFC 3501 §6.3.8)."""
+
+    reference: str
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lsub(Command):
+    """LSUB reference pattern (RFC 3501 §6.3.9)."""
+
+    reference: str
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Command):
+    """STATUS mailbox (items) (RFC 3501 §6.3.10); items upper-cased, in client order."""
+
+    mailbox: str
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Append(Command):
+    """APPEND mailbox [flags] [date-time] literal (RFC 3501 §6.3.11)."""
+
+    mailbox: str
+    flags: tuple[str, ...]
+    internal_date: datetime | None
+    message: bytes
+
+    def __repr__(self) -> str:
+        return (f"Append(tag={self.tag!r}, mailbox={self.mailbox!r}, flags={self.flags!r}, "
+                f"internal_date={self.internal_date!r}, message=<{len(self.message)} bytes>)")
+
+
+@dataclass(frozen=True, slots=True)
+class Check(Command):
+    """CHECK (RFC 3501 §6.4.1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Close(Command):
+    """CLOSE (RFC 3501 §6.4.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expunge(Command):
+    """EXPUNGE (RFC 3501 §6.4.3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UidExpunge(Command):
+    """UID EXPUNGE uid-set (RFC 4315 §2.1)."""
+
+    seqset: SeqSet
+
+
+@dataclass(frozen=True, slots=True)
+class Search(Command):
+    """[UID] SEARCH [CHARSET c] keys (RFC 3501 §6.4.4); keys AND-ed in `key`."""
+
+    charset: str | None
+    key: SearchKey
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch(Command):
+    """[UID] FETCH set items (RFC 3501 §6.4.5, §6.4.8); macros already expanded."""
+
+    seqset: SeqSet
+    attributes: tuple[FetchAtt, ...]
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Store(Command):
+    """[UID] STORE set [+|-]FLAGS[.SILENT] flags (RFC 3501 §6.4.6)."""
+
+    seqset: SeqSet
+    mode: StoreMode
+    silent: bool
+    flags: tuple[str, ...]
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Copy(Command):
+    """[UID] COPY set mailbox (RFC 3501 §6.4.7)."""
+
+    seqset: SeqSet
+    mailbox: str
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Move(Command):
+    """[UID] MOVE set mailbox (RFC 6851 §3)."""
+
+    seqset: SeqSet
+    mailbox: str
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Unselect(Command):
+    """UNSELECT (RFC 3691 §2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace(Command):
+    """NAMESPACE (RFC 2342 §5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Idle(Command):
+    """IDLE (RFC 2177 §3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Id(Command):
+    """ID (params) / ID NIL (RFC 2971 §3.1); params None for NIL."""
+
+    params: tuple[tuple[str, str | None], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Enable(Command):
+    """ENABLE capability... (RFC 5161 §3.1); names upper-cased."""
+
+    capabilities: tuple[str, ...]
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+# RFC 3501 §9: ATOM-CHAR is any CHAR except atom-specials: ( ) { SP CTL % * " \ ]
+_ATOM = re.compile(rb'[^\x00-\x20(){%*"\\\]\x7f-\xff]+')
+_ASTRING = re.compile(rb'[^\x00-\x20(){%*"\\\x7f-\xff]+')          # ATOM-CHAR / "]"
+_LIST_CHARS = re.compile(rb'[^\x00-\x20(){"\\\x7f-\xff]+')         # + list-wildcards
+_QUOTED = re.compile(rb'"((?:[^"\\\r\n\x00]|\\["\\])*)"')
+_TAG = re.compile(rb'[^\x00-\x20(){%*"\\+\x7f-\xff]+')             # ASTRING-CHAR but "+"
+_SEQSET = re.compile(rb'(?:\d+|\*)(?::(?:\d+|\*))?(?:,(?:\d+|\*)(?::(?:\d+|\*))?)*')
+_NUMBER = re.compile(rb'\d+')
+_ITEM = re.compile(rb'[A-Za-z0-9.]+')
+_SECTION_SPEC = re.compile(rb'[A-Za-z0-9.]*')
+_BASE64 = re.compile(rb'=|(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?')
+_MONTHS: Final = {m: i for i, m in enumerate(
+    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
+_DATE = re.compile(rb'(\d{1,2})-([A-Za-z]{3})-(\d{4})')
+# RFC 3501 §9 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz", day space-padded or two digits.
+_DATE_TIME = re.compile(rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"')
+MAX_TAG: Final = 128
+
+
+class _Reader:
+    """Cursor over a frame's line pieces and literals."""
+
+    __slots__ = ("parts", "idx", "line", "pos")
+
+    def __init__(self, parts: tuple[bytes, ...]) -> None:
+        self.parts = parts
+        self.idx = 0
+        self.line = parts[0]
+        self.pos = 0
+
+    def fail(self, text: str) -> ParseError:
+        return ParseError(text)
+
+    def peek(self) -> int | None:
+        return self.line[self.pos] if self.pos < len(self.line) else None
+
+    def at_literal(self) -> bool:
+        return self.pos == len(self.line) and self.idx + 1 < len(self.parts)
+
+    def at_end(self) -> bool:
+        return self.pos == len(self.line) and self.idx + 1 == len(self.parts)
+
+    def take_literal(self) -> bytes:
+        data = self.parts[self.idx + 1]
+        self.idx += 2
+        self.line = self.parts[self.idx]
+        self.pos = 0
+        return data
+
+    def match(self, pattern: re.Pattern[bytes]) -> bytes | None:
+        m = pattern.match(self.line, self.pos)
+        if m is None or m.end() == self.pos:
+            return None
+        self.pos = m.end()
+        return m.group(0)
+
+    def expect(self, token: bytes, what: str | None = None) -> None:
+        if self.line.startswith(token, self.pos):
+            self.pos += len(token)
+            return
+        raise self.fail(f"expected {what or token.decode()!s}")
+
+    def accept(self, token: bytes) -> bool:
+        if self.line.startswith(token, self.pos):
+            self.pos += len(token)
+            return True
+        return False
+
+    def accept_word(self, word: bytes) -> bool:
+        """Accept a case-insensitive keyword followed by a delimiter (or the end)."""
+        end = self.pos + len(word)
+        if self.line[self.pos:end].upper() == word:
+            nxt = self.line[end:end + 1]
+            if nxt in (b"", b" ", b")", b"(", b"["):
+                self.pos = end
+                return True
+        return False
+
+    def sp(self) -> None:
+        self.expect(b" ", "SP")
+
+    def end(self) -> None:
+        if not self.at_end():
+            raise self.fail("unexpected characters at end of command")
+
+    def atom(self) -> str:
+        tok = self.match(_ATOM)
+        if tok is None:
+            raise self.fail("expected atom")
+        return tok.decode("ascii")
+
+    def number(self, *, nonzero: bool = False) -> int:
+        tok = self.match(_NUMBER)
+        if tok is None or len(tok) > 10:
+            raise self.fail("expected number")
+        value = int(tok)
+        if value > MAX_NUMBER or (nonzero and value == 0):
+            raise self.fail("number out of range")
+        return value
+
+    def quoted(self) -> bytes | None:
+        m = _QUOTED.match(self.line, self.pos)
+        if m is None:
+            return None
+        self.pos = m.end()
+        raw = m.group(1)
+        if b"\\" in raw:
+            raw = raw.replace(b'\\"', b'"').replace(b"\\\\", b"\\")
+        return raw
+
+    def string(self) -> bytes:
+        if self.at_literal():
+            return self.take_literal()
+        if self.peek() == 0x22:
+            value = self.quoted()
+            if value is None:
+                raise self.fail("malformed quoted string")
+            return value
+        raise self.fail("expected string")
+
+    def astring(self) -> bytes:
+        if self.at_literal() or self.peek() == 0x22:
+            return self.string()
+        tok = self.match(_ASTRING)
+        if tok is None:
+            raise self.fail("expected atom or string")
+        return tok
+
+    def nstring(self) -> bytes | None:
+        if self.accept_word(b"NIL"):
+            return None
+        return self.string()
+
+    def text(self, raw: bytes, what: str) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail(f"{what} is not valid UTF-8") from None
+
+    def mailbox(self) -> str:
+        return normalize_mailbox(self._mailbox_text(self.astring()))
+
+    def list_mailbox(self) -> str:
+        if self.at_literal() or self.peek() == 0x22:
+            raw = self.string()
+        else:
+            tok = self.match(_LIST_CHARS)
+            if tok is None:
+                raise self.fail("expected mailbox pattern")
+            raw = tok
+        return self._mailbox_text(raw)
+
+    def _mailbox_text(self, raw: bytes) -> str:
+        if len(raw) > MAX_MAILBOX_NAME:
+            raise self.fail("mailbox name too long")
+        try:
+            return mutf7.decode(raw.decode("ascii"))
+        except UnicodeDecodeError:
+            # RFC 3501 §5.1.3: 8-bit names are not allowed; accept UTF-8 as RFC 9051 does.
+            text = self.text(raw, "mailbox name")
+            if any(c < " " or c == "\x7f" for c in text):
+                raise self.fail("invalid mailbox name") from None
+            return text
+        except mutf7.MUTF7Error as exc:
+            raise self.fail(str(exc)) from None
+
+    def seqset(self) -> SeqSet:
+        tok = self.match(_SEQSET)
+        if tok is None:
+            raise self.fail("expected sequence set")
+        return _seqset_from(tok)
+
+    def flag(self) -> str:
+        if self.accept(b"\\"):
+            name = self.match(_ATOM)
+            if name is None:
+                raise self.fail("expected flag")
+            flag = SYSTEM_FLAGS.get("\\" + name.decode("ascii").lower())
+            if flag is None:
+                raise self.fail("invalid system flag")
+            return flag
+        kw = self.atom()
+        if len(kw) > MAX_KEYWORD:
+            raise self.fail("keyword too long")
+        return kw
+
+    def flag_list(self) -> tuple[str, ...]:
+        self.expect(b"(")
+        flags: list[str] = []
+        if not self.accept(b")"):
+            flags.append(self.flag())
+            while not self.accept(b")"):
+                self.sp()
+                flags.append(self.flag())
+        return tuple(dict.fromkeys(flags))
+
+
+def _seqset_from(tok: bytes) -> SeqSet:
+    ranges: list[tuple[int, int]] = []
+    for item in tok.split(b","):
+        ends = item.split(b":")
+        nums: list[int] = []
+        for e in ends:
+            if e == b"*":
+                nums.append(STAR)
+                continue
+            if len(e) > 10 or int(e) == 0 or int(e) > MAX_NUMBER:
+                raise ParseError("invalid number in sequence set")
+            nums.append(int(e))
+        ranges.append((nums[0], nums[-1]))
+    return SeqSet(tuple(ranges))
+
+
+def parse_seqset(text: str | bytes) -> SeqSet:
+    """Parse a sequence set written alone, e.g. "1:3,7,9:*".
+
+    Raises:
+        ParseError: not a valid sequence set.
+    """
+    raw = text.encode("ascii", "replace") if isinstance(text, str) else text
+    m = _SEQSET.fullmatch(raw)
+    if m is None:
+        raise ParseError("expected sequence set")
+    return _seqset_from(raw)
+
+
+def normalize_mailbox(name: str) -> str:
+    """INBOX is case-insensitive, here and as the first level of a hierarchy (RFC 3501 §5.1)."""
+    if len(name) >= 5 and name[:5].upper() == "INBOX" and (len(name) == 5 or name[5] == "/"):
+        return "INBOX" + name[5:]
+    return name
+
+
+# -- command parsers --------------------------------------------------------------------------
+
+def _no_args(cls: type[Command]) -> Callable[[_Reader, str, bool], Command]:
+    def parse(r: _Reader, tag: str, uid: bool) -> Command:
+        r.end()
+        return cls(tag)
+    return parse
+
+
+def _one_mailbox(cls: Callable[[str, str], Command]) -> Callable[[_Reader, str, bool], Command]:
+    def parse(r: _Reader, tag: str, uid: bool) -> Command:
+        r.sp()
+        mailbox = r.mailbox()
+        r.end()
+        return cls(tag, mailbox)
+    return parse
+
+
+def _authenticate(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mech = r.atom().upper()
+    initial = None
+    if r.accept(b" "):
+        tok = r.match(_BASE64)
+        if tok is None:
+            raise r.fail("invalid base64 initial response")
+        initial = tok
+    r.end()
+    return Authenticate(tag, mech, initial)
+
+
+def _login(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    user = r.text(r.astring(), "user name")
+    r.sp()
+    password = r.text(r.astring(), "password")
+    r.end()
+    return Login(tag, user, password)
+
+
+def _rename(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    old = r.mailbox()
+    r.sp()
+    new = r.mailbox()
+    r.end()
+    return Rename(tag, old, new)
+
+
+def _list_like(cls: type[List] | type[Lsub]) -> Callable[[_Reader, str, bool], Command]:
+    def parse(r: _Reader, tag: str, uid: bool) -> Command:
+        r.sp()
+        ref = r._mailbox_text(r.astring())
+        r.sp()
+        pattern = r.list_mailbox()
+        r.end()
+        return cls(tag, ref, pattern)
+    return parse
+
+
+_STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"})
+
+
+def _status(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mailbox = r.mailbox()
+    r.sp()
+    r.expect(b"(")
+    items: list[str] = []
+    while True:
+        item = r.atom().upper()
+        if item not in _STATUS_ITEMS:
+            raise r.fail(f"unknown STATUS item {item[:32]}")
+        items.append(item)
+        if r.accept(b")"):
+            break
+        r.sp()
+    r.end()
+    return Status(tag, mailbox, tuple(dict.fromkeys(items)))
+
+
+def _append(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mailbox = r.mailbox()
+    r.sp()
+    flags: tuple[str, ...] = ()
+    when = None
+    if r.peek() == 0x28:
+        flags = r.flag_list()
+        r.sp()
+    if r.peek() == 0x22:
+        when = _date_time(r)
+        r.sp()
+    if not r.at_literal():
+        raise r.fail("APPEND needs the message as a literal")
+    message = r.take_literal()
+    r.end()
+    return Append(tag, mailbox, flags, when, message)
+
+
+def _date_time(r: _Reader) -> datetime:
+    m = _DATE_TIME.match(r.line, r.pos)
+    if m is None:
+        raise r.fail("invalid date-time")
+    r.pos = m.end()
+    day, mon, year, hh, mm, ss, sign, zh, zm = m.groups()
+    month = _MONTHS.get(mon.upper().decode("ascii"))
+    if month is None:
+        raise r.fail("invalid month in date-time")
+    offset = timedelta(hours=int(zh), minutes=int(zm))
+    if offset >= timedelta(hours=24):
+        raise r.fail("invalid zone in date-time")
+    try:
+        return datetime(int(year), month, int(day), int(hh), int(mm), int(ss),
+                        tzinfo=timezone(-offset if sign == b"-" else offset))
+    except ValueError:
+        raise r.fail("invalid date-time") from None
+
+
+def _date(r: _Reader) -> date:
+    quoted = r.accept(b'"')
+    m = _DATE.match(r.line, r.pos)
+    if m is None:
+        raise r.fail("invalid date")
+    r.pos = m.end()
+    if quoted:
+        r.expect(b'"')
+    month = _MONTHS.get(m.group(2).upper().decode("ascii"))
+    if month is None:
+        raise r.fail("invalid month in date")
+    try:
+        return date(int(m.group(3)), month, int(m.group(1)))
+    except ValueError:
+        raise r.fail("invalid date") from None
+
+
+# FETCH (RFC 3501 §6.4.5)
+_SIMPLE_ITEMS: Final = frozenset({"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE",
+                                  "BODYSTRUCTURE", "UID", "RFC822", "RFC822.HEADER",
+                                  "RFC822.TEXT", "BODY"})
+_MACROS: Final = {
+    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
+    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
+    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+}
+_MAX_PART_DEPTH: Final = 64
+
+
+def _section(r: _Reader) -> Section:
+    spec = r.match(_SECTION_SPEC) or b""
+    text = spec.decode("ascii").upper()
+    part: list[int] = []
+    pieces = text.split(".") if text else []
+    while pieces and pieces[0].isdigit():
+        n = pieces.pop(0)
+        if len(n) > 10 or int(n) == 0 or int(n) > MAX_NUMBER:
+            raise r.fail("invalid section part number")
+        part.append(int(n))
+    if len(part) > _MAX_PART_DEPTH:
+        raise r.fail("section part too deep")
+    rest = ".".join(pieces)
+    fields: tuple[str, ...] = ()
+    if rest == "":
+        if text.endswith(".") or text.startswith("."):
+            raise r.fail("invalid section")
+        sect = Section(tuple(part))
+    elif rest in ("HEADER", "TEXT") or (rest == "MIME" and part):
+        sect = Section(tuple(part), rest)
+    elif rest in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        r.sp()
+        r.expect(b"(")
+        names: list[str] = []
+        while True:
+            name = r.astring()
+            try:
+                names.append(name.decode("ascii"))
+            except UnicodeDecodeError:
+                raise r.fail("invalid header field name") from None
+            if r.accept(b")"):
+                break
+            r.sp()
+        fields = tuple(names)
+        sect = Section(tuple(part), rest, fields)
+    else:
+        raise r.fail("invalid section")
+    r.expect(b"]")
+    return sect
+
+
+def _fetch_att(r: _Reader) -> FetchAtt:
+    tok = r.match(_ITEM)
+    if tok is None:
+        raise r.fail("expected FETCH item")
+    name = tok.decode("ascii").upper()
+    if name in ("BODY", "BODY.PEEK") and r.accept(b"["):
+        section = _section(r)
+        partial = None
+        if r.accept(b"<"):
+            start = r.number()
+            r.expect(b".")
+            count = r.number(nonzero=True)
+            r.expect(b">")
+            partial = (start, count)
+        return FetchAtt("BODY", section, partial, peek=name == "BODY.PEEK")
+    if name not in _SIMPLE_ITEMS:
+        raise r.fail(f"unknown FETCH item {name[:32]}")
+    return FetchAtt(name)
+
+
+def _fetch(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    seqset = r.seqset()
+    r.sp()
+    atts: list[FetchAtt] = []
+    if r.accept(b"("):
+        while True:
+            atts.append(_fetch_att(r))
+            if r.accept(b")"):
+                break
+            r.sp()
+    else:
+        save = r.pos
+        tok = r.match(_ITEM)
+        macro = _MACROS.get(tok.decode("ascii").upper()) if tok else None
+        if macro is not None and (r.at_end() or r.peek() == 0x20):
+            atts.extend(FetchAtt(n) for n in macro)
+        else:
+            r.pos = save
+            atts.append(_fetch_att(r))
+    r.end()
+    if uid and not any(a.name == "UID" for a in atts):
+        # RFC 3501 §6.4.8: UID FETCH always reports the UID.
+        atts.insert(0, FetchAtt("UID"))
+    return Fetch(tag, seqset, tuple(dict.fromkeys(atts)), uid)
+
+
+def _store(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    seqset = r.seqset()
+    r.sp()
+    mode = StoreMode.REPLACE
+    if r.accept(b"+"):
+        mode = StoreMode.ADD
+    elif r.accept(b"-"):
+        mode = StoreMode.REMOVE
+    item = r.match(_ITEM)
+    item_name = item.decode("ascii").upper() if item else ""
+    if item_name not in ("FLAGS", "FLAGS.SILENT"):
+        raise r.fail("expected FLAGS or FLAGS.SILENT")
+    r.sp()
+    if r.peek() == 0x28:
+        flags = r.flag_list()
+    else:
+        items = [r.flag()]
+        while r.accept(b" "):
+            items.append(r.flag())
+        flags = tuple(dict.fromkeys(items))
+    r.end()
+    return Store(tag, seqset, mode, item_name.endswith(".SILENT"), flags, uid)
+
+
+def _copy_like(cls: type[Copy] | type[Move]) -> Callable[[_Reader, str, bool], Command]:
+    def parse(r: _Reader, tag: str, uid: bool) -> Command:
+        r.sp()
+        seqset = r.seqset()
+        r.sp()
+        mailbox = r.mailbox()
+        r.end()
+        return cls(tag, seqset, mailbox, uid)
+    return parse
+
+
+def _uid_expunge(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    seqset = r.seqset()
+    r.end()
+    return UidExpunge(tag, seqset)
+
+
+# SEARCH (RFC 3501 §6.4.4)
+_FLAG_KEYS: Final = {
+    "ANSWERED": ("\\Answered", True), "UNANSWERED": ("\\Answered", False),
+    "DELETED": ("\\Deleted", True), "UNDELETED": ("\\Deleted", False),
+    "DRAFT": ("\\Draft", True), "UNDRAFT": ("\\Draft", False),
+    "FLAGGED": ("\\Flagged", True), "UNFLAGGED": ("\\Flagged", False),
+    "SEEN": ("\\Seen", True), "UNSEEN": ("\\Seen", False),
+}
+_HEADER_KEYS: Final = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc",
+                       "SUBJECT": "subject"}
+_DATE_KEYS: Final = {"BEFORE": ("before", False), "ON": ("on", False),
+                     "SINCE": ("since", False), "SENTBEFORE": ("before", True),
+                     "SENTON": ("on", True), "SENTSINCE": ("since", True)}
+_CHARSETS: Final = frozenset({"UTF-8", "US-ASCII"})
+
+
+def _search_key(r: _Reader, depth: int) -> SearchKey:
+    if depth > MAX_SEARCH_DEPTH:
+        raise r.fail("search expression nested too deeply")
+    if r.accept(b"("):
+        keys = [_search_key(r, depth + 1)]
+        while not r.accept(b")"):
+            r.sp()
+            keys.append(_search_key(r, depth + 1))
+        return keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+    c = r.peek()
+    if c is not None and (0x30 <= c <= 0x39 or c == 0x2A):
+        return SearchSeq(r.seqset(), uid=False)
+    word = r.atom().upper()
+    if word == "ALL":
+        return SearchAll()
+    if word in _FLAG_KEYS:
+        flag, present = _FLAG_KEYS[word]
+        return SearchFlag(flag, present)
+    if word == "RECENT":
+        return SearchRecent()
+    if word == "NEW":
+        return SearchAnd((SearchRecent(), SearchFlag("\\Seen", False)))
+    if word == "OLD":
+        return SearchNot(SearchRecent())
+    r.sp()
+    if word in _HEADER_KEYS:
+        return SearchHeader(_HEADER_KEYS[word], r.text(r.astring(), "search string"))
+    if word in ("BODY", "TEXT"):
+        return SearchBody(r.text(r.astring(), "search string"), text=word == "TEXT")
+    if word == "HEADER":
+        name = r.text(r.astring(), "header name").lower()
+        r.sp()
+        return SearchHeader(name, r.text(r.astring(), "search string"))
+    if word in _DATE_KEYS:
+        relation, sent = _DATE_KEYS[word]
+        return SearchDate(relation, _date(r), sent)
+    if word in ("LARGER", "SMALLER"):
+        return SearchSize(word == "LARGER", r.number())
+    if word in ("KEYWORD", "UNKEYWORD"):
+        kw = r.flag()
+        return SearchFlag(kw, word == "KEYWORD")
+    if word == "UID":
+        return SearchSeq(r.seqset(), uid=True)
+    if word == "NOT":
+        return SearchNot(_search_key(r, depth + 1))
+    if word == "OR":
+        left = _search_key(r, depth + 1)
+        r.sp()
+        return SearchOr(left, _search_key(r, depth + 1))
+    raise r.fail(f"unknown search key {word[:32]}")
+
+
+def _search(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    charset = None
+    if r.accept_word(b"CHARSET"):
+        r.sp()
+        charset = r.text(r.astring(), "charset").upper()
+        if charset not in _CHARSETS:
+            raise ParseError("unsupported charset", status="NO",
+                             code="BADCHARSET (UTF-8 US-ASCII)")
+        r.sp()
+    keys = [_search_key(r, 1)]
+    while r.accept(b" "):
+        keys.append(_search_key(r, 1))
+    r.end()
+    key = keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+    return Search(tag, charset, key, uid)
+
+
+def _id(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    if r.accept_word(b"NIL"):
+        r.end()
+        return Id(tag, None)
+    r.expect(b"(")
+    params: list[tuple[str, str | None]] = []
+    while not r.accept(b")"):
+        if params:
+            r.sp()
+        if len(params) >= MAX_ID_PAIRS:
+            raise r.fail("too many ID parameters")
+        field = r.string()
+        r.sp()
+        value = r.nstring()
+        if len(field) > 30 or (value is not None and len(value) > 1024):
+            raise r.fail("ID field or value too long")
+        params.append((r.text(field, "ID field"),
+                       None if value is None else r.text(value, "ID value")))
+    r.end()
+    return Id(tag, tuple(params))
+
+
+def _enable(r: _Reader, tag: str, uid: bool) -> Command:
+    caps: list[str] = []
+    while r.accept(b" "):
+        caps.append(r.atom().upper())
+    if not caps:
+        raise r.fail("ENABLE needs at least one capability")
+    r.end()
+    return Enable(tag, tuple(caps))
+
+
+_Parser = Callable[[_Reader, str, bool], Command]
+
+_COMMANDS: Final[dict[str, _Parser]] = {
+    "CAPABILITY": _no_args(Capability),
+    "NOOP": _no_args(Noop),
+    "LOGOUT": _no_args(Logout),
+    "STARTTLS": _no_args(StartTLS),
+    "AUTHENTICATE": _authenticate,
+    "LOGIN": _login,
+    "SELECT": _one_mailbox(Select),
+    "EXAMINE": _one_mailbox(Examine),
+    "CREATE": _one_mailbox(Create),
+    "DELETE": _one_mailbox(Delete),
+    "RENAME": _rename,
+    "SUBSCRIBE": _one_mailbox(Subscribe),
+    "UNSUBSCRIBE": _one_mailbox(Unsubscribe),
+    "LIST": _list_like(List),
+    "LSUB": _list_like(Lsub),
+    "STATUS": _status,
+    "APPEND": _append,
+    "CHECK": _no_args(Check),
+    "CLOSE": _no_args(Close),
+    "EXPUNGE": _no_args(Expunge),
+    "SEARCH": _search,
+    "FETCH": _fetch,
+    "STORE": _store,
+    "COPY": _copy_like(Copy),
+    "MOVE": _copy_like(Move),
+    "UNSELECT": _no_args(Unselect),
+    "NAMESPACE": _no_args(Namespace),
+    "IDLE": _no_args(Idle),
+    "ID": _id,
+    "ENABLE": _enable,
+}
+
+_UID_COMMANDS: Final[dict[str, _Parser]] = {
+    "FETCH": _fetch, "STORE": _store, "COPY": _copy_like(Copy), "MOVE": _copy_like(Move),
+    "SEARCH": _search, "EXPUNGE": _uid_expunge,
+}
+
+#: Command names the grammar knows (for CAPABILITY-independent checks and tests).
+COMMAND_NAMES: Final = frozenset(_COMMANDS) | {"UID"}
+
+
+def parse_command(frame: Frame) -> Command:
+    """Parse one framed command.
+
+    Raises:
+        ParseError: the command is malformed (tag set when it could be read).
+    """
+    r = _Reader(frame.parts)
+    tag_tok = r.match(_TAG)
+    if tag_tok is None or len(tag_tok) > MAX_TAG or not r.accept(b" "):
+        raise ParseError("missing or invalid tag")
+    tag = tag_tok.decode("ascii")
+    try:
+        name_tok = r.match(_ATOM)
+        if name_tok is None:
+            raise r.fail("missing command")
+        name = name_tok.decode("ascii").upper()
+        uid = False
+        if name == "UID":
+            r.sp()
+            sub = r.match(_ATOM)
+            name = sub.decode("ascii").upper() if sub else ""
+            parser = _UID_COMMANDS.get(name)
+            uid = True
+        else:
+            parser = _COMMANDS.get(name)
+        if parser is None:
+            raise r.fail(f"unknown command {name[:32]}")
+        return parser(r, tag, uid)
+    except ParseError as exc:
+        exc.tag = tag
+        raise
+    except RecursionError:
+        raise ParseError("command nested too deeply", tag=tag) from None

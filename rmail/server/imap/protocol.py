@@ -1,0 +1,89 @@
+"""IMAP connection states, the commands each allows, and the capability list, as data.
+
+RFC 3501 §3 defines four states; §6 says which commands each accepts (mox keeps the same
+tables as `commandsState*`). A command outside its state's table gets BAD. Capabilities follow
+SPEC.md: the "always" list before and after login, AUTH= only where a password may travel
+(TLS active, or TLS not configured), LOGINDISABLED and STARTTLS on cleartext when TLS is
+configured.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from . import grammar as g
+
+__all__ = ["ALWAYS_CAPABILITIES", "COMMANDS_BY_STATE", "State", "allowed", "capabilities"]
+
+
+class State(enum.Enum):
+    """Connection state (RFC 3501 §3)."""
+
+    #: Before LOGIN/AUTHENTICATE succeeds (§3.1).
+    NOT_AUTHENTICATED = "not authenticated"
+    #: Logged in, no mailbox selected (§3.2).
+    AUTHENTICATED = "authenticated"
+    #: A mailbox is selected (§3.3).
+    SELECTED = "selected"
+    #: LOGOUT received or the server is closing the connection (§3.4).
+    LOGOUT = "logout"
+
+
+#: Valid in every state (RFC 3501 §6.1; ID is allowed before login, RFC 2971 §3.1).
+_ANY: Final = frozenset({g.Capability, g.Noop, g.Logout, g.Id})
+
+_NOT_AUTHENTICATED: Final = _ANY | {g.StartTLS, g.Authenticate, g.Login}
+
+#: RFC 3501 §6.3 plus NAMESPACE (RFC 2342), ENABLE (RFC 5161), IDLE (RFC 2177 is valid in
+#: the authenticated state too: it reports mailbox-independent changes).
+_AUTHENTICATED: Final = _ANY | {
+    g.Select, g.Examine, g.Create, g.Delete, g.Rename, g.Subscribe, g.Unsubscribe, g.List,
+    g.Lsub, g.Status, g.Append, g.Namespace, g.Enable, g.Idle,
+}
+
+#: RFC 3501 §6.4 plus UNSELECT (RFC 3691), MOVE (RFC 6851), UID EXPUNGE (RFC 4315).
+_SELECTED: Final = _AUTHENTICATED | {
+    g.Check, g.Close, g.Expunge, g.UidExpunge, g.Search, g.Fetch, g.Store, g.Copy, g.Move,
+    g.Unselect,
+}
+
+COMMANDS_BY_STATE: Final[dict[State, frozenset[type[g.Command]]]] = {
+    State.NOT_AUTHENTICATED: _NOT_AUTHENTICATED,
+    State.AUTHENTICATED: _AUTHENTICATED,
+    State.SELECTED: _SELECTED,
+    State.LOGOUT: frozenset(),
+}
+
+#: Listed in this order on every connection (SPEC.md, "always").
+ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS",
+                              "MOVE", "ID", "ENABLE", "UNSELECT", "LITERAL+")
+
+
+def allowed(state: State, command: g.Command) -> bool:
+    """Whether `command` may run in `state`."""
+    return type(command) in COMMANDS_BY_STATE[state]
+
+
+def capabilities(*, tls_configured: bool, tls_active: bool,
+                 authenticated: bool = False) -> tuple[str, ...]:
+    """The capability list for a connection (SPEC.md "Protocol details", RFC 3501 §6.2.1).
+
+    Args:
+        tls_configured: the server has a certificate (STARTTLS/993 exist).
+        tls_active: this connection is encrypted (993, or after STARTTLS).
+        authenticated: after login, AUTH=/STARTTLS/LOGINDISABLED no longer apply.
+    """
+    caps = list(ALWAYS_CAPABILITIES)
+    if authenticated:
+        return tuple(caps)
+    if tls_active or not tls_configured:
+        caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+    else:
+        caps += ["STARTTLS", "LOGINDISABLED"]
+    return tuple(caps)
+
+
+def login_allowed(*, tls_configured: bool, tls_active: bool) -> bool:
+    """LOGIN/AUTHENTICATE are refused on cleartext when TLS is configured (SPEC.md)."""
+    return tls_active or not tls_configured

@@ -1,0 +1,119 @@
+"""Modified UTF-7, the response encoder and the state tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from rmail.server.imap import encode as e
+from rmail.server.imap import grammar as g
+from rmail.server.imap import mutf7
+from rmail.server.imap.protocol import State, allowed, capabilities
+
+MUTF7 = [
+    ("INBOX", "INBOX"),
+    ("a&b", "a&-b"),
+    ("&", "&-"),
+    ("~peter/mail/\u53f0\u5317/\u65e5\u672c\u8a9e", "~peter/mail/&U,BTFw-/&ZeVnLIqe-"),
+    ("caf\u00e9", "caf&AOk-"),
+    ("\U0001f600", "&2D3eAA-"),
+    ("Entw\u00fcrfe", "Entw&APw-rfe"),
+]
+
+
+@pytest.mark.parametrize("text, wire", MUTF7)
+def test_mutf7_round_trip(text: str, wire: str) -> None:
+    assert mutf7.encode(text) == wire
+    assert mutf7.decode(wire) == text
+
+
+@pytest.mark.parametrize("wire", [
+    "&", "&Jjo", "&AGE-", "&U,BTFw-&ZeVnLIqe-", "&AOk", "caf\u00e9", "a\tb", "&!!-", "&AO-",
+    "&2D0-",   # lone high surrogate
+])
+def test_mutf7_rejects(wire: str) -> None:
+    with pytest.raises(mutf7.MUTF7Error):
+        mutf7.decode(wire)
+
+
+RESPONSES = [
+    (e.Tagged("a1", "OK", "LOGIN completed"), b"a1 OK LOGIN completed\r\n"),
+    (e.Tagged("a1", "NO", "too big", "TOOBIG"), b"a1 NO [TOOBIG] too big\r\n"),
+    (e.Tagged("a1", "BAD", "evil\r\n* OK injected"), b"a1 BAD evil  * OK injected\r\n"),
+    (e.Status("OK", "ready", "UIDVALIDITY 7"), b"* OK [UIDVALIDITY 7] ready\r\n"),
+    (e.Status("BYE", "autologout"), b"* BYE autologout\r\n"),
+    (e.Numbered(4, "EXISTS"), b"* 4 EXISTS\r\n"),
+    (e.Numbered(2, "EXPUNGE"), b"* 2 EXPUNGE\r\n"),
+    (e.Data("CAPABILITY", (e.Atom("IMAP4rev1"), e.Atom("IDLE"))), b"* CAPABILITY IMAP4rev1 IDLE\r\n"),
+    (e.Data("FLAGS", ((e.Atom("\\Seen"), e.Atom("$Junk")),)), b"* FLAGS (\\Seen $Junk)\r\n"),
+    (e.Data("LIST", ((e.Atom("\\HasNoChildren"),), "/", "Sent Items")),
+     b'* LIST (\\HasNoChildren) "/" "Sent Items"\r\n'),
+    (e.Data("SEARCH", (1, 4, 9)), b"* SEARCH 1 4 9\r\n"),
+    (e.Data("SEARCH"), b"* SEARCH\r\n"),
+    (e.Data("ID", (None,)), b"* ID NIL\r\n"),
+    (e.Data("NAMESPACE", (((("", "/"),), None, None))), b'* NAMESPACE (("" "/")) NIL NIL\r\n'),
+    (e.Fetch(1, (("UID", 7), ("FLAGS", ()))), b"* 1 FETCH (UID 7 FLAGS ())\r\n"),
+    (e.Fetch(1, (("BODY[]", e.Literal(b"ab")),)), b"* 1 FETCH (BODY[] {2}\r\nab)\r\n"),
+    (e.Fetch(1, (("X", 'say "hi" \\o/'),)), b'* 1 FETCH (X "say \\"hi\\" \\\\o/")\r\n'),
+    (e.Fetch(1, (("X", "line\r\nbreak"),)), b"* 1 FETCH (X {11}\r\nline\r\nbreak)\r\n"),
+    (e.Fetch(1, (("X", "\u00e9"),)), b"* 1 FETCH (X {2}\r\n\xc3\xa9)\r\n"),
+    (e.Fetch(1, (("X", b"a\x00b"),)), b"* 1 FETCH (X {3}\r\na\x00b)\r\n"),
+    (e.Continuation(), b"+ Ready\r\n"),
+]
+
+
+@pytest.mark.parametrize("response, wire", RESPONSES, ids=[w[:30].decode(errors="replace")
+                                                          for _, w in RESPONSES])
+def test_encode(response: e.Response, wire: bytes) -> None:
+    assert e.encode(response) == wire
+
+
+def test_long_strings_go_as_literals() -> None:
+    text = "x" * (e.MAX_QUOTED + 1)
+    assert e.string(text).startswith(b"{%d}\r\n" % len(text))
+    assert e.string("x" * e.MAX_QUOTED).startswith(b'"')
+
+
+@pytest.mark.parametrize("bad", [True, -1, object()])
+def test_encode_rejects_unencodable(bad: object) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        e.encode(e.Data("X", (bad,)))  # type: ignore[arg-type]
+
+
+STATE_CASES = [
+    (State.NOT_AUTHENTICATED, g.Login("a", "u", "p"), True),
+    (State.NOT_AUTHENTICATED, g.StartTLS("a"), True),
+    (State.NOT_AUTHENTICATED, g.Id("a", None), True),
+    (State.NOT_AUTHENTICATED, g.Select("a", "INBOX"), False),
+    (State.NOT_AUTHENTICATED, g.Idle("a"), False),
+    (State.AUTHENTICATED, g.Login("a", "u", "p"), False),
+    (State.AUTHENTICATED, g.StartTLS("a"), False),
+    (State.AUTHENTICATED, g.Select("a", "INBOX"), True),
+    (State.AUTHENTICATED, g.Append("a", "INBOX", (), None, b""), True),
+    (State.AUTHENTICATED, g.Fetch("a", g.parse_seqset("1"), ()), False),
+    (State.AUTHENTICATED, g.Close("a"), False),
+    (State.SELECTED, g.Fetch("a", g.parse_seqset("1"), ()), True),
+    (State.SELECTED, g.UidExpunge("a", g.parse_seqset("1")), True),
+    (State.SELECTED, g.Unselect("a"), True),
+    (State.SELECTED, g.Select("a", "INBOX"), True),
+    (State.SELECTED, g.Authenticate("a", "PLAIN"), False),
+    (State.LOGOUT, g.Noop("a"), False),
+]
+
+
+@pytest.mark.parametrize("state, command, ok", STATE_CASES,
+                         ids=[f"{s.name}-{type(c).__name__}" for s, c, _ in STATE_CASES])
+def test_state_tables(state: State, command: g.Command, ok: bool) -> None:
+    assert allowed(state, command) is ok
+
+
+ALWAYS = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID", "ENABLE",
+          "UNSELECT", "LITERAL+")
+
+
+@pytest.mark.parametrize("configured, active, extra", [
+    (False, False, ("AUTH=PLAIN", "AUTH=LOGIN")),
+    (True, False, ("STARTTLS", "LOGINDISABLED")),
+    (True, True, ("AUTH=PLAIN", "AUTH=LOGIN")),
+])
+def test_capabilities(configured: bool, active: bool, extra: tuple[str, ...]) -> None:
+    assert capabilities(tls_configured=configured, tls_active=active) == ALWAYS + extra
