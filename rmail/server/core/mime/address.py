@@ -1,0 +1,192 @@
+"""Address lists (RFC 5322 §3.4) parsed tolerantly into IMAP address tuples (RFC 3501 §7.4.2).
+
+Works on text decoded with ``surrogateescape`` so the exact header bytes can
+be restored for ENVELOPE. Follows Dovecot where RFC 5322 is silent: a comment
+stands in for a missing display name, a missing domain becomes "".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .text import decode_words
+
+__all__ = ["Addr", "parse_addresses", "display"]
+
+#: Upper bound on addresses taken from one header; the rest is ignored.
+MAX_ADDRESSES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Addr:
+    """One ENVELOPE address. Group start: only ``mailbox`` (the group name); group end: all None."""
+
+    name: str | None
+    adl: str | None
+    mailbox: str | None
+    host: str | None
+
+
+GROUP_END = Addr(None, None, None, None)
+_SPECIALS = frozenset('<>@,;:[]"()\\')
+
+
+def _tokens(s: str) -> list[tuple[str, str]]:
+    """Lex into (kind, text): q=quoted, c=comment, a=atom/literal, s=special."""
+    out: list[tuple[str, str]] = []
+    i, n = 0, len(s)
+    while i < n:
+        ch = s[i]
+        if ch in " \t\r\n":
+            i += 1
+        elif ch == '"':
+            buf: list[str] = []
+            i += 1
+            while i < n and s[i] != '"':
+                if s[i] == "\\" and i + 1 < n:
+                    i += 1
+                buf.append(s[i])
+                i += 1
+            out.append(("q", "".join(buf)))
+            i += 1
+        elif ch == "(":
+            depth, j = 1, i + 1
+            buf = []
+            while j < n and depth:
+                c = s[j]
+                if c == "\\" and j + 1 < n:
+                    j += 1
+                    c = s[j]
+                elif c == "(":
+                    depth += 1
+                elif c == ")":
+                    depth -= 1
+                    if not depth:
+                        break
+                buf.append(c)
+                j += 1
+            out.append(("c", "".join(buf).strip()))
+            i = j + 1
+        elif ch == "[":
+            j = s.find("]", i)
+            j = n if j < 0 else j + 1
+            out.append(("a", s[i:j]))
+            i = j
+        elif ch in _SPECIALS:
+            out.append(("s", ch))
+            i += 1
+        else:
+            j = i + 1
+            while j < n and s[j] not in _SPECIALS and s[j] not in " \t\r\n":
+                j += 1
+            out.append(("a", s[i:j]))
+            i = j
+    return out
+
+
+def _finish(toks: list[tuple[str, str]]) -> Addr | None:
+    words: list[str] = []
+    adl: str | None = None
+    comments: list[str] = []
+    angle: list[tuple[str, str]] | None = None
+    i, n = 0, len(toks)
+    while i < n:
+        kind, text = toks[i]
+        if kind == "s" and text == "<" and angle is None:
+            angle = []
+            i += 1
+            while i < n and toks[i] != ("s", ">"):
+                if toks[i][0] != "c":
+                    angle.append(toks[i])
+                i += 1
+        elif kind == "c":
+            comments.append(text)
+        elif angle is None:
+            words.append(text)
+        i += 1
+    if angle is not None:
+        name = " ".join(t for t in words if t not in "@.") or None
+        if angle and angle[0] == ("s", "@"):
+            stop = next((k for k, t in enumerate(angle) if t == ("s", ":")), -1)
+            if stop > 0:
+                adl = "".join(t[1] for t in angle[:stop])
+                angle = angle[stop + 1 :]
+        spec = [t[1] for t in angle]
+    else:
+        name = None
+        spec = words
+    if not spec and name is None:
+        return None
+    if "@" in spec:
+        at = len(spec) - 1 - spec[::-1].index("@")
+        mailbox, host = "".join(spec[:at]), "".join(spec[at + 1 :])
+    else:
+        mailbox, host = " ".join(spec) if angle is None else "".join(spec), ""
+    if name is None and comments and comments[-1]:
+        name = comments[-1]
+    return Addr(name, adl, mailbox, host)
+
+
+def parse_addresses(value: str) -> list[Addr]:
+    """Parse an address-list header value, groups included; never raises."""
+    out: list[Addr] = []
+    cur: list[tuple[str, str]] = []
+    in_group = False
+    in_angle = False
+
+    def flush() -> None:
+        if cur:
+            addr = _finish(cur)
+            if addr is not None and len(out) < MAX_ADDRESSES:
+                out.append(addr)
+            cur.clear()
+
+    for tok in _tokens(value):
+        if tok[0] == "s":
+            ch = tok[1]
+            if ch == "<":
+                in_angle = True
+            elif ch == ">":
+                in_angle = False
+            elif not in_angle and ch == ",":
+                flush()
+                continue
+            elif not in_angle and ch == ";":
+                flush()
+                if in_group:
+                    out.append(GROUP_END)
+                    in_group = False
+                continue
+            elif (
+                not in_angle
+                and ch == ":"
+                and not in_group
+                and ("s", "@") not in cur
+                and ("s", "<") not in cur
+            ):
+                name = " ".join(t[1] for t in cur if t[0] != "c")
+                cur.clear()
+                out.append(Addr(None, None, name, None))
+                in_group = True
+                continue
+        cur.append(tok)
+    flush()
+    if in_group:
+        out.append(GROUP_END)
+    return out
+
+
+def display(addrs: list[Addr]) -> str:
+    """Human form, ``Name <mailbox@host>`` comma-joined, names RFC 2047-decoded; groups flattened."""
+    parts: list[str] = []
+    for a in addrs:
+        if a.host is None:  # group markers
+            continue
+        spec = f"{a.mailbox}@{a.host}" if a.host else (a.mailbox or "")
+        spec = spec.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        if a.name:
+            name = a.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            parts.append(f"{decode_words(name)} <{spec}>")
+        else:
+            parts.append(spec)
+    return ", ".join(parts)

@@ -1,0 +1,39 @@
+"""IMAP string encoding for ENVELOPE and BODYSTRUCTURE (RFC 3501 §4.3, §9 ``string``).
+
+The IMAP adapter has its own encoder for responses; this small copy keeps
+the core free of protocol imports while producing the same wire syntax.
+"""
+
+from __future__ import annotations
+
+__all__ = ["imap_string", "imap_nstring", "NIL"]
+
+NIL = b"NIL"
+
+# Longest value still sent as a quoted string; longer ones go as literals so a
+# client never has to scan a huge quoted run for its closing DQUOTE.
+_MAX_QUOTED = 1024
+# Bytes that may not appear in a quoted string (RFC 3501 §9: QUOTED-CHAR is
+# any TEXT-CHAR, i.e. 7-bit without CR/LF/NUL).
+_UNSAFE = bytes(range(0x80, 0x100)) + b"\r\n"
+
+
+def imap_string(value: bytes | str) -> bytes:
+    """Encode *value* as an IMAP ``string``: quoted when safe, otherwise a literal.
+
+    NUL is dropped because RFC 3501 §4.3 forbids it even in literals.
+    """
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
+    if b"\x00" in value:
+        value = value.replace(b"\x00", b"")
+    if len(value) > _MAX_QUOTED or value.translate(None, _UNSAFE) != value:
+        return b"{%d}\r\n%s" % (len(value), value)
+    if b"\\" in value or b'"' in value:
+        value = value.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+    return b'"' + value + b'"'
+
+
+def imap_nstring(value: bytes | str | None) -> bytes:
+    """Encode *value* as an IMAP ``nstring`` (NIL when absent)."""
+    return NIL if value is None else imap_string(value)

@@ -1,0 +1,229 @@
+"""Header blocks: where they end, their fields, and structured values.
+
+All positions are absolute byte offsets into the raw message, so a FETCH can
+cut the original bytes back out (RFC 3501 §6.4.5).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "Field",
+    "split_header",
+    "parse_fields",
+    "unfold",
+    "parse_params",
+    "parse_content_type",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One header field as it appears in the message."""
+
+    #: Field name lowercased, for case-insensitive lookup (RFC 5322 §1.2.2).
+    key: str
+    #: Raw value bytes after the colon, still folded.
+    value: bytes
+    #: Offsets of the whole field including its final line break.
+    start: int
+    end: int
+
+
+def split_header(data: bytes, start: int, end: int) -> tuple[int, int]:
+    """Find the header block of the entity in ``data[start:end]``.
+
+    Returns ``(header_end, body_start)``: the header is ``data[start:header_end]``
+    without the blank line, the body starts after it. Bare LF is accepted as a
+    line break. Without a blank line the whole range is header and the body is
+    empty, as Dovecot does.
+    """
+    if start >= end:
+        return end, end
+    # A blank line right at the start means an empty header.
+    if data.startswith(b"\n", start):
+        return start, start + 1
+    if data.startswith(b"\r\n", start, end):
+        return start, start + 2
+    a = data.find(b"\n\n", start, end)
+    b = data.find(b"\n\r\n", start, end)
+    if a < 0 and b < 0:
+        return end, end
+    if b < 0 or (0 <= a < b):
+        return a + 1, a + 2
+    return b + 1, b + 3
+
+
+# One field: a first line plus any continuation lines starting with WSP
+# (RFC 5322 §2.2.3). Linear: each alternative consumes at least one byte.
+_FIELD_RE = re.compile(rb"[^\n]*(?:\n|$)(?:[ \t][^\n]*(?:\n|$))*")
+
+
+def parse_fields(data: bytes, start: int, end: int) -> list[Field]:
+    """Split ``data[start:end]`` (a header block without its blank line) into fields.
+
+    A line without a colon becomes a field with an empty value, so the bytes
+    of every line stay accounted for.
+    """
+    fields: list[Field] = []
+    if start >= end:
+        return fields
+    block = data[start:end]
+    pos = 0
+    n = len(block)
+    match = _FIELD_RE.match
+    while pos < n:
+        m = match(block, pos)
+        stop = m.end()  # type: ignore[union-attr]
+        if stop <= pos:  # defensive: the pattern always consumes, but never loop
+            stop = n
+        colon = block.find(b":", pos, stop)
+        if colon < 0:
+            key = block[pos:stop].strip()
+            value = b""
+        else:
+            key = block[pos:colon].strip()
+            value = block[colon + 1 : stop]
+        fields.append(
+            Field(key.decode("latin-1").lower(), value, start + pos, start + stop)
+        )
+        pos = stop
+    return fields
+
+
+def unfold(value: bytes) -> bytes:
+    """Unfold a raw value (RFC 5322 §2.2.3: drop the line breaks, keep the WSP) and trim it."""
+    if b"\n" in value:
+        value = value.replace(b"\r\n", b"").replace(b"\n", b"")
+    return value.strip()
+
+
+def first(fields: list[Field], key: str) -> bytes | None:
+    """Unfolded value of the first field named *key*, or None."""
+    for f in fields:
+        if f.key == key:
+            return unfold(f.value)
+    return None
+
+
+# RFC 2045 §5.1 tokens, RFC 822 quoted strings and comments, tolerantly.
+# The name is bounded so a hostile run without "=" costs O(n), not O(n^2).
+_PARAM_RE = re.compile(
+    rb"""([^\s=;"]{1,200})\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\s]*)""",
+    re.S,
+)
+_QPAIR_RE = re.compile(rb"\\(.)", re.S)
+_COMMENT_RE = re.compile(rb"\((?:[^()\\]|\\.)*\)")
+
+
+def _strip_comments(value: bytes) -> bytes:
+    # Only bother when a comment could exist; quoted strings with parens are
+    # rare in these headers and harmless to lose.
+    if b"(" not in value:
+        return value
+    out = value
+    for _ in range(8):  # nested comments peel one level per pass; bounded
+        new = _COMMENT_RE.sub(b" ", out)
+        if new == out:
+            break
+        out = new
+    return out
+
+
+def parse_params(rest: bytes) -> list[tuple[bytes, bytes]]:
+    """Parse ``; name=value`` parameters (RFC 2045 §5.1), merging RFC 2231 continuations.
+
+    Names keep their case, values are unquoted, the first of duplicate names
+    wins. Continuations ``name*0``, ``name*1*`` are joined into ``name`` (or
+    ``name*`` when a piece is extended, value left percent-encoded as Dovecot
+    does; :func:`rmail.server.core.mime.text.param_text` decodes it).
+    """
+    if b"=" not in rest:
+        return []
+    out: list[tuple[bytes, bytes] | bytes] = []
+    seen: set[bytes] = set()
+    pieces: dict[bytes, list[tuple[int, bool, bytes]]] = {}
+    for m in _PARAM_RE.finditer(rest):
+        name, raw = m.group(1), m.group(2)
+        if raw.startswith(b'"'):
+            raw = raw[1:-1] if raw.endswith(b'"') and len(raw) > 1 else raw[1:]
+            if b"\\" in raw:
+                raw = _QPAIR_RE.sub(rb"\1", raw)
+        star = name.find(b"*")
+        if star < 0:
+            low = name.lower()
+            if low not in seen:
+                seen.add(low)
+                out.append((name, raw))
+            continue
+        base = name[:star]
+        tail = name[star + 1 :]
+        digits = tail.rstrip(b"*")
+        index = int(digits) if digits.isdigit() and len(digits) < 4 else 0
+        low = base.lower()
+        if low not in pieces:
+            pieces[low] = []
+            out.append(base)  # position marker, merged below
+        pieces[low].append((index, tail.endswith(b"*") or tail == b"", raw))
+    result: list[tuple[bytes, bytes]] = []
+    for item in out:
+        if isinstance(item, tuple):
+            result.append(item)
+            continue
+        low = item.lower()
+        if low in seen:  # a plain value of the same name wins
+            continue
+        parts = sorted(pieces[low], key=lambda p: p[0])
+        joined = b"".join(p[2] for p in parts)
+        result.append((item + b"*", joined) if parts[0][1] else (item, joined))
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class ContentType:
+    """A parsed Content-Type (RFC 2045 §5.1); ``type_``/``subtype`` keep the message's case."""
+
+    type_: bytes
+    subtype: bytes
+    params: list[tuple[bytes, bytes]]
+
+    @property
+    def lower(self) -> tuple[str, str]:
+        return (
+            self.type_.decode("latin-1").lower(),
+            self.subtype.decode("latin-1").lower(),
+        )
+
+
+_TEXT_PLAIN = ContentType(b"text", b"plain", [])
+_MESSAGE_RFC822 = ContentType(b"message", b"rfc822", [])
+_TOKEN_RE = re.compile(rb"\s*([^\s/;()\"]+)\s*/\s*([^\s/;()\"]+)")
+
+
+def parse_content_type(value: bytes | None, digest: bool = False) -> ContentType:
+    """Parse a Content-Type value, defaulting per RFC 2045 §5.2 / RFC 2046 §5.1.5.
+
+    A missing or syntactically broken header yields the default type
+    (text/plain, or message/rfc822 inside multipart/digest).
+    """
+    if value is None:
+        return _MESSAGE_RFC822 if digest else _TEXT_PLAIN
+    value = _strip_comments(value)
+    m = _TOKEN_RE.match(value)
+    if m is None:
+        return _MESSAGE_RFC822 if digest else _TEXT_PLAIN
+    return ContentType(m.group(1), m.group(2), parse_params(value[m.end() :]))
+
+
+def parse_disposition(value: bytes | None) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
+    """Parse Content-Disposition (RFC 2183) into ``(type, params)``, or None."""
+    if value is None:
+        return None
+    value = _strip_comments(value)
+    semi = value.find(b";")
+    kind = (value if semi < 0 else value[:semi]).strip()
+    if not kind or b"=" in kind:
+        return None
+    return kind, parse_params(value[semi:]) if semi >= 0 else []

@@ -1,0 +1,193 @@
+"""Turning raw header and body bytes into text: charsets, RFC 2047, transfer encodings, HTML.
+
+Everything here is tolerant: unknown charsets, broken base64 or stray bytes
+degrade to replacement characters and never raise.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import html
+import re
+from urllib.parse import unquote_to_bytes
+
+__all__ = [
+    "decode_bytes",
+    "decode_charset",
+    "decode_words",
+    "header_str",
+    "transfer_decode",
+    "b64_decode",
+    "strip_html",
+    "param_text",
+]
+
+# Charsets announced by mail software that Python spells differently.
+_ALIASES = {"x-unknown": "latin-1", "unknown-8bit": "latin-1", "x-user-defined": "latin-1"}
+_CODEC_CACHE: dict[str, str] = {}
+
+
+def _codec(charset: str) -> str:
+    """Python codec name for a MIME charset label; utf-8 when unknown."""
+    label = charset.strip().strip('"').lower()
+    cached = _CODEC_CACHE.get(label)
+    if cached is not None:
+        return cached
+    name = _ALIASES.get(label, label)
+    try:
+        name = codecs.lookup(name).name
+    except (LookupError, ValueError):
+        name = "utf-8"
+    # us-ascii data in the wild is mostly latin-1 or utf-8; utf-8 with
+    # replacement keeps valid utf-8 readable and flags the rest.
+    if name == "ascii":
+        name = "utf-8"
+    if len(_CODEC_CACHE) < 256:  # labels come from messages: bound the cache
+        _CODEC_CACHE[label] = name
+    return name
+
+
+def decode_charset(data: bytes, charset: str | None) -> str:
+    """Decode *data* in *charset* (a MIME label), replacing what does not decode."""
+    if not charset:
+        return decode_bytes(data)
+    try:
+        return data.decode(_codec(charset), "replace")
+    except Exception:  # some codecs raise on odd input despite "replace"
+        return data.decode("latin-1")
+
+
+def decode_bytes(data: bytes) -> str:
+    """Decode bytes of unknown charset: ASCII, else UTF-8 (RFC 6532), else latin-1."""
+    if data.isascii():
+        return data.decode("ascii")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
+# RFC 2047 §2 encoded-word, with RFC 2231 §5 language suffix tolerated.
+_WORD_RE = re.compile(r"=\?([^?\s]{1,75})\?([bBqQ])\?([^?\s]*)\?=")
+_GAP_RE = re.compile(r"(\?=)[ \t\r\n]+(?==\?)")
+_Q_RE = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def _q_decode(text: str) -> bytes:
+    raw = text.replace("_", " ").encode("latin-1", "replace")
+    return _Q_RE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+
+
+def b64_decode(raw: bytes) -> bytes:
+    """Base64 that skips garbage and repairs padding instead of raising (RFC 2045 §6.8)."""
+    clean = raw.translate(None, _B64_DELETE)
+    if len(clean) % 4 == 1:  # a lone trailing sextet carries no whole byte
+        clean = clean[:-1]
+    clean += b"=" * (-len(clean) % 4)
+    try:
+        return binascii.a2b_base64(clean)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_B64_DELETE = bytes(c for c in range(256) if c not in _B64_ALPHABET)
+
+
+def decode_words(text: str) -> str:
+    """Decode RFC 2047 encoded-words in *text*; whitespace between adjacent words is dropped (§6.2)."""
+    if "=?" not in text:
+        return text
+    text = _GAP_RE.sub(r"\1", text)
+
+    def word(m: re.Match[str]) -> str:
+        charset = m.group(1).split("*", 1)[0]
+        payload = m.group(3)
+        if m.group(2) in "bB":
+            raw = b64_decode(payload.encode("latin-1", "replace"))
+        else:
+            raw = _q_decode(payload)
+        return decode_charset(raw, charset)
+
+    # Adjacent words may split one multi-byte character; decoding word by
+    # word then loses it, so merge runs of same-charset words first.
+    return _WORD_RE.sub(word, _merge_runs(text))
+
+
+_RUN_RE = re.compile(r"(?:=\?([^?\s]{1,75})\?([bBqQ])\?[^?\s]*\?=){2,}")
+
+
+def _merge_runs(text: str) -> str:
+    def merge(m: re.Match[str]) -> str:
+        words = list(_WORD_RE.finditer(m.group(0)))
+        charsets = {(w.group(1).lower(), w.group(2).lower()) for w in words}
+        if len(charsets) != 1:
+            return m.group(0)
+        charset, enc = words[0].group(1), words[0].group(2)
+        if enc in "bB":
+            raw = b"".join(b64_decode(w.group(3).encode("latin-1", "replace")) for w in words)
+            payload = binascii.b2a_base64(raw, newline=False).decode("ascii")
+        else:
+            payload = "".join(w.group(3) for w in words)
+        return f"=?{charset}?{enc}?{payload}?="
+
+    return _RUN_RE.sub(merge, text)
+
+
+def header_str(raw: bytes) -> str:
+    """Header value bytes to display text: unfolded, charset-guessed, RFC 2047-decoded."""
+    if b"\n" in raw:
+        raw = raw.replace(b"\r\n", b"").replace(b"\n", b"")
+    return decode_words(decode_bytes(raw.strip())).strip()
+
+
+def transfer_decode(body: bytes, encoding: str) -> bytes:
+    """Undo a Content-Transfer-Encoding (RFC 2045 §6); unknown encodings pass through."""
+    if encoding == "base64":
+        return b64_decode(body)
+    if encoding == "quoted-printable":
+        try:
+            return binascii.a2b_qp(body)
+        except (binascii.Error, ValueError):
+            return body
+    return body
+
+
+def param_text(value: bytes, extended: bool) -> str:
+    """Decode a parameter value for display: RFC 2231 §4 when *extended*, else RFC 2047."""
+    if extended:
+        parts = value.split(b"'", 2)
+        if len(parts) == 3:
+            charset = parts[0].decode("latin-1")
+            return decode_charset(unquote_to_bytes(parts[2]), charset or None)
+        return decode_bytes(unquote_to_bytes(value))
+    return decode_words(decode_bytes(value))
+
+
+_TAG_RE = re.compile(r"<[^<>]*>")  # stops at the next "<": linear on hostile input
+_BLOCK_RE = re.compile(r"</?(?:p|div|br|li|tr|h[1-6]|table|blockquote)\b", re.I)
+
+
+def strip_html(markup: str) -> str:
+    """Visible text of an HTML body: script/style dropped, tags removed, entities decoded."""
+    lower = markup.lower()
+    if "<script" in lower or "<style" in lower:
+        kept: list[str] = []
+        pos = 0
+        while True:
+            s = lower.find("<script", pos)
+            t = lower.find("<style", pos)
+            start = min(x for x in (s, t, len(lower)) if x >= 0)
+            kept.append(markup[pos:start])
+            if start >= len(lower):
+                break
+            closer = "</script" if start == s else "</style"
+            stop = lower.find(closer, start)
+            if stop < 0:
+                break
+            gt = lower.find(">", stop)
+            pos = len(lower) if gt < 0 else gt + 1
+        markup = "".join(kept)
+    markup = _BLOCK_RE.sub(lambda m: "\n" + m.group(0), markup)
+    return html.unescape(_TAG_RE.sub(" ", markup))

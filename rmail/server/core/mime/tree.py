@@ -1,0 +1,129 @@
+"""The byte-offset MIME tree (RFC 2045, RFC 2046 §5.1.1, RFC 3501 §6.4.5 part numbering).
+
+Each :class:`Part` records where its MIME header and body lie in the raw
+message, so FETCH can return exact bytes. A message/rfc822 part owns one
+child: the encapsulated message, itself a :class:`Part` whose header is the
+message header. The top-level message is such a part too.
+
+Hostile input is bounded: nesting deeper than :data:`MAX_DEPTH` or more than
+:data:`MAX_PARTS` parts are not split further (the rest stays opaque body,
+as Dovecot does); nothing here raises on malformed input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .headers import ContentType, Field, first, parse_content_type, parse_fields, split_header
+
+__all__ = ["Part", "parse_tree", "MAX_DEPTH", "MAX_PARTS"]
+
+#: Nesting levels (multipart or message/rfc822) before parts are treated as opaque.
+MAX_DEPTH = 32
+#: Parts per message before further boundaries are ignored.
+MAX_PARTS = 1000
+
+
+@dataclass(slots=True)
+class Part:
+    """One MIME entity: ``data[start:body_start]`` is its header (with blank line), ``data[body_start:end]`` its body."""
+
+    start: int
+    header_end: int  # end of the header fields, before the blank line
+    body_start: int
+    end: int
+    fields: list[Field]
+    ctype: ContentType
+    #: Lowercased (type, subtype), for decisions.
+    kind: tuple[str, str]
+    #: Subparts of a multipart; the encapsulated message of a message/rfc822 (one entry).
+    children: list[Part] = field(default_factory=list)
+    #: True when the children are multipart subparts, False for message/rfc822.
+    multipart: bool = False
+    message: bool = False
+
+    def header(self, key: str) -> bytes | None:
+        return first(self.fields, key)
+
+
+class _Budget:
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts = 0
+
+
+def parse_tree(data: bytes) -> Part:
+    """Parse the whole message into its part tree; never raises."""
+    return _entity(data, 0, len(data), 0, False, _Budget())
+
+
+def _entity(data: bytes, start: int, end: int, depth: int, digest: bool, budget: _Budget) -> Part:
+    budget.parts += 1
+    header_end, body_start = split_header(data, start, end)
+    fields = parse_fields(data, start, header_end)
+    ct = parse_content_type(first(fields, "content-type"), digest)
+    kind = ct.lower
+    part = Part(start, header_end, body_start, end, fields, ct, kind)
+    if depth >= MAX_DEPTH or budget.parts >= MAX_PARTS:
+        return part
+    if kind[0] == "multipart":
+        boundary = next((v for k, v in ct.params if k.lower() == b"boundary"), None)
+        if boundary:
+            part.multipart = True
+            _split_multipart(data, part, b"--" + boundary, depth, kind[1] == "digest", budget)
+    elif kind == ("message", "rfc822"):
+        # Dovecot only descends into identity-encoded messages: a base64
+        # message/rfc822 is opaque until decoded (RFC 2046 §5.2.1 forbids it).
+        cte = (part.header("content-transfer-encoding") or b"7bit").lower()
+        if cte in (b"7bit", b"8bit", b"binary"):
+            part.message = True
+            part.children.append(_entity(data, body_start, end, depth + 1, False, budget))
+    return part
+
+
+def _split_multipart(
+    data: bytes, part: Part, delim: bytes, depth: int, digest: bool, budget: _Budget
+) -> None:
+    """Find the delimiter lines of *part* and parse each body part between them (RFC 2046 §5.1.1).
+
+    A delimiter line starts with ``--boundary`` at the beginning of a line;
+    like Dovecot we accept any trailing text. The line break before a
+    delimiter belongs to the delimiter, not to the preceding part. Text
+    before the first delimiter (preamble) and after the close delimiter
+    (epilogue) belongs to no part.
+    """
+    bs, end = part.body_start, part.end
+    pos = bs
+    part_start = -1  # start of the body part being collected, -1 in the preamble
+    n = len(delim)
+    while True:
+        i = data.find(delim, pos, end)
+        if i < 0:
+            break
+        if i != bs and data[i - 1] != 0x0A:  # not at the start of a line
+            pos = i + 1
+            continue
+        nl = data.find(b"\n", i + n, end)
+        line_end = end if nl < 0 else nl + 1
+        closing = data.startswith(b"--", i + n, end)
+        if part_start >= 0:
+            stop = i
+            if stop > part_start and data[stop - 1] == 0x0A:
+                stop -= 1
+                if stop > part_start and data[stop - 1] == 0x0D:
+                    stop -= 1
+            part.children.append(_entity(data, part_start, stop, depth + 1, digest, budget))
+            if budget.parts >= MAX_PARTS and not closing:
+                # Out of budget: like Dovecot, the rest of this multipart
+                # becomes body of its last part (when that part is a leaf).
+                last = part.children[-1]
+                if not last.children:
+                    last.end = end
+                return
+        if closing:
+            return
+        part_start = line_end
+        pos = line_end
+    if part_start >= 0:  # no close delimiter: the last part runs to the end
+        part.children.append(_entity(data, part_start, end, depth + 1, digest, budget))
