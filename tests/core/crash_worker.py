@@ -1,0 +1,37 @@
+"""Run by test_crash.py in a subprocess: deliver messages concurrently and print one line per
+acknowledged message ("ACK <uid> <sha256>") the moment the store returns. The test kills us."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from rmail.server.core.accounts import Accounts
+from rmail.server.core.store import MailStore
+
+
+async def main(data_dir: Path, workers: int) -> None:
+    store = await MailStore.open(data_dir, recover=True)
+    accounts = Accounts(store, bcrypt_rounds=4)
+    user = await accounts.find_user("crash@example.com") or await accounts.add_user("crash@example.com", "pw")
+    inbox = (await store.get_mailbox(user.id, "INBOX")).id
+    print("READY", flush=True)
+
+    async def worker(n: int) -> None:
+        i = 0
+        while True:
+            i += 1
+            body = os.urandom(64).hex().encode() * (1 + (i % 40))
+            data = b"Subject: w%d m%d\r\n\r\n" % (n, i) + body + b"\r\n"
+            uid = await store.append(inbox, data)
+            sys.stdout.write(f"ACK {uid} {hashlib.sha256(data).hexdigest()}\n")
+            sys.stdout.flush()
+
+    await asyncio.gather(*(worker(n) for n in range(workers)))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2])))

@@ -1,0 +1,194 @@
+"""The mail store: mailboxes, messages, flags, copy/move/expunge, MODSEQ and durability rules."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import pytest
+
+from rmail.server.core.accounts import Accounts
+from rmail.server.core.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
+from rmail.server.core.events import EventBus, MailboxChanged
+from rmail.server.core.store import MailStore, normalize_mailbox_name
+
+MSG = b"From: Carol <carol@example.org>\r\nTo: alice@example.com\r\nSubject: Hello\r\n\r\nHi there\r\n"
+
+
+@pytest.fixture
+async def alice(accounts: Accounts):
+    return await accounts.add_user("alice@example.com", "pw")
+
+
+async def test_append_and_read_back(store: MailStore, alice) -> None:
+    inbox = await store.get_mailbox(alice.id, "inbox")
+    when = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    uid = await store.append(inbox.id, MSG, ["\\Seen", "$label"], when)
+    assert uid == 1
+    [meta] = await store.list_messages(inbox.id)
+    assert meta.flags == {"\\Seen", "$label"} and meta.internaldate == when and meta.size == len(MSG)
+    assert await store.read_message(meta.blob_id) == MSG
+    info = (await store.fetch_info(inbox.id, [1]))[1]
+    assert info.subject == "Hello" and b"carol" in info.envelope
+    status = await store.status(inbox.id)
+    assert (status.messages, status.unseen, status.uidnext) == (1, 0, 2)
+
+
+async def test_uids_ascend_and_are_never_reused(store: MailStore, alice) -> None:
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    uids = [await store.append(inbox.id, MSG) for _ in range(3)]
+    assert uids == [1, 2, 3]
+    await store.store_flags(inbox.id, [3], "add", ["\\Deleted"])
+    assert await store.expunge(inbox.id) == [3]
+    assert await store.append(inbox.id, MSG) == 4
+
+
+async def test_concurrent_appends_get_distinct_uids(store: MailStore, alice) -> None:
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    uids = await asyncio.gather(*(store.append(inbox.id, MSG + str(i).encode()) for i in range(50)))
+    assert sorted(uids) == list(range(1, 51))
+
+
+async def test_flags_modes_and_modseq(store: MailStore, alice) -> None:
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    await store.append(inbox.id, MSG)
+    before = (await store.status(inbox.id)).highestmodseq
+    [m] = await store.store_flags(inbox.id, [1], "add", ["\\Flagged", "todo"])
+    assert m.flags == {"\\Flagged", "todo"} and m.modseq > before
+    [m2] = await store.store_flags(inbox.id, [1], "add", ["\\Flagged"])
+    assert m2.modseq == m.modseq  # no change, no new MODSEQ
+    [m3] = await store.store_flags(inbox.id, [1], "remove", ["todo"])
+    assert m3.flags == {"\\Flagged"}
+    [m4] = await store.store_flags(inbox.id, [1], "set", ["\\seen"])
+    assert m4.flags == {"\\Seen"}
+    changes = await store.changes_since(inbox.id, before)
+    assert [c.uid for c in changes.changed] == [1] and changes.expunged == ()
+    with pytest.raises(InvalidInput):
+        await store.store_flags(inbox.id, [1], "add", ["\\Recent"])
+    with pytest.raises(InvalidInput):
+        await store.store_flags(inbox.id, [1], "add", ["\\Bogus"])
+    with pytest.raises(InvalidInput):
+        await store.store_flags(inbox.id, [1], "add", ["bad keyword"])
+
+
+async def test_copy_shares_blob_and_move_expunges(store: MailStore, alice) -> None:
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    trash = await store.get_mailbox(alice.id, "Trash")
+    await store.append(inbox.id, MSG, ["\\Seen"])
+    await store.append(inbox.id, MSG + b"2")
+    assert await store.copy(inbox.id, [1, 2], trash.id) == [(1, 1), (2, 2)]
+    assert len(list(store.blobs.all_ids())) == 2
+    assert (await store.list_messages(trash.id))[0].flags == {"\\Seen"}
+    assert await store.move(inbox.id, [2], trash.id) == [(2, 3)]
+    assert [m.uid for m in await store.list_messages(inbox.id)] == [1]
+    changes = await store.changes_since(inbox.id, 0)
+    assert changes.expunged == (2,)
+    # Removing every reference removes the file.
+    await store.delete_messages(trash.id, [1, 2, 3])
+    await store.delete_messages(inbox.id, [1])
+    assert list(store.blobs.all_ids()) == []
+
+
+async def test_mailbox_lifecycle(store: MailStore, alice) -> None:
+    box = await store.create_mailbox(alice.id, "Projects/2024/Q1")
+    names = [b.name for b in await store.list_mailboxes(alice.id)]
+    assert {"Projects", "Projects/2024", "Projects/2024/Q1"} <= set(names)
+    with pytest.raises(AlreadyExists):
+        await store.create_mailbox(alice.id, "Projects")
+    await store.append(box.id, MSG)
+    await store.rename_mailbox(alice.id, "Projects", "Work")
+    assert (await store.get_mailbox(alice.id, "Work/2024/Q1")).id == box.id
+    # A mailbox with children becomes \Noselect when deleted; its name can be created again.
+    await store.delete_mailbox(alice.id, "Work/2024")
+    assert "Work/2024" in await store.list_noselect(alice.id)
+    with pytest.raises(NotFound):
+        await store.get_mailbox(alice.id, "Work/2024")
+    again = await store.create_mailbox(alice.id, "Work/2024")
+    assert again.uidvalidity > box.uidvalidity
+    with pytest.raises(PermissionDenied):
+        await store.delete_mailbox(alice.id, "INBOX")
+
+
+async def test_rename_inbox_moves_messages(store: MailStore, alice) -> None:
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    await store.append(inbox.id, MSG)
+    await store.rename_mailbox(alice.id, "INBOX", "Old")
+    assert (await store.status(inbox.id)).messages == 0
+    assert (await store.status((await store.get_mailbox(alice.id, "Old")).id)).messages == 1
+
+
+@pytest.mark.parametrize("name", ["", "a//b", "/a", "a/", "../etc", "a/../b", "x*", "y%", "a\x00b", "a\nb"])
+def test_bad_mailbox_names(name: str) -> None:
+    with pytest.raises(InvalidInput):
+        normalize_mailbox_name(name)
+
+
+def test_inbox_is_case_insensitive() -> None:
+    assert normalize_mailbox_name("inbox") == "INBOX"
+    assert normalize_mailbox_name("Inbox/Sub") == "INBOX/Sub"
+    assert normalize_mailbox_name("Inboxes") == "Inboxes"
+
+
+async def test_mailbox_names_never_touch_the_filesystem(store: MailStore, alice, tmp_path) -> None:
+    await store.create_mailbox(alice.id, "..x/etc")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert before == sorted(["blobs", "rmail.db", "rmail.db-wal", "rmail.db-shm"])
+
+
+async def test_recent_is_claimed_once(store: MailStore, alice) -> None:
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    await store.append(inbox.id, MSG)
+    assert await store.claim_recent(inbox.id) == 1
+    assert await store.claim_recent(inbox.id) == 2
+
+
+async def test_events_published_after_commit(tmp_path) -> None:
+    bus = EventBus()
+    bus.bind_loop(asyncio.get_running_loop())
+    feed = bus.feed()
+    store = await MailStore.open(tmp_path, publish=bus.publish_threadsafe)
+    try:
+        accounts = Accounts(store, bcrypt_rounds=4)
+        alice = await accounts.add_user("alice@example.com", "pw")
+        inbox = await store.get_mailbox(alice.id, "INBOX")
+        await store.append(inbox.id, MSG)
+        await asyncio.wait_for(feed.wait(), 2)
+        await asyncio.sleep(0.05)
+        events = feed.drain()
+        assert MailboxChanged(alice.id, inbox.id) in events
+    finally:
+        store.close()
+
+
+async def test_cli_process_changes_are_noticed(tmp_path) -> None:
+    """A commit from another connection (the CLI) raises ExternalChange within a second."""
+    from rmail.server.core.events import ExternalChange
+    bus = EventBus()
+    bus.bind_loop(asyncio.get_running_loop())
+    feed = bus.feed(lambda e: isinstance(e, ExternalChange))
+    server = await MailStore.open(tmp_path, publish=bus.publish_threadsafe)
+    other = await MailStore.open(tmp_path)
+    try:
+        await Accounts(other, bcrypt_rounds=4).add_user("x@example.com", "pw")
+        await asyncio.wait_for(feed.wait(), 2)
+        assert feed.drain()
+    finally:
+        other.close()
+        server.close()
+
+
+async def test_recovery_removes_orphans_only(tmp_path) -> None:
+    store = await MailStore.open(tmp_path)
+    alice = await Accounts(store, bcrypt_rounds=4).add_user("alice@example.com", "pw")
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    await store.append(inbox.id, MSG)
+    orphan, _ = store.blobs.write(b"never committed")
+    store.close()
+    store = await MailStore.open(tmp_path, recover=True)
+    try:
+        ids = set(store.blobs.all_ids())
+        assert orphan not in ids and len(ids) == 1
+        [meta] = await store.list_messages(inbox.id)
+        assert await store.read_message(meta.blob_id) == MSG
+    finally:
+        store.close()
