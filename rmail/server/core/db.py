@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -39,7 +38,7 @@ class WriteTxn:
 
     conn: sqlite3.Connection
     events: list[Event] = field(default_factory=list)
-    sync_dirs: set[Path] = field(default_factory=set)
+    new_files: list[str] = field(default_factory=list)   #: blob ids to flush before COMMIT
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     on_rollback: list[Callable[[], None]] = field(default_factory=list)
 
@@ -72,8 +71,9 @@ class Database:
     """The rmail.db file: schema, the writer thread and reader connections."""
 
     def __init__(self, path: Path, schema: str, *, publish: Callable[[list[Event]], None] | None = None,
-                 readers: int = 4) -> None:
+                 flush: Callable[[list[str]], None] = lambda files: None, readers: int = 4) -> None:
         self.path = path
+        self._flush = flush
         self._publish = publish or (lambda events: None)
         setup = connect(path)
         setup.executescript(schema)
@@ -183,9 +183,8 @@ class Database:
                 conn.execute("RELEASE req")
                 results.append((req, txn, value, None))
         try:
-            dirs = set().union(*(t.sync_dirs for _, t, _, _ in results if t is not None))
-            for d in dirs:
-                fsync_dir(d)
+            # Blobs first: a committed row must never point at a file that is not on disk.
+            self._flush([f for _, t, _, _ in results if t is not None for f in t.new_files])
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             log.error("store: commit failed: %s", exc)
@@ -233,14 +232,6 @@ class Database:
         self._queue.put(_STOP)
         self._writer.join()
         self._readers.shutdown(wait=True)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _quietly(fn: Callable[[], None]) -> None:

@@ -11,6 +11,7 @@ expunges leave tombstones, so ``changes_since(modseq)`` tells a session exactly 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import sqlite3
 import time
@@ -34,6 +35,7 @@ MAX_MAILBOX_NAME = 512
 MAX_MAILBOX_DEPTH = 16
 MAX_KEYWORD_LENGTH = 128
 MAX_KEYWORDS = 64
+IO_THREADS = 8
 SEEN = SYSTEM_FLAGS["\\Seen"]
 DELETED = SYSTEM_FLAGS["\\Deleted"]
 
@@ -131,7 +133,9 @@ class MailStore:
     def __init__(self, data_dir: Path, *, publish=None) -> None:
         self.data_dir = data_dir
         self.blobs = BlobStore(data_dir / "blobs")
-        self.db = Database(data_dir / "rmail.db", schema(), publish=publish)
+        self.db = Database(data_dir / "rmail.db", schema(), publish=publish, flush=self.blobs.flush)
+        # Parsing and writing blobs in parallel with the writer's commits.
+        self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 
     @classmethod
     async def open(cls, data_dir: Path, *, publish=None, recover: bool = False) -> MailStore:
@@ -146,6 +150,7 @@ class MailStore:
 
     def close(self) -> None:
         self.db.close()
+        self._io.shutdown(wait=True)
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -436,7 +441,7 @@ class MailStore:
     async def read_message(self, blob_id: str) -> bytes:
         """The raw bytes of a message (off the loop)."""
         try:
-            return await asyncio.to_thread(self.blobs.read, blob_id)
+            return await asyncio.get_running_loop().run_in_executor(self._io, self.blobs.read, blob_id)
         except FileNotFoundError:
             raise NotFound("message no longer exists") from None
 
@@ -454,23 +459,23 @@ class MailStore:
 
     # -- messages: writing -----------------------------------------------------------------
 
-    async def prepare(self, data: bytes) -> tuple[str, Path, mime.ParsedMessage]:
-        """Write and fsync the blob and parse it, on a worker thread. Call ``discard`` if the
-        row is never committed (a crash leaves it for start-up recovery)."""
-        def work() -> tuple[str, Path, mime.ParsedMessage]:
+    async def prepare(self, data: bytes) -> tuple[str, mime.ParsedMessage]:
+        """Parse ``data`` and write it durably as a blob, on an I/O thread. The caller then
+        commits a row with ``_insert_blob`` (or removes the blob if it never does; a crash
+        in between leaves it to start-up recovery)."""
+        def work() -> tuple[str, mime.ParsedMessage]:
             parsed = mime.parse_message(data)
-            blob_id, directory = self.blobs.write(data)
-            return blob_id, directory, parsed
-        return await asyncio.to_thread(work)
+            return self.blobs.write(data), parsed
+        return await asyncio.get_running_loop().run_in_executor(self._io, work)
 
-    def _insert_blob(self, txn: WriteTxn, blob_id: str, directory: Path, size: int, p: mime.ParsedMessage) -> None:
+    def _insert_blob(self, txn: WriteTxn, blob_id: str, size: int, p: mime.ParsedMessage) -> None:
         date = int(p.date.timestamp()) if p.date is not None else None
         txn.conn.execute(
             "INSERT INTO blobs(id, size, envelope, bodystructure, body, header_text, search_text, subject, from_,"
             " to_, cc, date, message_id, in_reply_to, refs, preview) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (blob_id, size, p.envelope, p.bodystructure, p.body, p.header_text, p.search_text, p.subject,
              p.from_, p.to, p.cc, date, p.message_id, p.in_reply_to, p.references, p.preview))
-        txn.sync_dirs.add(directory)
+        txn.new_files.append(blob_id)
         txn.on_rollback.append(lambda: self.blobs.remove(blob_id))
 
     @staticmethod
@@ -505,10 +510,10 @@ class MailStore:
         """
         columns = [flags_to_columns(flags) for _, flags in targets]
         when = int((internaldate or datetime.now(timezone.utc)).timestamp())
-        blob_id, directory, parsed = await self.prepare(data)
+        blob_id, parsed = await self.prepare(data)
 
         def w(txn: WriteTxn) -> list[int]:
-            self._insert_blob(txn, blob_id, directory, len(data), parsed)
+            self._insert_blob(txn, blob_id, len(data), parsed)
             uids = []
             for (mailbox_id, _), (mask, keywords) in zip(targets, columns):
                 uid, modseq = self._next_uid(txn.conn, mailbox_id)

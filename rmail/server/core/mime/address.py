@@ -7,7 +7,8 @@ stands in for a missing display name, a missing domain becomes "".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from typing import NamedTuple
 
 from .text import decode_words
 
@@ -17,9 +18,12 @@ __all__ = ["Addr", "parse_addresses", "display"]
 MAX_ADDRESSES = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Addr:
-    """One ENVELOPE address. Group start: only ``mailbox`` (the group name); group end: all None."""
+class Addr(NamedTuple):
+    """One ENVELOPE address. Group start: only ``mailbox`` (the group name); group end: all None.
+
+    A NamedTuple (not a frozen dataclass) because it is built per address on
+    the delivery hot path and tuple construction is much cheaper.
+    """
 
     name: str | None
     adl: str | None
@@ -28,59 +32,62 @@ class Addr:
 
 
 GROUP_END = Addr(None, None, None, None)
-_SPECIALS = frozenset('<>@,;:[]"()\\')
+
+
+# One lexical token per match; comments are handled by hand since they nest.
+_TOKEN_RE = re.compile(
+    r"""[ \t\r\n]+|"((?:[^"\\]|\\.)*)"?|(\()|(\[[^\]]*\]?)|([<>@,;:\\\]])|([^ \t\r\n<>@,;:\\"\[\]()]+)""",
+    re.S,
+)
+_QPAIR_RE = re.compile(r"\\(.)", re.S)
+
+
+def _comment(s: str, i: int) -> tuple[str, int]:
+    """Comment text starting after the "(" at ``s[i-1]``, and the index after it (RFC 5322 §3.2.2)."""
+    depth, j, n = 1, i, len(s)
+    buf: list[str] = []
+    while j < n:
+        c = s[j]
+        if c == "\\" and j + 1 < n:
+            j += 1
+            c = s[j]
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if not depth:
+                break
+        buf.append(c)
+        j += 1
+    return "".join(buf).strip(), j + 1
 
 
 def _tokens(s: str) -> list[tuple[str, str]]:
     """Lex into (kind, text): q=quoted, c=comment, a=atom/literal, s=special."""
     out: list[tuple[str, str]] = []
-    i, n = 0, len(s)
-    while i < n:
-        ch = s[i]
-        if ch in " \t\r\n":
-            i += 1
-        elif ch == '"':
-            buf: list[str] = []
-            i += 1
-            while i < n and s[i] != '"':
-                if s[i] == "\\" and i + 1 < n:
-                    i += 1
-                buf.append(s[i])
-                i += 1
-            out.append(("q", "".join(buf)))
-            i += 1
-        elif ch == "(":
-            depth, j = 1, i + 1
-            buf = []
-            while j < n and depth:
-                c = s[j]
-                if c == "\\" and j + 1 < n:
-                    j += 1
-                    c = s[j]
-                elif c == "(":
-                    depth += 1
-                elif c == ")":
-                    depth -= 1
-                    if not depth:
-                        break
-                buf.append(c)
-                j += 1
-            out.append(("c", "".join(buf).strip()))
-            i = j + 1
-        elif ch == "[":
-            j = s.find("]", i)
-            j = n if j < 0 else j + 1
-            out.append(("a", s[i:j]))
-            i = j
-        elif ch in _SPECIALS:
-            out.append(("s", ch))
-            i += 1
+    pos, n = 0, len(s)
+    match = _TOKEN_RE.match
+    while pos < n:
+        m = match(s, pos)
+        if m is None:  # only a stray ")" gets here
+            pos += 1
+            continue
+        pos = m.end()
+        kind = m.lastindex
+        if kind is None:  # whitespace
+            continue
+        if kind == 1:
+            text = m.group(1)
+            out.append(("q", _QPAIR_RE.sub(r"\1", text) if "\\" in text else text))
+        elif kind == 2:
+            text, pos = _comment(s, pos)
+            out.append(("c", text))
+        elif kind == 3:
+            out.append(("a", m.group(3)))
+        elif kind == 4:
+            out.append(("s", m.group(4)))
         else:
-            j = i + 1
-            while j < n and s[j] not in _SPECIALS and s[j] not in " \t\r\n":
-                j += 1
-            out.append(("a", s[i:j]))
-            i = j
+            out.append(("a", m.group(5)))
     return out
 
 

@@ -13,25 +13,26 @@ NIL = b"NIL"
 # Longest value still sent as a quoted string; longer ones go as literals so a
 # client never has to scan a huge quoted run for its closing DQUOTE.
 _MAX_QUOTED = 1024
-# Bytes that may not appear in a quoted string (RFC 3501 §9: QUOTED-CHAR is
-# any TEXT-CHAR, i.e. 7-bit without CR/LF/NUL).
-_UNSAFE = bytes(range(0x80, 0x100)) + b"\r\n"
 
 
 def imap_string(value: bytes | str) -> bytes:
     """Encode *value* as an IMAP ``string``: quoted when safe, otherwise a literal.
 
-    NUL is dropped because RFC 3501 §4.3 forbids it even in literals.
+    Quoted strings carry only 7-bit TEXT-CHARs without CR/LF (RFC 3501 §9
+    ``QUOTED-CHAR``); anything else is sent as a literal. NUL is dropped
+    because RFC 3501 §4.3 forbids it even in literals.
     """
     if isinstance(value, str):
         value = value.encode("utf-8", "surrogateescape")
+    if len(value) <= _MAX_QUOTED and value.isascii():
+        if b"\r" not in value and b"\n" not in value and b"\x00" not in value:
+            if b"\\" in value or b'"' in value:
+                value = value.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+            return b'"' + value + b'"'
     if b"\x00" in value:
         value = value.replace(b"\x00", b"")
-    if len(value) > _MAX_QUOTED or value.translate(None, _UNSAFE) != value:
-        return b"{%d}\r\n%s" % (len(value), value)
-    if b"\\" in value or b'"' in value:
-        value = value.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
-    return b'"' + value + b'"'
+        return imap_string(value)
+    return b"{%d}\r\n%s" % (len(value), value)
 
 
 def imap_nstring(value: bytes | str | None) -> bytes:

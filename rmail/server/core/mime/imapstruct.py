@@ -12,7 +12,7 @@ from .encode import NIL, imap_nstring, imap_string
 from .headers import Field, parse_disposition, unfold
 from .tree import Part
 
-__all__ = ["envelope", "bodystructure", "first_values"]
+__all__ = ["envelope", "bodystructure", "structures", "first_values", "address_lists"]
 
 _ENVELOPE_KEYS = (
     "date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "in-reply-to", "message-id",
@@ -30,39 +30,56 @@ def first_values(fields: list[Field], keys: tuple[str, ...] = _ENVELOPE_KEYS) ->
     return found
 
 
-def _addr_list(raw: bytes | None) -> bytes | None:
-    if raw is None:
-        return None
-    addrs = parse_addresses(raw.decode("utf-8", "surrogateescape"))
+_ADDRESS_KEYS = ("from", "sender", "reply-to", "to", "cc", "bcc")
+
+
+def address_lists(values: dict[str, bytes]) -> dict[str, list[Addr]]:
+    """Parsed address headers among *values* (from :func:`first_values`)."""
+    return {
+        key: parse_addresses(values[key].decode("utf-8", "surrogateescape"))
+        for key in _ADDRESS_KEYS
+        if key in values
+    }
+
+
+def _addr_list(addrs: list[Addr] | None) -> bytes | None:
     if not addrs:
         return None
-    return b"(" + b" ".join(_addr(a) for a in addrs) + b")"
+    return b"(" + b" ".join([_addr(a) for a in addrs]) + b")"
 
 
 def _addr(a: Addr) -> bytes:
-    return b"(%s %s %s %s)" % (
-        imap_nstring(a.name),
-        imap_nstring(a.adl),
-        imap_nstring(a.mailbox),
-        imap_nstring(a.host),
-    )
+    # Fast path for the common all-ASCII address without characters that
+    # need escaping; anything else goes through imap_nstring.
+    text = "".join([x for x in a if x])
+    if text.isascii() and not any(c in text for c in '"\\\r\n\x00') and len(text) < 1000:
+        return ("(%s %s %s %s)" % tuple(["NIL" if x is None else f'"{x}"' for x in a])).encode("ascii")
+    return b"(%s %s %s %s)" % tuple([imap_nstring(x) for x in a])
 
 
-def envelope(fields: list[Field], values: dict[str, bytes] | None = None) -> bytes:
-    """ENVELOPE of a message header; sender and reply-to default to from (RFC 3501 §7.4.2)."""
+def envelope(
+    fields: list[Field],
+    values: dict[str, bytes] | None = None,
+    addrs: dict[str, list[Addr]] | None = None,
+) -> bytes:
+    """ENVELOPE of a message header; sender and reply-to default to from (RFC 3501 §7.4.2).
+
+    *values* and *addrs* may be passed when the caller already computed them.
+    """
     v = values if values is not None else first_values(fields)
-    frm = _addr_list(v.get("from"))
-    sender = _addr_list(v.get("sender")) or frm
-    reply_to = _addr_list(v.get("reply-to")) or frm
+    a = addrs if addrs is not None else address_lists(v)
+    frm = _addr_list(a.get("from"))
+    sender = _addr_list(a.get("sender")) or frm
+    reply_to = _addr_list(a.get("reply-to")) or frm
     items = [
         imap_nstring(v.get("date")),
         imap_nstring(v.get("subject")),
         frm or NIL,
         sender or NIL,
         reply_to or NIL,
-        _addr_list(v.get("to")) or NIL,
-        _addr_list(v.get("cc")) or NIL,
-        _addr_list(v.get("bcc")) or NIL,
+        _addr_list(a.get("to")) or NIL,
+        _addr_list(a.get("cc")) or NIL,
+        _addr_list(a.get("bcc")) or NIL,
         imap_nstring(v.get("in-reply-to")),
         imap_nstring(v.get("message-id")),
     ]
@@ -93,21 +110,29 @@ def _extension(part: Part, with_params: bool) -> bytes:
 
 def bodystructure(data: bytes, part: Part, extended: bool = True) -> bytes:
     """BODYSTRUCTURE (``extended``) or BODY of *part* (RFC 3501 §7.4.2)."""
+    full, basic = structures(data, part)
+    return full if extended else basic
+
+
+def structures(data: bytes, part: Part) -> tuple[bytes, bytes]:
+    """``(BODYSTRUCTURE, BODY)`` of *part* in one walk of the tree (RFC 3501 §7.4.2)."""
     if part.multipart:
         if part.children:
-            inner = b"".join(bodystructure(data, c, extended) for c in part.children)
+            pairs = [structures(data, c) for c in part.children]
+            full = b"".join([p[0] for p in pairs])
+            basic = b"".join([p[1] for p in pairs])
         else:  # the grammar needs 1*body; Dovecot writes an empty text part
-            inner = _EMPTY_PART + (b" NIL NIL NIL NIL)" if extended else b")")
-        head = inner + b" " + imap_string(part.ctype.subtype)
-        if extended:
-            head += b" " + _extension(part, True)
-        return b"(" + head + b")"
+            full, basic = _EMPTY_PART + b" NIL NIL NIL NIL)", _EMPTY_PART + b")"
+        subtype = b" " + imap_string(part.ctype.subtype)
+        return (
+            b"(" + full + subtype + b" " + _extension(part, True) + b")",
+            b"(" + basic + subtype + b")",
+        )
     ctype = part.ctype
     kind = part.kind
-    params = list(ctype.params)
+    params = ctype.params
     if kind[0] == "text" and not any(k.lower() == b"charset" for k, _ in params):
-        params.append((b"charset", b"us-ascii"))  # RFC 2045 §5.2 default
-    size = part.end - part.body_start
+        params = params + [(b"charset", b"us-ascii")]  # RFC 2045 §5.2 default
     items = [
         imap_string(ctype.type_),
         imap_string(ctype.subtype),
@@ -115,16 +140,21 @@ def bodystructure(data: bytes, part: Part, extended: bool = True) -> bytes:
         imap_nstring(part.header("content-id")),
         imap_nstring(part.header("content-description")),
         imap_string(part.header("content-transfer-encoding") or b"7bit"),
-        b"%d" % size,
+        b"%d" % (part.end - part.body_start),
     ]
+    basic_items = items
+    full_items = list(items)
     if part.message:
         msg = part.children[0]
-        items.append(envelope(msg.fields))
-        items.append(bodystructure(data, msg, extended))
-        items.append(b"%d" % data.count(b"\n", part.body_start, part.end))
+        env = envelope(msg.fields)
+        inner_full, inner_basic = structures(data, msg)
+        lines = b"%d" % data.count(b"\n", part.body_start, part.end)
+        full_items += [env, inner_full, lines]
+        basic_items = items + [env, inner_basic, lines]
     elif kind[0] == "text":
-        items.append(b"%d" % data.count(b"\n", part.body_start, part.end))
-    if extended:
-        items.append(imap_nstring(part.header("content-md5")))
-        items.append(_extension(part, False))
-    return b"(" + b" ".join(items) + b")"
+        lines = b"%d" % data.count(b"\n", part.body_start, part.end)
+        full_items.append(lines)
+        basic_items = items + [lines]
+    full_items.append(imap_nstring(part.header("content-md5")))
+    full_items.append(_extension(part, False))
+    return b"(" + b" ".join(full_items) + b")", b"(" + b" ".join(basic_items) + b")"

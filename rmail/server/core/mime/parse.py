@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
-from .address import display, parse_addresses
+from .address import display
 from .content import is_attachment, leaves, part_text
-from .imapstruct import bodystructure, envelope, first_values
+from .imapstruct import address_lists, envelope, first_values, structures
 from .text import decode_bytes, decode_words, header_str
 from .tree import Part, parse_tree
 
@@ -87,29 +87,23 @@ def parse_message(data: bytes) -> ParsedMessage:
         ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc",
          "in-reply-to", "message-id", "references"),
     )  # fmt: skip
-    header_lines = []
-    for f in root.fields:
-        name = data[f.start : f.end].split(b":", 1)[0].strip()
-        header_lines.append(f"{decode_bytes(name)}: {header_str(f.value)}")
+    header_lines = [f"{decode_bytes(f.name)}: {header_str(f.value)}" for f in root.fields]
 
-    def addresses(key: str) -> str:
-        raw = values.get(key)
-        if raw is None:
-            return ""
-        return display(parse_addresses(raw.decode("utf-8", "surrogateescape")))
+    addrs = address_lists(values)
 
     texts = _text_parts(data, root)
     search = "\n".join(t for _, t in texts).casefold()[:MAX_SEARCH_TEXT]
+    full, basic = structures(data, root)
     return ParsedMessage(
-        envelope=envelope(root.fields, values),
-        bodystructure=bodystructure(data, root, True),
-        body=bodystructure(data, root, False),
+        envelope=envelope(root.fields, values, addrs),
+        bodystructure=full,
+        body=basic,
         header_text="\n".join(header_lines),
         search_text=search,
         subject=header_str(values.get("subject", b"")),
-        from_=addresses("from"),
-        to=addresses("to"),
-        cc=addresses("cc"),
+        from_=display(addrs.get("from", [])),
+        to=display(addrs.get("to", [])),
+        cc=display(addrs.get("cc", [])),
         date=parse_date(values.get("date")),
         message_id=decode_bytes(values.get("message-id", b"")),
         in_reply_to=decode_bytes(values.get("in-reply-to", b"")),

@@ -36,7 +36,7 @@ def message_view(data: bytes) -> MessageView:
     """Decoded view of *data*; never raises on malformed input."""
     root = parse_tree(data)
     headers = [
-        (decode_bytes(data[f.start : f.end].split(b":", 1)[0].strip()), header_str(f.value))
+        (decode_bytes(f.name), header_str(f.value))
         for f in root.fields
     ]
     text: str | None = None
