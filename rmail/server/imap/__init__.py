@@ -8,6 +8,10 @@ Layers, each with one job; only `connection` touches streams:
 - `protocol` — which commands each state allows, capability lists (data, not code).
 - `encode` — typed responses → bytes (quoted vs literal strings decided in one place).
 - `mutf7` — modified UTF-7 mailbox names.
+- `selected` — one session's seq↔UID map and the moments it may tell the client of changes.
+- `fetch`, `search` — pure functions over stored metadata (blob bytes only for BODY[...]).
+- `handlers` — the session: async calls into the core, core errors mapped to NO once.
+- `connection`, `service` — asyncio protocol, STARTTLS, IDLE waits, timeouts; `start()`.
 
 Invariants:
 
@@ -18,3 +22,9 @@ Invariants:
 - A literal over the message-size limit is refused before any continuation is sent; a
   LITERAL+ literal over it is read and dropped, never buffered.
 """
+
+from __future__ import annotations
+
+from .service import start
+
+__all__ = ["start"]

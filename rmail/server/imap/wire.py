@@ -216,6 +216,11 @@ class Framer:
         return len(self._buf) + len(self._literal) + sum(len(p) for p in self._parts)
 
     @property
+    def unprocessed(self) -> int:
+        """Received bytes not yet framed (the I/O shell pauses reading when this grows)."""
+        return len(self._buf)
+
+    @property
     def in_command(self) -> bool:
         """True while part of a command has been received (a disconnect now loses it)."""
         return bool(self._parts or self._in_literal or self._buf)

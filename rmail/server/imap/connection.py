@@ -1,0 +1,262 @@
+"""The I/O shell: the only IMAP module that touches sockets, TLS, timers and tasks.
+
+Each connection is an `asyncio.Protocol` feeding a `wire.Framer` plus one task running the
+session loop (frame → parse → state check → handler). Reading pauses while unprocessed input
+piles up; writing waits when the transport's buffer is full.
+
+STARTTLS (RFC 3501 §6.2.1): after the tagged OK, bytes the client pipelined in cleartext are
+dropped and the transport is upgraded with `loop.start_tls` in the same step, so no cleartext
+byte can be read as part of the TLS session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Final
+
+from rmail.server.core.connections import ConnectionInfo
+
+from . import grammar as g
+from .handlers import Services, Session, SessionClosed
+from .wire import NEED_DATA, Frame, Framer, NeedContinuation, RawLine, WireError
+
+__all__ = ["ImapConnection", "ImapServer"]
+
+log = logging.getLogger("rmail.imap")
+
+#: Stop reading while this much received input waits to be parsed (pipelining bound).
+PAUSE_AT: Final = 256 * 1024
+#: Time allowed to log in; RFC 3501 §5.4's 30-minute autologout applies after login.
+PREAUTH_TIMEOUT: Final = 5 * 60
+
+
+class ImapServer:
+    """Shared state of all IMAP listeners: services, TLS context, live connections."""
+
+    def __init__(self, services: Services, *, tls: ssl.SSLContext | None, max_literal: int,
+                 max_line: int, preauth_timeout: float = PREAUTH_TIMEOUT) -> None:
+        self.services = services
+        self.tls = tls
+        self.max_literal = max_literal
+        self.max_line = max_line
+        self.preauth_timeout = preauth_timeout
+        self.connections: set[ImapConnection] = set()
+
+    def protocol_factory(self, port: int, *, implicit_tls: bool) -> ImapConnection:
+        return ImapConnection(self, port, implicit_tls=implicit_tls)
+
+    async def close(self) -> None:
+        """Say BYE to every session and wait for their tasks (graceful shutdown)."""
+        for conn in list(self.connections):
+            conn.shutdown("server shutting down")
+        tasks = [c.task for c in self.connections if c.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
+
+class ImapConnection(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: ImapServer, port: int, *, implicit_tls: bool) -> None:
+        self.server = server
+        self.port = port
+        self.tls_active = implicit_tls
+        self.framer = Framer(max_line=server.max_line, max_literal=server.max_literal)
+        self.transport: asyncio.Transport | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.info: ConnectionInfo | None = None
+        self.session: Session | None = None
+        self._data = asyncio.Event()
+        self._closed = False
+        self._paused = False
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        peer_ip = peer[0] if isinstance(peer, tuple) else "unknown"
+        registry = self.server.services.connections
+        refusal = registry.admit(peer_ip)
+        if refusal is not None:
+            transport.write(f"* BYE {refusal}\r\n".encode())
+            transport.close()
+            self._closed = True
+            return
+        self.info = registry.open("imap", self.port, peer_ip, self.tls_active, close=self._kick)
+        self.server.connections.add(self)
+        self.session = Session(self.server.services, self, peer=peer_ip,
+                               tls_active=self.tls_active, info=self.info,
+                               read_line=self._read_line)
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="imap-session")
+
+    def data_received(self, data: bytes) -> None:
+        self.framer.receive_data(data)
+        if self.info is not None:
+            self.info.bytes_in += len(data)
+        self._data.set()
+        if self.framer.unprocessed > PAUSE_AT and not self._paused and self.transport:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        self._closed = True
+        self._data.set()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._data.set()
+        self._can_write.set()
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    # -- Output (for the session) -------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+            if self.info is not None:
+                self.info.bytes_out += len(data)
+
+    async def drain(self) -> None:
+        if not self._can_write.is_set():
+            await self._can_write.wait()
+        if self._closed:
+            raise SessionClosed()
+
+    # -- the session loop -----------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        """Console action: disconnect this client."""
+        self.shutdown("disconnected by the administrator")
+
+    def shutdown(self, reason: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.write(f"* BYE {reason}\r\n".encode())
+            self.transport.close()
+        self._closed = True
+        self._data.set()
+
+    def _timeout(self) -> float:
+        session = self.session
+        if session is None or session.user is None:
+            return self.server.preauth_timeout
+        return self.server.services.autologout
+
+    async def _next_event(self) -> object:
+        """The framer's next event, waiting for bytes (or timing out) as needed."""
+        while True:
+            event = self.framer.next_event()
+            if event is not NEED_DATA:
+                return event
+            if self._closed:
+                raise SessionClosed()
+            if self._paused and self.transport is not None:
+                self._paused = False
+                self.transport.resume_reading()
+            self._data.clear()
+            try:
+                await asyncio.wait_for(self._data.wait(), self._timeout())
+            except asyncio.TimeoutError:
+                self.write(b"* BYE autologout; idle for too long\r\n")
+                raise SessionClosed() from None
+
+    async def _read_line(self) -> bytes | None:
+        """One raw line for AUTHENTICATE/IDLE; None when the client went away."""
+        self.framer.expect_line()
+        try:
+            while True:
+                try:
+                    event = await self._next_event()
+                except WireError as exc:
+                    self._reply_error(exc)
+                    continue
+                if isinstance(event, RawLine):
+                    return event.line
+        except SessionClosed:
+            return None
+
+    def _reply_error(self, exc: WireError | g.ParseError) -> None:
+        code = f"[{exc.code}] " if exc.code else ""
+        self.write(f"{exc.tag or '*'} {exc.status} {code}{exc.text}\r\n".encode())
+
+    async def _run(self) -> None:
+        session = self.session
+        assert session is not None
+        try:
+            await session.greeting()
+            while True:
+                try:
+                    event = await self._next_event()
+                except WireError as exc:
+                    self._reply_error(exc)
+                    continue
+                if isinstance(event, NeedContinuation):
+                    self.write(b"+ Ready for literal data\r\n")
+                    continue
+                if not isinstance(event, Frame):
+                    continue
+                try:
+                    cmd = g.parse_command(event)
+                except g.ParseError as exc:
+                    self._reply_error(exc)
+                    continue
+                if isinstance(cmd, g.StartTLS) and self._can_starttls(session):
+                    await self._starttls(cmd, session)
+                    continue
+                await session.execute(cmd)
+                if self.info is not None:
+                    self.server.services.connections.update(
+                        self.info, state=session.state.value)
+        except SessionClosed:
+            pass
+        except (ConnectionError, ssl.SSLError):
+            pass
+        except Exception:  # noqa: BLE001 - a bug: log it and drop the connection quietly
+            log.exception("imap: session crashed")
+        finally:
+            await self._finish()
+
+    def _can_starttls(self, session: Session) -> bool:
+        return (self.server.tls is not None and not self.tls_active
+                and session.user is None)
+
+    async def _starttls(self, cmd: g.StartTLS, session: Session) -> None:
+        transport = self.transport
+        assert transport is not None and self.server.tls is not None
+        self.write(f"{cmd.tag} OK begin TLS negotiation now\r\n".encode())
+        # No await between the OK and start_tls: nothing else can be read in cleartext.
+        self.framer.discard_buffered()
+        loop = asyncio.get_running_loop()
+        try:
+            new = await loop.start_tls(transport, self, self.server.tls, server_side=True)
+        except (ssl.SSLError, ConnectionError, OSError) as exc:
+            log.info("imap: STARTTLS handshake failed: %s", exc)
+            raise SessionClosed() from None
+        if new is None:
+            raise SessionClosed()
+        self.transport = new
+        self.tls_active = True
+        session.tls_active = True
+        if self.info is not None:
+            self.server.services.connections.update(self.info, force=True, tls=True)
+
+    async def _finish(self) -> None:
+        if self.session is not None:
+            self.session.close()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        if self.info is not None:
+            self.server.services.connections.closed(self.info)
+            self.info = None
+        self.server.connections.discard(self)

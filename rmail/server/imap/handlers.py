@@ -1,0 +1,681 @@
+"""Command handlers: one IMAP session's state and the async calls into the core.
+
+`Session.execute` runs one parsed command: it checks the state table, runs the handler,
+maps core errors to NO responses once (STYLE: "let an error know its reply"), sends pending
+mailbox news when RFC 3501 §7.4.1 allows, and writes the tagged reply. The session never
+touches a socket; it writes to an `Output` and reads continuation lines through a callback the
+connection provides (AUTHENTICATE, IDLE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import re
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Final, Protocol
+
+from rmail.server.core.connections import ConnectionInfo, ConnectionRegistry
+from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput,
+                                      LimitExceeded, NotFound, PermissionDenied, RmailError,
+                                      TemporaryFailure)
+from rmail.server.core.events import (AuthFailed, Doorbell, Event, EventBus, ExternalChange,
+                                      MailboxChanged, MessageReceived)
+from rmail.server.core.model import Account, Mailbox
+
+from . import grammar as g
+from . import mutf7
+from .encode import string
+from .fetch import FetchPlan, flags_bytes, message_items
+from .protocol import State, allowed, capabilities, login_allowed
+from .search import compile_prefilter, matches, needs
+from .selected import InvalidSequence, SelectedMailbox, Update
+
+__all__ = ["CommandError", "Output", "Services", "Session", "SessionClosed"]
+
+log = logging.getLogger("rmail.imap")
+
+#: Messages per FETCH batch: bounds memory (infos, bodies) and lets other sessions run.
+FETCH_BATCH: Final = 500
+_SYSTEM_FLAGS: Final = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+#: RFC 5530 response codes for the core's errors.
+_ERROR_CODES: Final[tuple[tuple[type[RmailError], str], ...]] = (
+    (NotFound, "NONEXISTENT"), (AlreadyExists, "ALREADYEXISTS"), (PermissionDenied, "NOPERM"),
+    (AuthenticationFailed, "AUTHENTICATIONFAILED"), (InvalidInput, "CANNOT"),
+    (LimitExceeded, "LIMIT"), (TemporaryFailure, "UNAVAILABLE"),
+)
+#: Commands during which EXPUNGE responses are forbidden (RFC 3501 §7.4.1).
+_NO_EXPUNGE: Final = (g.Fetch, g.Store, g.Search)
+
+
+class Output(Protocol):
+    """Where a session writes; the connection implements it over a transport."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+ReadLine = Callable[[], Awaitable["bytes | None"]]
+
+
+class SessionClosed(Exception):
+    """The session ended (LOGOUT, autologout, disconnect); the connection closes."""
+
+
+class CommandError(Exception):
+    """A handler's refusal, with its reply (BAD for protocol misuse, NO otherwise)."""
+
+    def __init__(self, status: str, text: str, code: str | None = None) -> None:
+        super().__init__(text)
+        self.status, self.text, self.code = status, text, code
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What sessions need from the runtime (built once per listener set)."""
+
+    store: object            # MailStore (typed loosely to keep tests free to fake it)
+    accounts: object         # Accounts
+    throttle: object         # AuthThrottle
+    bus: EventBus
+    connections: ConnectionRegistry
+    tls_configured: bool
+    max_per_user: int
+    autologout: float = 30 * 60
+
+
+def _uid_set(uids: list[int]) -> str:
+    """Compact a sorted UID list into "1:3,7" (RFC 4315 uid-set)."""
+    parts: list[str] = []
+    start = prev = None
+    for u in uids:
+        if start is None:
+            start = prev = u
+        elif u == prev + 1:
+            prev = u
+        else:
+            parts.append(f"{start}:{prev}" if start != prev else str(start))
+            start = prev = u
+    if start is not None:
+        parts.append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(parts)
+
+
+def _list_regex(pattern: str) -> re.Pattern[str]:
+    """RFC 3501 §6.3.8: "*" matches anything, "%" anything but the hierarchy separator."""
+    out = []
+    for ch in pattern:
+        out.append(".*" if ch == "*" else "[^/]*" if ch == "%" else re.escape(ch))
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _normalize_pattern(pattern: str) -> str:
+    if pattern[:5].upper() == "INBOX" and (len(pattern) == 5 or pattern[5] in "/*%"):
+        return "INBOX" + pattern[5:]
+    return pattern
+
+
+def _tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:
+    code_part = f"[{code}] " if code else ""
+    return f"{tag} {status} {code_part}{text}\r\n".encode("utf-8")
+
+
+class Session:
+    """One client's IMAP session (RFC 3501 §3 states)."""
+
+    def __init__(self, services: Services, out: Output, *, peer: str, tls_active: bool,
+                 info: ConnectionInfo | None = None, read_line: ReadLine | None = None) -> None:
+        self.services = services
+        self.out = out
+        self.peer = peer
+        self.tls_active = tls_active
+        self.info = info
+        self.read_line = read_line
+        self.state = State.NOT_AUTHENTICATED
+        self.user: Account | None = None
+        self.selected: SelectedMailbox | None = None
+        self._bell: Doorbell | None = None
+        self._handlers: dict[type[g.Command], Callable[..., Awaitable[bytes]]] = {
+            g.Capability: self._capability, g.Noop: self._noop, g.Check: self._noop,
+            g.Logout: self._logout, g.Login: self._login_cmd,
+            g.Authenticate: self._authenticate, g.StartTLS: self._starttls,
+            g.Select: self._select, g.Examine: self._select, g.Create: self._create,
+            g.Delete: self._delete, g.Rename: self._rename, g.Subscribe: self._subscribe,
+            g.Unsubscribe: self._subscribe, g.List: self._list, g.Lsub: self._list,
+            g.Status: self._status, g.Append: self._append, g.Close: self._close,
+            g.Unselect: self._close, g.Expunge: self._expunge, g.UidExpunge: self._expunge,
+            g.Search: self._search, g.Fetch: self._fetch, g.Store: self._store,
+            g.Copy: self._copy, g.Move: self._copy, g.Namespace: self._namespace,
+            g.Id: self._id, g.Enable: self._enable, g.Idle: self._idle,
+        }
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def store(self):  # noqa: ANN201 - MailStore
+        return self.services.store
+
+    def capabilities(self) -> tuple[str, ...]:
+        return capabilities(tls_configured=self.services.tls_configured,
+                            tls_active=self.tls_active,
+                            authenticated=self.state not in (State.NOT_AUTHENTICATED,))
+
+    async def greeting(self) -> None:
+        caps = " ".join(self.capabilities())
+        self.out.write(f"* OK [CAPABILITY {caps}] rmail IMAP4rev1 ready\r\n".encode())
+        await self.out.drain()
+
+    async def execute(self, cmd: g.Command) -> None:
+        """Run one command and write all its responses, the tagged one last.
+
+        Raises:
+            SessionClosed: the connection must close after this command.
+        """
+        if not allowed(self.state, cmd):
+            self.out.write(_tagged(cmd.tag, "BAD", f"{type(cmd).__name__.upper()} not allowed "
+                                   f"in the {self.state.value} state"))
+            return
+        try:
+            tagged = await self._handlers[type(cmd)](cmd)
+        except CommandError as exc:
+            tagged = _tagged(cmd.tag, exc.status, exc.text, exc.code)
+        except InvalidSequence as exc:
+            tagged = _tagged(cmd.tag, "BAD", str(exc))
+        except RmailError as exc:
+            code = next((c for t, c in _ERROR_CODES if isinstance(exc, t)), None)
+            tagged = _tagged(cmd.tag, "NO", str(exc) or "failed", code)
+        except (SessionClosed, asyncio.CancelledError):
+            raise
+        except Exception:  # noqa: BLE001 - a bug: log it, never show a traceback (STYLE)
+            log.exception("imap: %s failed", type(cmd).__name__)
+            tagged = _tagged(cmd.tag, "NO", "internal server error", "SERVERBUG")
+        if self.selected is not None and not isinstance(cmd, (g.Logout, g.Idle)):
+            await self.sync(allow_expunge=not isinstance(cmd, _NO_EXPUNGE))
+        self.out.write(tagged)
+        if self.state is State.LOGOUT:
+            await self.out.drain()
+            raise SessionClosed()
+
+    async def sync(self, *, allow_expunge: bool, force: bool = False) -> None:
+        """Send mailbox news the client has not heard yet (RFC 3501 §7.3, §7.4.1)."""
+        view = self.selected
+        if view is None:
+            return
+        bell = self._bell
+        rung = bell is not None and bell.rung
+        if not (rung or force):
+            if allow_expunge and view.has_pending:
+                self._write_update(view.take_pending())
+            return
+        if bell is not None:
+            bell.clear()
+        try:
+            changes = await self.store.changes_since(view.mailbox.id, view.modseq)
+        except NotFound:
+            return  # deleted under us; the next command on it gets NO
+        recent_from = None
+        if not view.readonly and any(m.uid > view.max_uid for m in changes.changed):
+            recent_from = await self.store.claim_recent(view.mailbox.id)
+        self._write_update(view.apply(changes, allow_expunge=allow_expunge,
+                                      recent_from=recent_from))
+
+    def _write_update(self, update: Update) -> None:
+        if not update:
+            return
+        view = self.selected
+        assert view is not None
+        parts = [b"* %d EXPUNGE\r\n" % s for s in update.expunged]
+        if update.exists is not None:
+            parts.append(b"* %d EXISTS\r\n" % update.exists)
+        if update.recent is not None:
+            parts.append(b"* %d RECENT\r\n" % update.recent)
+        for seq, uid in update.flags:
+            parts.append(b"* %d FETCH (UID %d FLAGS %b)\r\n" % (
+                seq, uid, flags_bytes(view.flags_of(seq), view.is_recent(uid))))
+        self.out.write(b"".join(parts))
+
+    def _require_view(self) -> SelectedMailbox:
+        if self.selected is None:
+            raise CommandError("BAD", "no mailbox selected")
+        return self.selected
+
+    def _require_writable(self) -> SelectedMailbox:
+        view = self._require_view()
+        if view.readonly:
+            raise CommandError("NO", "mailbox is read-only", "READ-ONLY")
+        return view
+
+    def close(self) -> None:
+        """Release subscriptions; called by the connection when it ends."""
+        self._deselect()
+
+    def _deselect(self) -> None:
+        if self._bell is not None:
+            self.services.bus.unsubscribe(self._bell)
+            self._bell = None
+        self.selected = None
+        if self.state is State.SELECTED:
+            self.state = State.AUTHENTICATED
+
+    # -- any state --------------------------------------------------------------------------
+
+    async def _capability(self, cmd: g.Capability) -> bytes:
+        self.out.write(("* CAPABILITY " + " ".join(self.capabilities()) + "\r\n").encode())
+        return _tagged(cmd.tag, "OK", "CAPABILITY completed")
+
+    async def _noop(self, cmd: g.Noop | g.Check) -> bytes:
+        return _tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
+
+    async def _logout(self, cmd: g.Logout) -> bytes:
+        self.out.write(b"* BYE rmail logging out\r\n")
+        self._deselect()
+        self.state = State.LOGOUT
+        return _tagged(cmd.tag, "OK", "LOGOUT completed")
+
+    async def _id(self, cmd: g.Id) -> bytes:
+        self.out.write(b'* ID ("name" "rmail" "vendor" "rmail")\r\n')
+        return _tagged(cmd.tag, "OK", "ID completed")
+
+    # -- not authenticated ------------------------------------------------------------------
+
+    async def _starttls(self, cmd: g.StartTLS) -> bytes:
+        # The connection performs the handshake; reaching here means it cannot.
+        if self.tls_active:
+            raise CommandError("BAD", "TLS is already active")
+        raise CommandError("NO", "TLS is not configured on this server")
+
+    async def _login_cmd(self, cmd: g.Login) -> bytes:
+        return await self.login(cmd.tag, cmd.userid, cmd.password)
+
+    async def login(self, tag: str, username: str, password: str) -> bytes:
+        """Shared by LOGIN and AUTHENTICATE: checks, throttling, connection caps."""
+        if not login_allowed(tls_configured=self.services.tls_configured,
+                             tls_active=self.tls_active):
+            # RFC 3501 §6.2.3 LOGINDISABLED; RFC 5530 PRIVACYREQUIRED.
+            raise CommandError("NO", "use STARTTLS before logging in", "PRIVACYREQUIRED")
+        throttle = self.services.throttle
+        if throttle.locked_for(self.peer) > 0:
+            raise CommandError("NO", "too many failed logins; try again later", "UNAVAILABLE")
+        try:
+            account = await self.services.accounts.authenticate(username, password)
+        except AuthenticationFailed:
+            delay = throttle.failure(self.peer)
+            self.services.bus.publish(AuthFailed("imap", self.peer, username[:100]))
+            if delay:
+                await asyncio.sleep(delay)
+            raise CommandError("NO", "invalid credentials", "AUTHENTICATIONFAILED") from None
+        throttle.success(self.peer)
+        registry = self.services.connections
+        if registry.count_user("imap", account.address) >= self.services.max_per_user:
+            raise CommandError("NO", "too many connections for this user", "LIMIT")
+        self.user = account
+        self.state = State.AUTHENTICATED
+        if self.info is not None:
+            registry.update(self.info, force=True, user=account.address, state="authenticated")
+        caps = " ".join(self.capabilities())
+        return _tagged(tag, "OK", "logged in", f"CAPABILITY {caps}")
+
+    async def _authenticate(self, cmd: g.Authenticate) -> bytes:
+        """AUTHENTICATE PLAIN (RFC 4616) and LOGIN; "*" cancels (RFC 3501 §6.2.2)."""
+        if cmd.mechanism not in ("PLAIN", "LOGIN"):
+            raise CommandError("NO", "unsupported mechanism", "CANNOT")
+        if not login_allowed(tls_configured=self.services.tls_configured,
+                             tls_active=self.tls_active):
+            raise CommandError("NO", "use STARTTLS before logging in", "PRIVACYREQUIRED")
+        if cmd.mechanism == "PLAIN":
+            raw = cmd.initial_response
+            if raw is None:
+                raw = await self._sasl_step(b"")
+            payload = self._b64(raw)
+            parts = payload.split(b"\x00")
+            if len(parts) != 3:
+                raise CommandError("BAD", "malformed PLAIN response")
+            authz, user, password = parts
+            if authz and authz != user:
+                raise CommandError("NO", "authorization identity must match", "AUTHORIZATIONFAILED")
+        else:
+            first = cmd.initial_response
+            user = self._b64(first if first is not None else await self._sasl_step(b"Username:"))
+            password = self._b64(await self._sasl_step(b"Password:"))
+        try:
+            username, secret = user.decode("utf-8"), password.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CommandError("BAD", "credentials must be UTF-8") from None
+        return await self.login(cmd.tag, username, secret)
+
+    async def _sasl_step(self, challenge: bytes) -> bytes:
+        if self.read_line is None:
+            raise CommandError("NO", "continuations are not available")
+        self.out.write(b"+ " + base64.b64encode(challenge) + b"\r\n")
+        await self.out.drain()
+        line = await self.read_line()
+        if line is None:
+            raise SessionClosed()
+        if line.strip() == b"*":
+            raise CommandError("BAD", "authentication cancelled")
+        return line.strip()
+
+    @staticmethod
+    def _b64(raw: bytes) -> bytes:
+        if raw == b"=":
+            return b""
+        try:
+            return base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise CommandError("BAD", "invalid base64") from None
+
+    # -- authenticated ----------------------------------------------------------------------
+
+    def _user_id(self) -> int:
+        assert self.user is not None
+        return self.user.id
+
+    async def _select(self, cmd: g.Select | g.Examine) -> bytes:
+        readonly = isinstance(cmd, g.Examine)
+        # RFC 3501 §6.3.1: SELECT first deselects, even when it then fails.
+        self._deselect()
+        mailbox = await self.store.get_mailbox(self._user_id(), cmd.mailbox)
+        recent_from = None if readonly else await self.store.claim_recent(mailbox.id)
+        mailbox, metas = await self.store.select(mailbox.id)
+        view = SelectedMailbox(mailbox, readonly=readonly)
+        view.load(metas, recent_from=recent_from)
+        keywords = " ".join(view.keywords())
+        flags = _SYSTEM_FLAGS + (b" " + keywords.encode() if keywords else b"") + b")"
+        perm = b"()" if readonly else flags[:-1] + b" \\*)"
+        lines = [
+            b"* %d EXISTS\r\n" % view.exists,
+            b"* %d RECENT\r\n" % view.count_recent(),
+            b"* FLAGS " + flags + b"\r\n",
+            b"* OK [PERMANENTFLAGS " + perm + b"] flags permitted\r\n",
+        ]
+        unseen = view.first_unseen()
+        if unseen is not None:
+            lines.append(b"* OK [UNSEEN %d] first unseen\r\n" % unseen)
+        lines.append(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mailbox.uidvalidity)
+        lines.append(b"* OK [UIDNEXT %d] predicted next UID\r\n" % mailbox.uidnext)
+        self.out.write(b"".join(lines))
+        self.selected = view
+        mailbox_id = mailbox.id
+
+        def wanted(event: Event) -> bool:
+            return (isinstance(event, MailboxChanged) and event.mailbox_id == mailbox_id) or \
+                isinstance(event, ExternalChange)
+        self._bell = self.services.bus.doorbell(wanted)
+        self.state = State.SELECTED
+        if readonly:
+            return _tagged(cmd.tag, "OK", "EXAMINE completed", "READ-ONLY")
+        return _tagged(cmd.tag, "OK", "SELECT completed", "READ-WRITE")
+
+    async def _create(self, cmd: g.Create) -> bytes:
+        name = cmd.mailbox.rstrip("/")  # RFC 3501 §6.3.3: a trailing separator is intent
+        if name == "INBOX":
+            raise CommandError("NO", "INBOX always exists", "ALREADYEXISTS")
+        await self.store.create_mailbox(self._user_id(), name)
+        return _tagged(cmd.tag, "OK", "CREATE completed")
+
+    async def _delete(self, cmd: g.Delete) -> bytes:
+        if self.selected is not None and self.selected.mailbox.name == cmd.mailbox:
+            self._deselect()
+        await self.store.delete_mailbox(self._user_id(), cmd.mailbox)
+        return _tagged(cmd.tag, "OK", "DELETE completed")
+
+    async def _rename(self, cmd: g.Rename) -> bytes:
+        await self.store.rename_mailbox(self._user_id(), cmd.mailbox, cmd.new_name)
+        return _tagged(cmd.tag, "OK", "RENAME completed")
+
+    async def _subscribe(self, cmd: g.Subscribe | g.Unsubscribe) -> bytes:
+        await self.store.set_subscribed(self._user_id(), cmd.mailbox, isinstance(cmd, g.Subscribe))
+        return _tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
+
+    async def _list(self, cmd: g.List | g.Lsub) -> bytes:
+        lsub = isinstance(cmd, g.Lsub)
+        verb = b"LSUB" if lsub else b"LIST"
+        if cmd.pattern == "" and not lsub:
+            # RFC 3501 §6.3.8: the hierarchy delimiter and root name.
+            self.out.write(b'* LIST (\\Noselect) "/" ""\r\n')
+            return _tagged(cmd.tag, "OK", "LIST completed")
+        pattern = _list_regex(_normalize_pattern(cmd.reference + cmd.pattern))
+        user_id = self._user_id()
+        boxes: list[Mailbox] = await self.store.list_mailboxes(user_id)
+        noselect: list[str] = await self.store.list_noselect(user_id)
+        names = {b.name for b in boxes} | set(noselect)
+        parents = {n.rsplit("/", 1)[0] for n in names if "/" in n}
+        entries: list[tuple[str, list[str]]] = []
+        for box in boxes:
+            if lsub and not box.subscribed:
+                continue
+            attrs = []
+            if not lsub:
+                attrs.append("\\HasChildren" if box.name in parents else "\\HasNoChildren")
+            if box.special_use:
+                attrs.append(box.special_use)
+            entries.append((box.name, attrs))
+        if not lsub:
+            entries += [(n, ["\\Noselect", "\\HasChildren" if n in parents
+                             else "\\HasNoChildren"]) for n in noselect]
+        entries.sort(key=lambda e: (e[0] != "INBOX", e[0]))
+        out = []
+        for name, attrs in entries:
+            if pattern.fullmatch(name):
+                out.append(b"* %b (%b) \"/\" %b\r\n" % (verb, " ".join(attrs).encode(),
+                                                      string(mutf7.encode(name))))
+        self.out.write(b"".join(out))
+        return _tagged(cmd.tag, "OK", f"{verb.decode()} completed")
+
+    async def _status(self, cmd: g.Status) -> bytes:
+        mailbox = await self.store.get_mailbox(self._user_id(), cmd.mailbox)
+        st = await self.store.status(mailbox.id)
+        values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uidnext,
+                  "UIDVALIDITY": st.uidvalidity, "UNSEEN": st.unseen}
+        items = " ".join(f"{item} {values[item]}" for item in cmd.items)
+        self.out.write(b"* STATUS %b (%b)\r\n" % (string(mutf7.encode(mailbox.name)),
+                                                 items.encode()))
+        return _tagged(cmd.tag, "OK", "STATUS completed")
+
+    async def _append(self, cmd: g.Append) -> bytes:
+        try:
+            mailbox = await self.store.get_mailbox(self._user_id(), cmd.mailbox)
+        except NotFound:
+            raise CommandError("NO", "no such mailbox", "TRYCREATE") from None
+        uid = await self.store.append(mailbox.id, cmd.message, cmd.flags, cmd.internal_date)
+        assert self.user is not None
+        self.services.bus.publish(MessageReceived("imap", self.user.address, 1, 0,
+                                                  len(cmd.message)))
+        if self.selected is not None and self.selected.mailbox.id == mailbox.id:
+            # RFC 3501 §6.3.11: a selected mailbox hears of the new message right away.
+            await self.sync(allow_expunge=True, force=True)
+        return _tagged(cmd.tag, "OK", "APPEND completed",
+                       f"APPENDUID {mailbox.uidvalidity} {uid}")
+
+    async def _namespace(self, cmd: g.Namespace) -> bytes:
+        self.out.write(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
+        return _tagged(cmd.tag, "OK", "NAMESPACE completed")
+
+    async def _enable(self, cmd: g.Enable) -> bytes:
+        # None of rmail's capabilities needs enabling (RFC 5161 §3.1: list only enabled ones).
+        self.out.write(b"* ENABLED\r\n")
+        return _tagged(cmd.tag, "OK", "ENABLE completed")
+
+    async def _idle(self, cmd: g.Idle) -> bytes:
+        """RFC 2177: push news until the client sends DONE."""
+        if self.read_line is None:
+            raise CommandError("NO", "IDLE is not available")
+        self.out.write(b"+ idling\r\n")
+        await self.sync(allow_expunge=True)
+        await self.out.drain()
+        line_task = asyncio.ensure_future(self.read_line())
+        try:
+            while True:
+                waiters: set[asyncio.Future] = {line_task}
+                bell_task = None
+                if self._bell is not None:
+                    bell_task = asyncio.ensure_future(self._bell.wait())
+                    waiters.add(bell_task)
+                done, _ = await asyncio.wait(waiters, timeout=self.services.autologout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if bell_task is not None and not bell_task.done():
+                    bell_task.cancel()
+                if not done:
+                    self.out.write(b"* BYE autologout; idle for too long\r\n")
+                    await self.out.drain()
+                    raise SessionClosed()
+                if line_task in done:
+                    break
+                await self.sync(allow_expunge=True, force=True)
+                await self.out.drain()
+        finally:
+            if not line_task.done():
+                line_task.cancel()
+        line = line_task.result()
+        if line is None:
+            raise SessionClosed()
+        if line.strip().upper() != b"DONE":
+            raise CommandError("BAD", "expected DONE")
+        return _tagged(cmd.tag, "OK", "IDLE terminated")
+
+    # -- selected ---------------------------------------------------------------------------
+
+    async def _close(self, cmd: g.Close | g.Unselect) -> bytes:
+        view = self._require_view()
+        if isinstance(cmd, g.Close) and not view.readonly:
+            # RFC 3501 §6.4.2: expunge silently, no EXPUNGE responses.
+            await self.store.expunge(view.mailbox.id)
+        self._deselect()
+        return _tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
+
+    async def _expunge(self, cmd: g.Expunge | g.UidExpunge) -> bytes:
+        view = self._require_writable()
+        uids = None
+        if isinstance(cmd, g.UidExpunge):
+            ranges = cmd.seqset.resolve(view.max_uid)
+            uids = [view.uids[i] for i in view.resolve(ranges, uid=True)]
+            if not uids:
+                return _tagged(cmd.tag, "OK", "EXPUNGE completed")
+        removed = await self.store.expunge(view.mailbox.id, uids)
+        seqs = view.expunge_now(removed)
+        self.out.write(b"".join(b"* %d EXPUNGE\r\n" % s for s in seqs))
+        return _tagged(cmd.tag, "OK", "EXPUNGE completed")
+
+    def _indexes(self, seqset: g.SeqSet, uid: bool) -> list[int]:
+        view = self._require_view()
+        if not uid and view.exists == 0:
+            raise InvalidSequence("the mailbox is empty")
+        ranges = seqset.resolve(view.max_uid if uid else view.exists)
+        return list(view.resolve(ranges, uid=uid))
+
+    async def _search(self, cmd: g.Search) -> bytes:
+        view = self._require_view()
+        check = compile_prefilter(cmd.key, view)
+        hits: list[int] = []
+        unsure: list[int] = []
+        for i in range(view.exists):
+            r = check(i)
+            if r is True:
+                hits.append(i)
+            elif r is None:
+                unsure.append(i)
+        if unsure:
+            need = needs(cmd.key)
+            for start in range(0, len(unsure), FETCH_BATCH):
+                batch = unsure[start:start + FETCH_BATCH]
+                uids = [view.uids[i] for i in batch]
+                infos = await self.store.fetch_info(view.mailbox.id, uids) if need.info else {}
+                texts = await self.store.search_text(view.mailbox.id, uids) if need.text else {}
+                for i, u in zip(batch, uids):
+                    if matches(cmd.key, view, i, infos.get(u), lambda u=u: texts.get(u, "")):
+                        hits.append(i)
+            hits.sort()
+        numbers = [view.uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
+        self.out.write(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+        return _tagged(cmd.tag, "OK", "SEARCH completed")
+
+    async def _fetch(self, cmd: g.Fetch) -> bytes:
+        view = self._require_view()
+        indexes = self._indexes(cmd.seqset, cmd.uid)
+        plan = FetchPlan(cmd.attributes)
+        mailbox_id = view.mailbox.id
+        seen_now: set[int] = set()
+        if plan.sets_seen and not view.readonly:
+            unseen = [view.uids[i] for i in indexes if "\\Seen" not in view.flags[i]]
+            if unseen:
+                metas = await self.store.store_flags(mailbox_id, unseen, "add", ["\\Seen"])
+                view.set_flags(metas)
+                seen_now = {m.uid for m in metas}
+        for start in range(0, len(indexes), FETCH_BATCH):
+            batch = indexes[start:start + FETCH_BATCH]
+            uids = [view.uids[i] for i in batch]
+            infos = await self.store.fetch_info(mailbox_id, uids) if plan.needs_info else {}
+            blob_ids: dict[int, str] = {}
+            if plan.needs_blob:
+                blob_ids = {m.uid: m.blob_id for m in await self.store.get_meta(mailbox_id, uids)}
+            out: list[bytes] = []
+            for i, u in zip(batch, uids):
+                data = None
+                if plan.needs_blob:
+                    blob_id = blob_ids.get(u)
+                    if blob_id is None:
+                        continue  # expunged by another session, not yet announced
+                    try:
+                        data = await self.store.read_message(blob_id)
+                    except NotFound:
+                        continue
+                out.append(b"* %d FETCH " % (i + 1) + message_items(
+                    plan, uid=u, flags=view.flags[i], recent=view.is_recent(u),
+                    size=view.sizes[i], date=view.dates[i], info=infos.get(u), data=data,
+                    force_flags=u in seen_now) + b"\r\n")
+                if plan.needs_blob and len(out) >= 16:
+                    self.out.write(b"".join(out))
+                    out.clear()
+                    await self.out.drain()
+            self.out.write(b"".join(out))
+            await self.out.drain()
+        return _tagged(cmd.tag, "OK", "FETCH completed")
+
+    async def _store(self, cmd: g.Store) -> bytes:
+        view = self._require_writable()
+        indexes = self._indexes(cmd.seqset, cmd.uid)
+        uids = [view.uids[i] for i in indexes]
+        mode = {g.StoreMode.REPLACE: "set", g.StoreMode.ADD: "add",
+                g.StoreMode.REMOVE: "remove"}[cmd.mode]
+        metas = await self.store.store_flags(view.mailbox.id, uids, mode, cmd.flags)
+        changed = view.set_flags(metas)
+        if not cmd.silent:
+            out = []
+            for i in changed:
+                u = view.uids[i]
+                uid_part = b"UID %d " % u if cmd.uid else b""
+                out.append(b"* %d FETCH (%bFLAGS %b)\r\n" % (
+                    i + 1, uid_part, flags_bytes(view.flags[i], view.is_recent(u))))
+            self.out.write(b"".join(out))
+        return _tagged(cmd.tag, "OK", "STORE completed")
+
+    async def _copy(self, cmd: g.Copy | g.Move) -> bytes:
+        move = isinstance(cmd, g.Move)
+        view = self._require_writable() if move else self._require_view()
+        indexes = self._indexes(cmd.seqset, cmd.uid)
+        uids = [view.uids[i] for i in indexes]
+        try:
+            dest = await self.store.get_mailbox(self._user_id(), cmd.mailbox)
+        except NotFound:
+            raise CommandError("NO", "no such mailbox", "TRYCREATE") from None
+        verb = "MOVE" if move else "COPY"
+        if not uids:
+            return _tagged(cmd.tag, "OK", f"{verb} completed")
+        if move:
+            pairs = await self.store.move(view.mailbox.id, uids, dest.id)
+        else:
+            pairs = await self.store.copy(view.mailbox.id, uids, dest.id)
+        pairs.sort()
+        code = (f"COPYUID {dest.uidvalidity} {_uid_set([p[0] for p in pairs])} "
+                f"{_uid_set([p[1] for p in pairs])}") if pairs else None
+        if not move:
+            return _tagged(cmd.tag, "OK", "COPY completed", code)
+        # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
+        if code:
+            self.out.write(f"* OK [{code}] moved\r\n".encode())
+        seqs = view.expunge_now(p[0] for p in pairs)
+        self.out.write(b"".join(b"* %d EXPUNGE\r\n" % s for s in seqs))
+        return _tagged(cmd.tag, "OK", "MOVE completed")

@@ -1,0 +1,265 @@
+"""The selected mailbox as one session sees it: seq↔UID map, cached flags, \\Recent.
+
+Pure bookkeeping (pymap's `selected.py` habit): no I/O. The handler feeds it store snapshots
+(`load`) and change sets (`apply`), and asks it which untagged responses to send.
+
+Invariants (RFC 3501 §7.4.1, §2.3.1.2):
+
+- Message sequence numbers only change when this session has *told* the client: an expunge
+  seen while a FETCH, STORE or SEARCH is running stays in the map (marked pending) until a
+  command that may carry EXPUNGE responses ends. New messages may be announced at any time
+  with EXISTS, whose count always includes messages still pending expunge.
+- The map is kept as columns (UIDs in an `array`, flags as shared frozensets, sizes and dates
+  in arrays) so that FETCH FLAGS, UID sets and flag searches over a large mailbox need no
+  store round trip and little memory (~20 bytes per message).
+- \\Recent is per session: the UIDs this session claimed from the store, as a few ranges.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+from rmail.server.core.model import Mailbox, MailboxChanges, MessageMeta
+
+__all__ = ["SelectedMailbox", "Update", "InvalidSequence"]
+
+#: At most this many \Recent ranges are kept; older ones merge (recent is advisory).
+MAX_RECENT_RANGES = 32
+
+
+class InvalidSequence(Exception):
+    """A message sequence number beyond the mailbox (RFC 3501 §9: BAD)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Untagged news for the client, in the order to send it.
+
+    `expunged` are sequence numbers, each valid at the moment it is sent (descending, so no
+    renumbering is needed); `exists`/`recent` are None when unchanged; `flags` lists
+    (seq, uid) pairs whose flags changed.
+    """
+
+    expunged: tuple[int, ...] = ()
+    exists: int | None = None
+    recent: int | None = None
+    flags: tuple[tuple[int, int], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.expunged or self.exists is not None or self.recent is not None
+                    or self.flags)
+
+
+class SelectedMailbox:
+    """One session's view of one selected mailbox."""
+
+    __slots__ = ("mailbox", "readonly", "uids", "flags", "sizes", "dates", "modseq",
+                 "_recent", "_pending", "_own", "_recent_count")
+
+    def __init__(self, mailbox: Mailbox, *, readonly: bool) -> None:
+        self.mailbox = mailbox
+        self.readonly = readonly
+        self.uids = array("I")
+        self.flags: list[frozenset[str]] = []
+        self.sizes = array("Q")
+        self.dates = array("d")
+        self.modseq = mailbox.highestmodseq
+        self._recent: list[tuple[int, int]] = []   # inclusive UID ranges
+        self._pending: set[int] = set()            # expunged, not yet announced
+        self._own: dict[int, int] = {}             # uid → modseq this session reported already
+        self._recent_count = 0
+
+    # -- loading and queries -------------------------------------------------------------------
+
+    def load(self, metas: Iterable[MessageMeta], *, recent_from: int | None) -> None:
+        """Fill the map from a SELECT snapshot; UIDs ≥ `recent_from` are \\Recent to us."""
+        for m in metas:
+            self._append(m)
+        if recent_from is not None and self.uids and self.uids[-1] >= recent_from:
+            self._recent.append((recent_from, self.uids[-1]))
+        self._recent_count = self.count_recent()
+
+    def _append(self, m: MessageMeta) -> None:
+        self.uids.append(m.uid)
+        self.flags.append(m.flags)
+        self.sizes.append(m.size)
+        self.dates.append(m.internaldate.timestamp())
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    @property
+    def max_uid(self) -> int:
+        return self.uids[-1] if self.uids else 0
+
+    def is_recent(self, uid: int) -> bool:
+        for lo, hi in self._recent:
+            if lo <= uid <= hi:
+                return True
+        return False
+
+    def count_recent(self) -> int:
+        total = 0
+        for lo, hi in self._recent:
+            total += bisect.bisect_right(self.uids, hi) - bisect.bisect_left(self.uids, lo)
+        return total
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def flags_of(self, seq: int) -> frozenset[str]:
+        return self.flags[seq - 1]
+
+    def first_unseen(self) -> int | None:
+        for i, f in enumerate(self.flags):
+            if "\\Seen" not in f:
+                return i + 1
+        return None
+
+    def keywords(self) -> list[str]:
+        """Keywords in use (for the FLAGS response), sorted."""
+        kws: set[str] = set()
+        for f in set(self.flags):
+            kws.update(x for x in f if not x.startswith("\\"))
+        return sorted(kws)
+
+    def resolve(self, ranges: Sequence[tuple[int, int]], *, uid: bool) -> Iterator[int]:
+        """0-based indexes for resolved ranges (see `SeqSet.resolve`), ascending.
+
+        Raises:
+            InvalidSequence: a message number past the end (UID sets never raise).
+        """
+        n = len(self.uids)
+        for lo, hi in ranges:
+            if uid:
+                start = bisect.bisect_left(self.uids, lo)
+                stop = bisect.bisect_right(self.uids, hi)
+            else:
+                if hi > n:
+                    raise InvalidSequence("message sequence number out of range")
+                start, stop = lo - 1, hi
+            yield from range(start, stop)
+
+    # -- changes made by this session ---------------------------------------------------------
+
+    def set_flags(self, metas: Iterable[MessageMeta]) -> list[int]:
+        """Record flags the session itself stored; returns the 0-based indexes updated."""
+        out = []
+        for m in metas:
+            seq = self.seq_of(m.uid)
+            if seq is None:
+                continue
+            self.flags[seq - 1] = m.flags
+            self._own[m.uid] = m.modseq
+            out.append(seq - 1)
+        return out
+
+    def expunge_now(self, uids: Iterable[int]) -> list[int]:
+        """Remove UIDs this session expunged itself; returns seqs to send, descending."""
+        return self._remove(set(uids))
+
+    # -- changes from the store ----------------------------------------------------------------
+
+    def apply(self, changes: MailboxChanges, *, allow_expunge: bool,
+              recent_from: int | None = None) -> Update:
+        """Merge a `changes_since` result; return what to tell the client now.
+
+        Args:
+            allow_expunge: False while FETCH/STORE/SEARCH run (RFC 3501 §7.4.1).
+            recent_from: first UID this session claimed as \\Recent, if it claimed any.
+        """
+        exists_before = len(self.uids)
+        max_uid = self.max_uid
+        for uid in changes.expunged:
+            if uid <= max_uid and self.seq_of(uid) is not None:
+                self._pending.add(uid)
+        flag_updates: list[tuple[int, int]] = []
+        new: list[MessageMeta] = []
+        for m in changes.changed:
+            if m.uid > max_uid:
+                new.append(m)
+                continue
+            seq = self.seq_of(m.uid)
+            if seq is None or m.uid in self._pending:
+                continue
+            if self._own.get(m.uid) == m.modseq or self.flags[seq - 1] == m.flags:
+                self.flags[seq - 1] = m.flags
+                continue
+            self.flags[seq - 1] = m.flags
+            flag_updates.append((seq, m.uid))
+        self._own.clear()
+        gone = set(changes.expunged)
+        for m in sorted(new, key=lambda m: m.uid):
+            if m.uid not in gone:
+                self._append(m)
+        appended = len(self.uids) > exists_before
+        if recent_from is not None and self.uids and self.uids[-1] >= recent_from:
+            self._add_recent(max(recent_from, max_uid + 1), self.uids[-1])
+        self.modseq = max(self.modseq, changes.highestmodseq)
+        expunged: list[int] = []
+        if allow_expunge and self._pending:
+            expunged = self._remove(self._pending)
+            self._pending = set()
+            # Sequence numbers in `flag_updates` were computed before the removals.
+            flag_updates = [(s, u) for s, u in ((self.seq_of(u), u) for _, u in flag_updates)
+                            if s is not None]
+        # Only expunges: the EXPUNGE responses say it all (RFC 3501 §7.4.1).
+        exists = len(self.uids) if appended else None
+        recent = self.count_recent()
+        recent_changed = recent != self._recent_count
+        self._recent_count = recent
+        return Update(tuple(expunged), exists,
+                      recent if (recent_changed or appended) else None, tuple(flag_updates))
+
+    def take_pending(self) -> Update:
+        """Announce expunges that were held back during FETCH/STORE/SEARCH."""
+        if not self._pending:
+            return Update()
+        expunged = self._remove(self._pending)
+        self._pending = set()
+        self._recent_count = self.count_recent()
+        return Update(tuple(expunged))
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def is_pending(self, uid: int) -> bool:
+        return uid in self._pending
+
+    def _add_recent(self, lo: int, hi: int) -> None:
+        if lo > hi:
+            return
+        if self._recent and self._recent[-1][1] + 1 >= lo:
+            self._recent[-1] = (self._recent[-1][0], max(hi, self._recent[-1][1]))
+        else:
+            self._recent.append((lo, hi))
+        if len(self._recent) > MAX_RECENT_RANGES:
+            (a, _), (_, d) = self._recent[0], self._recent[1]
+            self._recent[:2] = [(a, d)]
+
+    def _remove(self, uids: set[int]) -> list[int]:
+        """Drop UIDs from the map; returns their seqs in descending order (each valid when
+        sent in that order)."""
+        seqs = sorted((s for s in (self.seq_of(u) for u in uids) if s is not None), reverse=True)
+        if not seqs:
+            return []
+        if len(seqs) > 64:
+            keep = [i for i in range(len(self.uids)) if self.uids[i] not in uids]
+            self.uids = array("I", (self.uids[i] for i in keep))
+            self.flags = [self.flags[i] for i in keep]
+            self.sizes = array("Q", (self.sizes[i] for i in keep))
+            self.dates = array("d", (self.dates[i] for i in keep))
+        else:
+            for s in seqs:
+                i = s - 1
+                del self.uids[i]
+                del self.flags[i]
+                del self.sizes[i]
+                del self.dates[i]
+        return seqs
