@@ -182,7 +182,7 @@ async def test_recovery_removes_orphans_only(tmp_path) -> None:
     alice = await Accounts(store, bcrypt_rounds=4).add_user("alice@example.com", "pw")
     inbox = await store.get_mailbox(alice.id, "INBOX")
     await store.append(inbox.id, MSG)
-    orphan, _ = store.blobs.write(b"never committed")
+    orphan = store.blobs.write(b"never committed")
     store.close()
     store = await MailStore.open(tmp_path, recover=True)
     try:

@@ -4,7 +4,7 @@ Values inside responses are plain Python values with one fixed mapping, so the h
 write protocol syntax by hand:
 
 - None → NIL; int → number; `Atom` → the atom verbatim (flags, keywords, names);
-- str/bytes → a quoted string when it is short 7-bit text without CR/LF/NUL, otherwise a
+- str/bytes → a quoted string when it is short printable ASCII, otherwise a
   literal `{n}` (RFC 3501 §4.3): servers may always send a literal, never an unsafe quote;
 - tuple/list → a parenthesised list; `Raw` → pre-encoded bytes (metadata stored encoded);
 - `Literal` → always a literal (message bodies).
@@ -25,7 +25,9 @@ __all__ = [
 
 #: Longest string sent quoted; longer ones go as literals (cheaper to scan for clients).
 MAX_QUOTED: Final = 1024
-_QUOTABLE = re.compile(rb'[\x01-\x09\x0b\x0c\x0e-\x7f]*')
+# RFC 3501 allows any 7-bit CHAR but CR/LF in a quoted string; control characters confuse
+# real client lexers (IMAPClient splits on them), so only printable ASCII goes quoted.
+_QUOTABLE = re.compile(rb'[\x20-\x7e]*')
 _TEXT_UNSAFE = re.compile(r'[\x00\r\n]')
 
 

@@ -87,7 +87,12 @@ def parse_message(data: bytes) -> ParsedMessage:
         ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc",
          "in-reply-to", "message-id", "references"),
     )  # fmt: skip
-    header_lines = [f"{decode_bytes(f.name)}: {header_str(f.value)}" for f in root.fields]
+    header_lines = []
+    decoded: dict[str, str] = {}  # first occurrence of each field, decoded once
+    for f in root.fields:
+        value = header_str(f.value)
+        decoded.setdefault(f.key, value)
+        header_lines.append(f"{decode_bytes(f.name)}: {value}")
 
     addrs = address_lists(values)
 
@@ -100,7 +105,7 @@ def parse_message(data: bytes) -> ParsedMessage:
         body=basic,
         header_text="\n".join(header_lines),
         search_text=search,
-        subject=header_str(values.get("subject", b"")),
+        subject=decoded.get("subject", ""),
         from_=display(addrs.get("from", [])),
         to=display(addrs.get("to", [])),
         cc=display(addrs.get("cc", [])),

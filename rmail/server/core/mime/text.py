@@ -70,7 +70,6 @@ def decode_bytes(data: bytes) -> str:
 
 # RFC 2047 §2 encoded-word, with RFC 2231 §5 language suffix tolerated.
 _WORD_RE = re.compile(r"=\?([^?\s]{1,75})\?([bBqQ])\?([^?\s]*)\?=")
-_GAP_RE = re.compile(r"(\?=)[ \t\r\n]+(?==\?)")
 _Q_RE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
@@ -96,43 +95,40 @@ _B64_DELETE = bytes(c for c in range(256) if c not in _B64_ALPHABET)
 
 
 def decode_words(text: str) -> str:
-    """Decode RFC 2047 encoded-words in *text*; whitespace between adjacent words is dropped (§6.2)."""
+    """Decode RFC 2047 encoded-words in *text* in one pass.
+
+    Whitespace between adjacent encoded-words is dropped (RFC 2047 §6.2), and
+    the bytes of adjacent same-charset words are joined before decoding, so a
+    multi-byte character split across two words survives.
+    """
     if "=?" not in text:
         return text
-    text = _GAP_RE.sub(r"\1", text)
-
-    def word(m: re.Match[str]) -> str:
+    out: list[str] = []
+    pos = 0
+    pending = b""
+    pending_cs: str | None = None
+    for m in _WORD_RE.finditer(text):
+        gap = text[pos : m.start()]
+        adjacent = pending_cs is not None and not gap.strip(" \t\r\n")
         charset = m.group(1).split("*", 1)[0]
         payload = m.group(3)
         if m.group(2) in "bB":
             raw = b64_decode(payload.encode("latin-1", "replace"))
         else:
             raw = _q_decode(payload)
-        return decode_charset(raw, charset)
-
-    # Adjacent words may split one multi-byte character; decoding word by
-    # word then loses it, so merge runs of same-charset words first.
-    return _WORD_RE.sub(word, _merge_runs(text))
-
-
-_RUN_RE = re.compile(r"(?:=\?([^?\s]{1,75})\?([bBqQ])\?[^?\s]*\?=){2,}")
-
-
-def _merge_runs(text: str) -> str:
-    def merge(m: re.Match[str]) -> str:
-        words = list(_WORD_RE.finditer(m.group(0)))
-        charsets = {(w.group(1).lower(), w.group(2).lower()) for w in words}
-        if len(charsets) != 1:
-            return m.group(0)
-        charset, enc = words[0].group(1), words[0].group(2)
-        if enc in "bB":
-            raw = b"".join(b64_decode(w.group(3).encode("latin-1", "replace")) for w in words)
-            payload = binascii.b2a_base64(raw, newline=False).decode("ascii")
+        if adjacent and charset.lower() == pending_cs:
+            pending += raw
         else:
-            payload = "".join(w.group(3) for w in words)
-        return f"=?{charset}?{enc}?{payload}?="
-
-    return _RUN_RE.sub(merge, text)
+            if pending_cs is not None:
+                out.append(decode_charset(pending, pending_cs))
+            if not adjacent:
+                out.append(gap)
+            pending, pending_cs = raw, charset.lower()
+        pos = m.end()
+    if pending_cs is not None:
+        out.append(decode_charset(pending, pending_cs))
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def header_str(raw: bytes) -> str:
