@@ -1,0 +1,52 @@
+"""rmail's REST API (SPEC.md Part 1 "Exchange REST API", Part 3 "REST shapes fixed here").
+
+Modules: ``app`` (routes), ``auth`` (JWT HS256 bearer tokens), ``errors`` (the one
+error→JSON middleware), ``cors``, ``inputs`` (bounded request reading), ``queries`` (one-hop
+reads), ``login``, ``folders``, ``messages``, ``send`` + ``compose`` (MIME building),
+``aliases``, ``autoconfig`` (Thunderbird/Outlook), ``openapi`` (the document at /openapi.json).
+
+Invariants:
+
+- Every reply to a request our code sees is JSON ``{"error": ...}`` with a 4xx when it fails;
+  an unexpected exception is logged and answered 503, never 500 and never with a traceback.
+- Every body is read with a cap (JSON 64 KiB, raw messages ``limits.message_size``).
+- A token names a user; every mailbox lookup is scoped to that user's id, found afresh in the
+  same read, so no path can reach another user's mail or the filesystem.
+- Writes go through the store, so IMAP sessions see API changes through the event bus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from .app import make_app
+
+__all__ = ["make_app", "start"]
+
+log = logging.getLogger("rmail.http")
+
+#: Seconds in-flight requests get to finish at shutdown.
+SHUTDOWN_TIMEOUT = 10.0
+
+
+async def start(runtime: Any, stack: contextlib.AsyncExitStack) -> None:
+    """Serve the API on every ``config.listen`` address (port 0 picks a free port, shared by all)."""
+    from rmail.server.runtime import Listener
+
+    app = make_app(runtime)
+    # No access log: per-request log lines would flood the console's log pane under load.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    port = runtime.config.ports.api
+    for host in runtime.config.listen:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound sockets only here
+        if port == 0 and server is not None and server.sockets:
+            port = server.sockets[0].getsockname()[1]
+        runtime.add_listener(Listener("api", host, port, "none"))

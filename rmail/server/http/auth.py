@@ -1,0 +1,140 @@
+"""Bearer tokens: HS256 JWTs signed with a key kept in ``data_dir/keys/jwt.key`` (mode 0600).
+
+Only HS256 is accepted when verifying (RFC 8725 §3.1: never let the token pick its algorithm),
+so ``alg: none`` and RS/HS confusion are refused. Tokens carry integer ``iat`` and ``exp``
+(``exp - iat == TOKEN_LIFETIME``), ``sub`` (the address), ``domain`` and ``admin``. The key is
+created on first use and survives restarts, so tokens do too.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from aiohttp import web
+
+from rmail.server.config import ConfigError
+from rmail.server.core.errors import InvalidInput
+from rmail.server.core.model import Address
+
+from .errors import ApiError
+
+TOKEN_LIFETIME = 3600
+ALGORITHM = "HS256"
+#: RFC 7518 §3.2: the HMAC key must be at least as long as the hash output (32 bytes).
+KEY_BYTES = 64
+MIN_KEY_BYTES = 32
+#: Longest Authorization header value we look at; our tokens are ~250 characters.
+MAX_TOKEN_LENGTH = 4096
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rmail"'}
+INVALID = {"WWW-Authenticate": 'Bearer realm="rmail", error="invalid_token"'}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a valid token speaks for (as of when it was issued)."""
+
+    address: str
+    local: str
+    domain: str
+    admin: bool
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """Read the signing key, creating it (0600, in a 0700 directory) on first use.
+
+    Raises:
+        ConfigError: the key file exists but is too short to be a key.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(KEY_BYTES) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(f"{path}: not a valid API signing key; remove the file to generate a new one")
+    return key
+
+
+class TokenService:
+    """Issues and verifies tokens with one cached key (no file read per request)."""
+
+    def __init__(self, key_path: Path) -> None:
+        self.key_path = key_path
+        self._key: bytes | None = None
+
+    def load(self) -> None:
+        """Blocking; run it in a thread at start-up."""
+        self._key = load_or_create_key(self.key_path)
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            raise RuntimeError("TokenService.load() was not called")
+        return self._key
+
+    def issue(self, address: str, domain: str, admin: bool, *, now: int | None = None) -> str:
+        iat = int(time.time()) if now is None else now
+        claims = {"sub": address, "domain": domain, "admin": admin, "iat": iat, "exp": iat + TOKEN_LIFETIME}
+        return jwt.encode(claims, self.key, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> Principal:
+        """Check signature, algorithm, expiry and claim types.
+
+        Raises:
+            ApiError: 401 for any token that is not one of ours and current.
+        """
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise ApiError(401, "invalid token", INVALID)
+        try:
+            claims = jwt.decode(token, self.key, algorithms=[ALGORITHM],
+                                options={"require": ["exp", "iat", "sub"], "verify_iat": True})
+        except jwt.ExpiredSignatureError:
+            raise ApiError(401, "token expired", INVALID) from None
+        except jwt.InvalidTokenError:
+            raise ApiError(401, "invalid token", INVALID) from None
+        sub, domain, admin = claims.get("sub"), claims.get("domain"), claims.get("admin")
+        if not isinstance(sub, str) or not isinstance(domain, str) or not isinstance(admin, bool):
+            raise ApiError(401, "invalid token", INVALID)
+        try:
+            addr = Address.parse(sub)
+        except InvalidInput:
+            raise ApiError(401, "invalid token", INVALID) from None
+        if addr.domain != domain:
+            raise ApiError(401, "invalid token", INVALID)
+        return Principal(str(addr), addr.local, addr.domain, admin)
+
+
+TOKENS = web.AppKey("tokens", TokenService)
+
+
+def principal(request: web.Request) -> Principal:
+    """The caller behind ``Authorization: Bearer <token>`` (RFC 6750 §2.1).
+
+    Raises:
+        ApiError: 401 when the header is missing, not a bearer token, or the token is invalid.
+    """
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise ApiError(401, "missing bearer token", CHALLENGE)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        raise ApiError(401, "authorization must be a Bearer token", CHALLENGE)
+    return request.app[TOKENS].verify(token.strip())

@@ -1,0 +1,132 @@
+"""/folders/{folder}/messages: list, read, append, re-flag and delete messages.
+
+UIDs are IMAP UIDs of that folder (SPEC Part 3), so every change here is a store change that
+IMAP sessions see through the event bus like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web
+
+from rmail.server.core.errors import InvalidInput, NotFound
+from rmail.server.core.mime import message_view
+from rmail.server.core.store import flags_to_columns
+
+from . import queries
+from .auth import principal
+from .context import runtime
+from .errors import ApiError
+from .inputs import folder_name, get_str_list, path_uid, query_int, read_body, read_json
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 500
+#: RFC 3501 §2.3.2 flags plus keywords; the store caps keywords at 64 per message.
+MAX_FLAGS = 100
+RAW_TYPE = "message/rfc822"
+
+
+def iso(ts: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def entry(row: queries.MessageRow) -> dict[str, Any]:
+    return {"uid": row.uid, "flags": queries.flag_list(row.mask, row.keywords), "size": row.size,
+            "date": iso(row.date if row.date is not None else row.internaldate),
+            "received": iso(row.internaldate), "from": row.from_, "to": row.to, "subject": row.subject,
+            "preview": row.preview}
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    who = principal(request)
+    name = folder_name(request)
+    offset = query_int(request, "offset", default=0, maximum=2**31 - 1)
+    limit = query_int(request, "limit", default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    total, rows = await runtime(request).store.db.read(lambda conn: queries.page(conn, who, name, offset, limit))
+    return web.json_response({"total": total, "offset": offset, "limit": limit,
+                              "messages": [entry(r) for r in rows]})
+
+
+def wants_raw(request: web.Request) -> bool:
+    """``?format=raw`` or an Accept header naming message/rfc822 (RFC 9110 §12.5.1)."""
+    fmt = request.query.get("format")
+    if fmt is not None:
+        if fmt not in ("raw", "json"):
+            raise InvalidInput("format must be raw or json")
+        return fmt == "raw"
+    accept = request.headers.get("Accept", "")
+    return any(part.split(";")[0].strip().lower() == RAW_TYPE for part in accept.split(","))
+
+
+async def get_message(request: web.Request) -> web.StreamResponse:
+    who = principal(request)
+    name, uid = folder_name(request), path_uid(request)
+    rt = runtime(request)
+    row = await rt.store.db.read(lambda conn: queries.message(conn, who, name, uid))
+    raw = wants_raw(request)
+
+    def load() -> tuple[bytes, Any]:
+        try:
+            data = rt.store.blobs.read(row.blob_id)
+        except FileNotFoundError:
+            raise NotFound("message no longer exists") from None
+        return data, None if raw else message_view(data)
+
+    data, view = await asyncio.to_thread(load)
+    if raw:
+        return web.Response(body=data, content_type=RAW_TYPE)
+    out = entry(row)
+    out.update({"cc": row.cc, "message_id": row.message_id,
+                "headers": [{"name": k, "value": v} for k, v in view.headers],
+                "text": view.text, "html": view.html,
+                "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                                for a in view.attachments]})
+    return web.json_response(out)
+
+
+async def append_message(request: web.Request) -> web.Response:
+    who = principal(request)
+    name = folder_name(request)
+    if request.content_type != RAW_TYPE:
+        raise ApiError(415, f"the body must be a raw message with Content-Type: {RAW_TYPE}")
+    rt = runtime(request)
+    box = await rt.store.db.read(lambda conn: queries.mailbox_id(conn, who, name))
+    data = await read_body(request, rt.config.limits.message_size)
+    if not data.strip():
+        raise InvalidInput("the message is empty")
+    uid = await rt.store.append(box, data)
+    return web.json_response({"uid": uid}, status=201,
+                             headers={"Location": f"{request.path.rstrip('/')}/{uid}"})
+
+
+async def set_flags(request: web.Request) -> web.Response:
+    who = principal(request)
+    name, uid = folder_name(request), path_uid(request)
+    body = await read_json(request)
+    if not isinstance(body.get("flags"), list):
+        raise InvalidInput("flags must be a list of strings")
+    flags = get_str_list(body, "flags", max_items=MAX_FLAGS, max_length=128)
+    if any(f.lower() == "\\recent" for f in flags):
+        raise InvalidInput("\\Recent is set by the server and cannot be stored (RFC 3501 §2.3.2)")
+    flags_to_columns(flags)  # unknown system flags and bad keywords: 400 before any lookup
+    rt = runtime(request)
+    box = await rt.store.db.read(lambda conn: queries.mailbox_id(conn, who, name))
+    metas = await rt.store.store_flags(box, [uid], "set", flags)
+    if not metas:
+        raise NotFound(f"no message with uid {uid} in {name}")
+    meta = metas[0]
+    mask, keywords = flags_to_columns(meta.flags)
+    return web.json_response({"uid": uid, "flags": queries.flag_list(mask, keywords)})
+
+
+async def delete_message(request: web.Request) -> web.Response:
+    who = principal(request)
+    name, uid = folder_name(request), path_uid(request)
+    rt = runtime(request)
+    box = await rt.store.db.read(lambda conn: queries.mailbox_id(conn, who, name))
+    if not await rt.store.delete_messages(box, [uid]):
+        raise NotFound(f"no message with uid {uid} in {name}")
+    return web.Response(status=204)

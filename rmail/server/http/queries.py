@@ -1,0 +1,123 @@
+"""The API's read queries, each one snapshot on one reader thread (one hop per request).
+
+The hot paths (folder list, message list, message entry) need the caller's user id, the
+folder's id and the rows in one go; chaining the store's coroutines would cost three thread
+hops per request. These functions run inside ``store.db.read(fn)``, the store's documented
+seam for new queries, and read only columns the store maintains.
+
+Every lookup goes through the caller's (domain, local part) → user id, so a token whose user
+was removed reaches nothing, and no query can name another user's mailbox.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from rmail.server.core.errors import AuthenticationFailed, NotFound
+from rmail.server.core.model import SYSTEM_FLAGS
+
+from .auth import Principal
+
+_SYSTEM_ORDER = tuple(SYSTEM_FLAGS.items())
+_FLAG_LISTS: dict[tuple[int, str], list[str]] = {}
+
+
+def flag_list(mask: int, keywords: str) -> list[str]:
+    """System flags in RFC 3501 order, then keywords (sorted as the store keeps them)."""
+    key = (mask, keywords)
+    flags = _FLAG_LISTS.get(key)
+    if flags is None:
+        flags = [name for name, bit in _SYSTEM_ORDER if mask & bit]
+        if keywords:
+            flags.extend(keywords.split(" "))
+        if len(_FLAG_LISTS) < 4096:
+            _FLAG_LISTS[key] = flags
+    return list(flags)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderRow:
+    name: str
+    special_use: str | None
+    subscribed: bool
+    selectable: bool
+    messages: int
+    unseen: int
+    size: int
+    uidvalidity: int
+    uidnext: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    uid: int
+    mask: int
+    keywords: str
+    size: int
+    internaldate: int
+    date: int | None
+    from_: str
+    to: str
+    subject: str
+    preview: str
+    cc: str = ""
+    message_id: str = ""
+    blob_id: str = ""
+
+
+def user_id(conn: sqlite3.Connection, who: Principal) -> int:
+    row = conn.execute("SELECT u.id FROM users u JOIN domains d ON d.id = u.domain_id"
+                       " WHERE d.name = ? AND u.local_key = ?", (who.domain, who.local.lower())).fetchone()
+    if row is None:
+        raise AuthenticationFailed("the account of this token no longer exists")
+    return row[0]
+
+
+def mailbox_id(conn: sqlite3.Connection, who: Principal, name: str) -> int:
+    """The id of the caller's selectable mailbox ``name`` (already normalized)."""
+    row = conn.execute("SELECT b.id FROM mailboxes b WHERE b.user_id = ? AND b.name = ? AND b.noselect = 0",
+                       (user_id(conn, who), name)).fetchone()
+    if row is None:
+        raise NotFound(f"no folder named {name}")
+    return row[0]
+
+
+def special_mailbox(conn: sqlite3.Connection, who: Principal, special_use: str) -> int | None:
+    row = conn.execute("SELECT id FROM mailboxes WHERE user_id = ? AND special_use = ? AND noselect = 0"
+                       " ORDER BY id LIMIT 1", (user_id(conn, who), special_use)).fetchone()
+    return row[0] if row else None
+
+
+def folders(conn: sqlite3.Connection, who: Principal) -> list[FolderRow]:
+    rows = conn.execute(
+        "SELECT b.name, b.special_use, b.subscribed, b.noselect, count(m.uid),"
+        " coalesce(sum((m.sysflags & ?) = 0), 0), coalesce(sum(m.size), 0), b.uidvalidity, b.uidnext"
+        " FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id WHERE b.user_id = ?"
+        " GROUP BY b.id", (SYSTEM_FLAGS["\\Seen"], user_id(conn, who))).fetchall()
+    out = [FolderRow(r[0], r[1], bool(r[2]), not r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+    # INBOX first, then the hierarchy in name order (what mail clients show).
+    out.sort(key=lambda f: (f.name != "INBOX" and not f.name.startswith("INBOX/"), f.name))
+    return out
+
+
+_LIST_COLS = ("m.uid, m.sysflags, m.keywords, m.size, m.internaldate, b.date, b.from_, b.to_, b.subject,"
+              " b.preview")
+
+
+def page(conn: sqlite3.Connection, who: Principal, name: str, offset: int, limit: int) -> tuple[int, list[MessageRow]]:
+    """Newest first (highest UID first); returns (total, rows)."""
+    box = mailbox_id(conn, who, name)
+    total = conn.execute("SELECT count(*) FROM messages WHERE mailbox_id = ?", (box,)).fetchone()[0]
+    rows = conn.execute(f"SELECT {_LIST_COLS} FROM messages m JOIN blobs b ON b.id = m.blob_id"
+                        " WHERE m.mailbox_id = ? ORDER BY m.uid DESC LIMIT ? OFFSET ?", (box, limit, offset))
+    return total, [MessageRow(*r) for r in rows]
+
+
+def message(conn: sqlite3.Connection, who: Principal, name: str, uid: int) -> MessageRow:
+    box = mailbox_id(conn, who, name)
+    row = conn.execute(f"SELECT {_LIST_COLS}, b.cc, b.message_id, m.blob_id FROM messages m"
+                       " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?", (box, uid)).fetchone()
+    if row is None:
+        raise NotFound(f"no message with uid {uid} in {name}")
+    return MessageRow(*row)

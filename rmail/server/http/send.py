@@ -1,0 +1,48 @@
+"""POST /messages/send: compose, deliver (local users, or the outbound queue), file in Sent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from rmail.server.core.errors import InvalidInput, LimitExceeded, NotFound
+from rmail.server.core.model import SpecialUse
+
+from . import queries
+from .auth import principal
+from .compose import build_message, parse_send_request
+from .context import runtime
+from .inputs import read_json
+
+log = logging.getLogger("rmail.http")
+
+
+def json_limit(message_size: int) -> int:
+    """Attachments arrive base64 inside JSON: 4/3 of the message limit plus room for the rest."""
+    return message_size * 4 // 3 + 64 * 1024
+
+
+async def send_message(request: web.Request) -> web.Response:
+    who = principal(request)
+    rt = runtime(request)
+    limit = rt.config.limits.message_size
+    body = await read_json(request, json_limit(limit))
+    req = parse_send_request(body, max_recipients=rt.config.limits.recipients, max_bytes=limit)
+    data, message_id = await asyncio.to_thread(build_message, who.address, req,
+                                               hostname=rt.config.hostname, now=datetime.now(timezone.utc))
+    if len(data) > limit:
+        raise LimitExceeded(f"the message is larger than {limit} bytes")
+    sent = await rt.store.db.read(lambda conn: queries.special_mailbox(conn, who, SpecialUse.SENT.value))
+    try:
+        await rt.delivery.deliver(who.address, req.recipients, data, may_relay=True, protocol="api")
+    except NotFound as exc:
+        # An unknown local recipient is a mistake in the request, not a missing resource.
+        raise InvalidInput(str(exc)) from None
+    if sent is not None:
+        await rt.store.append(sent, data, ("\\Seen",))
+    else:
+        log.info("http: %s has no \\Sent folder; sent message %s not filed", who.address, message_id)
+    return web.json_response({"message_id": message_id}, status=202)
