@@ -1,0 +1,1 @@
+"""Widgets of the mail client, one per module."""
