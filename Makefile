@@ -1,4 +1,6 @@
 # rmail — every target creates the virtualenv first (make install is idempotent).
+# Variables given on the command line (DOMAIN, PATTERN, TARGET) reach recipes through the
+# environment, so regex metacharacters and quotes in PATTERN need no escaping here.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -30,16 +32,16 @@ test: install
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 alias: install
-	@test -n "$(DOMAIN)" -a -n "$(PATTERN)" -a -n "$(TARGET)" || { echo 'usage: make alias DOMAIN=example.com PATTERN="sales-.*" TARGET=alice' >&2; exit 2; }
-	$(PYTHON) run.py alias add "$(DOMAIN)" '$(PATTERN)' "$(TARGET)"
+	@test -n "$$DOMAIN" -a -n "$$PATTERN" -a -n "$$TARGET" || { echo 'usage: make alias DOMAIN=example.com PATTERN="sales-.*" TARGET=alice' >&2; exit 2; }
+	@$(PYTHON) run.py alias add "$$DOMAIN" "$$PATTERN" "$$TARGET"
 
 delalias: install
-	@test -n "$(DOMAIN)" -a -n "$(PATTERN)" || { echo 'usage: make delalias DOMAIN=example.com PATTERN="sales-.*"' >&2; exit 2; }
-	$(PYTHON) run.py alias remove "$(DOMAIN)" '$(PATTERN)'
+	@test -n "$$DOMAIN" -a -n "$$PATTERN" || { echo 'usage: make delalias DOMAIN=example.com PATTERN="sales-.*"' >&2; exit 2; }
+	@$(PYTHON) run.py alias remove "$$DOMAIN" "$$PATTERN"
 
 listaliases: install
-	@test -n "$(DOMAIN)" || { echo 'usage: make listaliases DOMAIN=example.com' >&2; exit 2; }
-	$(PYTHON) run.py alias list "$(DOMAIN)"
+	@test -n "$$DOMAIN" || { echo 'usage: make listaliases DOMAIN=example.com' >&2; exit 2; }
+	@$(PYTHON) run.py alias list "$$DOMAIN"
 
 diagnose: install
 	$(PYTHON) run.py diagnose $(ARGS)
