@@ -531,3 +531,34 @@ def test_mime_shaped_bytes_never_raise(data: bytes) -> None:
         for spec in (None, "HEADER", "TEXT", "MIME", "HEADER.FIELDS"):
             body_section(data, part, spec, ("from",))
     message_view(data)
+
+
+# Inputs that once were (or easily become) quadratic or unbounded. The timeout
+# is a generous guard against a complexity regression, not a speed target.
+HOSTILE = {
+    "param-name-without-equals": b"Content-Type: text/plain; " + b"a" * 300_000 + b'"=x\r\n\r\nx',
+    "param-whitespace": b"Content-Type: text/plain; a" + b" " * 300_000 + b"\r\n\r\nx",
+    "escaped-quotes": b"Content-Type: text/plain; " + b'a="\\' * 100_000 + b"\r\n\r\nx",
+    "html-open-brackets": b"Content-Type: text/html\r\n\r\n" + b"<" * 1_000_000,
+    "html-unclosed-script": b"Content-Type: text/html\r\n\r\n" + b"<script>" * 200_000,
+    "empty-parts": b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + b"--b\r\n" * 300_000,
+    "many-fields": b"X: y\r\n" * 200_000 + b"\r\nbody",
+    "address-commas": b"To: " + b"a@b," * 100_000 + b"\r\n\r\n",
+    "address-parens": b"To: " + b"(" * 100_000 + b"\r\n\r\n",
+    "address-quotes": b"To: " + b'"' * 100_001 + b"\r\n\r\n",
+    "encoded-words": b"Subject: " + b"=?utf-8?q?a?= " * 50_000 + b"\r\n\r\n",
+    "nested-comments": b"Content-Type: text/plain" + b"(" * 100_000 + b"\r\n\r\n",
+    "rfc822-chain-lf": b"Content-Type: message/rfc822\n\n" * 10_000,
+}
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("data", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_input_is_bounded(data: bytes) -> None:
+    parsed = parse_message(data)
+    assert len(parsed.search_text) <= 1024 * 1024
+    assert len(parsed.header_text) <= 1024 * 1024 + 100_000
+    body_section(data, (1,), "MIME")
+    body_section(data, (), "HEADER.FIELDS", ("to", "x"))
+    view = message_view(data)
+    assert len(view.attachments) <= MAX_PARTS

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .headers import parse_disposition
-from .text import decode_charset, param_text, strip_html, transfer_decode
+from .text import b64_clean, decode_charset, param_text, strip_html, transfer_decode
 from .tree import Part
 
-__all__ = ["leaves", "decoded", "part_text", "filename", "is_attachment"]
+__all__ = ["leaves", "decoded", "decoded_size", "part_text", "filename", "is_attachment"]
 
 # Raw bytes of one part decoded for text: enough for the 1 MiB SEARCH cap even
 # through base64 (4/3) and 4-byte UTF-8, without decoding a huge part whole.
@@ -33,6 +33,14 @@ def decoded(data: bytes, part: Part, limit: int | None = None) -> bytes:
     """Body bytes with the transfer encoding undone (RFC 2045 §6)."""
     end = part.end if limit is None else min(part.end, part.body_start + limit)
     return transfer_decode(data[part.body_start : end], encoding(part))
+
+
+def decoded_size(data: bytes, part: Part) -> int:
+    """Size of the transfer-decoded body; base64 is counted without decoding it."""
+    if encoding(part) == "base64":
+        sextets = len(b64_clean(data[part.body_start : part.end]))
+        return sextets * 3 // 4
+    return len(decoded(data, part))
 
 
 def charset(part: Part) -> str | None:

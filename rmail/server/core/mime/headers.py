@@ -79,11 +79,17 @@ def split_header(data: bytes, start: int, end: int) -> tuple[int, int]:
 _FIELD_RE = re.compile(rb"([^:\n]*)(:?)([^\n]*(?:\n[ \t][^\n]*)*)(?:\n|$)")
 
 
+#: Header fields kept per header block. Real mail has dozens; a hostile
+#: header of millions of tiny fields would otherwise cost seconds per message.
+MAX_FIELDS = 10_000
+
+
 def parse_fields(data: bytes, start: int, end: int) -> list[Field]:
     """Split ``data[start:end]`` (a header block without its blank line) into fields.
 
     A line without a colon becomes a field with an empty value, so the bytes
-    of every line stay accounted for.
+    of every line stay accounted for. Only the first :data:`MAX_FIELDS`
+    fields are returned.
     """
     if start >= end:
         return []
@@ -93,6 +99,8 @@ def parse_fields(data: bytes, start: int, end: int) -> list[Field]:
         s, e = m.span()
         if s == e:
             continue
+        if len(fields) >= MAX_FIELDS:
+            break
         name, colon, value = m.group(1, 2, 3)
         if not colon:  # the first line is all name; there is no value
             value = b""
@@ -116,14 +124,27 @@ def first(fields: list[Field], key: str) -> bytes | None:
     return None
 
 
-# RFC 2045 §5.1 tokens, RFC 822 quoted strings and comments, tolerantly.
-# The name is bounded so a hostile run without "=" costs O(n), not O(n^2).
-_PARAM_RE = re.compile(
-    rb"""([^\s=;"]{1,200})\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\s]*)""",
-    re.S,
-)
+# Parameter values are split at ";" outside quoted strings (RFC 2045 §5.1).
+# Every alternative consumes input, so hostile values cost O(n).
+_SEGMENT_RE = re.compile(rb'"(?:[^"\\]|\\.)*"?|[^;"]+|;', re.S)
 _QPAIR_RE = re.compile(rb"\\(.)", re.S)
 _COMMENT_RE = re.compile(rb"\((?:[^()\\]|\\.)*\)")
+#: Structured header values longer than this are cut before parameter parsing.
+MAX_PARAM_VALUE = 64 * 1024
+
+
+def _segments(rest: bytes) -> list[bytes]:
+    out: list[bytes] = []
+    cur: list[bytes] = []
+    for m in _SEGMENT_RE.finditer(rest):
+        piece = m.group(0)
+        if piece == b";":
+            out.append(b"".join(cur))
+            cur = []
+        else:
+            cur.append(piece)
+    out.append(b"".join(cur))
+    return out
 
 
 def _strip_comments(value: bytes) -> bytes:
@@ -153,10 +174,17 @@ def parse_params(rest: bytes) -> list[tuple[bytes, bytes]]:
     out: list[tuple[bytes, bytes] | bytes] = []
     seen: set[bytes] = set()
     pieces: dict[bytes, list[tuple[int, bool, bytes]]] = {}
-    for m in _PARAM_RE.finditer(rest):
-        name, raw = m.group(1), m.group(2)
+    for segment in _segments(rest[:MAX_PARAM_VALUE]):
+        eq = segment.find(b"=")
+        if eq <= 0:
+            continue
+        name = segment[:eq].strip()
+        raw = segment[eq + 1 :].strip()
+        if not name or len(name) > 200 or b'"' in name:
+            continue
         if raw.startswith(b'"'):
-            raw = raw[1:-1] if raw.endswith(b'"') and len(raw) > 1 else raw[1:]
+            close = raw.rfind(b'"')
+            raw = raw[1:close] if close > 0 else raw[1:]
             if b"\\" in raw:
                 raw = _QPAIR_RE.sub(rb"\1", raw)
         star = name.find(b"*")
@@ -218,7 +246,7 @@ def parse_content_type(value: bytes | None, digest: bool = False) -> ContentType
     """
     if value is None:
         return _MESSAGE_RFC822 if digest else _TEXT_PLAIN
-    value = _strip_comments(value)
+    value = _strip_comments(value[:MAX_PARAM_VALUE])
     m = _TOKEN_RE.match(value)
     if m is None:
         return _MESSAGE_RFC822 if digest else _TEXT_PLAIN
@@ -229,7 +257,7 @@ def parse_disposition(value: bytes | None) -> tuple[bytes, list[tuple[bytes, byt
     """Parse Content-Disposition (RFC 2183) into ``(type, params)``, or None."""
     if value is None:
         return None
-    value = _strip_comments(value)
+    value = _strip_comments(value[:MAX_PARAM_VALUE])
     semi = value.find(b";")
     kind = (value if semi < 0 else value[:semi]).strip()
     if not kind or b"=" in kind:

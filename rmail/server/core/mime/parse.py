@@ -8,14 +8,14 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 from .address import display
-from .content import is_attachment, leaves, part_text
+from .content import is_attachment, part_text
 from .imapstruct import address_lists, envelope, first_values, structures
-from .text import decode_bytes, decode_words, header_str
+from .text import decode_bytes, header_str
 from .tree import Part, parse_tree
 
 __all__ = ["ParsedMessage", "parse_message", "MAX_SEARCH_TEXT", "PREVIEW_CHARS"]
 
-#: SEARCH BODY/TEXT index per message; beyond it text is not searchable.
+#: Characters of search_text and of header_text per message; beyond it text is not searchable.
 MAX_SEARCH_TEXT = 1024 * 1024
 PREVIEW_CHARS = 200
 _WS_RE = re.compile(r"\s+")
@@ -89,10 +89,15 @@ def parse_message(data: bytes) -> ParsedMessage:
     )  # fmt: skip
     header_lines = []
     decoded: dict[str, str] = {}  # first occurrence of each field, decoded once
+    budget = MAX_SEARCH_TEXT  # header_text has the same cap as search_text
     for f in root.fields:
+        if budget <= 0:
+            break
         value = header_str(f.value)
         decoded.setdefault(f.key, value)
-        header_lines.append(f"{decode_bytes(f.name)}: {value}")
+        line = f"{decode_bytes(f.name)}: {value}"
+        header_lines.append(line)
+        budget -= len(line) + 1
 
     addrs = address_lists(values)
 
@@ -105,7 +110,7 @@ def parse_message(data: bytes) -> ParsedMessage:
         body=basic,
         header_text="\n".join(header_lines),
         search_text=search,
-        subject=decoded.get("subject", ""),
+        subject=decoded["subject"] if "subject" in decoded else header_str(values.get("subject", b"")),
         from_=display(addrs.get("from", [])),
         to=display(addrs.get("to", [])),
         cc=display(addrs.get("cc", [])),

@@ -19,6 +19,7 @@ __all__ = [
     "header_str",
     "transfer_decode",
     "b64_decode",
+    "b64_clean",
     "strip_html",
     "param_text",
 ]
@@ -78,11 +79,17 @@ def _q_decode(text: str) -> bytes:
     return _Q_RE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
 
 
-def b64_decode(raw: bytes) -> bytes:
-    """Base64 that skips garbage and repairs padding instead of raising (RFC 2045 §6.8)."""
+def b64_clean(raw: bytes) -> bytes:
+    """Only the base64 alphabet of *raw*, trimmed to whole bytes (padding removed)."""
     clean = raw.translate(None, _B64_DELETE)
     if len(clean) % 4 == 1:  # a lone trailing sextet carries no whole byte
         clean = clean[:-1]
+    return clean
+
+
+def b64_decode(raw: bytes) -> bytes:
+    """Base64 that skips garbage and repairs padding instead of raising (RFC 2045 §6.8)."""
+    clean = b64_clean(raw)
     clean += b"=" * (-len(clean) % 4)
     try:
         return binascii.a2b_base64(clean)

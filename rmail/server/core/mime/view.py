@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .content import decoded, filename, is_attachment, leaves, part_text
+from .content import charset, decoded, decoded_size, filename, is_attachment, leaves, part_text
 from .sections import resolve_part
-from .text import decode_bytes, header_str
-from .tree import parse_tree
+from .text import decode_bytes, decode_charset, header_str
+from .tree import Part, parse_tree
 
 __all__ = ["Attachment", "MessageView", "message_view", "part_content"]
 
@@ -46,7 +46,7 @@ def message_view(data: bytes) -> MessageView:
         if is_attachment(part):
             name = filename(part) or ("message.eml" if part.kind == ("message", "rfc822") else "")
             attachments.append(
-                Attachment(name, "/".join(part.kind), len(decoded(data, part)), path)
+                Attachment(name, "/".join(part.kind), decoded_size(data, part), path)
             )
         elif part.kind == ("text", "plain") and text is None:
             text = part_text(data, part)
@@ -56,10 +56,7 @@ def message_view(data: bytes) -> MessageView:
     return MessageView(headers, text, html, attachments)
 
 
-def _html(data: bytes, part) -> str:  # type: ignore[no-untyped-def]
-    from .content import charset
-    from .text import decode_charset
-
+def _html(data: bytes, part: Part) -> str:
     return decode_charset(decoded(data, part), charset(part))
 
 
