@@ -1,0 +1,1 @@
+"""Modal forms and the first-run wizard."""

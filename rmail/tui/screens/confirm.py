@@ -1,0 +1,40 @@
+"""Yes/no confirmation for destructive actions; No is focused so Enter is safe."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [Binding("escape", "answer(False)", "No"), Binding("y", "answer(True)", "Yes"),
+                Binding("n", "answer(False)", "No")]
+
+    def __init__(self, question: str, detail: str = "") -> None:
+        super().__init__(classes="confirm")
+        self.question = question
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            # Questions name users and patterns, which are user input: never markup.
+            yield Label(self.question, classes="title", markup=False)
+            if self.detail:
+                yield Static(self.detail, markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Yes", variant="error", id="yes", compact=True)
+                yield Button("No", id="no", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

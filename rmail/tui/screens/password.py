@@ -1,0 +1,36 @@
+"""Change a user's password (typed twice)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+
+from rmail.server.core.errors import InvalidInput
+
+from .form import FormScreen, field
+
+if TYPE_CHECKING:
+    from rmail.server.runtime import ServerRuntime
+
+
+class ChangePasswordScreen(FormScreen):
+    SUBMIT = "Change"
+
+    def __init__(self, runtime: ServerRuntime, address: str) -> None:
+        super().__init__(runtime)
+        self.address = address
+
+    def heading(self) -> str:
+        return f"New password for {self.address}"
+
+    def fields(self) -> ComposeResult:
+        yield from field("Password", "password", password=True)
+        yield from field("Again", "password2", password=True)
+
+    async def submit(self) -> str:
+        password = self.value("password")
+        if password != self.value("password2"):
+            raise InvalidInput("the two passwords differ")
+        await self.runtime.accounts.set_password(self.address, password)
+        return f"password of {self.address} changed"

@@ -1,0 +1,1 @@
+"""The console's widgets: the header and one pane per module."""

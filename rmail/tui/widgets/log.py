@@ -1,0 +1,111 @@
+"""Log pane: the server's log as it happens, filterable by level and protocol.
+
+Lines come from ``LogRecord`` events (the app attaches a ``BusLogHandler``); they are written
+with markup off, so a logged peer name or address is shown as data.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import ClassVar, Iterable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widgets import RichLog, Static
+
+from rmail.server.core.events import LogRecord
+
+from ..format import clock_time, protocol_of
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+PROTOCOLS = ("all", "smtp", "imap", "api", "core")
+LEVEL_STYLES = {"DEBUG": "dim", "INFO": "", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
+#: Lines kept for re-filtering; the RichLog keeps as many.
+KEEP = 2000
+#: Most lines written per batch: under a flood, older lines of the batch are summarised.
+MAX_PER_BATCH = 200
+
+
+class LogPane(Vertical):
+    BINDINGS: ClassVar = [
+        Binding("v", "cycle_level", "Level"),
+        Binding("p", "cycle_protocol", "Protocol"),
+        Binding("c", "clear", "Clear"),
+    ]
+
+    level: reactive[str] = reactive("INFO")
+    protocol: reactive[str] = reactive("all")
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, classes="pane")
+        self.records: collections.deque[LogRecord] = collections.deque(maxlen=KEEP)
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="log-filter")
+        yield RichLog(markup=False, highlight=False, max_lines=KEEP, wrap=False, auto_scroll=True)
+
+    def on_mount(self) -> None:
+        self._show_filter()
+
+    def passes(self, record: LogRecord) -> bool:
+        level = logging.getLevelName(record.level)
+        minimum = logging.getLevelName(self.level)
+        if isinstance(level, int) and level < minimum:
+            return False
+        return self.protocol == "all" or protocol_of(record.logger) == self.protocol
+
+    @staticmethod
+    def line(record: LogRecord) -> Text:
+        text = Text(no_wrap=True)
+        text.append(clock_time(record.created) + " ", style="dim")
+        text.append(f"{record.level:<7} ", style=LEVEL_STYLES.get(record.level, ""))
+        text.append(f"{protocol_of(record.logger):<4} ", style="cyan")
+        text.append(record.message.replace("\r", "").replace("\n", " ⏎ "))
+        return text
+
+    def add(self, records: Iterable[LogRecord]) -> None:
+        """Append a batch (called by the app's pump, a few times a second)."""
+        fresh = list(records)
+        self.records.extend(fresh)
+        self._write([r for r in fresh if self.passes(r)])
+
+    def _write(self, records: list[LogRecord]) -> None:
+        log = self.query_one(RichLog)
+        if len(records) > MAX_PER_BATCH:
+            skipped = len(records) - MAX_PER_BATCH
+            log.write(Text(f"… {skipped} lines not shown (press v or p to filter)", style="dim italic"))
+            records = records[-MAX_PER_BATCH:]
+        for record in records:
+            log.write(self.line(record))
+
+    def _refilter(self) -> None:
+        self.query_one(RichLog).clear()
+        self._write([r for r in self.records if self.passes(r)])
+        self._show_filter()
+
+    def _show_filter(self) -> None:
+        self.query_one("#log-filter", Static).update(
+            Text.assemble(("level ≥ ", "dim"), (self.level, "bold"), ("  protocol: ", "dim"),
+                          (self.protocol, "bold"), ("   v: level  p: protocol  c: clear", "dim")))
+
+    def watch_level(self) -> None:
+        if self.is_mounted:
+            self._refilter()
+
+    def watch_protocol(self) -> None:
+        if self.is_mounted:
+            self._refilter()
+
+    def action_cycle_level(self) -> None:
+        self.level = LEVELS[(LEVELS.index(self.level) + 1) % len(LEVELS)]
+
+    def action_cycle_protocol(self) -> None:
+        self.protocol = PROTOCOLS[(PROTOCOLS.index(self.protocol) + 1) % len(PROTOCOLS)]
+
+    def action_clear(self) -> None:
+        self.records.clear()
+        self.query_one(RichLog).clear()

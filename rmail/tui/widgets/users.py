@@ -1,0 +1,93 @@
+"""Users pane: address, admin, mailboxes, messages, size; add, change password, toggle admin,
+remove (with confirmation)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import work
+from textual.binding import Binding
+
+from rmail.server.core.errors import RmailError
+from rmail.server.core.events import AccountsChanged, MailboxChanged, MailboxesChanged
+
+from ..format import cell, size
+from ..screens.confirm import ConfirmScreen
+from ..screens.password import ChangePasswordScreen
+from ..screens.user_add import AddUserScreen
+from ..tables import Row
+from .pane import Pane
+
+if TYPE_CHECKING:
+    from rmail.server.runtime import ServerRuntime
+
+
+class UsersPane(Pane):
+    COLUMNS = ("Address", "Admin", "Mailboxes", "Messages", "Size")
+    WATCH = (AccountsChanged, MailboxChanged, MailboxesChanged)
+    # Usage is an aggregate query; under a delivery storm once a second is plenty.
+    MIN_INTERVAL = 1.0
+    EMPTY = "No users yet: press a to add one."
+    BINDINGS = [
+        Binding("a", "add", "Add"),
+        Binding("p", "password", "Password"),
+        Binding("t", "toggle_admin", "Admin on/off"),
+        Binding("delete,d", "remove", "Remove"),
+    ]
+
+    async def load(self, runtime: ServerRuntime) -> dict[str, Row]:
+        return {u.account.address: (cell(u.account.address),
+                                    cell("admin", "bold") if u.account.admin else cell("-"),
+                                    cell(u.mailboxes), cell(u.messages), cell(size(u.size)))
+                for u in await runtime.accounts.usage()}
+
+    def _done(self, message: str | None) -> None:
+        if message:
+            self.notify(message)
+            self.mark_dirty()
+
+    def action_add(self) -> None:
+        if self.runtime is not None:
+            self.app.push_screen(AddUserScreen(self.runtime), self._done)
+
+    def action_password(self) -> None:
+        address = self.require_selection("user")
+        if address is not None and self.runtime is not None:
+            self.app.push_screen(ChangePasswordScreen(self.runtime, address), self._done)
+
+    @work(exclusive=True, group="action", exit_on_error=False)
+    async def action_toggle_admin(self) -> None:
+        address = self.require_selection("user")
+        runtime = self.runtime
+        if address is None or runtime is None:
+            return
+        try:
+            account = await runtime.accounts.get_user(address)
+            account = await runtime.accounts.set_admin(address, not account.admin)
+        except RmailError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self._done(f"{address} is {'now' if account.admin else 'no longer'} an administrator")
+
+    def action_remove(self) -> None:
+        address = self.require_selection("user")
+        if address is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._remove(address)
+        self.app.push_screen(ConfirmScreen(f"Remove {address}?",
+                                           "All of this user's mail and the alias rules pointing at it"
+                                           " are deleted. This cannot be undone."), answered)
+
+    @work(group="action", exit_on_error=False)
+    async def _remove(self, address: str) -> None:
+        if self.runtime is None:
+            return
+        try:
+            await self.runtime.accounts.remove_user(address)
+        except RmailError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self._done(f"removed {address}")
