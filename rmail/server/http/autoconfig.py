@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 from aiohttp import web
 
@@ -93,9 +93,11 @@ def email_from_autodiscover(body: bytes) -> str:
     if match is None:
         raise InvalidInput("autodiscover request has no EMailAddress")
     try:
-        return str(Address.parse(match.group(1).decode("utf-8")))
+        text = match.group(1).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("EMailAddress is not UTF-8") from None
+    # Only the predefined XML entities (XML 1.0 §4.6); a DTD's entities are never expanded.
+    return str(Address.parse(unescape(text, {"&quot;": '"', "&apos;": "'"})))
 
 
 async def thunderbird(request: web.Request) -> web.Response:

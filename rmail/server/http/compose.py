@@ -81,7 +81,7 @@ def _attachment(item: Any, max_bytes: int) -> Attachment:
     if maintype in ("multipart", "message"):
         # Their bodies may not be base64 (RFC 2046 §5.1.1, §5.2.1); send them as files.
         raise InvalidInput(f"attachments of type {maintype}/* are not supported; use application/octet-stream")
-    encoded = get_str(item, "content_base64", max_length=max_bytes * 4 // 3 + 8)
+    encoded = get_str(item, "content_base64", max_length=max_bytes * 4 // 3 + 8, bulk=True)
     try:
         data = base64.b64decode(encoded or "", validate=True)
     except (binascii.Error, ValueError):
@@ -100,8 +100,8 @@ def parse_send_request(body: dict[str, Any], *, max_recipients: int, max_bytes: 
     cc = _addresses(body, "cc", max_recipients)
     bcc = _addresses(body, "bcc", max_recipients)
     subject = get_str(body, "subject", max_length=MAX_SUBJECT, single_line=True) or ""
-    text = get_str(body, "body", max_length=max_bytes) or ""
-    html = get_str(body, "html", max_length=max_bytes, required=False)
+    text = get_str(body, "body", max_length=max_bytes, bulk=True) or ""
+    html = get_str(body, "html", max_length=max_bytes, required=False, bulk=True)
     raw_attachments = body.get("attachments") or []
     if not isinstance(raw_attachments, list):
         raise InvalidInput("attachments must be a list")

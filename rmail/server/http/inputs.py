@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rmail.server.core.errors import InvalidInput
+from rmail.server.core.errors import InvalidInput, LimitExceeded
 from rmail.server.core.store import normalize_mailbox_name
 
 from .errors import ApiError
@@ -53,10 +53,13 @@ async def read_json(request: web.Request, limit: int = MAX_JSON_BODY) -> dict[st
     return value
 
 
-def check_text(value: str, name: str, *, max_length: int, single_line: bool = False) -> str:
-    """Refuse over-long text, text that is not valid Unicode, and (for header values) controls."""
+def check_text(value: str, name: str, *, max_length: int, single_line: bool = False, bulk: bool = False) -> str:
+    """Refuse over-long text, text that is not valid Unicode, and (for header values) controls.
+
+    ``bulk`` marks content (bodies, attachments) whose excess length is a 413, not a 400.
+    """
     if len(value) > max_length:
-        raise InvalidInput(f"{name} is longer than {max_length} characters")
+        raise (LimitExceeded if bulk else InvalidInput)(f"{name} is longer than {max_length} characters")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -70,7 +73,7 @@ def check_text(value: str, name: str, *, max_length: int, single_line: bool = Fa
 
 
 def get_str(body: dict[str, Any], key: str, *, max_length: int, required: bool = True,
-            single_line: bool = False) -> str | None:
+            single_line: bool = False, bulk: bool = False) -> str | None:
     value = body.get(key)
     if value is None:
         if required:
@@ -78,7 +81,7 @@ def get_str(body: dict[str, Any], key: str, *, max_length: int, required: bool =
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"{key} must be a string")
-    return check_text(value, key, max_length=max_length, single_line=single_line)
+    return check_text(value, key, max_length=max_length, single_line=single_line, bulk=bulk)
 
 
 def get_str_list(body: dict[str, Any], key: str, *, max_items: int, max_length: int,

@@ -1,5 +1,203 @@
-"""GET /openapi.json (placeholder replaced below)."""
+"""The OpenAPI 3 description of this API, served at GET /openapi.json.
+
+Kept next to the handlers and checked against them by a schemathesis run in tests/http:
+every documented status is one a handler can return, and every body matches its schema.
+"""
+
 from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
 from aiohttp import web
+
+from .auth import TOKEN_LIFETIME
+from .messages import DEFAULT_LIMIT, MAX_LIMIT
+
+JSON = "application/json"
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": ref("Error")}}}
+
+
+def ok(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": ref(schema)}}}
+
+
+def body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": ref(schema)}}}
+
+
+E400 = error("Invalid input (malformed JSON, a missing or mistyped field, a bad value).")
+E401 = error("Missing, malformed, expired or wrongly signed bearer token.")
+E403 = error("The token is valid but its user may not do this (not an admin).")
+E404 = error("No such folder, message or alias for this user.")
+E413 = error("The request body or the resulting message is too large.")
+AUTH = {"400": E400, "401": E401}
+
+FOLDER = {"name": "folder", "in": "path", "required": True,
+          "description": "Folder (IMAP mailbox) name, URL-encoded; \"/\" separates levels and may be sent as %2F.",
+          "schema": {"type": "string", "minLength": 1}}
+UID = {"name": "uid", "in": "path", "required": True, "description": "The message's IMAP UID in this folder.",
+       "schema": {"type": "integer", "minimum": 1, "maximum": 4294967295}}
+
+STR = {"type": "string"}
+NSTR = {"type": "string", "nullable": True}
+INT = {"type": "integer", "minimum": 0}
+FLAGS = {"type": "array", "items": STR, "description": "System flags (\\Seen, \\Answered, \\Flagged, \\Deleted,"
+         " \\Draft) and keywords."}
+
+
+def obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(props) if required is None else required}
+
+
+ENTRY = {"uid": {"type": "integer", "minimum": 1}, "flags": FLAGS, "size": INT,
+         "date": {"type": "string", "format": "date-time", "description": "Date header, else arrival time (UTC)."},
+         "received": {"type": "string", "format": "date-time", "description": "Arrival time (UTC)."},
+         "from": STR, "to": STR, "subject": STR, "preview": STR}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": obj({"error": STR}),
+    "LoginRequest": obj({"username": {"type": "string", "description": "Local part, or a full address."},
+                         "password": STR,
+                         "domain": {"type": "string", "description": "Needed when username is a local part."}},
+                        ["username", "password"]),
+    "LoginResponse": obj({"token": STR, "token_type": {"type": "string", "enum": ["Bearer"]},
+                          "expires_in": {"type": "integer", "enum": [TOKEN_LIFETIME]}, "user": STR,
+                          "admin": {"type": "boolean"}}),
+    "Folder": obj({"name": STR, "messages": INT, "unseen": INT, "special_use": NSTR, "parent": NSTR,
+                   "selectable": {"type": "boolean"}, "subscribed": {"type": "boolean"}, "size": INT,
+                   "uidvalidity": INT, "uidnext": INT}),
+    "FolderList": obj({"delimiter": STR, "folders": {"type": "array", "items": ref("Folder")}}),
+    "MessageEntry": obj(ENTRY),
+    "MessageList": obj({"total": INT, "offset": INT, "limit": INT,
+                        "messages": {"type": "array", "items": ref("MessageEntry")}}),
+    "Message": obj({**ENTRY, "cc": STR, "message_id": STR,
+                    "headers": {"type": "array", "items": obj({"name": STR, "value": STR})},
+                    "text": NSTR, "html": NSTR,
+                    "attachments": {"type": "array", "items": obj({"filename": STR, "content_type": STR,
+                                                                   "size": INT})}}),
+    "AppendResponse": obj({"uid": {"type": "integer", "minimum": 1}}),
+    "FlagsRequest": obj({"flags": {**FLAGS, "maxItems": 100}}),
+    "FlagsResponse": obj({"uid": {"type": "integer", "minimum": 1}, "flags": FLAGS}),
+    "Recipients": {"oneOf": [STR, {"type": "array", "items": STR}],
+                   "description": "One address or a list of plain addresses (local@domain)."},
+    "Attachment": obj({"filename": STR, "content_type": {"type": "string", "default": "application/octet-stream"},
+                       "content_base64": STR}, ["filename", "content_base64"]),
+    "SendRequest": obj({"to": ref("Recipients"), "cc": ref("Recipients"), "bcc": ref("Recipients"),
+                        "subject": STR, "body": STR, "html": STR,
+                        "attachments": {"type": "array", "items": ref("Attachment")}},
+                       ["to", "subject", "body"]),
+    "SendResponse": obj({"message_id": STR}),
+    "Alias": obj({"pattern": STR, "target": STR, "position": {"type": "integer", "minimum": 1}}),
+    "AliasList": obj({"domain": STR, "aliases": {"type": "array", "items": ref("Alias")}}),
+    "AliasRequest": obj({"pattern": STR, "target": {"type": "string",
+                                                    "description": "A user of the domain: local part or address."}}),
+    "AliasDeleteRequest": obj({"pattern": STR}),
+}
+
+XML = {"application/xml": {"schema": {"type": "string"}}}
+
+
+@lru_cache(maxsize=1)
+def document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/auth/login": {"post": {
+            "summary": "Log in with a password; returns a bearer token valid for 3600 s.", "security": [],
+            "requestBody": body("LoginRequest"),
+            "responses": {"200": ok("A token.", "LoginResponse"), "400": E400, "401": error("Wrong credentials."),
+                          "413": E413, "429": error("Too many failed logins from this address; see Retry-After.")}}},
+        "/folders": {"get": {"summary": "The user's folders with message and unseen counts.",
+                             "responses": {"200": ok("Folders, INBOX first.", "FolderList"), "401": E401}}},
+        "/folders/{folder}/messages": {
+            "parameters": [FOLDER],
+            "get": {"summary": "Messages of a folder, newest first.",
+                    "parameters": [
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
+                                                                     "maximum": 2**31 - 1, "default": 0}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0,
+                                                                    "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}}],
+                    "responses": {"200": ok("One page.", "MessageList"), **AUTH, "404": E404}},
+            "post": {"summary": "Append a raw RFC 5322 message; IMAP BODY[] returns the same bytes.",
+                     "requestBody": {"required": True, "content": {"message/rfc822": {
+                         "schema": {"type": "string", "format": "binary"}}}},
+                     "responses": {"201": ok("Stored durably.", "AppendResponse"), **AUTH, "404": E404,
+                                   "413": E413, "415": error("The body is not message/rfc822.")}}},
+        "/folders/{folder}/messages/{uid}": {
+            "parameters": [FOLDER, UID],
+            "get": {"summary": "One message, decoded; raw bytes with Accept: message/rfc822 or ?format=raw.",
+                    "parameters": [{"name": "format", "in": "query",
+                                    "schema": {"type": "string", "enum": ["json", "raw"], "default": "json"}}],
+                    "responses": {"200": {"description": "The message.", "content": {
+                        JSON: {"schema": ref("Message")},
+                        "message/rfc822": {"schema": {"type": "string", "format": "binary"}}}},
+                        **AUTH, "404": E404}},
+            "delete": {"summary": "Delete the message (whatever its flags).",
+                       "responses": {"204": {"description": "Deleted."}, **AUTH, "404": E404}}},
+        "/folders/{folder}/messages/{uid}/flags": {
+            "parameters": [FOLDER, UID],
+            "patch": {"summary": "Replace the message's flags exactly (\\Recent and unknown system flags refused).",
+                      "requestBody": body("FlagsRequest"),
+                      "responses": {"200": ok("The flags now.", "FlagsResponse"), **AUTH, "404": E404,
+                                    "413": E413}}},
+        "/messages/send": {"post": {
+            "summary": "Compose and deliver a message from the user; a copy is filed in Sent.",
+            "requestBody": body("SendRequest"),
+            "responses": {"202": ok("Delivered locally and/or queued.", "SendResponse"), **AUTH, "413": E413,
+                          "503": error("Remote delivery is unavailable right now; retry later.")}}},
+        "/aliases": {
+            "get": {"summary": "Alias rules of the token's domain, in declaration order.",
+                    "responses": {"200": ok("Rules.", "AliasList"), "401": E401, "404": E404}},
+            "post": {"summary": "Append an alias rule (admins of the domain).", "requestBody": body("AliasRequest"),
+                     "responses": {"201": ok("Added.", "Alias"), **AUTH, "403": E403, "404": E404, "413": E413,
+                                   "409": error("The pattern is already a rule.")}},
+            "delete": {"summary": "Remove an alias rule named in the body (admins).",
+                       "requestBody": body("AliasDeleteRequest"),
+                       "responses": {"204": {"description": "Removed."}, **AUTH, "403": E403, "404": E404,
+                                     "413": E413}}},
+        "/aliases/{pattern}": {"delete": {
+            "summary": "Remove an alias rule named in the path, URL-encoded (admins).",
+            "parameters": [{"name": "pattern", "in": "path", "required": True,
+                            "schema": {"type": "string", "minLength": 1}}],
+            "responses": {"204": {"description": "Removed."}, **AUTH, "403": E403, "404": E404}}},
+        "/.well-known/autoconfig/mail/config-v1.1.xml": {"get": {
+            "summary": "Thunderbird autoconfig (clientConfig 1.1).", "security": [],
+            "parameters": [{"name": "emailaddress", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "clientConfig XML.", "content": XML}, "400": E400}}},
+        "/autodiscover/autodiscover.xml": {"post": {
+            "summary": "Outlook autodiscover (POX); reads EMailAddress from the request.", "security": [],
+            "requestBody": {"required": True, "content": {"text/xml": {"schema": {"type": "string"}},
+                                                          "application/xml": {"schema": {"type": "string"}}}},
+            "responses": {"200": {"description": "Autodiscover XML.", "content": XML}, "400": E400,
+                          "413": E413}}},
+        "/openapi.json": {"get": {"summary": "This document.", "security": [],
+                                  "responses": {"200": {"description": "OpenAPI 3.0 JSON.",
+                                                        "content": {JSON: {"schema": {"type": "object"}}}}}}},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "rmail REST API", "version": "1",
+                 "description": "Mail access for rmail users: folders, messages, sending, alias rules. "
+                                "Errors are JSON {\"error\": ...} with a 4xx status. OPTIONS on any path "
+                                "answers a CORS preflight with 204."},
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
+
+
+@lru_cache(maxsize=1)
+def _encoded() -> bytes:
+    return json.dumps(document(), indent=1).encode()
+
+
 async def serve(request: web.Request) -> web.Response:
-    return web.json_response({})
+    return web.Response(body=_encoded(), content_type=JSON)
