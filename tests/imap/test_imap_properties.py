@@ -109,12 +109,11 @@ def test_encoded_string_parses_back(text: str) -> None:
 
 def imaplib_chunks(wire: bytes) -> list[object]:
     """Split an encoded untagged response the way imaplib hands it to IMAPClient."""
-    body = wire[2:-2].replace(b" FETCH (", b" (", 1)  # imaplib drops "* " and "FETCH"
+    body = re.sub(rb"^(\d+) FETCH \(", rb"\1 (", wire[2:-2])  # imaplib drops "* ", "FETCH"
     out: list[object] = []
     pos = 0
-    for m in re.finditer(rb"\{(\d+)\}\r\n", body):
-        if m.start() < pos:
-            continue
+    marker = re.compile(rb"\{(\d+)\}\r\n")
+    while (m := marker.search(body, pos)) is not None:
         size = int(m.group(1))
         out.append((body[pos:m.start()] + b"{%d}" % size, body[m.end():m.end() + size]))
         pos = m.end() + size

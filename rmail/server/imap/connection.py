@@ -43,6 +43,7 @@ class ImapServer:
         self.max_line = max_line
         self.preauth_timeout = preauth_timeout
         self.connections: set[ImapConnection] = set()
+        self.ports: dict[str, int] = {}   # protocol → first bound port
 
     def protocol_factory(self, port: int, *, implicit_tls: bool) -> ImapConnection:
         return ImapConnection(self, port, implicit_tls=implicit_tls)

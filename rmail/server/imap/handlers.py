@@ -37,6 +37,8 @@ __all__ = ["CommandError", "Output", "Services", "Session", "SessionClosed"]
 
 log = logging.getLogger("rmail.imap")
 
+#: RFC 3501 §5.4: an autologout timer of at least 30 minutes.
+AUTOLOGOUT: Final = 30 * 60
 #: Messages per FETCH batch: bounds memory (infos, bodies) and lets other sessions run.
 FETCH_BATCH: Final = 500
 _SYSTEM_FLAGS: Final = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft"
@@ -84,7 +86,7 @@ class Services:
     connections: ConnectionRegistry
     tls_configured: bool
     max_per_user: int
-    autologout: float = 30 * 60
+    autologout: float = AUTOLOGOUT
 
 
 def _uid_set(uids: list[int]) -> str:

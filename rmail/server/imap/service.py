@@ -6,19 +6,22 @@ import asyncio
 import contextlib
 import logging
 
-from .connection import ImapServer
-from .handlers import Services
+from .connection import PREAUTH_TIMEOUT, ImapServer
+from .handlers import AUTOLOGOUT, Services
 
 __all__ = ["start"]
 
 log = logging.getLogger("rmail.imap")
 
 
-async def start(runtime, stack: contextlib.AsyncExitStack) -> ImapServer:  # noqa: ANN001
+async def start(runtime, stack: contextlib.AsyncExitStack, *,  # noqa: ANN001
+                autologout: float = AUTOLOGOUT, preauth_timeout: float = PREAUTH_TIMEOUT,
+                ports: tuple[int, int] | None = None) -> ImapServer:
     """Open the IMAP listeners of `runtime` and register their shutdown on `stack`.
 
     Port 143 serves plain IMAP with STARTTLS when TLS is configured; 993 (implicit TLS) listens
-    only when TLS is configured (SPEC.md "Protocol details").
+    only when TLS is configured (SPEC.md "Protocol details"). Tests pass short timers and
+    `ports` (imap, imaps) to run a second server beside the runtime's.
     """
     from rmail.server.runtime import Listener  # runtime imports adapters, not the reverse
 
@@ -27,14 +30,15 @@ async def start(runtime, stack: contextlib.AsyncExitStack) -> ImapServer:  # noq
     services = Services(
         store=runtime.store, accounts=runtime.accounts, throttle=runtime.throttle,
         bus=runtime.bus, connections=runtime.connections, tls_configured=runtime.tls is not None,
-        max_per_user=limits.connections_per_user)
+        max_per_user=limits.connections_per_user, autologout=autologout)
     server = ImapServer(services, tls=runtime.tls, max_literal=limits.message_size,
-                        max_line=limits.line_length)
+                        max_line=limits.line_length, preauth_timeout=preauth_timeout)
     loop = asyncio.get_running_loop()
     listeners = []
-    plans = [("imap", cfg.ports.imap, False)]
+    imap_port, imaps_port = ports if ports is not None else (cfg.ports.imap, cfg.ports.imaps)
+    plans = [("imap", imap_port, False)]
     if runtime.tls is not None:
-        plans.append(("imaps", cfg.ports.imaps, True))
+        plans.append(("imaps", imaps_port, True))
     else:
         log.info("imaps (993) not started: TLS is not configured")
     for protocol, port, implicit in plans:
@@ -45,7 +49,9 @@ async def start(runtime, stack: contextlib.AsyncExitStack) -> ImapServer:  # noq
             listeners.append(srv)
             bound = srv.sockets[0].getsockname()[1]
             mode = "implicit" if implicit else ("starttls" if runtime.tls is not None else "none")
-            runtime.add_listener(Listener(protocol, host, bound, mode))
+            server.ports.setdefault(protocol, bound)
+            if ports is None:
+                runtime.add_listener(Listener(protocol, host, bound, mode))
 
     async def stop() -> None:
         for srv in listeners:
