@@ -25,7 +25,7 @@ from .core.accounts import Accounts
 from .core.aliases import Aliases
 from .core.connections import ConnectionRegistry
 from .core.delivery import Delivery
-from .core.events import AuthFailed, Event, EventBus, LogRecord, MessageReceived
+from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
 from .core.store import MailStore
 from .core.throttle import AuthThrottle
 from .tls import server_context
@@ -59,6 +59,8 @@ class Counters:
             self.queued += event.remote_recipients
         elif isinstance(event, AuthFailed):
             self.auth_failures += 1
+        elif isinstance(event, Bounced):
+            self.bounced += 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,3 +210,13 @@ class EventBus:
                 loop.call_soon_threadsafe(self.publish_many, events)
             except RuntimeError:  # loop closed between the check and the call
                 pass
+
+
+@dataclass(frozen=True, slots=True)
+class Bounced(Event):
+    """An outbound message failed for good (5xx or expired); the sender got a DSN if local."""
+
+    entry_id: int
+    sender: str
+    recipient: str
+    status: str

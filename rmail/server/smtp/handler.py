@@ -1,0 +1,195 @@
+"""The aiosmtpd handler: rmail's rules at each hook (aiosmtpd ``docs/handlers.rst``).
+
+One handler per listener; per-connection state lives on the ``RmailSMTP`` protocol passed to
+every hook. AUTH is implemented here as async ``auth_PLAIN`` / ``auth_LOGIN`` methods, because
+aiosmtpd's ``authenticator`` callback is synchronous and bcrypt would block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import logging
+import secrets
+from base64 import b64decode
+from typing import TYPE_CHECKING
+
+from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
+
+from ..core.errors import AuthenticationFailed, InvalidInput, RmailError
+from ..core.events import AuthFailed
+from ..core.model import Address
+from .policy import Policy
+from .received import TraceInfo, received_header
+from .replies import (AUTH_INVALID, AUTH_LOCKED, AUTH_OK, AUTH_REQUIRED, AUTH_TOO_MANY, BAD_ADDRESS,
+                      INTERNAL_ERROR, NOT_OWNER, RECIPIENT_OK, SENDER_OK, SHUTTING_DOWN, TOO_MANY_RECIPIENTS, error_reply)
+from .session import RmailEnvelope, RmailSMTP
+
+if TYPE_CHECKING:
+    from ..runtime import ServerRuntime
+
+log = logging.getLogger("rmail.smtp")
+
+#: Failed AUTH attempts in one session before it is closed; the per-address throttle
+#: (core.throttle) is what stops a patient attacker across sessions.
+MAX_AUTH_FAILURES = 3
+#: Extensions aiosmtpd does not list itself (RFC 2920, RFC 2034).
+EXTRA_EHLO = ("250-PIPELINING", "250-ENHANCEDSTATUSCODES")
+
+
+class SMTPHandler:
+    def __init__(self, runtime: ServerRuntime, policy: Policy) -> None:
+        self.runtime = runtime
+        self.policy = policy
+
+    # -- EHLO ------------------------------------------------------------------------------
+
+    async def handle_EHLO(self, server: RmailSMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        # With this (5-argument) hook aiosmtpd leaves recording the name to us.
+        session.host_name = hostname
+        return [*responses[:-1], *EXTRA_EHLO, responses[-1]]
+
+    # -- MAIL / RCPT -------------------------------------------------------------------------
+
+    async def handle_MAIL(self, server: RmailSMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if server.service.stopping:
+            # Graceful stop: the transaction in DATA may finish, new ones may not start.
+            asyncio.get_running_loop().call_soon(server.close)  # after the reply is written
+            return SHUTTING_DOWN
+        if self.policy.auth_required and not session.authenticated:
+            return AUTH_REQUIRED
+        sender = "" if address == "<>" else address
+        if sender:
+            try:
+                parsed = Address.parse(sender)
+            except InvalidInput:
+                return BAD_ADDRESS
+            if session.authenticated and server.account is not None:
+                # RFC 6409 §6.1: a submission server may check the sender; rmail insists, so
+                # users cannot send as each other. Owned = the user's address or an alias to it.
+                resolution = await self.runtime.aliases.resolve(parsed)
+                if resolution.account is None or resolution.account.id != server.account.id:
+                    return NOT_OWNER
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        server.set_state("mail")
+        return SENDER_OK
+
+    async def handle_RCPT(self, server: RmailSMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        assert isinstance(envelope, RmailEnvelope)
+        if len(envelope.rcpt_tos) >= self.runtime.config.limits.recipients:
+            # RFC 5321 §4.5.3.1.10: 452 for "too many recipients", the client may retry the rest.
+            return TOO_MANY_RECIPIENTS
+        try:
+            resolution = await self.runtime.delivery.check_recipient(address, may_relay=bool(session.authenticated))
+        except RmailError as exc:
+            return error_reply(exc, recipient=True)
+        if all(r.address != resolution.address for r in envelope.resolutions):
+            envelope.resolutions.append(resolution)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        server.set_state("rcpt")
+        return RECIPIENT_OK
+
+    # -- DATA --------------------------------------------------------------------------------
+
+    async def handle_DATA(self, server: RmailSMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope, RmailEnvelope) and envelope.original_content is not None
+        version, cipher, bits = server.tls_info()
+        trace_id = secrets.token_hex(8)
+        trace = TraceInfo(
+            helo=session.host_name or "unknown", peer_ip=server.peer_ip, hostname=server.hostname,
+            esmtp=bool(session.extended_smtp), tls_version=version, tls_cipher=cipher, tls_bits=bits,
+            user=server.account.address if session.authenticated and server.account else None,
+            recipients=tuple(str(r.address) for r in envelope.resolutions),
+            smtputf8=bool(envelope.smtp_utf8))
+        data = received_header(trace, trace_id) + envelope.original_content
+        sender = "" if envelope.mail_from == "<>" else (envelope.mail_from or "")
+        server.set_state("delivering")
+        try:
+            await self.runtime.delivery.deliver(sender, envelope.resolutions, data,
+                                                may_relay=bool(session.authenticated),
+                                                protocol=self.policy.protocol)
+        except RmailError as exc:
+            log.warning("smtp: delivery from %s refused: %s", server.peer_ip, exc)
+            return error_reply(exc)
+        return f"250 2.0.0 OK queued as {trace_id}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("smtp: unexpected error in a session", exc_info=error)
+        return INTERNAL_ERROR
+
+    # -- AUTH (RFC 4954) ----------------------------------------------------------------------
+
+    async def auth_PLAIN(self, server: RmailSMTP, args: list[str]) -> AuthResult:
+        """RFC 4616: ``authzid NUL authcid NUL passwd``, inline or after an empty challenge."""
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Cannot decode base64")
+                return AuthResult(success=False, handled=True)
+        assert isinstance(blob, bytes)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await server.push("501 5.5.2 Cannot split the PLAIN response")
+            return AuthResult(success=False, handled=True)
+        authz, login, password = parts
+        if authz and authz != login:
+            # Acting as another user is not supported; refuse rather than ignore it.
+            return await self._failed(server, login)
+        return await self._login(server, login, password)
+
+    async def auth_LOGIN(self, server: RmailSMTP, args: list[str]) -> AuthResult:
+        """The widely deployed LOGIN mechanism (draft-murchison-sasl-login)."""
+        if len(args) == 1:
+            login = await server.challenge_auth(server.AuthLoginUsernameChallenge)
+            if login is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                login = b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Cannot decode base64")
+                return AuthResult(success=False, handled=True)
+        password = await server.challenge_auth(server.AuthLoginPasswordChallenge)
+        if password is MISSING:
+            return AuthResult(success=False, handled=True)
+        assert isinstance(login, bytes) and isinstance(password, bytes)
+        return await self._login(server, login, password)
+
+    async def _login(self, server: RmailSMTP, login: bytes, password: bytes) -> AuthResult:
+        throttle = self.runtime.throttle
+        if throttle.locked_for(server.peer_ip) > 0:
+            await server.push(AUTH_LOCKED)
+            return AuthResult(success=False, handled=True)
+        username = login.decode("utf-8", "surrogateescape")
+        try:
+            account = await self.runtime.accounts.authenticate(username, password.decode("utf-8", "surrogateescape"))
+        except AuthenticationFailed:
+            return await self._failed(server, login)
+        throttle.success(server.peer_ip)
+        server.account = account
+        server.set_state("authenticated", user=account.address)
+        return AuthResult(success=True, auth_data=account, message=AUTH_OK)
+
+    async def _failed(self, server: RmailSMTP, login: bytes) -> AuthResult:
+        delay = self.runtime.throttle.failure(server.peer_ip)
+        self.runtime.bus.publish(AuthFailed(self.policy.protocol, server.peer_ip,
+                                            login[:100].decode("utf-8", "replace")))
+        if delay:
+            await asyncio.sleep(delay)
+        server.auth_failures += 1
+        if server.auth_failures >= MAX_AUTH_FAILURES:
+            await server.push(AUTH_INVALID)
+            await server.push(AUTH_TOO_MANY)
+            server.close()
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False, message=AUTH_INVALID)

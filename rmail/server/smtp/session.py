@@ -1,0 +1,218 @@
+"""``RmailSMTP``: aiosmtpd's protocol, wrapped only where rmail needs more than the hooks give.
+
+aiosmtpd owns the wire (STYLE.md). This subclass adds what its hooks cannot see:
+
+- admission (connection caps) and registration with the connection registry, with byte counts;
+- one ``push`` for every reply: enhanced status codes (RFC 2034), no control characters, and a
+  budget of error replies after which the session ends (421);
+- in-flight DATA tracking, so a graceful stop lets a transaction that has begun finish;
+- an idle timeout that counts received bytes as activity (a slow 25 MiB upload is not idle).
+
+It relies on aiosmtpd 1.4.6 behaviour, each covered by a regression test in tests/smtp:
+DATA lines end only at CRLF, so a bare LF or CR never ends DATA (SMTP smuggling), and bytes
+pipelined after STARTTLS are discarded when TLS starts (RFC 3207 §4.2, STARTTLS injection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.smtp import SMTP, Envelope, syntax
+
+from ..core.aliases import Resolution
+from ..core.connections import ConnectionInfo
+from ..core.model import Account
+from .policy import Policy
+from .replies import SHUTTING_DOWN, TOO_MANY_ERRORS, finish_reply, reply_code
+
+if TYPE_CHECKING:
+    from .service import SMTPService
+
+log = logging.getLogger("rmail.smtp")
+
+#: Error replies (4xx/5xx) one session may collect before it is closed (Postfix's
+#: smtpd_hard_error_limit is 20; a legitimate sender rarely gets more than a few).
+MAX_ERRORS = 20
+#: Reset the idle timer on received bytes at most this often (it allocates a timer handle).
+IDLE_RESET_INTERVAL = 1.0
+
+
+class RmailEnvelope(Envelope):
+    """aiosmtpd's envelope plus the recipients' resolutions, decided once at RCPT."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resolutions: list[Resolution] = []
+
+
+class RmailSMTP(SMTP):
+    """One SMTP connection on one listener."""
+
+    # RFC 4954 §4 leaves the challenge text open; these are what clients expect to see.
+    AuthLoginUsernameChallenge = "Username:"
+    AuthLoginPasswordChallenge = "Password:"
+
+    def __init__(self, service: SMTPService, policy: Policy, port: int, handler: Any) -> None:
+        # aiosmtpd 1.4.6 keeps command_size_limits on the class, shared by every session, and
+        # grows it on each EHLO; a per-session dict keeps sessions independent.
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        tls = service.runtime.tls
+        starttls = tls if (tls is not None and not policy.implicit_tls) else None
+        super().__init__(
+            handler,
+            data_size_limit=service.runtime.config.limits.message_size,
+            enable_SMTPUTF8=True,
+            hostname=service.runtime.config.hostname,
+            ident="rmail ESMTP",
+            tls_context=starttls,
+            # AUTH only over TLS when TLS is configured; implicit TLS is TLS from the start.
+            auth_require_tls=starttls is not None,
+            timeout=service.timeout,
+            loop=asyncio.get_running_loop(),
+        )
+        self.service = service
+        self.policy = policy
+        self.port = port
+        self.info: ConnectionInfo | None = None
+        self.account: Account | None = None
+        self.peer_ip = "?"
+        self.errors = 0
+        self.auth_failures = 0
+        self.in_data = False
+        self._refused = False
+        self._greeted = False
+        self._raw_replies = False
+        self._last_activity = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.info is not None:
+            # The second call: STARTTLS finished (aiosmtpd resets the session, RFC 3207 §4.2).
+            super().connection_made(transport)
+            self.service.runtime.connections.update(self.info, tls=True, state="tls", force=True)
+            return
+        peer = transport.get_extra_info("peername")
+        self.peer_ip = str(peer[0]) if peer else "?"
+        registry = self.service.runtime.connections
+        reason = registry.admit(self.peer_ip)
+        if reason is not None or self.service.stopping:
+            self._refused = True
+            text = SHUTTING_DOWN if reason is None else f"421 4.7.0 {self.hostname} {reason}"
+            transport.write(finish_reply(text) + b"\r\n")  # type: ignore[attr-defined]
+            transport.close()
+            return
+        self.info = registry.open(self.policy.protocol, self.port, self.peer_ip, self.policy.implicit_tls,
+                                  close=self.close)
+        self.service.sessions.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        if self.info is not None:
+            self.service.runtime.connections.closed(self.info)
+        self.service.sessions.discard(self)
+        super().connection_lost(error)
+
+    def data_received(self, data: bytes) -> None:
+        if self.info is not None:
+            self.service.runtime.connections.update(self.info, bytes_in=self.info.bytes_in + len(data))
+            now = time.monotonic()
+            if now - self._last_activity >= IDLE_RESET_INTERVAL and self.transport is not None:
+                self._last_activity = now
+                self._reset_timeout()
+        super().data_received(data)
+
+    def close(self) -> None:
+        """Drop the connection (console "disconnect", shutdown)."""
+        if self.transport is not None:
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Tell the client we are going away (RFC 5321 §3.8) and close."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(finish_reply(SHUTTING_DOWN) + b"\r\n")  # type: ignore[attr-defined]
+            self.transport.close()
+
+    def _create_envelope(self) -> RmailEnvelope:
+        return RmailEnvelope()
+
+    # -- state for the registry ---------------------------------------------------------------
+
+    def set_state(self, state: str, **changes: Any) -> None:
+        if self.info is not None:
+            self.service.runtime.connections.update(self.info, state=state, force=bool(changes), **changes)
+
+    def tls_info(self) -> tuple[str | None, str | None, int | None]:
+        """(version, cipher, bits) of this connection's TLS, or Nones in clear."""
+        obj: ssl.SSLObject | None = None
+        if self._tls_protocol is not None and self.transport is not None:
+            obj = self.transport.get_extra_info("ssl_object")
+        elif self.policy.implicit_tls and self.transport is not None:
+            obj = self.transport.get_extra_info("ssl_object")
+        if obj is None:
+            return None, None, None
+        cipher = obj.cipher()
+        return obj.version(), cipher[0] if cipher else None, cipher[2] if cipher else None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.policy.implicit_tls or self._tls_protocol is not None
+
+    # -- replies -------------------------------------------------------------------------------
+
+    async def push(self, status: str | bytes) -> None:
+        text = status if isinstance(status, str) else status.decode("utf-8", "surrogateescape")
+        # RFC 2034 §3: no enhanced code in the greeting or the HELO/EHLO response.
+        raw = self._raw_replies or not self._greeted
+        self._greeted = True
+        data = finish_reply(text, enhanced=not raw) + b"\r\n"
+        self._writer.write(data)
+        if self.info is not None:
+            self.service.runtime.connections.update(self.info, bytes_out=self.info.bytes_out + len(data))
+        await self._writer.drain()
+        code = reply_code(text)
+        if code >= 400 and code != 421 and not raw:
+            self.errors += 1
+            if self.errors >= MAX_ERRORS and self.transport is not None:
+                log.info("smtp: %s sent too many bad commands; closing", self.peer_ip)
+                self._writer.write(finish_reply(TOO_MANY_ERRORS) + b"\r\n")
+                self.transport.close()
+
+    # -- commands wrapped (each keeps aiosmtpd's syntax text for HELP) ---------------------------
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._raw_replies = bool(hostname)
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._raw_replies = False
+        self.set_state("ehlo")
+
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._raw_replies = bool(hostname)
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._raw_replies = False
+        self.set_state("helo")
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        self.in_data = True
+        self.service.transaction_started()
+        self.set_state("data")
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.in_data = False
+            self.service.transaction_finished()
+            self.set_state("idle")
