@@ -210,11 +210,13 @@ class SelectedMailbox:
                             if s is not None]
         # Only expunges: the EXPUNGE responses say it all (RFC 3501 §7.4.1).
         exists = len(self.uids) if appended else None
+        # RECENT accompanies EXISTS; an expunge lowers it implicitly (RFC 3501 §7.3.2).
         recent = self.count_recent()
         recent_changed = recent != self._recent_count
         self._recent_count = recent
         return Update(tuple(expunged), exists,
-                      recent if (recent_changed or appended) else None, tuple(flag_updates))
+                      recent if appended and (recent_changed or exists) else None,
+                      tuple(flag_updates))
 
     def take_pending(self) -> Update:
         """Announce expunges that were held back during FETCH/STORE/SEARCH."""

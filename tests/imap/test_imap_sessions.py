@@ -1,0 +1,129 @@
+"""Exact-byte transcripts of two interleaved sessions (IDLE, EXPUNGE timing), the corpus
+through APPEND and FETCH, and changes from outside IMAP reaching an idling client."""
+
+from __future__ import annotations
+
+import mailbox
+import re
+from pathlib import Path
+
+import pytest
+
+from rmail.server.runtime import ServerRuntime
+
+from .conftest import RawClient
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+
+
+def msg(n: int) -> bytes:
+    return b"Subject: m%d\r\n\r\nbody %d\r\n" % (n, n)
+
+
+async def test_two_sessions_with_idle(runtime: ServerRuntime) -> None:
+    port = runtime.port("imap")
+    a = await RawClient.connect(port)
+    b = await RawClient.connect(port)
+    await a.login()
+    await b.login()
+    for n in (1, 2, 3):
+        await a.send(b"ap%d APPEND INBOX {%d+}\r\n%b\r\n" % (n, len(msg(n)), msg(n)))
+        assert re.fullmatch(rb"ap\d OK \[APPENDUID \d+ %d\] APPEND completed\r\n" % n,
+                            await a.until_tagged(b"ap%d" % n))
+    sel = await a.cmd(b"a1", b"SELECT INBOX")
+    uv = re.search(rb"UIDVALIDITY (\d+)", sel).group(1)
+    assert sel == (b"* 3 EXISTS\r\n* 3 RECENT\r\n"
+                   b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+                   b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] "
+                   b"flags permitted\r\n* OK [UNSEEN 1] first unseen\r\n"
+                   b"* OK [UIDVALIDITY " + uv + b"] UIDs valid\r\n"
+                   b"* OK [UIDNEXT 4] predicted next UID\r\n"
+                   b"a1 OK [READ-WRITE] SELECT completed\r\n")
+    # \Recent went to session A only (RFC 3501 §2.3.1.2).
+    sel_b = await b.cmd(b"b1", b"SELECT INBOX")
+    assert b"* 3 EXISTS\r\n* 0 RECENT\r\n" in sel_b
+    await a.send(b"a2 IDLE\r\n")
+    assert await a.line() == b"+ idling\r\n"
+    # B flags and expunges message 2; A hears it while idling.
+    assert await b.cmd(b"b2", b"STORE 2 +FLAGS.SILENT (\\Deleted)") == b"b2 OK STORE completed\r\n"
+    assert await a.line() == b"* 2 FETCH (UID 2 FLAGS (\\Deleted \\Recent))\r\n"
+    assert await b.cmd(b"b3", b"EXPUNGE") == b"* 2 EXPUNGE\r\nb3 OK EXPUNGE completed\r\n"
+    assert await a.line() == b"* 2 EXPUNGE\r\n"
+    # A new message from B reaches A as EXISTS; B, which has INBOX selected and appended,
+    # claimed it as \Recent first, so A's RECENT count stays 2.
+    await b.send(b"b4 APPEND INBOX {%d+}\r\n%b\r\n" % (len(msg(4)), msg(4)))
+    assert b"b4 OK [APPENDUID " + uv + b" 4]" in await b.until_tagged(b"b4")
+    assert await a.line() == b"* 3 EXISTS\r\n"
+    assert await a.line() == b"* 2 RECENT\r\n"
+    await a.send(b"DONE\r\n")
+    assert await a.line() == b"a2 OK IDLE terminated\r\n"
+    assert await b.cmd(b"b5", b"UID SEARCH ALL") == b"* SEARCH 1 3 4\r\nb5 OK SEARCH completed\r\n"
+    # No EXPUNGE while FETCH runs (RFC 3501 §7.4.1): B keeps its numbers until NOOP.
+    await a.cmd(b"a3", b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert await a.cmd(b"a4", b"EXPUNGE") == b"* 1 EXPUNGE\r\na4 OK EXPUNGE completed\r\n"
+    assert await b.cmd(b"b6", b"FETCH 1:3 (UID)") == (
+        b"* 1 FETCH (UID 1)\r\n* 2 FETCH (UID 3)\r\n* 3 FETCH (UID 4)\r\n"
+        b"b6 OK FETCH completed\r\n")
+    assert await b.cmd(b"b7", b"NOOP") == b"* 1 EXPUNGE\r\nb7 OK NOOP completed\r\n"
+    assert await b.cmd(b"b8", b"FETCH 1:* (UID FLAGS)") == (
+        b"* 1 FETCH (UID 3 FLAGS ())\r\n* 2 FETCH (UID 4 FLAGS (\\Recent))\r\n"
+        b"b8 OK FETCH completed\r\n")
+    await a.cmd(b"a5", b"LOGOUT")
+    await b.cmd(b"b9", b"LOGOUT")
+    await a.close()
+    await b.close()
+
+
+async def test_delivery_outside_imap_reaches_idle(runtime: ServerRuntime) -> None:
+    account = await runtime.accounts.get_user("alice@example.com")
+    inbox = await runtime.store.get_mailbox(account.id, "INBOX")
+    c = await RawClient.connect(runtime.port("imap"))
+    await c.login()
+    await c.cmd(b"s", b"SELECT INBOX")
+    await c.send(b"i IDLE\r\n")
+    assert await c.line() == b"+ idling\r\n"
+    await runtime.delivery.deliver("bob@example.com", ["alice@example.com"], msg(9),
+                                   may_relay=False)
+    assert await c.line(timeout=1) == b"* 1 EXISTS\r\n"
+    await runtime.store.store_flags(inbox.id, [1], "add", ["\\Flagged"])  # e.g. the REST API
+    assert await c.line(timeout=1) == b"* 1 RECENT\r\n"
+    assert await c.line(timeout=1) == b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))\r\n"
+    await c.send(b"DONE\r\n")
+    assert await c.line() == b"i OK IDLE terminated\r\n"
+    await c.close()
+
+
+def corpus_messages() -> list[tuple[str, bytes]]:
+    out = []
+    for path in sorted(CORPUS.glob("*.mbox")):
+        for i, m in enumerate(mailbox.mbox(path)):
+            out.append((f"{path.stem}#{i}", m.as_bytes().replace(b"\r\n", b"\n")
+                        .replace(b"\n", b"\r\n")))
+    return out
+
+
+@pytest.mark.skipif(not CORPUS.exists(), reason="tests/corpus not present")
+async def test_corpus_append_then_fetch(runtime: ServerRuntime) -> None:
+    messages = corpus_messages()
+    assert messages
+    c = await RawClient.connect(runtime.port("imap"))
+    await c.login()
+    for n, (_, data) in enumerate(messages, 1):
+        reply = await c.cmd(b"p%d" % n, b"APPEND INBOX {%d+}\r\n%b" % (len(data), data))
+        assert b"OK [APPENDUID" in reply
+    await c.cmd(b"s", b"SELECT INBOX")
+    for n, (name, data) in enumerate(messages, 1):
+        reply = await c.cmd(b"f%d" % n, b"FETCH %d (RFC822.SIZE BODY.PEEK[] BODYSTRUCTURE "
+                            b"ENVELOPE BODY.PEEK[1] BODY.PEEK[HEADER] BODY.PEEK[TEXT])" % n)
+        assert reply.endswith(b"f%d OK FETCH completed\r\n" % n), name
+        assert b"RFC822.SIZE %d " % len(data) in reply, name
+        assert b"BODY[] {%d}\r\n%b" % (len(data), data) in reply, name
+        if data.startswith(b"\r\n"):
+            header, text = b"\r\n", data[2:]
+        else:
+            head, _, text = data.partition(b"\r\n\r\n")
+            header = head + b"\r\n\r\n"
+        assert b"BODY[HEADER] {%d}\r\n%b" % (len(header), header) in reply, name
+        assert b"BODY[TEXT] {%d}\r\n" % len(text) in reply, name
+    assert (await c.cmd(b"x", b"SEARCH NOT ALL")) == b"* SEARCH\r\nx OK SEARCH completed\r\n"
+    await c.close()
