@@ -1,0 +1,61 @@
+"""One mailbox, three protocols: what one changes, the others see (same UIDs, bytes, flags)."""
+
+from __future__ import annotations
+
+from rmail.e2e.clients import Api, fetch_body, fetch_flags, folder_path, imap_login, imap_ok, message, smtp_send, \
+    uid_search
+from rmail.e2e.target import Backend, Target
+
+
+def test_smtp_mail_is_the_same_over_imap_and_rest(target: Target, backend: Backend) -> None:
+    subject = target.unique("cross")
+    data = message("someone@example.net", target.alice.address, subject)
+    smtp_send(target, "smtp", "someone@example.net", [target.alice.address], data)
+    [(uid, stored)] = backend.wait_for_message(target.alice.address, subject)
+
+    client = imap_login(target, target.alice)
+    api = Api(target)
+    api.login(target.alice)
+    try:
+        imap_ok(client.select("INBOX"))
+        assert uid_search(client, "SUBJECT", f'"{subject}"') == [uid]
+        assert fetch_body(client, uid) == stored
+        rest = api.request("GET", folder_path("INBOX", "messages", str(uid)), headers={"Accept": "message/rfc822"})
+        assert rest.status == 200 and rest.body == stored
+
+        # IMAP → REST
+        imap_ok(client.uid("STORE", str(uid), "+FLAGS", "(\\Flagged)"))
+        assert "\\Flagged" in api.request("GET", folder_path("INBOX", "messages", str(uid))).json()["flags"]
+        # REST → IMAP (a NOOP lets the session see the change)
+        assert api.request("PATCH", folder_path("INBOX", "messages", str(uid), "flags"),
+                           {"flags": ["\\Seen", "\\Answered"]}).status == 200
+        imap_ok(client.noop())
+        assert fetch_flags(client, uid) - {"\\Recent"} == {"\\Seen", "\\Answered"}
+        # REST delete → gone for IMAP
+        assert api.request("DELETE", folder_path("INBOX", "messages", str(uid))).status == 204
+        imap_ok(client.noop())
+        assert uid_search(client, "SUBJECT", f'"{subject}"') == []
+    finally:
+        client.logout()
+
+
+def test_rest_append_is_imap_uid(target: Target) -> None:
+    box = target.unique("Cross")
+    raw = message("carol@example.org", target.bob.address, target.unique("append"))
+    client = imap_login(target, target.bob)
+    api = Api(target)
+    api.login(target.bob)
+    try:
+        imap_ok(client.create(f'"{box}"'))
+        created = api.request("POST", folder_path(box, "messages"), raw=raw, headers={"Content-Type": "message/rfc822"})
+        assert created.status == 201
+        uid = created.json()["uid"]
+        imap_ok(client.select(f'"{box}"'))
+        assert uid_search(client, "ALL") == [uid]
+        assert fetch_body(client, uid) == raw
+        folders = {f["name"]: f for f in api.request("GET", "/folders").json()["folders"]}
+        assert folders[box]["messages"] == 1 and folders[box]["unseen"] == 1
+        imap_ok(client.close())
+    finally:
+        client.delete(f'"{box}"')
+        client.logout()
