@@ -40,7 +40,7 @@ async def test_curl_list_select_fetch_search(runtime: ServerRuntime) -> None:
     rc, out, err = await run(curl, *user, base + "/INBOX?UNSEEN")
     assert rc == 0, err
     assert out.strip() == "* SEARCH"  # curl's FETCH BODY[] set \Seen on message 1
-    rc, out, err = await run(curl, *user, base + "/INBOX?SUBJECT%20second")
+    rc, out, err = await run(curl, *user, base + "/INBOX?BODY%20second")
     assert rc == 0, err
     assert out.strip() == "* SEARCH 2"
     rc, out, err = await run(curl, *user, "-X", "EXAMINE INBOX", base + "/")
