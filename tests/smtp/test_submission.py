@@ -135,7 +135,6 @@ async def test_auth_failures_publish_events_and_end_session(raw, runtime: Server
     assert await s.closed()
     events = feed.drain()
     assert len(events) == 3 and events[0].protocol == "submission" and events[0].username == "alice@example.com"
-    assert runtime.counters.auth_failures >= 3 or True  # counted asynchronously by the runtime's watcher
 
 
 async def test_auth_throttle_locks_out_an_address(tmp_path) -> None:
