@@ -21,7 +21,7 @@ from typing import Callable, ClassVar
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 
 from rmail.server.config import Config, ConfigError, default_config_path
 from rmail.server.core.events import Feed, LogRecord
@@ -106,23 +106,23 @@ class ConsoleApp(App[int]):
     # -- layout ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield ServerHeader(id="header")
-        with TabbedContent(initial="connections"):
-            for tab, title, pane in TABS:
+        # Kept by reference: app.query_one() searches the top screen, which is a dialog at times.
+        self.header = ServerHeader(id="header")
+        self.tabs = TabbedContent(initial="connections")
+        self.panes: dict[str, Pane | LogPane] = {tab: pane(id=f"{tab}-pane") for tab, _, pane in TABS}
+        yield self.header
+        with self.tabs:
+            for tab, title, _ in TABS:
                 with TabPane(title, id=tab):
-                    yield pane(id=f"{tab}-pane")
+                    yield self.panes[tab]
         yield Footer()
 
-    @property
-    def header(self) -> ServerHeader:
-        return self.query_one(ServerHeader)
-
     def pane(self, tab: str) -> Pane | LogPane:
-        return self.query_one(f"#{tab}-pane")  # type: ignore[return-value]
+        return self.panes[tab]
 
     @property
     def table_panes(self) -> list[Pane]:
-        return list(self.query(Pane))
+        return [p for p in self.panes.values() if isinstance(p, Pane)]
 
     def selection(self, tab: str) -> str | None:
         pane = self.pane(tab)
@@ -206,7 +206,7 @@ class ConsoleApp(App[int]):
 
         def answered(quit_now: bool | None) -> None:
             if quit_now:
-                self.exit(1)
+                self.exit(1, return_code=1)
         self.push_screen(ErrorScreen("The server could not start", message.error, message.hint), answered)
 
     async def action_quit(self) -> None:
@@ -224,7 +224,8 @@ class ConsoleApp(App[int]):
         for worker in self.workers:
             if worker.group == "server":
                 await worker.wait()
-        self.exit(1 if self.failure else 0)
+        code = 1 if self.failure else 0
+        self.exit(code, return_code=code)
 
     async def wait_until_running(self, timeout: float = 10.0) -> ServerRuntime:
         """For tests and benchmarks: the runtime once it serves."""
@@ -292,23 +293,20 @@ class ConsoleApp(App[int]):
 
     def active_pane_tick(self) -> None:
         # Hidden panes stay dirty and reload when shown: no store queries for what nobody sees.
-        active = self.query_one(TabbedContent).active
-        pane = self.pane(active) if active else None
+        pane = self.panes.get(self.tabs.active)
         if isinstance(pane, Pane):
             pane.tick()
 
     @on(TabbedContent.TabActivated)
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
         self.active_pane_tick()
-        pane = self.pane(event.pane.id or "")
-        target = pane.query_one(DataTable) if isinstance(pane, Pane) else pane
-        target.focus()
+        pane = self.panes.get(event.pane.id or "")
+        if pane is not None:
+            pane.focus_main()
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
-        pane = self.pane(tab)
-        if isinstance(pane, Pane):
-            pane.query_one(DataTable).focus()
+        self.tabs.active = tab
+        self.panes[tab].focus_main()
 
     async def action_pane(self, tab: str, action: str) -> None:
         """Run a pane's action (palette commands), showing its tab first."""

@@ -32,6 +32,7 @@ class FormScreen(ModalScreen[str | None]):
     def __init__(self, runtime: ServerRuntime) -> None:
         super().__init__(classes="form")
         self.runtime = runtime
+        self._busy = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="form"):
@@ -81,20 +82,22 @@ class FormScreen(ModalScreen[str | None]):
     def _go(self) -> None:
         self.run_submit()
 
-    @work(exclusive=True, group="submit", exit_on_error=False)
+    @work(group="submit", exit_on_error=False)
     async def run_submit(self) -> None:
+        # A second Enter while the first submit runs is ignored (not queued, not cancelling it:
+        # a cancelled add_user may still commit). The button keeps focus, so no disabling.
+        if self._busy:
+            return
+        self._busy = True
         self.show_error("")
-        self.query_one("#submit", Button).disabled = True
         try:
             result = await self.submit()
         except RmailError as exc:
             self.show_error(str(exc))
         else:
             self.done(result)
-            return
         finally:
-            if self.is_mounted:
-                self.query_one("#submit", Button).disabled = False
+            self._busy = False
 
 
 def field(label: str, input_id: str, *, password: bool = False, value: str = "",

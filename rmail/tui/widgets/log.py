@@ -51,6 +51,9 @@ class LogPane(Vertical):
     def on_mount(self) -> None:
         self._show_filter()
 
+    def focus_main(self) -> None:
+        self.query_one(RichLog).focus()
+
     def passes(self, record: LogRecord) -> bool:
         level = logging.getLevelName(record.level)
         minimum = logging.getLevelName(self.level)

@@ -52,6 +52,9 @@ class Pane(Vertical):
     def table(self) -> DataTable:
         return self.query_one(DataTable)
 
+    def focus_main(self) -> None:
+        self.table.focus()
+
     @property
     def runtime(self) -> ServerRuntime | None:
         return getattr(self.app, "runtime", None)
