@@ -52,3 +52,7 @@ async def bob(api: TestClient) -> dict[str, str]:
 async def inbox_id(rt: ServerRuntime, address: str, folder: str = "INBOX") -> int:
     account = await rt.accounts.get_user(address)
     return (await rt.store.get_mailbox(account.id, folder)).id
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "schemathesis: property-based run against /openapi.json")

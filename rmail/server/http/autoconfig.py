@@ -105,7 +105,7 @@ async def thunderbird(request: web.Request) -> web.Response:
     domains = [name for name, _ in await rt.accounts.list_domains()]
     email_domain = rt.config.hostname
     given = request.query.get("emailaddress")
-    if given:
+    if given is not None:
         email_domain = Address.parse(given[:320]).domain
     return web.Response(text=clientconfig_xml(rt.config.hostname, domains, email_domain, endpoints(rt)),
                         content_type="application/xml", charset="utf-8")

@@ -73,8 +73,9 @@ def _attachment(item: Any, max_bytes: int) -> Attachment:
     filename = get_str(item, "filename", max_length=MAX_FILENAME, single_line=True) or ""
     if not filename.strip():
         raise InvalidInput("attachment filename may not be empty")
-    ctype = get_str(item, "content_type", max_length=255, required=False, single_line=True) \
-        or "application/octet-stream"
+    ctype = get_str(item, "content_type", max_length=255, required=False, single_line=True)
+    if ctype is None:
+        ctype = "application/octet-stream"
     if not _CONTENT_TYPE_RE.fullmatch(ctype):
         raise InvalidInput(f"attachment content_type {ctype[:80]!r} is not type/subtype")
     maintype, subtype = ctype.lower().split("/")
@@ -96,13 +97,15 @@ def parse_send_request(body: dict[str, Any], *, max_recipients: int, max_bytes: 
         InvalidInput: a missing or mistyped field, a bad address, CR/LF in a header value, no
             recipients, too many recipients or attachments, bad base64.
     """
+    if "to" not in body:
+        raise InvalidInput("to is required (it may be an empty list when cc or bcc is given)")
     to = _addresses(body, "to", max_recipients)
     cc = _addresses(body, "cc", max_recipients)
     bcc = _addresses(body, "bcc", max_recipients)
     subject = get_str(body, "subject", max_length=MAX_SUBJECT, single_line=True) or ""
     text = get_str(body, "body", max_length=max_bytes, bulk=True) or ""
     html = get_str(body, "html", max_length=max_bytes, required=False, bulk=True)
-    raw_attachments = body.get("attachments") or []
+    raw_attachments = body.get("attachments", [])
     if not isinstance(raw_attachments, list):
         raise InvalidInput("attachments must be a list")
     if len(raw_attachments) > MAX_ATTACHMENTS:

@@ -26,6 +26,15 @@ def allowed_origin(origins: tuple[str, ...], origin: str | None) -> str | None:
     return None
 
 
+def resource_methods(request: web.Request) -> str | None:
+    """The methods the requested path supports, from the router's 405 for OPTIONS."""
+    exc = getattr(request.match_info, "http_exception", None)
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        methods = set(exc.allowed_methods) | {"OPTIONS"}
+        return ", ".join(m for m in ("GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS") if m in methods)
+    return None
+
+
 def cors_middleware(origins: tuple[str, ...]):  # type: ignore[no-untyped-def]
     wildcard = "*" in origins
 
@@ -43,11 +52,13 @@ def cors_middleware(origins: tuple[str, ...]):  # type: ignore[no-untyped-def]
         if request.method == "OPTIONS":
             # Preflight for any path, known or not: the browser only asks what it may send.
             response: web.StreamResponse = web.Response(status=204, headers={
-                "Access-Control-Allow-Methods": ALLOW_METHODS,
                 "Access-Control-Allow-Headers": ALLOW_HEADERS,
                 "Access-Control-Max-Age": MAX_AGE,
-                "Allow": ALLOW_METHODS,
             })
+            methods = resource_methods(request)
+            response.headers["Access-Control-Allow-Methods"] = methods or ALLOW_METHODS
+            if methods:
+                response.headers["Allow"] = methods  # RFC 9110 §9.3.7: what this resource supports
         else:
             response = await handler(request)
         decorate(response, origin)

@@ -74,11 +74,11 @@ def check_text(value: str, name: str, *, max_length: int, single_line: bool = Fa
 
 def get_str(body: dict[str, Any], key: str, *, max_length: int, required: bool = True,
             single_line: bool = False, bulk: bool = False) -> str | None:
-    value = body.get(key)
-    if value is None:
+    if key not in body:
         if required:
             raise InvalidInput(f"{key} is required")
         return None
+    value = body[key]
     if not isinstance(value, str):
         raise InvalidInput(f"{key} must be a string")
     return check_text(value, key, max_length=max_length, single_line=single_line, bulk=bulk)
@@ -87,9 +87,9 @@ def get_str(body: dict[str, Any], key: str, *, max_length: int, required: bool =
 def get_str_list(body: dict[str, Any], key: str, *, max_items: int, max_length: int,
                  allow_single: bool = False) -> list[str]:
     """A list of strings (or one string when ``allow_single``); missing means empty."""
-    value = body.get(key)
-    if value is None:
+    if key not in body:
         return []
+    value = body[key]
     if allow_single and isinstance(value, str):
         value = [value]
     if not isinstance(value, list):

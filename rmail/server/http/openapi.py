@@ -48,6 +48,8 @@ UID = {"name": "uid", "in": "path", "required": True, "description": "The messag
        "schema": {"type": "integer", "minimum": 1, "maximum": 4294967295}}
 
 STR = {"type": "string"}
+TEXT = {"type": "string", "minLength": 1}
+EMAIL = {"type": "string", "format": "email", "maxLength": 254}
 NSTR = {"type": "string", "nullable": True}
 INT = {"type": "integer", "minimum": 0}
 FLAGS = {"type": "array", "items": STR, "description": "System flags (\\Seen, \\Answered, \\Flagged, \\Deleted,"
@@ -65,9 +67,11 @@ ENTRY = {"uid": {"type": "integer", "minimum": 1}, "flags": FLAGS, "size": INT,
 
 SCHEMAS: dict[str, Any] = {
     "Error": obj({"error": STR}),
-    "LoginRequest": obj({"username": {"type": "string", "description": "Local part, or a full address."},
-                         "password": STR,
-                         "domain": {"type": "string", "description": "Needed when username is a local part."}},
+    "LoginRequest": obj({"username": {"type": "string", "minLength": 1, "maxLength": 320,
+                                      "description": "Local part, or a full address."},
+                         "password": {"type": "string", "minLength": 1, "maxLength": 1024},
+                         "domain": {"type": "string", "minLength": 1, "maxLength": 253,
+                                    "description": "Needed when username is a local part."}},
                         ["username", "password"]),
     "LoginResponse": obj({"token": STR, "token_type": {"type": "string", "enum": ["Bearer"]},
                           "expires_in": {"type": "integer", "enum": [TOKEN_LIFETIME]}, "user": STR,
@@ -85,12 +89,15 @@ SCHEMAS: dict[str, Any] = {
                     "attachments": {"type": "array", "items": obj({"filename": STR, "content_type": STR,
                                                                    "size": INT})}}),
     "AppendResponse": obj({"uid": {"type": "integer", "minimum": 1}}),
-    "FlagsRequest": obj({"flags": {**FLAGS, "maxItems": 100}}),
+    "FlagsRequest": obj({"flags": {**FLAGS, "maxItems": 64, "items": {
+        "type": "string", "pattern": "^(\\\\(Seen|Answered|Flagged|Deleted|Draft)|[!#$&'+,./0-9:;<=>?@A-Z^_`a-z|}~-]{1,128})$"}}}),
     "FlagsResponse": obj({"uid": {"type": "integer", "minimum": 1}, "flags": FLAGS}),
-    "Recipients": {"oneOf": [STR, {"type": "array", "items": STR}],
+    "Recipients": {"oneOf": [EMAIL, {"type": "array", "items": EMAIL, "maxItems": 100}],
                    "description": "One address or a list of plain addresses (local@domain)."},
-    "Attachment": obj({"filename": STR, "content_type": {"type": "string", "default": "application/octet-stream"},
-                       "content_base64": STR}, ["filename", "content_base64"]),
+    "Attachment": obj({"filename": {"type": "string", "minLength": 1, "maxLength": 255},
+                       "content_type": {"type": "string", "default": "application/octet-stream",
+                                        "pattern": "^[A-Za-z0-9][A-Za-z0-9.+-]{0,40}/[A-Za-z0-9][A-Za-z0-9.+-]{0,40}$"},
+                       "content_base64": {"type": "string", "format": "byte"}}, ["filename", "content_base64"]),
     "SendRequest": obj({"to": ref("Recipients"), "cc": ref("Recipients"), "bcc": ref("Recipients"),
                         "subject": STR, "body": STR, "html": STR,
                         "attachments": {"type": "array", "items": ref("Attachment")}},
@@ -98,9 +105,11 @@ SCHEMAS: dict[str, Any] = {
     "SendResponse": obj({"message_id": STR}),
     "Alias": obj({"pattern": STR, "target": STR, "position": {"type": "integer", "minimum": 1}}),
     "AliasList": obj({"domain": STR, "aliases": {"type": "array", "items": ref("Alias")}}),
-    "AliasRequest": obj({"pattern": STR, "target": {"type": "string",
-                                                    "description": "A user of the domain: local part or address."}}),
-    "AliasDeleteRequest": obj({"pattern": STR}),
+    "AliasRequest": obj({"pattern": {"type": "string", "minLength": 1, "maxLength": 256,
+                                     "description": "A regular expression (RE2) over the whole local part."},
+                         "target": {"type": "string", "minLength": 1,
+                                    "description": "A user of the domain: local part or address."}}),
+    "AliasDeleteRequest": obj({"pattern": TEXT}),
 }
 
 XML = {"application/xml": {"schema": {"type": "string"}}}
@@ -169,7 +178,7 @@ def document() -> dict[str, Any]:
             "responses": {"204": {"description": "Removed."}, **AUTH, "403": E403, "404": E404}}},
         "/.well-known/autoconfig/mail/config-v1.1.xml": {"get": {
             "summary": "Thunderbird autoconfig (clientConfig 1.1).", "security": [],
-            "parameters": [{"name": "emailaddress", "in": "query", "schema": {"type": "string"}}],
+            "parameters": [{"name": "emailaddress", "in": "query", "schema": EMAIL}],
             "responses": {"200": {"description": "clientConfig XML.", "content": XML}, "400": E400}}},
         "/autodiscover/autodiscover.xml": {"post": {
             "summary": "Outlook autodiscover (POX); reads EMailAddress from the request.", "security": [],
