@@ -340,6 +340,10 @@ class ImapSmtpBackend:
     # -- messages ------------------------------------------------------------------------
     def folder_uids(self, folder: str) -> list[int]:
         def op(imap: imaplib.IMAP4) -> list[int]:
+            if self._selected == folder:
+                # A server may hold back new messages until a command lets it announce them
+                # (RFC 3501 §5.2); NOOP is that poll (§6.1.2).
+                imap.noop()
             self._select(imap, folder)
             typ, data = imap.uid("SEARCH", "ALL")
             return parse_uids(self._ok(typ, data, "listing messages"))
