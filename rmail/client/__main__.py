@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default="", help="login name, usually the email address")
     trust = p.add_mutually_exclusive_group()
     trust.add_argument("--insecure", action="store_true", help="do not verify the server certificate at all")
-    trust.add_argument("--fingerprint", type=_fingerprint, default="", help="trust the certificate with this SHA-256 fingerprint")
+    trust.add_argument("--fingerprint", type=_fingerprint, default=None, help="trust the certificate with this SHA-256 fingerprint")
     p.add_argument("--no-remember", action="store_true", help="do not remember this account")
     return p
 
@@ -62,7 +62,7 @@ def settings_from_args(args: argparse.Namespace, remembered: Sequence[AccountSet
     imap_default, smtp_default = default_ports(args.server, security)
     if known and known.security is security:
         imap_default, smtp_default = known.imap_port, known.smtp_port
-    fingerprint = args.fingerprint or (known.fingerprint if known else "")
+    fingerprint = args.fingerprint or (known.fingerprint if known else "") or ""
     return AccountSettings(
         server=args.server,
         imap_port=args.imap_port or imap_default,

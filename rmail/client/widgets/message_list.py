@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from textual import events
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from rmail.client.model import MessageSummary
 from rmail.client.render import summary_cells
 from rmail.client.threads import ThreadRow, thread
 
+#: Widths of the columns that do not stretch (flags, date, size).
+FIXED_WIDTHS = {"flags": 3, "date": 10, "size": 8}
 #: Ask for the next page when the cursor is this close to the last loaded row.
 PREFETCH_MARGIN = 20
 
@@ -38,11 +42,23 @@ class MessageList(DataTable[object]):
         self.now: datetime | None = None  # fixed clock for snapshot tests
 
     def on_mount(self) -> None:
-        self.add_column("", key="flags", width=3)
-        self.add_column("Date", key="date", width=10)
+        self.add_column("", key="flags", width=FIXED_WIDTHS["flags"])
+        self.add_column("Date", key="date", width=FIXED_WIDTHS["date"])
         self.add_column("From", key="from", width=24)
-        self.add_column("Subject", key="subject")
-        self.add_column("Size", key="size", width=7)
+        self.add_column("Subject", key="subject", width=40)
+        self.add_column("Size", key="size", width=FIXED_WIDTHS["size"])
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Give From a third and Subject the rest of the width, so nothing hides off-screen."""
+        padding = 2 * self.cell_padding * len(self.columns) + 2  # + vertical scrollbar
+        free = max(24, event.size.width - sum(FIXED_WIDTHS.values()) - padding)
+        sender = max(10, min(28, free // 3))
+        for key, width in (("from", sender), ("subject", free - sender)):
+            column = self.columns[ColumnKey(key)]
+            column.width, column.auto_width = width, False
+        # DataTable has no public call to re-measure after a column width change.
+        self._require_update_dimensions = True
+        self.refresh()
 
     # -- content -------------------------------------------------------------------------
     def show(self, summaries: Sequence[MessageSummary], *, more: bool) -> None:
