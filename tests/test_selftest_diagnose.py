@@ -195,3 +195,43 @@ def test_diagnose_stopped_server(tmp_path: Path, tls_files: tuple[Path, Path]) -
     assert "skipped: the server is not running" in result.stdout
     users = cli("user", "list", "--config", str(config))
     assert users.returncode == 0 and "rmail-diag" not in users.stdout
+
+
+# -- the pure parts ------------------------------------------------------------------------------
+
+def test_check_names_read_like_sentences() -> None:
+    from rmail.cli.selftest import check_name
+    assert check_name("tests/e2e/test_smtp.py::test_relay_refused_without_auth_on_25") == \
+        "smtp: relay refused without auth on 25"
+    assert check_name("tests/e2e/test_smtp.py::test_auth_mechanisms_log_in[PLAIN]") == "smtp: auth mechanisms log in [PLAIN]"
+
+
+def test_report_counts_and_requires_a_fix() -> None:
+    from rmail.e2e.report import FAIL, PASS, WARN, Check, Report
+    report = Report()
+    report.add(Check("configuration", "config", PASS, "loaded"))
+    report.add(Check("configuration", "tls", WARN, "not configured", "set [tls] cert and key"))
+    report.add(Check("cleanup", "user", FAIL, "still there", "python run.py user remove X"))
+    with pytest.raises(ValueError):
+        report.add(Check("cleanup", "user", FAIL, "no fix given"))
+    assert report.summary() == "diagnose: 3 checks, 1 failures, 1 warnings"
+    data = json.loads(report.to_json())
+    assert data["ok"] is False and data["checks"][1]["fix"] == "set [tls] cert and key"
+    assert report.checks[1].line() == "  warn  tls: not configured — fix: set [tls] cert and key"
+
+
+def test_config_errors_name_their_key_in_the_fix() -> None:
+    from rmail.e2e.diagnose import config_fix
+    assert config_fix("tls.key: no such file: /k.pem", Path("/etc/rmail.toml")).startswith(
+        "set tls.key in /etc/rmail.toml to an existing")
+    assert config_fix("ports: two services share one port number", None) == "correct ports in rmail.toml"
+
+
+def test_selftest_without_pytest_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    from rmail.cli.selftest import selftest
+    monkeypatch.setitem(sys.modules, "pytest", None)
+    code = selftest(argparse.Namespace(target=None, keyword=None, exitfirst=False, config=None))
+    assert code == 1
+    assert capsys.readouterr().err.strip() == "rmail: pytest is not installed (it is a test extra); fix: make install"
