@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from rmail.server.config import Config, ConfigError, default_config_path
-from rmail.server.core.events import Feed, LogRecord
+from rmail.server.core.events import AuthFailed, Event, Feed, LogRecord, MessageReceived
 from rmail.server.runtime import BusLogHandler, ServerRuntime
 
 from .commands import ConsoleCommands
@@ -52,6 +52,18 @@ RuntimeSource = ServerRuntime | Callable[[], ServerRuntime]
 
 TABS = (("connections", "Connections", ConnectionsPane), ("queue", "Queue", QueuePane),
         ("users", "Users", UsersPane), ("aliases", "Aliases", AliasesPane), ("log", "Log", LogPane))
+
+
+def activity_record(event: Event, now: float) -> LogRecord | None:
+    """Mail traffic as Log pane lines: the server does not log every message, the console shows it."""
+    if isinstance(event, MessageReceived):
+        return LogRecord("INFO", f"rmail.{event.protocol}",
+                         f"message from <{event.sender}> accepted: {event.local_recipients} local, "
+                         f"{event.remote_recipients} remote recipient(s), {event.size} bytes", now)
+    if isinstance(event, AuthFailed):
+        return LogRecord("WARNING", f"rmail.{event.protocol}",
+                         f"authentication failed for {event.username!r} from {event.peer}", now)
+    return None
 
 
 def describe_start_error(exc: BaseException) -> tuple[str, str]:
@@ -275,11 +287,14 @@ class ConsoleApp(App[int]):
         if overflowed:
             for pane in panes:
                 pane.mark_dirty()
-        records = []
+        records: list[LogRecord] = []
         for event in events:
             if isinstance(event, LogRecord):
                 records.append(event)
                 continue
+            activity = activity_record(event, self.clock())
+            if activity is not None:
+                records.append(activity)
             for pane in panes:
                 if pane.wants(event):
                     pane.mark_dirty()

@@ -65,13 +65,17 @@ def relative(ts: float, now: float) -> str:
     return f"in {text}" if delta > 0 else f"{text} ago"
 
 
+_PROTOCOL_OF_PART = {"smtp": "smtp", "submission": "smtp", "smtps": "smtp", "queue": "smtp",
+                     "imap": "imap", "imaps": "imap", "http": "api", "api": "api", "rest": "api",
+                     "aiohttp": "api"}
+
+
 def protocol_of(logger: str) -> str:
-    """The protocol a log line belongs to, from its logger name (for the Log pane's filter)."""
-    name = logger.lower()
-    if name.startswith("mail.log") or ".smtp" in name:
+    """The protocol a log line belongs to, from its logger name (for the Log pane's filter):
+    ``rmail.smtp.session`` and ``rmail.submission`` are smtp, ``aiohttp.access`` is api."""
+    if logger.startswith("mail.log"):       # aiosmtpd
         return "smtp"
-    if ".imap" in name:
-        return "imap"
-    if ".http" in name or name.startswith("aiohttp"):
-        return "api"
+    for part in logger.lower().split("."):
+        if part in _PROTOCOL_OF_PART:
+            return _PROTOCOL_OF_PART[part]
     return "core"
