@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 
 from rmail.e2e.diagnose import diagnose
 from rmail.e2e.report import Check, Report
@@ -31,9 +30,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(diagnose(args.config, report))
     except (RmailError, OSError) as exc:
-        # Only opening the store can get here (every check catches its own errors).
+        # Opening the store (every check catches its own errors; cleanup has run by now).
         report.add(Check("backend storage", "open store", "fail", str(exc),
                          "check that data_dir exists and is readable and writable by this user"))
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        report.add(Check("backend storage", "store", "fail", f"{type(exc).__name__}: {exc}",
+                         "stop the server, back up data_dir, and run diagnose again"))
     if args.json:
         print(report.to_json())
     else:

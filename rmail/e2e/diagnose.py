@@ -28,7 +28,7 @@ from rmail.server.core.errors import AuthenticationFailed
 
 from . import clients
 from .report import FAIL, PASS, WARN, Check, Report
-from .target import PROTOCOLS, Target, User, configured_ports, connect_host
+from .target import Target, User, configured_ports, connect_host
 
 #: Domain of the diagnostic user: reserved (RFC 2606), so it can never be a real domain.
 DIAG_DOMAIN = "rmail-diagnose.invalid"
