@@ -141,3 +141,25 @@ async def test_replies_carry_enhanced_codes(raw, runtime: ServerRuntime) -> None
     assert (await s.cmd("MAIL FROM:<not an address>"))[0][:9] in ("553 5.1.3", "501 5.1.3")
     assert (await s.cmd("RSET"))[0] == "250 2.0.0 OK"
     assert (await s.cmd("QUIT"))[0].startswith("221 2.0.0")
+
+
+async def test_new_user_and_alias_are_seen_at_once(runtime: ServerRuntime) -> None:
+    """The recipient cache must not hide directory changes (made here or by the CLI)."""
+    async def rcpt(address: str) -> int:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=runtime.port("smtp")) as client:
+            await client.mail("carol@example.net")
+            try:
+                return (await client.rcpt(address)).code
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                return exc.code
+    assert await rcpt("alice@example.com") == 250
+    assert await rcpt("zoe@example.com") == 550
+    await runtime.accounts.add_user("zoe@example.com", "pw")
+    await asyncio.sleep(0.05)
+    assert await rcpt("zoe@example.com") == 250
+    await runtime.aliases.add("example.com", "al", "alice")
+    await asyncio.sleep(0.05)
+    assert await rcpt("al@example.com") == 250
+    await runtime.accounts.remove_user("alice@example.com")
+    await asyncio.sleep(0.05)
+    assert await rcpt("alice@example.com") == 550

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import itertools
 import logging
-import secrets
+import time
 from base64 import b64decode
 from typing import TYPE_CHECKING
 
 from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
 
-from ..core.errors import AuthenticationFailed, InvalidInput, RmailError
-from ..core.events import AuthFailed
+from ..core.aliases import Resolution
+from ..core.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied, RmailError
+from ..core.events import AccountsChanged, AliasesChanged, AuthFailed, ExternalChange
 from ..core.model import Address
 from .policy import Policy
 from .received import TraceInfo, received_header
@@ -35,12 +37,46 @@ log = logging.getLogger("rmail.smtp")
 MAX_AUTH_FAILURES = 3
 #: Extensions aiosmtpd does not list itself (RFC 2920, RFC 2034).
 EXTRA_EHLO = ("250-PIPELINING", "250-ENHANCEDSTATUSCODES")
+#: Recipient resolutions remembered between account/alias changes (cleared when full).
+RESOLUTION_CACHE = 4096
+#: Trace ids: unique per process run without a getrandom() call per message.
+_TRACE_PREFIX = f"{int(time.time()) & 0xFFFFFFF:07x}"
+_trace_counter = itertools.count(1)
+
+
+def _is_directory_change(event: object) -> bool:
+    return isinstance(event, (AccountsChanged, AliasesChanged, ExternalChange))
 
 
 class SMTPHandler:
     def __init__(self, runtime: ServerRuntime, policy: Policy) -> None:
         self.runtime = runtime
         self.policy = policy
+        # Resolving a recipient is a store read on another thread; a busy MX sees the same
+        # few recipients again and again. Any user or alias change empties the cache.
+        self._resolutions: dict[str, Resolution] = {}
+        self._directory = runtime.bus.doorbell(_is_directory_change)
+
+    def close(self) -> None:
+        self.runtime.bus.unsubscribe(self._directory)
+
+    async def check_recipient(self, address: str, *, may_relay: bool) -> Resolution:
+        """``Delivery.check_recipient`` with a cache in front (same rules, same errors)."""
+        if self._directory.rung:
+            self._directory.clear()
+            self._resolutions.clear()
+        key = address.lower()
+        resolution = self._resolutions.get(key)
+        if resolution is None:
+            resolution = await self.runtime.delivery.check_recipient(address, may_relay=True)
+            if len(self._resolutions) >= RESOLUTION_CACHE:
+                self._resolutions.clear()
+            self._resolutions[key] = resolution
+        if resolution.local_domain and resolution.account is None:
+            raise NotFound(f"no mailbox here for {resolution.address}")
+        if not resolution.local_domain and not may_relay:
+            raise PermissionDenied(f"relay access denied for {resolution.address}")
+        return resolution
 
     # -- EHLO ------------------------------------------------------------------------------
 
@@ -84,7 +120,7 @@ class SMTPHandler:
             # RFC 5321 §4.5.3.1.10: 452 for "too many recipients", the client may retry the rest.
             return TOO_MANY_RECIPIENTS
         try:
-            resolution = await self.runtime.delivery.check_recipient(address, may_relay=bool(session.authenticated))
+            resolution = await self.check_recipient(address, may_relay=bool(session.authenticated))
         except RmailError as exc:
             return error_reply(exc, recipient=True)
         if all(r.address != resolution.address for r in envelope.resolutions):
@@ -99,7 +135,7 @@ class SMTPHandler:
     async def handle_DATA(self, server: RmailSMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope, RmailEnvelope) and envelope.original_content is not None
         version, cipher, bits = server.tls_info()
-        trace_id = secrets.token_hex(8)
+        trace_id = f"{_TRACE_PREFIX}{next(_trace_counter):08x}"
         trace = TraceInfo(
             helo=session.host_name or "unknown", peer_ip=server.peer_ip, hostname=server.hostname,
             esmtp=bool(session.extended_smtp), tls_version=version, tls_cipher=cipher, tls_bits=bits,

@@ -33,6 +33,7 @@ class SMTPService:
         self.timeout = timeout
         self.sessions: set[RmailSMTP] = set()
         self.servers: list[asyncio.Server] = []
+        self.handlers: list[SMTPHandler] = []
         self.stopping = False
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -41,6 +42,7 @@ class SMTPService:
     async def listen(self, policy: Policy, host: str, port: int, tls: ssl.SSLContext | None) -> int:
         """Bind one listener; returns the bound port (``port`` 0 picks a free one)."""
         handler = SMTPHandler(self.runtime, policy)
+        self.handlers.append(handler)
         loop = asyncio.get_running_loop()
         bound: list[int] = []
 
@@ -79,3 +81,5 @@ class SMTPService:
             await server.wait_closed()
         # Let connection_lost run for the sessions just closed.
         await asyncio.sleep(0)
+        for handler in self.handlers:
+            handler.close()

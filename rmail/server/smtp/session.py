@@ -40,6 +40,30 @@ log = logging.getLogger("rmail.smtp")
 MAX_ERRORS = 20
 #: Reset the idle timer on received bytes at most this often (it allocates a timer handle).
 IDLE_RESET_INTERVAL = 1.0
+#: Receive-buffer marks for flow control. aiosmtpd's reader pauses the socket above twice its
+#: line limit (2 KB), which stalls every message body; these bound a connection's buffer at
+#: 64 KiB (1000 connections: 64 MiB) while letting a body stream.
+READ_HIGH_WATER = 64 * 1024
+READ_LOW_WATER = 16 * 1024
+
+
+class _SMTPReader(asyncio.StreamReader):
+    """aiosmtpd's StreamReader with its line limit kept but wider flow-control marks."""
+
+    def feed_data(self, data: bytes) -> None:
+        if not data:
+            return
+        self._buffer.extend(data)  # type: ignore[attr-defined]
+        self._wakeup_waiter()  # type: ignore[attr-defined]
+        transport = self._transport  # type: ignore[attr-defined]
+        if transport is not None and not self._paused and len(self._buffer) > READ_HIGH_WATER:  # type: ignore[attr-defined]
+            transport.pause_reading()
+            self._paused = True
+
+    def _maybe_resume_transport(self) -> None:
+        if self._paused and len(self._buffer) <= READ_LOW_WATER:  # type: ignore[attr-defined]
+            self._paused = False
+            self._transport.resume_reading()  # type: ignore[attr-defined]
 
 
 class RmailEnvelope(Envelope):
@@ -75,6 +99,9 @@ class RmailSMTP(SMTP):
             timeout=service.timeout,
             loop=asyncio.get_running_loop(),
         )
+        reader = self._stream_reader
+        if reader is not None and type(reader) is asyncio.StreamReader:
+            reader.__class__ = _SMTPReader   # same state, other flow-control marks
         self.service = service
         self.policy = policy
         self.port = port
@@ -88,6 +115,7 @@ class RmailSMTP(SMTP):
         self._greeted = False
         self._raw_replies = False
         self._last_activity = 0.0
+        self._pending: list[bytes] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -137,7 +165,7 @@ class RmailSMTP(SMTP):
     def shutdown(self) -> None:
         """Tell the client we are going away (RFC 5321 §3.8) and close."""
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(finish_reply(SHUTTING_DOWN) + b"\r\n")  # type: ignore[attr-defined]
+            self.transport.write(b"".join(self._pending) + finish_reply(SHUTTING_DOWN) + b"\r\n")  # type: ignore[attr-defined]
             self.transport.close()
 
     def _create_envelope(self) -> RmailEnvelope:
@@ -173,11 +201,20 @@ class RmailSMTP(SMTP):
         raw = self._raw_replies or not self._greeted
         self._greeted = True
         data = finish_reply(text, enhanced=not raw) + b"\r\n"
-        self._writer.write(data)
         if self.info is not None:
             self.service.runtime.connections.update(self.info, bytes_out=self.info.bytes_out + len(data))
-        await self._writer.drain()
         code = reply_code(text)
+        if code == 250 and b"\n" in self._reader._buffer:  # type: ignore[attr-defined]
+            # RFC 2920 §3.1: while the client's next pipelined command is already here, hold
+            # the reply and send the group in one segment (one send instead of one per reply).
+            # Only 250s wait: 354, 334, 220 (STARTTLS) and errors go out at once.
+            self._pending.append(data)
+            return
+        if self._pending:
+            data = b"".join(self._pending) + data
+            self._pending.clear()
+        self._writer.write(data)
+        await self._writer.drain()
         if code >= 400 and code != 421 and not raw:
             self.errors += 1
             if self.errors >= MAX_ERRORS and self.transport is not None:
