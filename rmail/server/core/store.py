@@ -448,13 +448,22 @@ class MailStore:
     async def claim_recent(self, mailbox_id: int) -> int:
         """RFC 3501 §2.3.2: \\Recent goes to one session only. Returns the first UID this
         session sees as recent; later sessions get UIDs from the new mark on."""
-        def w(txn: WriteTxn) -> int:
-            row = txn.conn.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+        def marks(conn: sqlite3.Connection) -> tuple[int, int]:
+            row = conn.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
             if row is None:
                 raise NotFound("mailbox no longer exists")
-            if row[1] != row[0]:
-                txn.conn.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (row[1], mailbox_id))
-            return row[0]
+            return row
+
+        # Most SELECTs find nothing new to claim: answer from a read, skip the write.
+        recent_uid, uidnext = await self.db.read(marks)
+        if recent_uid == uidnext:
+            return recent_uid
+
+        def w(txn: WriteTxn) -> int:
+            recent_uid, uidnext = marks(txn.conn)
+            if uidnext != recent_uid:
+                txn.conn.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (uidnext, mailbox_id))
+            return recent_uid
         return await self.db.write(w)
 
     # -- messages: writing -----------------------------------------------------------------
