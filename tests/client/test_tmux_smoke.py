@@ -68,8 +68,9 @@ async def test_read_and_reply_in_tmux(runtime, tmp_path: Path) -> None:  # noqa:
         await _tmux("send-keys", "-t", session, "Enter")
         await _wait_screen(session, "Is the fire lit?")
         await _tmux("send-keys", "-t", session, "r")
-        await _wait_screen(session, "Re: Smoke signal")
+        await _wait_screen(session, "ctrl+o adds a file")  # drawn by on_mount, after the body has focus
         await _tmux("send-keys", "-t", session, "-l", "Yes, burning.")
+        await _wait_screen(session, "Yes, burning.")
         await _tmux("send-keys", "-t", session, "C-s")
         await _wait_screen(session, "Message sent")
         await _tmux("send-keys", "-t", session, "q")  # reader → list
