@@ -31,6 +31,7 @@ def make_app(runtime: Any) -> web.Application:
     )
     app[RUNTIME] = runtime
     app[TOKENS] = TokenService(cfg.data_dir / "keys" / "jwt.key")
+    messages.install_caches(app)
 
     async def load_key(app: web.Application) -> None:
         await asyncio.to_thread(app[TOKENS].load)

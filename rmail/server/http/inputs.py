@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
@@ -126,7 +127,12 @@ def folder_name(request: web.Request) -> str:
     ``normalize_mailbox_name`` refuses "." and ".." levels, empty levels and controls; the
     name is only ever looked up among the caller's own mailboxes, never used as a path.
     """
-    name = request.match_info["folder"]
+    return _folder(request.match_info["folder"])
+
+
+@lru_cache(maxsize=4096)
+def _folder(name: str) -> str:
+    """Pure, so cached: a client asks for the same few folders over and over."""
     check_text(name, "folder", max_length=1024)
     return normalize_mailbox_name(name)
 

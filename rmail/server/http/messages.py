@@ -7,17 +7,20 @@ IMAP sessions see through the event bus like any other.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
 
 from rmail.server.core.errors import InvalidInput, NotFound
-from rmail.server.core.mime import message_view
+from rmail.server.core.mime import MessageView, message_view
 from rmail.server.core.store import flags_to_columns
 
 from . import queries
 from .auth import principal
+from .cache import ByteLRU
 from .context import runtime
 from .errors import ApiError
 from .inputs import folder_name, get_str_list, path_uid, query_int, read_body, read_json
@@ -29,6 +32,7 @@ MAX_FLAGS = 100
 RAW_TYPE = "message/rfc822"
 
 
+@lru_cache(maxsize=16384)
 def iso(ts: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
@@ -40,14 +44,39 @@ def entry(row: queries.MessageRow) -> dict[str, Any]:
             "preview": row.preview}
 
 
+#: Rendered list pages, exact by (user, mailbox id, UIDVALIDITY, MODSEQ, offset, limit); one per
+#: app, since ids and MODSEQs only mean something within one store. See cache.py.
+PAGES: web.AppKey[ByteLRU[bytes]] = web.AppKey("pages")
+#: Decoded views by blob id (blobs are immutable).
+VIEWS: web.AppKey[ByteLRU[MessageView]] = web.AppKey("views")
+
+
+def install_caches(app: web.Application) -> None:
+    app[PAGES] = ByteLRU(max_bytes=16 * 1024 * 1024, max_entry=1024 * 1024)
+    app[VIEWS] = ByteLRU(max_bytes=32 * 1024 * 1024, max_entry=2 * 1024 * 1024)
+
+
 async def list_messages(request: web.Request) -> web.Response:
     who = principal(request)
     name = folder_name(request)
     offset = query_int(request, "offset", default=0, maximum=2**31 - 1)
     limit = query_int(request, "limit", default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
-    total, rows = await runtime(request).store.db.read(lambda conn: queries.page(conn, who, name, offset, limit))
-    return web.json_response({"total": total, "offset": offset, "limit": limit,
-                              "messages": [entry(r) for r in rows]})
+
+    pages = request.app[PAGES]
+
+    def q(conn: Any) -> tuple[tuple[int, ...], bytes | tuple[int, list[queries.MessageRow]]]:
+        state = queries.mailbox_state(conn, who, name)
+        key = (*state, offset, limit)
+        cached = pages.get(key)
+        return key, cached if cached is not None else queries.page_of(conn, state[1], offset, limit)
+
+    key, result = await runtime(request).store.db.read(q)
+    if isinstance(result, tuple):
+        total, rows = result
+        result = json.dumps({"total": total, "offset": offset, "limit": limit,
+                             "messages": [entry(r) for r in rows]}).encode()
+        pages.put(key, result, len(result))
+    return web.Response(body=result, content_type="application/json")
 
 
 def wants_raw(request: web.Request) -> bool:
@@ -68,16 +97,18 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     row = await rt.store.db.read(lambda conn: queries.message(conn, who, name, uid))
     raw = wants_raw(request)
 
-    def load() -> tuple[bytes, Any]:
-        try:
-            data = rt.store.blobs.read(row.blob_id)
-        except FileNotFoundError:
-            raise NotFound("message no longer exists") from None
-        return data, None if raw else message_view(data)
-
-    data, view = await asyncio.to_thread(load)
     if raw:
-        return web.Response(body=data, content_type=RAW_TYPE)
+        return web.Response(body=await rt.store.read_message(row.blob_id), content_type=RAW_TYPE)
+    views = request.app[VIEWS]
+    view = views.get(row.blob_id)
+    if view is None:
+        def load() -> MessageView:
+            try:
+                return message_view(rt.store.blobs.read(row.blob_id))
+            except FileNotFoundError:
+                raise NotFound("message no longer exists") from None
+        view = await asyncio.to_thread(load)
+        views.put(row.blob_id, view, row.size)
     out = entry(row)
     out.update({"cc": row.cc, "message_id": row.message_id,
                 "headers": [{"name": k, "value": v} for k, v in view.headers],

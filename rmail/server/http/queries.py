@@ -105,9 +105,26 @@ _LIST_COLS = ("m.uid, m.sysflags, m.keywords, m.size, m.internaldate, b.date, b.
               " b.preview")
 
 
+def mailbox_state(conn: sqlite3.Connection, who: Principal, name: str) -> tuple[int, int, int, int]:
+    """(user id, mailbox id, UIDVALIDITY, HIGHESTMODSEQ) of the caller's mailbox.
+
+    Together they name the mailbox's content exactly: the MODSEQ moves with every change in
+    it, and UIDVALIDITY is new for every created mailbox, so a reused row id never matches.
+    """
+    uid_ = user_id(conn, who)
+    row = conn.execute("SELECT b.id, b.uidvalidity, b.highestmodseq FROM mailboxes b WHERE b.user_id = ?"
+                       " AND b.name = ? AND b.noselect = 0", (uid_, name)).fetchone()
+    if row is None:
+        raise NotFound(f"no folder named {name}")
+    return uid_, row[0], row[1], row[2]
+
+
 def page(conn: sqlite3.Connection, who: Principal, name: str, offset: int, limit: int) -> tuple[int, list[MessageRow]]:
     """Newest first (highest UID first); returns (total, rows)."""
-    box = mailbox_id(conn, who, name)
+    return page_of(conn, mailbox_id(conn, who, name), offset, limit)
+
+
+def page_of(conn: sqlite3.Connection, box: int, offset: int, limit: int) -> tuple[int, list[MessageRow]]:
     total = conn.execute("SELECT count(*) FROM messages WHERE mailbox_id = ?", (box,)).fetchone()[0]
     rows = conn.execute(f"SELECT {_LIST_COLS} FROM messages m JOIN blobs b ON b.id = m.blob_id"
                         " WHERE m.mailbox_id = ? ORDER BY m.uid DESC LIMIT ? OFFSET ?", (box, limit, offset))
