@@ -66,6 +66,21 @@ def activity_record(event: Event, now: float) -> LogRecord | None:
     return None
 
 
+#: Messages per drain shown one line each; more become one summary line (a flood is a count).
+MESSAGE_LINES = 5
+
+
+def received_records(received: list[MessageReceived], now: float) -> list[LogRecord]:
+    if len(received) <= MESSAGE_LINES:
+        return [r for r in (activity_record(e, now) for e in received) if r is not None]
+    per_protocol: dict[str, int] = {}
+    for event in received:
+        per_protocol[event.protocol] = per_protocol.get(event.protocol, 0) + 1
+    detail = ", ".join(f"{n} over {p}" for p, n in sorted(per_protocol.items()))
+    size = sum(e.size for e in received)
+    return [LogRecord("INFO", "rmail.console", f"{len(received)} messages accepted ({detail}), {size} bytes", now)]
+
+
 def describe_start_error(exc: BaseException) -> tuple[str, str]:
     """A start failure as (message, hint) for the error dialog."""
     if isinstance(exc, ConfigError):
@@ -203,6 +218,7 @@ class ConsoleApp(App[int]):
 
     @on(ServerStarted)
     def _started(self) -> None:
+        self._last_header = -1.0
         self.pump()
         for pane in self.table_panes:
             pane.mark_dirty()
@@ -288,23 +304,33 @@ class ConsoleApp(App[int]):
             for pane in panes:
                 pane.mark_dirty()
         records: list[LogRecord] = []
+        received: list[MessageReceived] = []
         for event in events:
             if isinstance(event, LogRecord):
                 records.append(event)
                 continue
+            if isinstance(event, MessageReceived):
+                received.append(event)
             activity = activity_record(event, self.clock())
-            if activity is not None:
+            if activity is not None and not isinstance(event, MessageReceived):
                 records.append(activity)
             for pane in panes:
                 if pane.wants(event):
                     pane.mark_dirty()
+        records.extend(received_records(received, self.clock()))
         if records:
             self.pane("log").add(records)  # type: ignore[union-attr]
         self.active_pane_tick()
-        now = self.clock()
-        if events or now - self._last_header >= 1.0:
-            self._last_header = now
-            self.header.show(runtime.snapshot(), now, state="stopping" if self._stopping else "running")
+        # Once a second is enough for uptime and counters, and keeps repaints off the server's time.
+        if time.monotonic() - self._last_header >= 1.0:
+            self.refresh_header()
+
+    def refresh_header(self) -> None:
+        """Redraw uptime, counters and listeners now (the pump does it once a second)."""
+        self._last_header = time.monotonic()
+        if self.runtime is not None:
+            self.header.show(self.runtime.snapshot(), self.clock(),
+                             state="stopping" if self._stopping else "running")
 
     def active_pane_tick(self) -> None:
         # Hidden panes stay dirty and reload when shown: no store queries for what nobody sees.
@@ -316,6 +342,9 @@ class ConsoleApp(App[int]):
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
         self.active_pane_tick()
         pane = self.panes.get(event.pane.id or "")
+        log_pane = self.panes["log"]
+        if isinstance(log_pane, LogPane):
+            log_pane.shown(event.pane.id == "log")
         if pane is not None:
             pane.focus_main()
 

@@ -75,6 +75,7 @@ def setup(tab: str, ready: Callable[[ConsoleApp], object]) -> Callable[[Pilot], 
             rt.bus.publish(LogRecord(level, logger, message, NOW - 5))
         await pilot.press(tab)
         await wait_for(pilot, lambda: ready(app))
+        app.refresh_header()
         await pilot.pause(0.3)
     return run_before
 

@@ -19,6 +19,7 @@ class ServerHeader(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
         self.state = "starting"
+        self._lines = 0
 
     def show_state(self, hostname: str, state: str) -> None:
         """Before the server runs (starting, failed, stopping)."""
@@ -65,4 +66,7 @@ class ServerHeader(Static):
                 used += 3
             text.append_text(item)
             used += item.cell_len
-        self.update(text)
+        # A layout pass re-renders every widget on screen; only pay for it when the height changes.
+        lines = text.plain.count("\n") + 1
+        self.update(text, layout=lines != self._lines)
+        self._lines = lines

@@ -28,6 +28,8 @@ LEVEL_STYLES = {"DEBUG": "dim", "INFO": "", "WARNING": "yellow", "ERROR": "bold 
 KEEP = 2000
 #: Most lines written per batch: under a flood, older lines of the batch are summarised.
 MAX_PER_BATCH = 200
+#: Lines re-drawn when the pane is shown again or the filter changes.
+REDRAW = 500
 
 
 class LogPane(Vertical):
@@ -43,6 +45,8 @@ class LogPane(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="pane")
         self.records: collections.deque[LogRecord] = collections.deque(maxlen=KEEP)
+        self.visible = False
+        self._stale = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="log-filter")
@@ -53,6 +57,13 @@ class LogPane(Vertical):
 
     def focus_main(self) -> None:
         self.query_one(RichLog).focus()
+
+    def shown(self, visible: bool) -> None:
+        """The app tells the pane when its tab is shown or hidden: hidden, it only keeps records
+        (rendering lines nobody sees would cost the server time under load)."""
+        self.visible = visible
+        if visible and self._stale:
+            self._refilter()
 
     def passes(self, record: LogRecord) -> bool:
         level = logging.getLevelName(record.level)
@@ -74,7 +85,10 @@ class LogPane(Vertical):
         """Append a batch (called by the app's pump, a few times a second)."""
         fresh = list(records)
         self.records.extend(fresh)
-        self._write([r for r in fresh if self.passes(r)])
+        if self.visible:
+            self._write([r for r in fresh if self.passes(r)])
+        else:
+            self._stale = True
 
     def _write(self, records: list[LogRecord]) -> None:
         log = self.query_one(RichLog)
@@ -86,8 +100,9 @@ class LogPane(Vertical):
             log.write(self.line(record))
 
     def _refilter(self) -> None:
+        self._stale = False
         self.query_one(RichLog).clear()
-        self._write([r for r in self.records if self.passes(r)])
+        self._write([r for r in self.records if self.passes(r)][-REDRAW:])
         self._show_filter()
 
     def _show_filter(self) -> None:
