@@ -9,6 +9,8 @@ through the store and removing them afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 from dataclasses import dataclass, field
@@ -111,7 +113,7 @@ def selftest(args: argparse.Namespace) -> int:
     else:
         print("starting a throwaway rmail (free ports, temporary data dir, test certificate)", flush=True)
 
-    pytest_args = [str(E2E_DIR), "-p", "no:terminal", "-p", "no:cacheprovider", "-o", "addopts=",
+    pytest_args = [str(E2E_DIR), "-q", "-p", "no:cacheprovider", "-o", "addopts=",
                    "--rootdir", str(E2E_DIR.parents[1])]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
@@ -121,7 +123,10 @@ def selftest(args: argparse.Namespace) -> int:
     saved = {k: os.environ.get(k) for k in env_changes}
     os.environ.update(env_changes)
     try:
-        code = pytest.main(pytest_args, plugins=[reporter])
+        # The reporter prints the checks; pytest's own terminal output (it stays loaded: assertion
+        # messages need its writer) goes to a buffer nobody reads.
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = pytest.main(pytest_args, plugins=[reporter])
     finally:
         for key, value in saved.items():
             if value is None:

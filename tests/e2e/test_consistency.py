@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import imaplib
+import time
+from typing import Callable
+
 from rmail.e2e.clients import Api, fetch_body, fetch_flags, folder_path, imap_login, imap_ok, message, smtp_send, \
     uid_search
 from rmail.e2e.target import Backend, Target
+
+#: How long an IMAP session may take to learn of a change made over REST (RFC 3501 §6.1.2:
+#: NOOP is how a client polls; the server reports what it has learnt by then).
+SETTLE = 5.0
+
+
+def eventually(client: imaplib.IMAP4, check: Callable[[], bool]) -> bool:
+    """NOOP until ``check()`` holds or SETTLE seconds pass."""
+    deadline = time.monotonic() + SETTLE
+    while True:
+        imap_ok(client.noop())
+        if check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def test_smtp_mail_is_the_same_over_imap_and_rest(target: Target, backend: Backend) -> None:
@@ -29,12 +49,11 @@ def test_smtp_mail_is_the_same_over_imap_and_rest(target: Target, backend: Backe
         # REST → IMAP (a NOOP lets the session see the change)
         assert api.request("PATCH", folder_path("INBOX", "messages", str(uid), "flags"),
                            {"flags": ["\\Seen", "\\Answered"]}).status == 200
-        imap_ok(client.noop())
-        assert fetch_flags(client, uid) - {"\\Recent"} == {"\\Seen", "\\Answered"}
+        want = {"\\Seen", "\\Answered"}
+        assert eventually(client, lambda: fetch_flags(client, uid) - {"\\Recent"} == want), fetch_flags(client, uid)
         # REST delete → gone for IMAP
         assert api.request("DELETE", folder_path("INBOX", "messages", str(uid))).status == 204
-        imap_ok(client.noop())
-        assert uid_search(client, "SUBJECT", f'"{subject}"') == []
+        assert eventually(client, lambda: uid_search(client, "SUBJECT", f'"{subject}"') == [])
     finally:
         client.logout()
 
