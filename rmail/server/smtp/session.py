@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 import ssl
 import time
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,12 @@ IDLE_RESET_INTERVAL = 1.0
 #: 64 KiB (1000 connections: 64 MiB) while letting a body stream.
 READ_HIGH_WATER = 64 * 1024
 READ_LOW_WATER = 16 * 1024
+
+
+#: The common path of MAIL/RCPT: ``<dot-atom@hostname>`` then parameters. Anything else (null
+#: sender, quoted local parts, address literals, UTF-8) goes to aiosmtpd's full RFC 5322 parser.
+_PLAIN_PATH = re.compile(r"\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?)>(.*)",
+                         re.DOTALL)
 
 
 class _SMTPReader(asyncio.StreamReader):
@@ -167,6 +174,14 @@ class RmailSMTP(SMTP):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(self._pending) + finish_reply(SHUTTING_DOWN) + b"\r\n")  # type: ignore[attr-defined]
             self.transport.close()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd parses every MAIL/RCPT address with email's header parser and defines a
+        # typing.Protocol class per call; on the plain path that was a fifth of the loop's time.
+        m = _PLAIN_PATH.match(arg)
+        if m is not None and ".." not in m.group(1) and not m.group(1).startswith("."):
+            return m.group(1), m.group(2).lstrip()
+        return super()._getaddr(arg)
 
     def _create_envelope(self) -> RmailEnvelope:
         return RmailEnvelope()
