@@ -45,6 +45,9 @@ SHUTTING_DOWN = "421 4.3.2 Service shutting down"
 INTERNAL_ERROR = "451 4.3.0 Internal error; try again later"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")
+
+
 def finish_reply(status: str, *, enhanced: bool = True) -> bytes:
     """One reply as bytes: control characters removed, an enhanced code added if missing.
 
@@ -52,7 +55,7 @@ def finish_reply(status: str, *, enhanced: bool = True) -> bytes:
     in it would let it forge a reply line, and a lone surrogate from a non-UTF-8 argument would
     not encode, so both are neutralised here.
     """
-    text = "".join(ch if ch >= " " or ch == "\t" else "?" for ch in status)
+    text = _CONTROL.sub("?", status)
     if enhanced and not _HAS_ENHANCED.match(text):
         m = _CODE.match(text)
         if m:
