@@ -224,7 +224,7 @@ def _section(name: str, cls: type, values: Any, base: Path) -> Any:
 def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any:
     if section == "ports":
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
-            raise ConfigError(f"{key}: must be a port number from 0 to 65535 (0 = disabled)")
+            raise ConfigError(f"{key}: must be a port number from 0 to 65535 (0 = any free port)")
         return value
     if section == "tls":
         if not isinstance(value, str) or not value:

@@ -38,11 +38,8 @@ CREATE TABLE IF NOT EXISTS mailboxes(
 CREATE TABLE IF NOT EXISTS blobs(
     id TEXT PRIMARY KEY,                            -- random hex, the file name under blobs/
     size INTEGER NOT NULL,
-    envelope BLOB NOT NULL,                         -- parsed once at delivery (core.mime)
-    bodystructure BLOB NOT NULL,
-    body BLOB NOT NULL,
-    header_text TEXT NOT NULL,
-    search_text TEXT NOT NULL,
+    -- Parsed once at delivery (core.mime). Small, hot columns first: SQLite reads a row's
+    -- columns in order, so a column after a large one costs a walk over its overflow pages.
     subject TEXT NOT NULL,
     from_ TEXT NOT NULL,
     to_ TEXT NOT NULL,
@@ -51,7 +48,12 @@ CREATE TABLE IF NOT EXISTS blobs(
     message_id TEXT NOT NULL,
     in_reply_to TEXT NOT NULL,
     refs TEXT NOT NULL,
-    preview TEXT NOT NULL
+    preview TEXT NOT NULL,
+    envelope BLOB NOT NULL,
+    body BLOB NOT NULL,
+    bodystructure BLOB NOT NULL,
+    header_text TEXT NOT NULL,
+    search_text TEXT NOT NULL                       -- up to 1 MiB: last
 );
 CREATE TABLE IF NOT EXISTS messages(
     mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,

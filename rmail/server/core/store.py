@@ -25,6 +25,7 @@ from .blobs import BlobStore
 from .db import Database, WriteTxn
 from .errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied
 from .events import Event, MailboxChanged, MailboxesChanged
+from .views import MailViews
 from .model import (DEFAULT_MAILBOXES, SYSTEM_FLAGS, Mailbox, MailboxChanges, MailboxStatus,
                     MessageInfo, MessageMeta)
 
@@ -136,6 +137,7 @@ class MailStore:
         self.data_dir = data_dir
         self.blobs = BlobStore(data_dir / "blobs")
         self.db = Database(data_dir / "rmail.db", schema(), publish=publish, flush=self.blobs.flush)
+        self.views = MailViews(self.db)
         # Parsing and writing blobs in parallel with the writer's commits.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 

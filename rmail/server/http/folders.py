@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import queries
 from .auth import principal
 from .context import runtime
 
@@ -13,7 +12,7 @@ DELIMITER = "/"
 
 async def list_folders(request: web.Request) -> web.Response:
     who = principal(request)
-    rows = await runtime(request).store.db.read(lambda conn: queries.folders(conn, who))
+    rows = await runtime(request).store.views.folders(who)
     return web.json_response({"delimiter": DELIMITER, "folders": [
         {"name": f.name, "messages": f.messages, "unseen": f.unseen, "special_use": f.special_use,
          "parent": f.name.rpartition(DELIMITER)[0] or None, "selectable": f.selectable,

@@ -18,7 +18,8 @@ from rmail.server.core.errors import InvalidInput, NotFound
 from rmail.server.core.mime import MessageView, message_view
 from rmail.server.core.store import flags_to_columns
 
-from . import queries
+from rmail.server.core.views import MessageRow, flag_list
+
 from .auth import principal
 from .cache import ByteLRU
 from .context import runtime
@@ -37,8 +38,8 @@ def iso(ts: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def entry(row: queries.MessageRow) -> dict[str, Any]:
-    return {"uid": row.uid, "flags": queries.flag_list(row.mask, row.keywords), "size": row.size,
+def entry(row: MessageRow) -> dict[str, Any]:
+    return {"uid": row.uid, "flags": flag_list(row.mask, row.keywords), "size": row.size,
             "date": iso(row.date if row.date is not None else row.internaldate),
             "received": iso(row.internaldate), "from": row.from_, "to": row.to, "subject": row.subject,
             "preview": row.preview}
@@ -63,14 +64,7 @@ async def list_messages(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
 
     pages = request.app[PAGES]
-
-    def q(conn: Any) -> tuple[tuple[int, ...], bytes | tuple[int, list[queries.MessageRow]]]:
-        state = queries.mailbox_state(conn, who, name)
-        key = (*state, offset, limit)
-        cached = pages.get(key)
-        return key, cached if cached is not None else queries.page_of(conn, state[1], offset, limit)
-
-    key, result = await runtime(request).store.db.read(q)
+    key, result = await runtime(request).store.views.page(who, name, offset, limit, pages.get)
     if isinstance(result, tuple):
         total, rows = result
         result = json.dumps({"total": total, "offset": offset, "limit": limit,
@@ -94,7 +88,7 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     who = principal(request)
     name, uid = folder_name(request), path_uid(request)
     rt = runtime(request)
-    row = await rt.store.db.read(lambda conn: queries.message(conn, who, name, uid))
+    row = await rt.store.views.message(who, name, uid)
     raw = wants_raw(request)
 
     if raw:
@@ -102,12 +96,8 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     views = request.app[VIEWS]
     view = views.get(row.blob_id)
     if view is None:
-        def load() -> MessageView:
-            try:
-                return message_view(rt.store.blobs.read(row.blob_id))
-            except FileNotFoundError:
-                raise NotFound("message no longer exists") from None
-        view = await asyncio.to_thread(load)
+        data = await rt.store.read_message(row.blob_id)
+        view = await asyncio.to_thread(message_view, data)
         views.put(row.blob_id, view, row.size)
     out = entry(row)
     out.update({"cc": row.cc, "message_id": row.message_id,
@@ -124,7 +114,7 @@ async def append_message(request: web.Request) -> web.Response:
     if request.content_type != RAW_TYPE:
         raise ApiError(415, f"the body must be a raw message with Content-Type: {RAW_TYPE}")
     rt = runtime(request)
-    box = await rt.store.db.read(lambda conn: queries.mailbox_id(conn, who, name))
+    box = await rt.store.views.mailbox_id(who, name)
     data = await read_body(request, rt.config.limits.message_size)
     if not data.strip():
         raise InvalidInput("the message is empty")
@@ -144,20 +134,20 @@ async def set_flags(request: web.Request) -> web.Response:
         raise InvalidInput("\\Recent is set by the server and cannot be stored (RFC 3501 §2.3.2)")
     flags_to_columns(flags)  # unknown system flags and bad keywords: 400 before any lookup
     rt = runtime(request)
-    box = await rt.store.db.read(lambda conn: queries.mailbox_id(conn, who, name))
+    box = await rt.store.views.mailbox_id(who, name)
     metas = await rt.store.store_flags(box, [uid], "set", flags)
     if not metas:
         raise NotFound(f"no message with uid {uid} in {name}")
     meta = metas[0]
     mask, keywords = flags_to_columns(meta.flags)
-    return web.json_response({"uid": uid, "flags": queries.flag_list(mask, keywords)})
+    return web.json_response({"uid": uid, "flags": flag_list(mask, keywords)})
 
 
 async def delete_message(request: web.Request) -> web.Response:
     who = principal(request)
     name, uid = folder_name(request), path_uid(request)
     rt = runtime(request)
-    box = await rt.store.db.read(lambda conn: queries.mailbox_id(conn, who, name))
+    box = await rt.store.views.mailbox_id(who, name)
     if not await rt.store.delete_messages(box, [uid]):
         raise NotFound(f"no message with uid {uid} in {name}")
     return web.Response(status=204)

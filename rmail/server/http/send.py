@@ -11,7 +11,6 @@ from aiohttp import web
 from rmail.server.core.errors import InvalidInput, LimitExceeded, NotFound
 from rmail.server.core.model import SpecialUse
 
-from . import queries
 from .auth import principal
 from .compose import build_message, parse_send_request
 from .context import runtime
@@ -35,7 +34,7 @@ async def send_message(request: web.Request) -> web.Response:
                                                hostname=rt.config.hostname, now=datetime.now(timezone.utc))
     if len(data) > limit:
         raise LimitExceeded(f"the message is larger than {limit} bytes")
-    sent = await rt.store.db.read(lambda conn: queries.special_mailbox(conn, who, SpecialUse.SENT.value))
+    sent = await rt.store.views.special_mailbox(who, SpecialUse.SENT.value)
     try:
         await rt.delivery.deliver(who.address, req.recipients, data, may_relay=True, protocol="api")
     except NotFound as exc:

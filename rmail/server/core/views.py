@@ -1,12 +1,11 @@
-"""The API's read queries, each one snapshot on one reader thread (one hop per request).
+"""Read models for the REST API and other listings: one snapshot, one reader-thread hop each.
 
 The hot paths (folder list, message list, message entry) need the caller's user id, the
 folder's id and the rows in one go; chaining the store's coroutines would cost three thread
-hops per request. These functions run inside ``store.db.read(fn)``, the store's documented
-seam for new queries, and read only columns the store maintains.
+hops per request. ``MailViews`` (``store.views``) runs each in a single read.
 
-Every lookup goes through the caller's (domain, local part) → user id, so a token whose user
-was removed reaches nothing, and no query can name another user's mailbox.
+Every lookup starts from the caller's address (domain, local part) → user id, so a token whose
+user was removed reaches nothing, and no query can name another user's mailbox.
 """
 
 from __future__ import annotations
@@ -14,10 +13,23 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from rmail.server.core.errors import AuthenticationFailed, NotFound
-from rmail.server.core.model import SYSTEM_FLAGS
+from typing import Callable, Protocol, TypeVar
 
-from .auth import Principal
+from .db import Database
+from .errors import AuthenticationFailed, NotFound
+from .model import SYSTEM_FLAGS
+
+T = TypeVar("T")
+
+
+class Owner(Protocol):
+    """Whose mail a view reads: anything with a domain and a local part."""
+
+    @property
+    def local(self) -> str: ...
+
+    @property
+    def domain(self) -> str: ...
 
 _SYSTEM_ORDER = tuple(SYSTEM_FLAGS.items())
 _FLAG_LISTS: dict[tuple[int, str], list[str]] = {}
@@ -66,7 +78,7 @@ class MessageRow:
     blob_id: str = ""
 
 
-def user_id(conn: sqlite3.Connection, who: Principal) -> int:
+def user_id(conn: sqlite3.Connection, who: Owner) -> int:
     row = conn.execute("SELECT u.id FROM users u JOIN domains d ON d.id = u.domain_id"
                        " WHERE d.name = ? AND u.local_key = ?", (who.domain, who.local.lower())).fetchone()
     if row is None:
@@ -74,7 +86,7 @@ def user_id(conn: sqlite3.Connection, who: Principal) -> int:
     return row[0]
 
 
-def mailbox_id(conn: sqlite3.Connection, who: Principal, name: str) -> int:
+def mailbox_id(conn: sqlite3.Connection, who: Owner, name: str) -> int:
     """The id of the caller's selectable mailbox ``name`` (already normalized)."""
     row = conn.execute("SELECT b.id FROM mailboxes b WHERE b.user_id = ? AND b.name = ? AND b.noselect = 0",
                        (user_id(conn, who), name)).fetchone()
@@ -83,13 +95,13 @@ def mailbox_id(conn: sqlite3.Connection, who: Principal, name: str) -> int:
     return row[0]
 
 
-def special_mailbox(conn: sqlite3.Connection, who: Principal, special_use: str) -> int | None:
+def special_mailbox(conn: sqlite3.Connection, who: Owner, special_use: str) -> int | None:
     row = conn.execute("SELECT id FROM mailboxes WHERE user_id = ? AND special_use = ? AND noselect = 0"
                        " ORDER BY id LIMIT 1", (user_id(conn, who), special_use)).fetchone()
     return row[0] if row else None
 
 
-def folders(conn: sqlite3.Connection, who: Principal) -> list[FolderRow]:
+def folders(conn: sqlite3.Connection, who: Owner) -> list[FolderRow]:
     rows = conn.execute(
         "SELECT b.name, b.special_use, b.subscribed, b.noselect, count(m.uid),"
         " coalesce(sum((m.sysflags & ?) = 0), 0), coalesce(sum(m.size), 0), b.uidvalidity, b.uidnext"
@@ -105,7 +117,7 @@ _LIST_COLS = ("m.uid, m.sysflags, m.keywords, m.size, m.internaldate, b.date, b.
               " b.preview")
 
 
-def mailbox_state(conn: sqlite3.Connection, who: Principal, name: str) -> tuple[int, int, int, int]:
+def mailbox_state(conn: sqlite3.Connection, who: Owner, name: str) -> tuple[int, int, int, int]:
     """(user id, mailbox id, UIDVALIDITY, HIGHESTMODSEQ) of the caller's mailbox.
 
     Together they name the mailbox's content exactly: the MODSEQ moves with every change in
@@ -119,7 +131,7 @@ def mailbox_state(conn: sqlite3.Connection, who: Principal, name: str) -> tuple[
     return uid_, row[0], row[1], row[2]
 
 
-def page(conn: sqlite3.Connection, who: Principal, name: str, offset: int, limit: int) -> tuple[int, list[MessageRow]]:
+def page(conn: sqlite3.Connection, who: Owner, name: str, offset: int, limit: int) -> tuple[int, list[MessageRow]]:
     """Newest first (highest UID first); returns (total, rows)."""
     return page_of(conn, mailbox_id(conn, who, name), offset, limit)
 
@@ -131,10 +143,42 @@ def page_of(conn: sqlite3.Connection, box: int, offset: int, limit: int) -> tupl
     return total, [MessageRow(*r) for r in rows]
 
 
-def message(conn: sqlite3.Connection, who: Principal, name: str, uid: int) -> MessageRow:
+def message(conn: sqlite3.Connection, who: Owner, name: str, uid: int) -> MessageRow:
     box = mailbox_id(conn, who, name)
     row = conn.execute(f"SELECT {_LIST_COLS}, b.cc, b.message_id, m.blob_id FROM messages m"
                        " JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid = ?", (box, uid)).fetchone()
     if row is None:
         raise NotFound(f"no message with uid {uid} in {name}")
     return MessageRow(*row)
+
+
+class MailViews:
+    """The views above as coroutines, each one read on one reader thread."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def folders(self, who: Owner) -> list[FolderRow]:
+        return await self.db.read(lambda conn: folders(conn, who))
+
+    async def mailbox_id(self, who: Owner, name: str) -> int:
+        return await self.db.read(lambda conn: mailbox_id(conn, who, name))
+
+    async def special_mailbox(self, who: Owner, special_use: str) -> int | None:
+        return await self.db.read(lambda conn: special_mailbox(conn, who, special_use))
+
+    async def message(self, who: Owner, name: str, uid: int) -> MessageRow:
+        return await self.db.read(lambda conn: message(conn, who, name, uid))
+
+    async def page(self, who: Owner, name: str, offset: int, limit: int,
+                   cached: Callable[[tuple[int, ...]], T | None]) -> tuple[tuple[int, ...], T | tuple[int, list[MessageRow]]]:
+        """A page of the list, newest first, unless ``cached(key)`` already has it.
+
+        ``key`` is (user id, mailbox id, UIDVALIDITY, HIGHESTMODSEQ, offset, limit): every
+        change moves the MODSEQ, so a cached page under a key is never stale.
+        """
+        def q(conn: sqlite3.Connection) -> tuple[tuple[int, ...], T | tuple[int, list[MessageRow]]]:
+            key = (*mailbox_state(conn, who, name), offset, limit)
+            hit = cached(key)
+            return key, hit if hit is not None else page_of(conn, key[1], offset, limit)
+        return await self.db.read(q)
