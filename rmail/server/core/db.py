@@ -200,17 +200,21 @@ class Database:
             return
         self._data_version = self._current_data_version()
         events: list[Event] = []
-        for req, txn, value, err in results:
-            if err is not None:
-                req.future.set_exception(err)
-                continue
-            assert txn is not None
-            for done in txn.after_commit:
-                _quietly(done)
-            events.extend(txn.events)
-            req.future.set_result(value)
+        for _, txn, _, err in results:
+            if err is None and txn is not None:
+                for done in txn.after_commit:
+                    _quietly(done)
+                events.extend(txn.events)
+        # Publish before resolving the callers: both hops go through the loop's queue in this
+        # order, so a caller that acknowledges (REST 2xx, IMAP OK) never races ahead of the
+        # notice other sessions get; a client's next command already sees the change.
         if events:
             self._publish(events)
+        for req, _, value, err in results:
+            if err is not None:
+                req.future.set_exception(err)
+            else:
+                req.future.set_result(value)
 
     def _current_data_version(self) -> int:
         return self._writer_conn.execute("PRAGMA data_version").fetchone()[0]
