@@ -24,7 +24,8 @@ async def main(data_dir: Path, workers: int) -> None:
         i = 0
         while True:
             i += 1
-            body = os.urandom(64).hex().encode() * (1 + (i % 40))
+            # Every tenth message is large enough to be kept as a file, not in the database.
+            body = os.urandom(64).hex().encode() * (1 + (i % 40) + (1200 if i % 10 == 0 else 0))
             data = b"Subject: w%d m%d\r\n\r\n" % (n, i) + body + b"\r\n"
             uid = await store.append(inbox, data)
             sys.stdout.write(f"ACK {uid} {hashlib.sha256(data).hexdigest()}\n")

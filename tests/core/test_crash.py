@@ -59,6 +59,6 @@ async def test_acknowledged_messages_survive_sigkill(tmp_path: Path) -> None:
             assert hashlib.sha256(data).hexdigest() == digest
         # Exactly once: no two rows share a blob; every blob file belongs to a row.
         assert len({m.blob_id for m in metas.values()}) == len(metas)
-        assert set(store.blobs.all_ids()) == {m.blob_id for m in metas.values()}
+        assert store.blob_ids() == {m.blob_id for m in metas.values()}
     finally:
         store.close()

@@ -107,7 +107,7 @@ class StoreMachine(RuleBasedStateMachine):
                 assert self.run(self.store.read_message(meta.blob_id)) == self.model[box][meta.uid][1]
         # Blob files: exactly those still referenced.
         referenced = {m.blob_id for b in BOXES for m in self.run(self.store.list_messages(self.ids[b]))}
-        assert set(self.store.blobs.all_ids()) == referenced
+        assert self.store.blob_ids() == referenced
 
 
 StoreMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=25, deadline=None,

@@ -180,22 +180,22 @@ async def enqueue_entries(store: MailStore, sender: str, recipients: Sequence[st
     """Durably add one entry per recipient, all sharing one new blob; returns their ids."""
     if not recipients:
         raise InvalidInput("no recipients to queue")
-    blob_id, parsed = await store.prepare(data)
+    staged = await store.prepare(data)
 
     def w(txn: WriteTxn) -> list[int]:
-        store._insert_blob(txn, blob_id, len(data), parsed)
+        store._insert_blob(txn, staged)
         ids = []
         for rcpt in recipients:
             cur = txn.conn.execute(
                 "INSERT INTO queue(sender, recipient, blob_id, size, created, next_attempt) VALUES(?,?,?,?,?,?)",
-                (sender, rcpt, blob_id, len(data), int(now), int(now)))
+                (sender, rcpt, staged.id, len(data), int(now), int(now)))
             ids.append(int(cur.lastrowid))
         txn.emit(QueueChanged())
         return ids
     try:
         return await store.db.write(w)
     except BaseException:
-        await asyncio.to_thread(store.blobs.remove, blob_id)
+        await store.discard(staged)
         raise
 
 

@@ -1,4 +1,4 @@
--- rmail.db schema. Message bytes live in blobs/; everything else is here.
+-- rmail.db schema. Bytes of large messages live in blobs/; everything else is here.
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS domains(
     id INTEGER PRIMARY KEY,
@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS blobs(
     bodystructure BLOB NOT NULL,
     header_text TEXT NOT NULL,
     search_text TEXT NOT NULL                       -- up to 1 MiB: last
+);
+CREATE TABLE IF NOT EXISTS blob_data(              -- bytes of small messages (store.INLINE_BLOB_MAX)
+    id TEXT PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+    data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages(
     mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
