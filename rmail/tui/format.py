@@ -13,14 +13,16 @@ MAX_CELL = 120
 TLS_MODES = {"none": "plain", "starttls": "STARTTLS", "implicit": "TLS"}
 
 
+#: C0 controls and DEL become U+FFFD: a peer's ESC or CR must not reach the terminal.
+_CONTROLS = {c: "\N{REPLACEMENT CHARACTER}" for c in (*range(0x20), 0x7F)}
+
+
 def cell(value: object, style: str = "") -> Text:
     """A table cell that is never interpreted as markup; control characters are made visible."""
     text = str(value)
     if len(text) > MAX_CELL:
         text = text[: MAX_CELL - 1] + "…"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-        text = "".join(c if 0x20 <= ord(c) != 0x7F else "\N{REPLACEMENT CHARACTER}" for c in text)
-    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+    return Text(text.translate(_CONTROLS), style=style, no_wrap=True, overflow="ellipsis")
 
 
 def size(n: int) -> str:

@@ -57,8 +57,11 @@ def sync_table(table: DataTable, rows: Mapping[str, Row], *, ordered: bool = Fal
         if key not in present:
             table.add_row(*cells, key=key)
             continue
-        for column, before, after in zip(columns, table.get_row(key), cells):
-            if not _same(before, after):
+        old = table.get_row(key)
+        if all(a is b for a, b in zip(old, cells)):
+            continue                     # the pane reused the row's cells: nothing changed
+        for column, before, after in zip(columns, old, cells):
+            if before is not after and not _same(before, after):
                 table.update_cell(key, column, after)
     if keep is not None and keep in rows:
         table.move_cursor(row=table.get_row_index(RowKey(keep)), animate=False)
