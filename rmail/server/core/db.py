@@ -14,6 +14,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -83,6 +84,7 @@ class Database:
         self._readers = concurrent.futures.ThreadPoolExecutor(readers, thread_name_prefix="rmail-read")
         self._writer_conn = connect(path)
         self._data_version = self._current_data_version()
+        self._checked = time.monotonic()
         self._closed = False
         self._writer = threading.Thread(target=self._run_writer, name="rmail-writer", daemon=True)
         self._writer.start()
@@ -157,7 +159,8 @@ class Database:
 
     def _commit_batch(self, batch: list[_Request]) -> None:
         conn = self._writer_conn
-        self._check_external()
+        if time.monotonic() - self._checked >= EXTERNAL_POLL_SECONDS:
+            self._check_external()
         results: list[tuple[_Request, WriteTxn | None, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -198,7 +201,6 @@ class Database:
                         _quietly(undo)
                 req.future.set_exception(err or TemporaryFailure("could not save; try again"))
             return
-        self._data_version = self._current_data_version()
         events: list[Event] = []
         for _, txn, _, err in results:
             if err is None and txn is not None:
@@ -220,7 +222,9 @@ class Database:
         return self._writer_conn.execute("PRAGMA data_version").fetchone()[0]
 
     def _check_external(self) -> None:
-        """data_version moves only for commits by *other* connections: the CLI, say."""
+        """data_version moves only for commits by *other* connections: the CLI, say (our own
+        commits leave it alone, so it is read once per poll, never after a commit)."""
+        self._checked = time.monotonic()
         try:
             version = self._current_data_version()
         except sqlite3.Error:

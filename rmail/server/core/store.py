@@ -16,6 +16,7 @@ import logging
 import secrets
 import sqlite3
 import time
+from array import array
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -51,6 +52,22 @@ DELETED = SYSTEM_FLAGS["\\Deleted"]
 
 _MAILBOX_COLS = "id, user_id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq"
 _META_COLS = "uid, modseq, sysflags, keywords, internaldate, size, blob_id"
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxSnapshot:
+    """A mailbox with its messages in UID order, as parallel columns."""
+
+    mailbox: Mailbox
+    recent_uid: int                  #: first UID no session has claimed as \Recent yet
+    uids: array
+    flags: list[frozenset[str]]
+    sizes: array                     #: RFC822.SIZE
+    dates: array                     #: INTERNALDATE, unix seconds
+
+    @property
+    def unclaimed_recent(self) -> bool:
+        return self.recent_uid < self.mailbox.uidnext
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,14 +402,30 @@ class MailStore:
             return [_meta(r) for r in rows]
         return await self.db.read(q)
 
-    async def select(self, mailbox_id: int) -> tuple[Mailbox, list[MessageMeta]]:
-        """The mailbox row and its messages from one snapshot."""
-        def q(conn: sqlite3.Connection) -> tuple[Mailbox, list[MessageMeta]]:
-            row = conn.execute(f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+    async def snapshot(self, user_id: int, name: str) -> MailboxSnapshot:
+        """A mailbox and all its messages as columns, from one read (what SELECT needs).
+
+        Columns rather than one object per message: building 10,000 MessageMeta values was
+        most of SELECT's time, and a session keeps exactly these columns anyway.
+
+        Raises:
+            NotFound: no selectable mailbox of that name.
+        """
+        name = normalize_mailbox_name(name)
+
+        def q(conn: sqlite3.Connection) -> MailboxSnapshot:
+            row = conn.execute(f"SELECT {_MAILBOX_COLS}, recent_uid FROM mailboxes WHERE user_id = ? AND name = ?"
+                               " AND noselect = 0", (user_id, name)).fetchone()
             if row is None:
-                raise NotFound("mailbox no longer exists")
-            rows = conn.execute(f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))
-            return _mailbox(row), [_meta(r) for r in rows]
+                raise NotFound(f"no mailbox named {name}")
+            rows = conn.execute("SELECT uid, sysflags, keywords, size, internaldate FROM messages"
+                                " WHERE mailbox_id = ? ORDER BY uid", (row[0],)).fetchall()
+            if rows:
+                uids, masks, keywords, sizes, dates = zip(*rows)
+            else:
+                uids = masks = keywords = sizes = dates = ()
+            return MailboxSnapshot(_mailbox(row), row[8], array("I", uids),
+                                   list(map(columns_to_flags, masks, keywords)), array("Q", sizes), array("d", dates))
         return await self.db.read(q)
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:

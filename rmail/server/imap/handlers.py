@@ -379,11 +379,15 @@ class Session:
         readonly = isinstance(cmd, g.Examine)
         # RFC 3501 §6.3.1: SELECT first deselects, even when it then fails.
         self._deselect()
-        mailbox = await self.store.get_mailbox(self._user_id(), cmd.mailbox)
-        recent_from = None if readonly else await self.store.claim_recent(mailbox.id)
-        mailbox, metas = await self.store.select(mailbox.id)
+        snap = await self.store.snapshot(self._user_id(), cmd.mailbox)
+        recent_from = None
+        if not readonly:
+            # Only a write when some message is still unclaimed (RFC 3501 §2.3.2).
+            recent_from = (await self.store.claim_recent(snap.mailbox.id) if snap.unclaimed_recent
+                           else snap.mailbox.uidnext)
+        mailbox = snap.mailbox
         view = SelectedMailbox(mailbox, readonly=readonly)
-        view.load(metas, recent_from=recent_from)
+        view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, recent_from=recent_from)
         keywords = " ".join(view.keywords())
         flags = _SYSTEM_FLAGS + (b" " + keywords.encode() if keywords else b"") + b")"
         perm = b"()" if readonly else flags[:-1] + b" \\*)"

@@ -75,9 +75,21 @@ class SelectedMailbox:
     # -- loading and queries -------------------------------------------------------------------
 
     def load(self, metas: Iterable[MessageMeta], *, recent_from: int | None) -> None:
-        """Fill the map from a SELECT snapshot; UIDs ≥ `recent_from` are \\Recent to us."""
+        """Fill the map from message values; UIDs ≥ `recent_from` are \\Recent to us."""
         for m in metas:
             self._append(m)
+        self._mark_recent(recent_from)
+
+    def load_columns(self, uids: array, flags: list[frozenset[str]], sizes: array, dates: array, *,
+                     recent_from: int | None) -> None:
+        """Fill the map from a store snapshot's columns (SELECT's fast path)."""
+        self.uids = array("I", uids)
+        self.flags = list(flags)
+        self.sizes = array("Q", sizes)
+        self.dates = array("d", dates)
+        self._mark_recent(recent_from)
+
+    def _mark_recent(self, recent_from: int | None) -> None:
         if recent_from is not None and self.uids and self.uids[-1] >= recent_from:
             self._recent.append((recent_from, self.uids[-1]))
         self._recent_count = self.count_recent()
