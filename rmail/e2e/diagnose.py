@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable
 
 from rmail.server.config import Config, ConfigError, find_config, load_config
 from rmail.server.core.errors import AuthenticationFailed
+from rmail.server.core.queue import age_summary
 
 from . import clients
 from .report import FAIL, PASS, WARN, Check, Report
@@ -286,7 +287,7 @@ class Diagnosis:
         await self.probe(phase, "data dir permissions", self._permissions)
 
         async def integrity() -> str:
-            result = await self.ctx.store.db.read(lambda conn: conn.execute("PRAGMA quick_check").fetchone()[0])
+            result = await self.ctx.store.integrity_check()
             if result != "ok":
                 raise failed(f"rmail.db quick_check: {result}",
                              f"stop the server and restore {cfg.db_path} from a backup")
@@ -319,9 +320,7 @@ class Diagnosis:
         await self.probe(phase, "disk space", disk)
 
         async def queue() -> str:
-            cutoff = int(time.time()) - QUEUE_OLD_SECONDS
-            total, old, oldest = await self.ctx.store.db.read(lambda conn: conn.execute(
-                "SELECT count(*), sum(created < ?), min(created) FROM queue", (cutoff,)).fetchone())
+            total, old, oldest = await age_summary(self.ctx.store, time.time() - QUEUE_OLD_SECONDS)
             if old:
                 hours = (time.time() - oldest) / 3600
                 raise warn(f"{old} of {total} outbound entries are older than 1 hour (oldest {hours:.1f} h)",

@@ -15,6 +15,10 @@ from typing import Callable
 
 from .events import ConnectionClosed, ConnectionOpened, ConnectionUpdated, EventBus
 
+#: Listen backlog of every listener. asyncio's default of 100 drops SYNs when hundreds of
+#: clients connect at once (each dropped one retries a second or more later); the kernel caps
+#: it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 #: Minimum seconds between two ConnectionUpdated events of one connection.
 UPDATE_INTERVAL = 0.25
 

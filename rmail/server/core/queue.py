@@ -205,6 +205,15 @@ async def list_entries(store: MailStore) -> list[QueueEntry]:
     return await store.db.read(q)
 
 
+async def age_summary(store: MailStore, older_than: float) -> tuple[int, int, float | None]:
+    """(entries, entries created before ``older_than``, oldest creation time) for health checks."""
+    def q(conn: sqlite3.Connection) -> tuple[int, int, float | None]:
+        total, old, oldest = conn.execute("SELECT count(*), coalesce(sum(created < ?), 0), min(created) FROM queue",
+                                          (int(older_than),)).fetchone()
+        return total, old, oldest
+    return await store.db.read(q)
+
+
 async def get_entry(store: MailStore, entry_id: int) -> QueueEntry:
     def q(conn: sqlite3.Connection) -> QueueEntry:
         row = conn.execute(f"SELECT {_COLS} FROM queue WHERE id = ?", (entry_id,)).fetchone()

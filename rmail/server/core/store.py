@@ -506,6 +506,10 @@ class MailStore:
         except (FileNotFoundError, ValueError):
             raise NotFound("message no longer exists") from None
 
+    async def integrity_check(self) -> str:
+        """SQLite's quick_check of rmail.db: "ok" or the first problem found."""
+        return await self.db.read(lambda conn: conn.execute("PRAGMA quick_check").fetchone()[0])
+
     def blob_ids(self) -> set[str]:
         """Every blob that has bytes stored, in the database or as a file (for checks)."""
         inline = self.db.read_sync(lambda conn: {r[0] for r in conn.execute("SELECT id FROM blob_data")})

@@ -23,8 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import make_app
+from rmail.server.core.connections import LISTEN_BACKLOG
 
+from .app import make_app
 __all__ = ["make_app", "start"]
 
 log = logging.getLogger("rmail.http")
@@ -44,7 +45,7 @@ async def start(runtime: Any, stack: contextlib.AsyncExitStack) -> None:
     stack.push_async_callback(runner.cleanup)
     port = runtime.config.ports.api
     for host in runtime.config.listen:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
         await site.start()
         server = site._server  # aiohttp exposes the bound sockets only here
         if port == 0 and server is not None and server.sockets:

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 
+from rmail.server.core.connections import LISTEN_BACKLOG
+
 from .connection import PREAUTH_TIMEOUT, ImapServer
 from .handlers import AUTOLOGOUT, Services
-
 __all__ = ["start"]
 
 log = logging.getLogger("rmail.imap")
+
 
 
 async def start(runtime, stack: contextlib.AsyncExitStack, *,  # noqa: ANN001
@@ -45,7 +47,8 @@ async def start(runtime, stack: contextlib.AsyncExitStack, *,  # noqa: ANN001
         for host in cfg.listen:
             srv = await loop.create_server(
                 lambda port=port, implicit=implicit: server.protocol_factory(port, implicit_tls=implicit),
-                host, port, ssl=runtime.tls if implicit else None, reuse_address=True)
+                host, port, ssl=runtime.tls if implicit else None, reuse_address=True,
+                backlog=LISTEN_BACKLOG)
             listeners.append(srv)
             bound = srv.sockets[0].getsockname()[1]
             mode = "implicit" if implicit else ("starttls" if runtime.tls is not None else "none")

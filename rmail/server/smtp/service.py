@@ -12,12 +12,14 @@ import logging
 import ssl
 from typing import TYPE_CHECKING
 
+from ..core.connections import LISTEN_BACKLOG
 from .handler import SMTPHandler
 from .policy import Policy
 from .session import RmailSMTP
 
 if TYPE_CHECKING:
     from ..runtime import ServerRuntime
+
 
 log = logging.getLogger("rmail.smtp")
 
@@ -50,7 +52,7 @@ class SMTPService:
             return RmailSMTP(self, policy, bound[0] if bound else port, handler)
 
         server = await loop.create_server(factory, host, port, ssl=tls if policy.implicit_tls else None,
-                                          reuse_address=True)
+                                          reuse_address=True, backlog=LISTEN_BACKLOG)
         self.servers.append(server)
         bound.append(server.sockets[0].getsockname()[1])
         return bound[0]
