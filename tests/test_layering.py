@@ -49,3 +49,16 @@ def test_server_never_imports_textual(path: Path) -> None:
 def test_client_is_independent_of_server(path: Path) -> None:
     bad = {n for n in imports_of(path) if n.startswith("rmail.server")}
     assert not bad, f"{path} imports {bad}"
+
+
+FACES_AND_ADAPTERS = [p for sub in ("server/smtp", "server/imap", "server/http", "tui", "cli", "e2e", "client")
+                      for p in modules(sub)]
+
+
+@pytest.mark.parametrize("path", FACES_AND_ADAPTERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_core_speaks_sql(path: Path) -> None:
+    """DESIGN: the store is the seam (a PostgreSQL store can come later); no adapter or face
+    may assume SQLite: no sqlite3 import and no raw access to the store's database."""
+    text = path.read_text(encoding="utf-8")
+    assert "sqlite3" not in imports_of(path), f"{path} imports sqlite3"
+    assert ".db.read(" not in text and ".db.write(" not in text, f"{path} runs SQL through store.db"

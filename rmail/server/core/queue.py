@@ -199,9 +199,14 @@ async def enqueue_entries(store: MailStore, sender: str, recipients: Sequence[st
         raise
 
 
-async def list_entries(store: MailStore) -> list[QueueEntry]:
+async def list_entries(store: MailStore, *, by_next_attempt: bool = False,
+                       limit: int | None = None) -> list[QueueEntry]:
+    """Entries by id, or in the order they will be tried; at most ``limit`` of them."""
+    order = "next_attempt, id" if by_next_attempt else "id"
+
     def q(conn: sqlite3.Connection) -> list[QueueEntry]:
-        return [_entry(r) for r in conn.execute(f"SELECT {_COLS} FROM queue ORDER BY id")]
+        return [_entry(r) for r in conn.execute(f"SELECT {_COLS} FROM queue ORDER BY {order} LIMIT ?",
+                                                (-1 if limit is None else limit,))]
     return await store.db.read(q)
 
 

@@ -1,22 +1,21 @@
 """Queue pane: outbound mail waiting for delivery; retry now, delete, view.
 
-Entries are read straight from the store (the queue table is the truth); retry and delete go
-through the outbound queue service, which owns the delivery attempts.
+Entries are read from the store (the queue table is the truth); retry and delete go through
+the outbound queue service, which owns the delivery attempts.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.binding import Binding
 
-from rmail.server.core.errors import RmailError
+from rmail.server.core.errors import NotFound, RmailError
 from rmail.server.core.events import Event, MessageReceived, QueueChanged
 from rmail.server.core.model import QueueEntry
+from rmail.server.core.queue import get_entry, list_entries
 
 from ..format import cell, relative, size
 from ..screens.confirm import ConfirmScreen
@@ -31,25 +30,14 @@ if TYPE_CHECKING:
 MAX_ROWS = 1000
 
 
-def _entry(row: tuple) -> QueueEntry:
-    (id_, sender, recipient, blob_id, size_, created, attempts, next_attempt, last_error, notified) = row
-    return QueueEntry(id_, sender, recipient, blob_id, size_, _utc(created), attempts, _utc(next_attempt),
-                      last_error, bool(notified))
-
-
-def _utc(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
-
-
 async def queue_entries(runtime: ServerRuntime, entry_id: int | None = None) -> list[QueueEntry]:
     """Entries by next attempt (the order they will be tried), or the one with ``entry_id``."""
-    def q(conn: sqlite3.Connection) -> list[QueueEntry]:
-        sql = ("SELECT id, sender, recipient, blob_id, size, created, attempts, next_attempt, last_error,"
-               " delayed_notified FROM queue")
-        if entry_id is not None:
-            return [_entry(r) for r in conn.execute(sql + " WHERE id = ?", (entry_id,))]
-        return [_entry(r) for r in conn.execute(sql + " ORDER BY next_attempt, id LIMIT ?", (MAX_ROWS,))]
-    return await runtime.store.db.read(q)
+    if entry_id is not None:
+        try:
+            return [await get_entry(runtime.store, entry_id)]
+        except NotFound:
+            return []
+    return await list_entries(runtime.store, by_next_attempt=True, limit=MAX_ROWS)
 
 
 def outbound_queue(runtime: ServerRuntime) -> Any | None:
