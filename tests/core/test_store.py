@@ -212,3 +212,26 @@ async def test_large_messages_live_in_files(store: MailStore, alice) -> None:
             break
         await asyncio.sleep(0.01)
     assert store.blob_ids() == set()
+
+
+async def test_concurrent_sessions_share_change_queries_and_one_wins_recent(store: MailStore, alice) -> None:
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    start = (await store.status(inbox.id)).highestmodseq
+    await store.append(inbox.id, MSG)
+    reads = 0
+    real_read = store.db.read
+
+    async def counting_read(fn):
+        nonlocal reads
+        reads += 1
+        return await real_read(fn)
+    store.db.read = counting_read  # type: ignore[method-assign]
+    try:
+        results = await asyncio.gather(*(store.changes_since(inbox.id, start) for _ in range(50)))
+    finally:
+        store.db.read = real_read  # type: ignore[method-assign]
+    assert reads == 1
+    assert all(r == results[0] for r in results) and [m.uid for m in results[0].changed] == [1]
+    assert results[0].recent_uid == 1 and results[0].uidnext == 2
+    marks = await asyncio.gather(*(store.claim_recent(inbox.id) for _ in range(20)))
+    assert sorted(marks) == [1] + [2] * 19   # exactly one session sees UID 1 as \Recent

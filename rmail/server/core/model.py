@@ -168,6 +168,7 @@ class MailboxChanges:
     uidnext: int
     changed: tuple[MessageMeta, ...]
     expunged: tuple[int, ...]
+    recent_uid: int = 0          #: first UID not yet claimed as \Recent by any session
 
 
 @dataclass(frozen=True, slots=True)

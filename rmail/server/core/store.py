@@ -172,6 +172,8 @@ class MailStore:
         self.blobs = BlobStore(data_dir / "blobs")
         self.db = Database(data_dir / "rmail.db", schema(), publish=publish, flush=self.blobs.flush)
         self.views = MailViews(self.db)
+        self._changes_inflight: dict[tuple[int, int], asyncio.Future[MailboxChanges]] = {}
+        self._claims_inflight: dict[int, asyncio.Future[tuple[int, int]]] = {}
         # Parsing and writing blobs in parallel with the writer's commits.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 
@@ -449,20 +451,36 @@ class MailStore:
         return await self.db.read(q)
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
-        """Messages added or re-flagged after ``modseq`` and UIDs expunged after it."""
+        """Messages added or re-flagged after ``modseq`` and UIDs expunged after it.
+
+        Concurrent identical calls share one query: every session idling on a mailbox wakes
+        on the same event with the same MODSEQ, and one read serves them all.
+        """
+        key = (mailbox_id, modseq)
+        pending = self._changes_inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+
         def q(conn: sqlite3.Connection) -> MailboxChanges:
-            box = conn.execute("SELECT highestmodseq, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+            box = conn.execute("SELECT highestmodseq, uidnext, recent_uid FROM mailboxes WHERE id = ?",
+                               (mailbox_id,)).fetchone()
             if box is None:
                 raise NotFound("mailbox no longer exists")
             if box[0] <= modseq:
-                return MailboxChanges(box[0], box[1], (), ())
+                return MailboxChanges(box[0], box[1], (), (), box[2])
             changed = tuple(_meta(r) for r in conn.execute(
                 f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
                 (mailbox_id, modseq)))
             expunged = tuple(r[0] for r in conn.execute(
                 "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq)))
-            return MailboxChanges(box[0], box[1], changed, expunged)
-        return await self.db.read(q)
+            return MailboxChanges(box[0], box[1], changed, expunged, box[2])
+        future = asyncio.ensure_future(self.db.read(q))
+        self._changes_inflight[key] = future
+        try:
+            return await asyncio.shield(future)
+        finally:
+            if self._changes_inflight.get(key) is future:
+                del self._changes_inflight[key]
 
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
         """Parsed fields (ENVELOPE, BODYSTRUCTURE, headers...) for FETCH and the REST API."""
@@ -517,24 +535,41 @@ class MailStore:
 
     async def claim_recent(self, mailbox_id: int) -> int:
         """RFC 3501 §2.3.2: \\Recent goes to one session only. Returns the first UID this
-        session sees as recent; later sessions get UIDs from the new mark on."""
+        session sees as recent; later sessions get UIDs from the new mark on.
+
+        Sessions that ask while another one's claim on the same mailbox is under way wait
+        for it and get its new mark: that claim took everything there was.
+        """
+        pending = self._claims_inflight.get(mailbox_id)
+        if pending is not None:
+            return (await asyncio.shield(pending))[1]
+
         def marks(conn: sqlite3.Connection) -> tuple[int, int]:
             row = conn.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
             if row is None:
                 raise NotFound("mailbox no longer exists")
             return row
 
-        # Most SELECTs find nothing new to claim: answer from a read, skip the write.
-        recent_uid, uidnext = await self.db.read(marks)
-        if recent_uid == uidnext:
-            return recent_uid
+        async def claim() -> tuple[int, int]:
+            # Most SELECTs find nothing new to claim: answer from a read, skip the write.
+            recent_uid, uidnext = await self.db.read(marks)
+            if recent_uid == uidnext:
+                return recent_uid, uidnext
 
-        def w(txn: WriteTxn) -> int:
-            recent_uid, uidnext = marks(txn.conn)
-            if uidnext != recent_uid:
-                txn.conn.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (uidnext, mailbox_id))
-            return recent_uid
-        return await self.db.write(w)
+            def w(txn: WriteTxn) -> tuple[int, int]:
+                recent_uid, uidnext = marks(txn.conn)
+                if uidnext != recent_uid:
+                    txn.conn.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (uidnext, mailbox_id))
+                return recent_uid, uidnext
+            return await self.db.write(w)
+
+        future = asyncio.ensure_future(claim())
+        self._claims_inflight[mailbox_id] = future
+        try:
+            return (await asyncio.shield(future))[0]
+        finally:
+            if self._claims_inflight.get(mailbox_id) is future:
+                del self._claims_inflight[mailbox_id]
 
     # -- messages: writing -----------------------------------------------------------------
 

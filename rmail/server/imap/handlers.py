@@ -219,7 +219,8 @@ class Session:
         except NotFound:
             return  # deleted under us; the next command on it gets NO
         recent_from = None
-        if not view.readonly and any(m.uid > view.max_uid for m in changes.changed):
+        if (not view.readonly and changes.recent_uid < changes.uidnext
+                and any(m.uid > view.max_uid for m in changes.changed)):
             recent_from = await self.store.claim_recent(view.mailbox.id)
         self._write_update(view.apply(changes, allow_expunge=allow_expunge,
                                       recent_from=recent_from))
