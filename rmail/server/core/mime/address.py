@@ -134,8 +134,64 @@ def _finish(toks: list[tuple[str, str]]) -> Addr | None:
     return Addr(name, adl, mailbox, host)
 
 
+# Fast path for the shapes nearly all mail uses: comma-separated
+# ``local@domain`` or ``Phrase <local@domain>`` of plain ASCII atoms,
+# optionally as one ``group: ...;``. Anything else (quotes, comments,
+# routes, non-ASCII, odd spacing inside words) takes the full lexer. Each
+# quantified run is followed by a character it cannot contain, so failure
+# costs linear time.
+_ATOM = r"[!#-'*+\-./0-9=?A-Z^-~]+"
+_WSP = r"[ \t\r\n]*"
+_SIMPLE_RE = re.compile(
+    rf"([!#-'*+\-./0-9=?A-Z^-~ \t\r\n]*)<{_WSP}({_ATOM}){_WSP}@{_WSP}({_ATOM}){_WSP}>{_WSP}"
+    rf"|{_WSP}({_ATOM}){_WSP}@{_WSP}({_ATOM}){_WSP}"
+)
+_GROUP_RE = re.compile(r"([!#-'*+\-./0-9=?A-Z^-~ \t\r\n]*):([^:;]*);[ \t\r\n]*")
+_new_addr = tuple.__new__
+
+
+def _simple_list(value: str, out: list[Addr]) -> bool:
+    """Append the addresses of a simple comma-separated list to *out*; False when not simple."""
+    fullmatch = _SIMPLE_RE.fullmatch
+    for piece in value.split(","):
+        m = fullmatch(piece)
+        if m is None:
+            if piece.strip(" \t\r\n"):
+                return False
+            continue  # empty list element, as between ",,"
+        if len(out) >= MAX_ADDRESSES:
+            continue  # keep validating: a non-simple piece means the lexer decides
+        phrase, local, domain, bare_local, bare_domain = m.groups()
+        if bare_local is not None:
+            out.append(_new_addr(Addr, (None, None, bare_local, bare_domain)))
+        else:
+            # A lone "." in a phrase is dropped, as _finish does.
+            name = " ".join([w for w in phrase.split() if w != "."]) or None
+            out.append(_new_addr(Addr, (name, None, local, domain)))
+    return True
+
+
+def _parse_simple(value: str) -> list[Addr] | None:
+    """Addresses of a value in the fast-path shapes, or None to use the lexer."""
+    out: list[Addr] = []
+    if ":" not in value and ";" not in value:
+        return out if _simple_list(value, out) else None
+    m = _GROUP_RE.fullmatch(value)
+    if m is None:
+        return None
+    out.append(_new_addr(Addr, (None, None, " ".join(m.group(1).split()), None)))
+    if not _simple_list(m.group(2), out):
+        return None
+    out.append(GROUP_END)
+    return out
+
+
 def parse_addresses(value: str) -> list[Addr]:
     """Parse an address-list header value, groups included; never raises."""
+    if value.isascii():
+        simple = _parse_simple(value)
+        if simple is not None:
+            return simple
     out: list[Addr] = []
     cur: list[tuple[str, str]] = []
     in_group = False
@@ -190,9 +246,12 @@ def display(addrs: list[Addr]) -> str:
         if a.host is None:  # group markers
             continue
         spec = f"{a.mailbox}@{a.host}" if a.host else (a.mailbox or "")
-        spec = spec.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        if a.name:
-            name = a.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        if not spec.isascii():  # restore the header's bytes, then read them as UTF-8
+            spec = spec.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        name = a.name
+        if name:
+            if not name.isascii():
+                name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             parts.append(f"{decode_words(name)} <{spec}>")
         else:
             parts.append(spec)

@@ -75,13 +75,18 @@ def split_header(data: bytes, start: int, end: int) -> tuple[int, int]:
 
 # One field: name, optional colon, the rest of the first line plus any
 # continuation lines starting with WSP (RFC 5322 §2.2.3). Linear: no
-# alternative can match the same bytes twice.
-_FIELD_RE = re.compile(rb"([^:\n]*)(:?)([^\n]*(?:\n[ \t][^\n]*)*)(?:\n|$)")
+# alternative can match the same bytes twice. Every match starting before
+# the end is non-empty, so consecutive matches tile the header block.
+_FIELD_RE = re.compile(rb"(([^:\n]*)(:?)([^\n]*(?:\n[ \t][^\n]*)*)(?:\n|$))")
 
 
 #: Header fields kept per header block. Real mail has dozens; a hostile
 #: header of millions of tiny fields would otherwise cost seconds per message.
 MAX_FIELDS = 10_000
+#: Header blocks up to this size are split with one ``findall`` (no match
+#: objects); larger ones are walked lazily so the field cap bounds the work.
+_FINDALL_LIMIT = 64 * 1024
+_new_field = tuple.__new__
 
 
 def parse_fields(data: bytes, start: int, end: int) -> list[Field]:
@@ -95,14 +100,28 @@ def parse_fields(data: bytes, start: int, end: int) -> list[Field]:
         return []
     fields: list[Field] = []
     append = fields.append
+    if end - start <= _FINDALL_LIMIT:  # at most 32K fields: cap applied below
+        pos = start
+        for whole, name, colon, value in _FIELD_RE.findall(data, start, end):
+            if not whole:  # the empty match at the very end
+                continue
+            if len(fields) >= MAX_FIELDS:
+                break
+            e = pos + len(whole)
+            if not colon:  # the first line is all name; there is no value
+                value = b""
+            name = name.strip()
+            append(_new_field(Field, (name.decode("latin-1").lower(), value, pos, e, name)))
+            pos = e
+        return fields
     for m in _FIELD_RE.finditer(data, start, end):
         s, e = m.span()
         if s == e:
             continue
         if len(fields) >= MAX_FIELDS:
             break
-        name, colon, value = m.group(1, 2, 3)
-        if not colon:  # the first line is all name; there is no value
+        name, colon, value = m.group(2, 3, 4)
+        if not colon:
             value = b""
         name = name.strip()
         append(Field(name.decode("latin-1").lower(), value, s, e, name))
@@ -134,6 +153,18 @@ MAX_PARAM_VALUE = 64 * 1024
 
 
 def _segments(rest: bytes) -> list[bytes]:
+    pieces = rest.split(b";")
+    # Without backslashes a ";" is inside a quoted string exactly when an odd
+    # number of quotes precede it, so even counts per piece make the plain
+    # split exact; anything else takes the tokenizer.
+    if b"\\" not in rest:
+        if b'"' not in rest:
+            return pieces
+        for p in pieces:
+            if p.count(b'"') & 1:
+                break
+        else:
+            return pieces
     out: list[bytes] = []
     cur: list[bytes] = []
     for m in _SEGMENT_RE.finditer(rest):
@@ -171,10 +202,33 @@ def parse_params(rest: bytes) -> list[tuple[bytes, bytes]]:
     """
     if b"=" not in rest:
         return []
+    rest = rest[:MAX_PARAM_VALUE]
+    segments = _segments(rest)
+    if b"*" not in rest:  # no RFC 2231 names: no continuations to merge
+        plain: list[tuple[bytes, bytes]] = []
+        seen_plain: set[bytes] = set()
+        for segment in segments:
+            eq = segment.find(b"=")
+            if eq <= 0:
+                continue
+            name = segment[:eq].strip()
+            if not name or len(name) > 200 or b'"' in name:
+                continue
+            raw = segment[eq + 1 :].strip()
+            if raw.startswith(b'"'):
+                close = raw.rfind(b'"')
+                raw = raw[1:close] if close > 0 else raw[1:]
+                if b"\\" in raw:
+                    raw = _QPAIR_RE.sub(rb"\1", raw)
+            low = name.lower()
+            if low not in seen_plain:
+                seen_plain.add(low)
+                plain.append((name, raw))
+        return plain
     out: list[tuple[bytes, bytes] | bytes] = []
     seen: set[bytes] = set()
     pieces: dict[bytes, list[tuple[int, bool, bytes]]] = {}
-    for segment in _segments(rest[:MAX_PARAM_VALUE]):
+    for segment in segments:
         eq = segment.find(b"=")
         if eq <= 0:
             continue

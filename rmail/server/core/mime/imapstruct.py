@@ -7,6 +7,8 @@ lowercase ("text" "plain", "7bit").
 
 from __future__ import annotations
 
+import re
+
 from .address import Addr, parse_addresses
 from .encode import NIL, imap_nstring, imap_string
 from .headers import Field, parse_disposition, unfold
@@ -48,11 +50,14 @@ def _addr_list(addrs: list[Addr] | None) -> bytes | None:
     return b"(" + b" ".join([_addr(a) for a in addrs]) + b")"
 
 
+_UNSAFE_RE = re.compile('["\\\\\r\n\x00]')  # not allowed bare in a quoted string (RFC 3501 §9)
+
+
 def _addr(a: Addr) -> bytes:
     # Fast path for the common all-ASCII address without characters that
     # need escaping; anything else goes through imap_nstring.
     text = "".join([x for x in a if x])
-    if text.isascii() and not any(c in text for c in '"\\\r\n\x00') and len(text) < 1000:
+    if text.isascii() and len(text) < 1000 and _UNSAFE_RE.search(text) is None:
         return ("(%s %s %s %s)" % tuple(["NIL" if x is None else f'"{x}"' for x in a])).encode("ascii")
     return b"(%s %s %s %s)" % tuple([imap_nstring(x) for x in a])
 

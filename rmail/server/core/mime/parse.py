@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -18,7 +17,6 @@ __all__ = ["ParsedMessage", "parse_message", "MAX_SEARCH_TEXT", "PREVIEW_CHARS"]
 #: Characters of search_text and of header_text per message; beyond it text is not searchable.
 MAX_SEARCH_TEXT = 1024 * 1024
 PREVIEW_CHARS = 200
-_WS_RE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +74,8 @@ def _preview(texts: list[tuple[Part, str]]) -> str:
     chosen = next((t for p, t in texts if p.kind[1] == "plain" and not is_attachment(p)), None)
     if chosen is None:
         chosen = next((t for p, t in texts if not is_attachment(p)), "")
-    return _WS_RE.sub(" ", chosen[: PREVIEW_CHARS * 8]).strip()[:PREVIEW_CHARS]
+    # split() and regex \s agree on what whitespace is: runs collapse to one space, ends trimmed.
+    return " ".join(chosen[: PREVIEW_CHARS * 8].split())[:PREVIEW_CHARS]
 
 
 def parse_message(data: bytes) -> ParsedMessage:

@@ -142,6 +142,10 @@ def header_str(raw: bytes) -> str:
     """Header value bytes to display text: unfolded, charset-guessed, RFC 2047-decoded."""
     if b"\n" in raw:
         raw = raw.replace(b"\r\n", b"").replace(b"\n", b"")
+    if b"=?" not in raw and raw.isascii():
+        # Most values: nothing to decode. str.strip() removes a superset of
+        # what bytes.strip() does, so one strip gives the same text.
+        return raw.decode("ascii").strip()
     return decode_words(decode_bytes(raw.strip())).strip()
 
 
@@ -169,7 +173,10 @@ def param_text(value: bytes, extended: bool) -> str:
 
 
 _TAG_RE = re.compile(r"<[^<>]*>")  # stops at the next "<": linear on hostile input
-_BLOCK_RE = re.compile(r"</?(?:p|div|br|li|tr|h[1-6]|table|blockquote)\b", re.I)
+# The "<" before a block-level tag, so a newline can go in front of it: a
+# literal "<" first lets the engine skip to candidates, and a literal
+# replacement avoids a Python call per tag.
+_BLOCK_RE = re.compile(r"<(?=/?(?i:p|div|br|li|tr|h[1-6]|table|blockquote)\b)")
 
 
 def strip_html(markup: str) -> str:
@@ -192,5 +199,5 @@ def strip_html(markup: str) -> str:
             gt = lower.find(">", stop)
             pos = len(lower) if gt < 0 else gt + 1
         markup = "".join(kept)
-    markup = _BLOCK_RE.sub(lambda m: "\n" + m.group(0), markup)
+    markup = _BLOCK_RE.sub("\n<", markup)
     return html.unescape(_TAG_RE.sub(" ", markup))

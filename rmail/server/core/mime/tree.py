@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .headers import ContentType, Field, first, parse_content_type, parse_fields, split_header
+from .headers import (
+    ContentType,
+    Field,
+    parse_content_type,
+    parse_fields,
+    split_header,
+    unfold,
+)
 
 __all__ = ["Part", "parse_tree", "MAX_DEPTH", "MAX_PARTS"]
 
@@ -41,9 +48,19 @@ class Part:
     #: True when the children are multipart subparts, False for message/rfc822.
     multipart: bool = False
     message: bool = False
+    #: Raw value of the first field of each name, built on first lookup:
+    #: FETCH and parse_message ask for a dozen fields per part.
+    _index: dict[str, bytes] | None = field(default=None, repr=False, compare=False)
 
     def header(self, key: str) -> bytes | None:
-        return first(self.fields, key)
+        """Unfolded value of the first field named *key* (lowercase), or None."""
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for f in reversed(self.fields):
+                index[f.key] = f.value
+        value = index.get(key)
+        return None if value is None else unfold(value)
 
 
 class _Budget:
@@ -62,9 +79,13 @@ def _entity(data: bytes, start: int, end: int, depth: int, digest: bool, budget:
     budget.parts += 1
     header_end, body_start = split_header(data, start, end)
     fields = parse_fields(data, start, header_end)
-    ct = parse_content_type(first(fields, "content-type"), digest)
+    index = {}
+    for f in reversed(fields):
+        index[f.key] = f.value
+    raw_ct = index.get("content-type")
+    ct = parse_content_type(None if raw_ct is None else unfold(raw_ct), digest)
     kind = ct.lower
-    part = Part(start, header_end, body_start, end, fields, ct, kind)
+    part = Part(start, header_end, body_start, end, fields, ct, kind, _index=index)
     if depth >= MAX_DEPTH or budget.parts >= MAX_PARTS:
         return part
     if kind[0] == "multipart":
