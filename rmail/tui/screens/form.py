@@ -57,7 +57,8 @@ class FormScreen(ModalScreen[str | None]):
         yield from ()
 
     async def submit(self) -> str:
-        raise NotImplementedError
+        """Do the form's action; return the message to show. Every form class defines it."""
+        raise TypeError(f"{type(self).__name__} defines no submit()")
 
     def done(self, result: str) -> None:
         """After a successful submit: close with the result (the wizard shows a next step)."""

@@ -95,7 +95,8 @@ class Pane(Vertical):
         self.loads += 1
 
     async def load(self, runtime: ServerRuntime) -> Mapping[str, Row]:
-        raise NotImplementedError
+        """The pane's rows by key, from the runtime. Every pane class defines it."""
+        raise TypeError(f"{type(self).__name__} defines no load()")
 
     def require_selection(self, what: str) -> str | None:
         key = self.selected
