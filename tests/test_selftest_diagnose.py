@@ -17,22 +17,13 @@ from typing import Iterator
 
 import pytest
 
+from .helpers.server import free_ports
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(ROOT / "run.py")]
 PORT_NAMES = ("smtp", "submission", "smtps", "imap", "imaps", "api")
 PHASES = ("configuration", "user management", "backend storage", "SMTP protocol", "delivery verification",
           "IMAP protocol", "Exchange API", "cleanup")
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def write_config(path: Path, data_dir: Path, ports: dict[str, int], tls: tuple[Path, Path] | None) -> Path:

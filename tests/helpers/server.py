@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,3 +23,16 @@ def make_config(data_dir: Path, *, tls: tuple[Path, Path] | None = None, **overr
         else:
             raw[key] = value
     return build_config(raw, {}, is_root=True)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free on 127.0.0.1 right now (for configs of server subprocesses,
+    which cannot report an OS-chosen port back)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

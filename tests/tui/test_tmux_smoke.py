@@ -8,7 +8,6 @@ import os
 import shlex
 import shutil
 import smtplib
-import socket
 import subprocess
 import sys
 import time
@@ -20,22 +19,11 @@ import pytest
 
 from rmail.server.runtime import ServerRuntime
 
-from ..helpers.server import make_config
+from ..helpers.server import free_ports, make_config
 from .conftest import has_service
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = ("smtp", "submission", "smtps", "imap", "imaps", "api")
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class Tmux:
