@@ -522,11 +522,43 @@ _MIME_ALPHABET = st.sampled_from(
 )  # fmt: skip
 
 
+def _parens_balanced(value: bytes) -> bool:
+    """Parentheses balance outside quoted strings and literals (RFC 3501 §4.3)."""
+    depth, i, n = 0, 0, len(value)
+    while i < n:
+        c = value[i]
+        if c == 0x22:  # quoted string: skip to the closing quote
+            i += 1
+            while i < n and value[i] != 0x22:
+                i += 2 if value[i] == 0x5C else 1
+        elif c == 0x7B:  # literal {n}\r\n: skip its bytes
+            close = value.find(b"}\r\n", i)
+            if close < 0:
+                return False
+            i = close + 2 + int(value[i + 1 : close])
+        elif c == 0x28:
+            depth += 1
+        elif c == 0x29:
+            depth -= 1
+            if depth < 0:
+                return False
+        i += 1
+    return depth == 0
+
+
+def test_parens_inside_quoted_parameters_do_not_unbalance() -> None:
+    data = b"Content-Type: multipart/mixed; boundary=b\r\n folded(\r\n\r\n"
+    structure = parse_message(data).bodystructure
+    assert b'"b folded("' in structure
+    assert _parens_balanced(structure)
+    assert not _parens_balanced(b'(("x")')
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_MIME_ALPHABET, max_size=60).map(b"".join))
 def test_mime_shaped_bytes_never_raise(data: bytes) -> None:
     p = parse_message(data)
-    assert p.bodystructure.count(b"(") == p.bodystructure.count(b")") or b"{" in p.bodystructure
+    assert _parens_balanced(p.bodystructure)
     for part in ((1,), (1, 1), (2,), (1, 2, 1)):
         for spec in (None, "HEADER", "TEXT", "MIME", "HEADER.FIELDS"):
             body_section(data, part, spec, ("from",))

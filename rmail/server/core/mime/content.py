@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from .headers import parse_disposition
 from .text import b64_clean, decode_charset, param_text, strip_html, transfer_decode
@@ -58,7 +58,7 @@ def part_text(data: bytes, part: Part) -> str:
     return text
 
 
-def _param(params: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+def _param(params: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
     for k, v in params:
         low = k.lower()
         if low == name:

@@ -277,7 +277,8 @@ class ContentType:
 
     type_: bytes
     subtype: bytes
-    params: list[tuple[bytes, bytes]]
+    #: A tuple: parsed types are cached and shared between messages.
+    params: tuple[tuple[bytes, bytes], ...]
 
     @property
     def lower(self) -> tuple[str, str]:
@@ -287,8 +288,8 @@ class ContentType:
         )
 
 
-_TEXT_PLAIN = ContentType(b"text", b"plain", [])
-_MESSAGE_RFC822 = ContentType(b"message", b"rfc822", [])
+_TEXT_PLAIN = ContentType(b"text", b"plain", ())
+_MESSAGE_RFC822 = ContentType(b"message", b"rfc822", ())
 _TOKEN_RE = re.compile(rb"\s*([^\s/;()\"]+)\s*/\s*([^\s/;()\"]+)")
 
 
@@ -304,7 +305,7 @@ def parse_content_type(value: bytes | None, digest: bool = False) -> ContentType
     m = _TOKEN_RE.match(value)
     if m is None:
         return _MESSAGE_RFC822 if digest else _TEXT_PLAIN
-    return ContentType(m.group(1), m.group(2), parse_params(value[m.end() :]))
+    return ContentType(m.group(1), m.group(2), tuple(parse_params(value[m.end() :])))
 
 
 def parse_disposition(value: bytes | None) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:

@@ -8,6 +8,7 @@ lowercase ("text" "plain", "7bit").
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from .address import Addr, parse_addresses
 from .encode import NIL, imap_nstring, imap_string
@@ -91,7 +92,7 @@ def envelope(
     return b"(" + b" ".join(items) + b")"
 
 
-def _params(params: list[tuple[bytes, bytes]]) -> bytes:
+def _params(params: Sequence[tuple[bytes, bytes]]) -> bytes:
     if not params:
         return NIL
     return b"(" + b" ".join(imap_string(k) + b" " + imap_string(v) for k, v in params) + b")"
@@ -137,7 +138,7 @@ def structures(data: bytes, part: Part) -> tuple[bytes, bytes]:
     kind = part.kind
     params = ctype.params
     if kind[0] == "text" and not any(k.lower() == b"charset" for k, _ in params):
-        params = params + [(b"charset", b"us-ascii")]  # RFC 2045 §5.2 default
+        params = (*params, (b"charset", b"us-ascii"))  # RFC 2045 §5.2 default
     items = [
         imap_string(ctype.type_),
         imap_string(ctype.subtype),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 
 from .address import display
 from .content import is_attachment, part_text
-from .imapstruct import address_lists, envelope, first_values, structures
+from .imapstruct import address_lists, envelope, structures
 from .text import decode_bytes, header_str
 from .tree import Part, parse_tree
 
@@ -39,10 +40,48 @@ class ParsedMessage:
     preview: str
 
 
+# The RFC 5322 §3.3 form nearly all mail uses, e.g. "Tue, 2 Jan 2024
+# 10:00:00 +0100" (anything may follow after a blank, such as a comment).
+# It is converted directly, with the same arithmetic as the stdlib parser;
+# everything else goes through parsedate_to_datetime.
+_DATE_RE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{1,2}) "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([0-9]{4}) "
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})(?:[ \t]|\Z)"
+)
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+                                       "Sep", "Oct", "Nov", "Dec"), 1)}  # fmt: skip
+
+
+def _fast_date(text: str) -> datetime | None:
+    m = _DATE_RE.match(text)
+    if m is None:
+        return None
+    day, month, year, hh, mm, ss, sign, tzh, tzm = m.groups()
+    yy = int(year)
+    if yy < 100:  # "0099": the stdlib's two-digit-year rule applies
+        yy += 1900 if yy > 68 else 2000
+    offset = int(tzh) * 3600 + int(tzm) * 60
+    try:
+        # "-0000" (no zone information) ends up UTC below, like "+0000".
+        tz = timezone(timedelta(seconds=-offset if sign == "-" else offset))
+        return datetime(yy, _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=tz)
+    except (ValueError, OverflowError):
+        return None  # parse_date would fail too: let it decide
+
+
+_HEADER_KEYS = ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc",
+                "in-reply-to", "message-id", "references")  # fmt: skip
+
+
 def parse_date(raw: bytes | None) -> datetime | None:
     """Date header to an aware datetime (RFC 5322 §3.3); None when absent or unparseable."""
     if not raw:
         return None
+    if raw.isascii():
+        dt = _fast_date(raw.decode("ascii"))
+        if dt is not None:
+            return dt
     try:
         dt = parsedate_to_datetime(decode_bytes(raw))
     except Exception:  # the stdlib raises several types on junk
@@ -81,20 +120,24 @@ def _preview(texts: list[tuple[Part, str]]) -> str:
 def parse_message(data: bytes) -> ParsedMessage:
     """Parse raw message bytes into :class:`ParsedMessage`; never raises on malformed input."""
     root = parse_tree(data)
-    values = first_values(
-        root.fields,
-        ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc",
-         "in-reply-to", "message-id", "references"),
-    )  # fmt: skip
+    values = root.first_values(_HEADER_KEYS)
     header_lines = []
-    decoded: dict[str, str] = {}  # first occurrence of each field, decoded once
+    subject: str | None = None  # the first Subject field, decoded once
     budget = MAX_SEARCH_TEXT  # header_text has the same cap as search_text
     for f in root.fields:
         if budget <= 0:
             break
-        value = header_str(f.value)
-        decoded.setdefault(f.key, value)
-        line = f"{decode_bytes(f.name)}: {value}"
+        name, raw = f.name, f.value
+        # header_str inlined for the usual ASCII field without encoded-words.
+        if b"\n" in raw:
+            raw = raw.replace(b"\r\n", b"").replace(b"\n", b"")
+        if b"=?" not in raw and raw.isascii():
+            value = raw.decode("ascii").strip()
+        else:
+            value = header_str(raw)
+        if subject is None and f.key == "subject":
+            subject = value
+        line = f"{name.decode('ascii') if name.isascii() else decode_bytes(name)}: {value}"
         header_lines.append(line)
         budget -= len(line) + 1
 
@@ -109,7 +152,7 @@ def parse_message(data: bytes) -> ParsedMessage:
         body=basic,
         header_text="\n".join(header_lines),
         search_text=search,
-        subject=decoded["subject"] if "subject" in decoded else header_str(values.get("subject", b"")),
+        subject=header_str(values.get("subject", b"")) if subject is None else subject,
         from_=display(addrs.get("from", [])),
         to=display(addrs.get("to", [])),
         cc=display(addrs.get("cc", [])),

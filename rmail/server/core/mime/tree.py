@@ -52,15 +52,28 @@ class Part:
     #: FETCH and parse_message ask for a dozen fields per part.
     _index: dict[str, bytes] | None = field(default=None, repr=False, compare=False)
 
-    def header(self, key: str) -> bytes | None:
-        """Unfolded value of the first field named *key* (lowercase), or None."""
+    def _first_raw(self) -> dict[str, bytes]:
         index = self._index
         if index is None:
-            index = self._index = {}
-            for f in reversed(self.fields):
-                index[f.key] = f.value
-        value = index.get(key)
+            index = self._index = _first_index(self.fields)
+        return index
+
+    def header(self, key: str) -> bytes | None:
+        """Unfolded value of the first field named *key* (lowercase), or None."""
+        value = self._first_raw().get(key)
         return None if value is None else unfold(value)
+
+    def first_values(self, keys: tuple[str, ...]) -> dict[str, bytes]:
+        """Unfolded value of the first field of each of *keys* that is present."""
+        index = self._first_raw()
+        return {k: unfold(index[k]) for k in keys if k in index}
+
+
+def _first_index(fields: list[Field]) -> dict[str, bytes]:
+    index: dict[str, bytes] = {}
+    for f in reversed(fields):  # earlier fields overwrite later ones
+        index[f.key] = f.value
+    return index
 
 
 class _Budget:
@@ -68,6 +81,27 @@ class _Budget:
 
     def __init__(self) -> None:
         self.parts = 0
+
+
+#: Parsed Content-Type values by raw value: leaf types such as
+#: "text/plain; charset=utf-8" repeat across messages (boundaries do not).
+_CT_CACHE: dict[tuple[bytes | None, bool], tuple[ContentType, tuple[str, str]]] = {}
+_CT_CACHE_SIZE = 512
+_CT_CACHE_VALUE = 200  # longer values are not cached
+
+
+def _content_type(raw: bytes | None, digest: bool) -> tuple[ContentType, tuple[str, str]]:
+    key = (raw, digest)
+    hit = _CT_CACHE.get(key)
+    if hit is not None:
+        return hit
+    ct = parse_content_type(None if raw is None else unfold(raw), digest)
+    result = (ct, ct.lower)
+    if raw is None or len(raw) <= _CT_CACHE_VALUE:
+        if len(_CT_CACHE) >= _CT_CACHE_SIZE:
+            _CT_CACHE.clear()  # labels come from messages: bound the cache
+        _CT_CACHE[key] = result
+    return result
 
 
 def parse_tree(data: bytes) -> Part:
@@ -79,12 +113,8 @@ def _entity(data: bytes, start: int, end: int, depth: int, digest: bool, budget:
     budget.parts += 1
     header_end, body_start = split_header(data, start, end)
     fields = parse_fields(data, start, header_end)
-    index = {}
-    for f in reversed(fields):
-        index[f.key] = f.value
-    raw_ct = index.get("content-type")
-    ct = parse_content_type(None if raw_ct is None else unfold(raw_ct), digest)
-    kind = ct.lower
+    index = _first_index(fields)
+    ct, kind = _content_type(index.get("content-type"), digest)
     part = Part(start, header_end, body_start, end, fields, ct, kind, _index=index)
     if depth >= MAX_DEPTH or budget.parts >= MAX_PARTS:
         return part
