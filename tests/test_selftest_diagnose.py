@@ -226,3 +226,43 @@ def test_selftest_without_pytest_says_how_to_install(monkeypatch: pytest.MonkeyP
     code = selftest(argparse.Namespace(target=None, keyword=None, exitfirst=False, config=None))
     assert code == 1
     assert capsys.readouterr().err.strip() == "rmail: pytest is not installed (it is a test extra); fix: make install"
+
+
+@pytest.fixture
+def smarthost() -> Iterator[int]:
+    """A smarthost on loopback that accepts only relay-user / right-password (AUTH in clear)."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001, ANN202
+        ok = (auth_data.login, auth_data.password) == (b"relay-user", b"right-password")
+        return AuthResult(success=ok, handled=False)
+
+    class Sink:
+        async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN202
+            return "250 OK"
+
+    port = free_ports(1)[0]
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=False)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+@pytest.mark.parametrize("password, ok", [("right-password", True), ("wrong-password", False)])
+def test_diagnose_checks_the_smarthost_login(live: Live, smarthost: int, tmp_path: Path, password: str,
+                                             ok: bool) -> None:
+    config = tmp_path / "relay.toml"
+    config.write_text(live.config.read_text() + "\n[relay]\nhost = \"127.0.0.1\"\n"
+                      f"port = {smarthost}\ntls = \"none\"\nusername = \"relay-user\"\npassword = \"{password}\"\n")
+    result = cli("diagnose", "--config", str(config))
+    line = next(l for l in result.stdout.splitlines() if f"smarthost 127.0.0.1:{smarthost}" in l)
+    if ok:
+        assert result.returncode == 0 and line.split()[0] == "pass", result.stdout
+    else:
+        assert result.returncode == 1 and line.split()[0] == "fail", result.stdout
+        assert "relay.password" in line and str(config) in line and "Traceback" not in result.stdout + result.stderr
+    assert "rmail-diag" not in live.leftovers()

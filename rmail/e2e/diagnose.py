@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable
 
 from rmail.server.config import Config, ConfigError, find_config, load_config
 from rmail.server.core.errors import AuthenticationFailed
-from rmail.server.core.queue import age_summary
+from rmail.server.core.queue import Outcome, age_summary
 
 from . import clients
 from .report import FAIL, PASS, WARN, Check, Report
@@ -370,6 +370,10 @@ class Diagnosis:
                              lambda p=protocol: self.blocking(self._smtp_ehlo, t, p))
         if t.ports.get("smtp"):
             await self.probe(phase, f"relay refused on {t.ports['smtp']}", lambda: self.blocking(self._relay, t))
+        assert self.config is not None
+        relay = self.config.relay
+        if relay.host:
+            await self.probe(phase, f"smarthost {relay.host}:{relay.port}", self._smarthost)
         for protocol in ("smtp", "submission", "smtps"):
             if t.ports.get(protocol) is None:
                 continue
@@ -403,6 +407,28 @@ class Diagnosis:
             return f"EHLO offers {how}; SIZE {size}"
         finally:
             client.close()
+
+    async def _smarthost(self) -> str:
+        """Log in to the configured smarthost the way the outbound queue will, send nothing."""
+        from rmail.server.smtp.outbound import SMTPTransport
+        assert self.config is not None
+        cfg, relay = self.config, self.config.relay
+        where = str(cfg.source or "rmail.toml")
+        transport = SMTPTransport(relay, cfg.hostname, timeout=15, threads=1)
+        try:
+            result = await self.blocking(transport.check_smarthost)
+        finally:
+            await transport.close()
+        if result.outcome is Outcome.DELIVERED:
+            login = f", logged in as {relay.username}" if relay.username else ""
+            return f"session accepted ({relay.tls}){login}"
+        if result.status.startswith("5.7") or result.diagnostic.startswith("535"):
+            raise failed(f"the smarthost refused the login of relay.username {relay.username!r}: {result.describe()}",
+                         f"set relay.username and relay.password in {where} to the credentials of your "
+                         "provider, then restart the server")
+        if result.status in ("4.4.1", "4.7.10"):
+            raise failed(result.describe(), f"check relay.host, relay.port and relay.tls in {where}")
+        raise failed(result.describe(), f"check the [relay] section in {where}")
 
     def _check_cert(self, sock: Any) -> None:
         """The listener presents the configured certificate (not a stale one from before a renewal)."""

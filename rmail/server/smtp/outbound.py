@@ -156,7 +156,18 @@ class SMTPTransport:
 
     # -- the conversation (worker thread) ----------------------------------------------------------
 
-    def _converse(self, route: Route, sender: str, recipient: str, data: bytes) -> AttemptResult:
+    def check_smarthost(self) -> AttemptResult:
+        """Connect to the configured smarthost, negotiate TLS and log in as the queue would,
+        then quit without sending (``run.py diagnose``). Runs on a worker thread.
+
+        Returns ``delivered`` when the smarthost accepted the session and credentials.
+        """
+        if not self.relay.host:
+            return AttemptResult.permanent("5.3.0", "no smarthost is configured (relay.host)")
+        return self._converse(Route(self.relay.host, self.relay.port, verify=True), None, "", b"")
+
+    def _converse(self, route: Route, sender: str | None, recipient: str, data: bytes) -> AttemptResult:
+        """One SMTP session with ``route``; with ``sender`` None it stops after login."""
         host = route.host
         mode = self.relay.tls if self.relay.host else "starttls"
         context = self._verified if route.verify else self._unverified
@@ -171,7 +182,10 @@ class SMTPTransport:
         except (OSError, smtplib.SMTPException) as exc:
             return AttemptResult.temporary("4.4.1", f"cannot connect to {host}:{route.port}: {exc}", host)
         try:
-            return self._transaction(client, mode, context, host, sender, recipient, data)
+            refused = self._handshake(client, mode, context, host)
+            if refused is not None or sender is None:
+                return refused or AttemptResult.delivered(host)
+            return self._transaction(client, host, sender, recipient, data)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             return _reply_result(code, text, host)
@@ -185,8 +199,9 @@ class SMTPTransport:
             except (OSError, smtplib.SMTPException):
                 client.close()
 
-    def _transaction(self, client: smtplib.SMTP, mode: str, context: ssl.SSLContext, host: str, sender: str,
-                     recipient: str, data: bytes) -> AttemptResult:
+    def _handshake(self, client: smtplib.SMTP, mode: str, context: ssl.SSLContext, host: str) -> AttemptResult | None:
+        """EHLO, STARTTLS when offered (or required), AUTH with the relay credentials.
+        Returns a result only when the session cannot go on."""
         client.ehlo()
         encrypted = mode == "tls"
         if mode == "starttls" and client.has_extn("starttls"):
@@ -198,6 +213,10 @@ class SMTPTransport:
                 return AttemptResult.temporary(
                     "4.7.10", f"{host} offers no STARTTLS; not sending the relay password in clear", host)
             client.login(self.relay.username, self.relay.password or "")
+        return None
+
+    def _transaction(self, client: smtplib.SMTP, host: str, sender: str, recipient: str,
+                     data: bytes) -> AttemptResult:
         options: list[str] = []
         if not data.isascii() and client.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
