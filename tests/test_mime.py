@@ -594,3 +594,61 @@ def test_hostile_input_is_bounded(data: bytes) -> None:
     body_section(data, (), "HEADER.FIELDS", ("to", "x"))
     view = message_view(data)
     assert len(view.attachments) <= MAX_PARTS
+
+
+# The fast paths (simple addresses, common dates, Q-encoding via binascii,
+# ASCII headers) must agree with the general code on the shapes next to them.
+
+
+@pytest.mark.parametrize(
+    ("to", "envelope_to", "display_to"),
+    [
+        (b"Bob <bob@x.org>", b'(("Bob" NIL "bob" "x.org"))', "Bob <bob@x.org>"),
+        (b"  J. R.  Bob\t<bob@x.org> ", b'(("J. R. Bob" NIL "bob" "x.org"))', "J. R. Bob <bob@x.org>"),
+        (b"a . <a@b>", b'(("a" NIL "a" "b"))', "a <a@b>"),
+        (b"a@b,, c@d,", b'((NIL NIL "a" "b") (NIL NIL "c" "d"))', "a@b, c@d"),
+        (b"g: a@b;", b'((NIL NIL "g" NIL) (NIL NIL "a" "b") (NIL NIL NIL NIL))', "a@b"),
+        (b'"Q, R" <q@r>', b'(("Q, R" NIL "q" "r"))', "Q, R <q@r>"),
+        (b"a@b (Al)", b'(("Al" NIL "a" "b"))', "Al <a@b>"),
+        (b"a b@c", b'((NIL NIL "ab" "c"))', "ab@c"),
+    ],
+)
+def test_address_shapes(to: bytes, envelope_to: bytes, display_to: str) -> None:
+    parsed = parse_message(b"To: " + to + b"\r\n\r\n")
+    assert parsed.envelope == b"(NIL NIL NIL NIL NIL " + envelope_to + b" NIL NIL NIL NIL)"
+    assert parsed.to == display_to
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"Tue, 2 Jan 2024 10:00:00 +0100", datetime(2024, 1, 2, 9, 0, tzinfo=timezone.utc)),
+        (b"2 Jan 2024 10:00:00 -0000 (no zone)", datetime(2024, 1, 2, 10, 0, tzinfo=timezone.utc)),
+        (b"Tue, 2 Jan 0099 10:00:00 +0000", datetime(1999, 1, 2, 10, 0, tzinfo=timezone.utc)),
+        (b"Tue, 2 Jan 2024 10:00:00 +0160", datetime(2024, 1, 2, 8, 0, tzinfo=timezone.utc)),
+        (b"Tue, 2 Jan 2024 10:00 EST", datetime(2024, 1, 2, 15, 0, tzinfo=timezone.utc)),
+        (b"Tue, 31 Feb 2024 10:00:00 +0100", None),
+        (b"Tue, 2 Jan 2024 10:00:00 +9999", None),
+    ],
+)
+def test_date_forms(raw: bytes, expected: datetime | None) -> None:
+    assert parse_message(b"Date: " + raw + b"\r\n\r\n").date == expected
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        (b"=?utf-8?q?caf=C3=A9_=5F?=", "café _"),
+        (b"=?utf-8?q?a==3D?=", "a=="),  # the first "=" is literal, "=3D" is "="
+        (b"=?utf-8?q?end=?=", "end="),
+        (b"=?utf-8?q?=c3=a9?=", "é"),
+        (b"\x1c plain \x1f", "plain"),
+    ],
+)
+def test_subject_forms(subject: bytes, expected: str) -> None:
+    assert parse_message(b"Subject: " + subject + b"\r\n\r\n").subject == expected
+
+
+def test_script_and_style_dropped_case_insensitively() -> None:
+    data = b"Content-Type: text/html\r\n\r\n<SCRIPT>x()</Script><p>Hi</p><STYLE>p{}</style>there"
+    assert parse_message(data).search_text.split() == ["hi", "there"]

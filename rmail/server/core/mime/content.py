@@ -82,8 +82,11 @@ def disposition(part: Part) -> str | None:
 
 def is_attachment(part: Part) -> bool:
     """An attachment is a non-inline leaf, or any leaf with a filename."""
-    dsp = disposition(part)
-    if dsp == "attachment" or filename(part):
+    parsed = parse_disposition(part.header("content-disposition"))  # once, for both questions
+    dsp = parsed[0].decode("latin-1").lower() if parsed else None
+    if dsp == "attachment":
+        return True
+    if (_param(parsed[1], b"filename") if parsed else None) or _param(part.ctype.params, b"name"):
         return True
     if dsp == "inline":
         return False

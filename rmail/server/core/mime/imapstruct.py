@@ -54,12 +54,21 @@ def _addr_list(addrs: list[Addr] | None) -> bytes | None:
 _UNSAFE_RE = re.compile('["\\\\\r\n\x00]')  # not allowed bare in a quoted string (RFC 3501 §9)
 
 
+_DQ = '"'
+
+
 def _addr(a: Addr) -> bytes:
     # Fast path for the common all-ASCII address without characters that
     # need escaping; anything else goes through imap_nstring.
-    text = "".join([x for x in a if x])
+    name, adl, mailbox, host = a
+    text = f"{name or ''}{adl or ''}{mailbox or ''}{host or ''}"
     if text.isascii() and len(text) < 1000 and _UNSAFE_RE.search(text) is None:
-        return ("(%s %s %s %s)" % tuple(["NIL" if x is None else f'"{x}"' for x in a])).encode("ascii")
+        return (
+            f"({'NIL' if name is None else f'{_DQ}{name}{_DQ}'}"
+            f" {'NIL' if adl is None else f'{_DQ}{adl}{_DQ}'}"
+            f" {'NIL' if mailbox is None else f'{_DQ}{mailbox}{_DQ}'}"
+            f" {'NIL' if host is None else f'{_DQ}{host}{_DQ}'})"
+        ).encode("ascii")
     return b"(%s %s %s %s)" % tuple([imap_nstring(x) for x in a])
 
 
@@ -95,7 +104,7 @@ def envelope(
 def _params(params: Sequence[tuple[bytes, bytes]]) -> bytes:
     if not params:
         return NIL
-    return b"(" + b" ".join(imap_string(k) + b" " + imap_string(v) for k, v in params) + b")"
+    return b"(" + b" ".join([imap_string(k) + b" " + imap_string(v) for k, v in params]) + b")"
 
 
 def _extension(part: Part, with_params: bool) -> bytes:
@@ -120,6 +129,13 @@ def bodystructure(data: bytes, part: Part, extended: bool = True) -> bytes:
     return full if extended else basic
 
 
+def _has_charset(params: Sequence[tuple[bytes, bytes]]) -> bool:
+    for k, _ in params:
+        if k.lower() == b"charset":
+            return True
+    return False
+
+
 def structures(data: bytes, part: Part) -> tuple[bytes, bytes]:
     """``(BODYSTRUCTURE, BODY)`` of *part* in one walk of the tree (RFC 3501 §7.4.2)."""
     if part.multipart:
@@ -137,7 +153,7 @@ def structures(data: bytes, part: Part) -> tuple[bytes, bytes]:
     ctype = part.ctype
     kind = part.kind
     params = ctype.params
-    if kind[0] == "text" and not any(k.lower() == b"charset" for k, _ in params):
+    if kind[0] == "text" and not _has_charset(params):
         params = (*params, (b"charset", b"us-ascii"))  # RFC 2045 §5.2 default
     items = [
         imap_string(ctype.type_),

@@ -124,10 +124,9 @@ def parse_message(data: bytes) -> ParsedMessage:
     header_lines = []
     subject: str | None = None  # the first Subject field, decoded once
     budget = MAX_SEARCH_TEXT  # header_text has the same cap as search_text
-    for f in root.fields:
+    for key, raw, _, _, name in root.fields:
         if budget <= 0:
             break
-        name, raw = f.name, f.value
         # header_str inlined for the usual ASCII field without encoded-words.
         if b"\n" in raw:
             raw = raw.replace(b"\r\n", b"").replace(b"\n", b"")
@@ -135,7 +134,7 @@ def parse_message(data: bytes) -> ParsedMessage:
             value = raw.decode("ascii").strip()
         else:
             value = header_str(raw)
-        if subject is None and f.key == "subject":
+        if subject is None and key == "subject":
             subject = value
         line = f"{name.decode('ascii') if name.isascii() else decode_bytes(name)}: {value}"
         header_lines.append(line)

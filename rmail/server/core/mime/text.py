@@ -31,6 +31,9 @@ _CODEC_CACHE: dict[str, str] = {}
 
 def _codec(charset: str) -> str:
     """Python codec name for a MIME charset label; utf-8 when unknown."""
+    cached = _CODEC_CACHE.get(charset)  # labels usually arrive normalised already
+    if cached is not None:
+        return cached
     label = charset.strip().strip('"').lower()
     cached = _CODEC_CACHE.get(label)
     if cached is not None:
@@ -75,8 +78,16 @@ _Q_RE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
 def _q_decode(text: str) -> bytes:
-    raw = text.replace("_", " ").encode("latin-1", "replace")
-    return _Q_RE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+    """RFC 2047 §4.2 "Q": "_" is a space, "=XX" a byte, anything else literal."""
+    raw = text.encode("latin-1", "replace")
+    if b"=" not in raw:
+        return raw.replace(b"_", b" ")
+    # binascii's quoted-printable decoder agrees with the rule above except
+    # for "==" and a trailing "=" (it drops the "="); a payload has no
+    # whitespace, so its soft line breaks never apply.
+    if b"==" not in raw and not raw.endswith(b"="):
+        return binascii.a2b_qp(raw, header=True)
+    return _Q_RE.sub(lambda m: bytes([int(m.group(1), 16)]), raw.replace(b"_", b" "))
 
 
 def b64_clean(raw: bytes) -> bytes:
@@ -115,22 +126,24 @@ def decode_words(text: str) -> str:
     pending = b""
     pending_cs: str | None = None
     for m in _WORD_RE.finditer(text):
+        charset, enc, payload = m.groups()
         gap = text[pos : m.start()]
         adjacent = pending_cs is not None and not gap.strip(" \t\r\n")
-        charset = m.group(1).split("*", 1)[0]
-        payload = m.group(3)
-        if m.group(2) in "bB":
+        if "*" in charset:
+            charset = charset.split("*", 1)[0]
+        charset = charset.lower()
+        if enc in "bB":
             raw = b64_decode(payload.encode("latin-1", "replace"))
         else:
             raw = _q_decode(payload)
-        if adjacent and charset.lower() == pending_cs:
+        if adjacent and charset == pending_cs:
             pending += raw
         else:
             if pending_cs is not None:
                 out.append(decode_charset(pending, pending_cs))
             if not adjacent:
                 out.append(gap)
-            pending, pending_cs = raw, charset.lower()
+            pending, pending_cs = raw, charset
         pos = m.end()
     if pending_cs is not None:
         out.append(decode_charset(pending, pending_cs))
@@ -179,10 +192,15 @@ _TAG_RE = re.compile(r"<[^<>]*>")  # stops at the next "<": linear on hostile in
 _BLOCK_RE = re.compile(r"<(?=/?(?i:p|div|br|li|tr|h[1-6]|table|blockquote)\b)")
 
 
+_SCRIPT_OR_STYLE_RE = re.compile(r"<(?:script|style)", re.I | re.A)
+
+
 def strip_html(markup: str) -> str:
     """Visible text of an HTML body: script/style dropped, tags removed, entities decoded."""
-    lower = markup.lower()
-    if "<script" in lower or "<style" in lower:
+    # ASCII-only case folding finds exactly what lower() + find would here
+    # (no other character lowercases to these letters), without copying.
+    if _SCRIPT_OR_STYLE_RE.search(markup) is not None:
+        lower = markup.lower()
         kept: list[str] = []
         pos = 0
         while True:

@@ -70,10 +70,8 @@ class Part:
 
 
 def _first_index(fields: list[Field]) -> dict[str, bytes]:
-    index: dict[str, bytes] = {}
-    for f in reversed(fields):  # earlier fields overwrite later ones
-        index[f.key] = f.value
-    return index
+    # Walking backwards, earlier fields overwrite later ones.
+    return {key: value for key, value, _, _, _ in reversed(fields)}
 
 
 class _Budget:
@@ -84,7 +82,8 @@ class _Budget:
 
 
 #: Parsed Content-Type values by raw value: leaf types such as
-#: "text/plain; charset=utf-8" repeat across messages (boundaries do not).
+#: "text/plain; charset=utf-8" repeat across messages. Multipart values are
+#: not kept: their boundaries are unique per message.
 _CT_CACHE: dict[tuple[bytes | None, bool], tuple[ContentType, tuple[str, str]]] = {}
 _CT_CACHE_SIZE = 512
 _CT_CACHE_VALUE = 200  # longer values are not cached
@@ -97,7 +96,7 @@ def _content_type(raw: bytes | None, digest: bool) -> tuple[ContentType, tuple[s
         return hit
     ct = parse_content_type(None if raw is None else unfold(raw), digest)
     result = (ct, ct.lower)
-    if raw is None or len(raw) <= _CT_CACHE_VALUE:
+    if (raw is None or len(raw) <= _CT_CACHE_VALUE) and result[1][0] != "multipart":
         if len(_CT_CACHE) >= _CT_CACHE_SIZE:
             _CT_CACHE.clear()  # labels come from messages: bound the cache
         _CT_CACHE[key] = result
@@ -119,7 +118,11 @@ def _entity(data: bytes, start: int, end: int, depth: int, digest: bool, budget:
     if depth >= MAX_DEPTH or budget.parts >= MAX_PARTS:
         return part
     if kind[0] == "multipart":
-        boundary = next((v for k, v in ct.params if k.lower() == b"boundary"), None)
+        boundary = None
+        for k, v in ct.params:
+            if k.lower() == b"boundary":
+                boundary = v
+                break
         if boundary:
             part.multipart = True
             _split_multipart(data, part, b"--" + boundary, depth, kind[1] == "digest", budget)
