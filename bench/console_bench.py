@@ -2,7 +2,7 @@
 latency while the server is under load.
 
     .venv/bin/python bench/console_bench.py [--seconds 10] [--imap 500] [--sessions 8]
-                                            [--rate 300] [--write docs/CONSOLE-BENCHMARKS.md]
+                                            [--rate 300] [--write FILE]
 
 The server runs in this process (the console embeds it in its own loop, so it must); the load
 runs in a child process: ``--imap`` IMAP sessions log in, SELECT INBOX and IDLE (they get an

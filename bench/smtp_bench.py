@@ -1,7 +1,7 @@
 """SMTP delivery throughput: rmail on 25 and 587 (AUTH) against a bare aiosmtpd+fsync ceiling.
 
     .venv/bin/python bench/smtp_bench.py [--seconds 5] [--sessions 1,10,50] [--sizes 2,100]
-                                         [--write docs/SMTP-BENCHMARKS.md]
+                                         [--write FILE]
 
 Each server runs in its own process (``run.py serve`` for rmail); this process is the client
 for both, with the same code: one asyncio connection per session, MAIL/RCPT/DATA pipelined
