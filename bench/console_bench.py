@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 USERS = [f"user{i}@bench.example" for i in range(10)]
+#: Users the IMAP sessions log in as with ``--idle-on others``: connected, but no load mail.
+IDLE_USERS = [f"idle{i}@bench.example" for i in range(10)]
 PASSWORD = "bench-password"
 #: IMAP sessions opened at once.
 IMAP_WAVE = 50
@@ -89,14 +91,15 @@ async def smtp_sender(port: int, index: int, deadline: float, interval: float, s
 
 
 async def run_load(smtp_port: int, imap_port: int, imap_sessions: int, sessions: int, seconds: float,
-                   rate: float) -> dict:
+                   rate: float, idle_users: list[str]) -> dict:
     stop = asyncio.Event()
     idlers: list[asyncio.Task] = []
     # In waves: hundreds of simultaneous connects overflow the listen backlog and stall in SYN
     # retransmits, which measures the kernel, not rmail.
     for first in range(0, imap_sessions if imap_port else 0, IMAP_WAVE):
         readies = [asyncio.Event() for _ in range(first, min(first + IMAP_WAVE, imap_sessions))]
-        idlers += [asyncio.create_task(imap_session(imap_port, USERS[(first + i) % len(USERS)], ready, stop))
+        idlers += [asyncio.create_task(imap_session(imap_port, idle_users[(first + i) % len(idle_users)], ready,
+                                                    stop))
                    for i, ready in enumerate(readies)]
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
     print(json.dumps({"ready": True}), flush=True)
@@ -125,7 +128,7 @@ def make_runtime(data_dir: Path, imap_sessions: int):  # noqa: ANN201
 
 async def seed(data_dir: Path, imap_sessions: int) -> None:
     async with make_runtime(data_dir, imap_sessions) as rt:
-        for user in USERS:
+        for user in USERS + IDLE_USERS:
             await rt.accounts.add_user(user, PASSWORD)
 
 
@@ -134,7 +137,7 @@ async def drive_load(rt, args: argparse.Namespace, during=None) -> dict:  # noqa
     imap_port = rt.port("imap") if args.imap else 0
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--load", str(rt.port("smtp")), str(imap_port), str(args.imap),
-        str(args.sessions), str(args.seconds), str(args.rate),
+        str(args.sessions), str(args.seconds), str(args.rate), args.idle_on,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert proc.stdin and proc.stdout
     json.loads(await proc.stdout.readline())     # IMAP sessions are idling
@@ -222,7 +225,8 @@ def report(args: argparse.Namespace, plain: dict, console: dict, typing: dict) -
         "",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}",
-        f"- load: {args.imap} IMAP sessions logged in and IDLE; {args.sessions} SMTP connections, "
+        f"- load: {args.imap} IMAP sessions logged in and IDLE (on the INBOXes of {args.idle_on}); "
+        f"{args.sessions} SMTP connections, "
         f"{rate}, for {args.seconds:g} s; one recipient per message (1.6 KB), ten local users",
         "",
         "| run | messages | msg/s | vs headless | key press median | p95 | max |",
@@ -247,11 +251,17 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--load":
         smtp_port, imap_port, imap_n, sessions = (int(v) for v in sys.argv[2:6])
         seconds, rate = float(sys.argv[6]), float(sys.argv[7])
-        print(json.dumps(asyncio.run(run_load(smtp_port, imap_port, imap_n, sessions, seconds, rate))), flush=True)
+        idle_users = USERS if sys.argv[8] == "recipients" else IDLE_USERS
+        print(json.dumps(asyncio.run(run_load(smtp_port, imap_port, imap_n, sessions, seconds, rate, idle_users))),
+              flush=True)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--imap", type=int, default=500, help="idle IMAP sessions (0 = none)")
+    parser.add_argument("--idle-on", choices=("others", "recipients"), default="others",
+                        help="whose INBOX the IMAP sessions idle on: users that get no load mail (the issue's "
+                             "'500 sessions connected'), or the load's recipients (every message then wakes "
+                             "50 sessions)")
     parser.add_argument("--sessions", type=int, default=8, help="SMTP connections sending")
     parser.add_argument("--rate", type=float, default=300.0, help="messages/s offered in total (0 = unpaced)")
     parser.add_argument("--key-interval", type=float, default=1.0, help="seconds between key presses")
