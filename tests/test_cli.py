@@ -80,3 +80,17 @@ def test_env_config(tmp_path: Path) -> None:
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0
     assert (tmp_path / "d" / "rmail.db").exists()
+
+
+@pytest.mark.parametrize("command", [("user", "list"), ("serve",)])
+def test_a_broken_database_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rmail.db").write_bytes(b"this is not an SQLite database " * 10)
+    config = tmp_path / "rmail.toml"
+    config.write_text(f'data_dir = "{data}"\nbcrypt_rounds = 4\n[ports]\nsmtp = 0\nsubmission = 0\nsmtps = 0\n'
+                      "imap = 0\nimaps = 0\napi = 0\n")
+    r = subprocess.run([sys.executable, str(ROOT / "run.py"), *command, "--config", str(config)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "not a database" in r.stderr and "Traceback" not in r.stderr

@@ -8,7 +8,8 @@ import logging
 import signal
 import sys
 
-from rmail.server.config import Config, ConfigError, UNPRIVILEGED_OFFSET
+from rmail.server.config import UNPRIVILEGED_OFFSET, Config, ConfigError
+from rmail.server.core.errors import RmailError
 from rmail.server.runtime import ServerRuntime
 
 from .common import config_from, fail
@@ -44,7 +45,7 @@ def serve(args: argparse.Namespace) -> int:
         asyncio.run(_serve(config))
     except ConfigError as exc:
         return fail(f"config: {exc}", 2)
-    except OSError as exc:
+    except (OSError, RmailError) as exc:
         return fail(f"cannot start: {exc}")
     return 0
 

@@ -76,9 +76,12 @@ class Database:
         self.path = path
         self._flush = flush
         self._publish = publish or (lambda events: None)
-        setup = connect(path)
-        setup.executescript(schema)
-        setup.close()
+        try:
+            setup = connect(path)
+            setup.executescript(schema)
+            setup.close()
+        except sqlite3.Error as exc:
+            raise TemporaryFailure(f"cannot open the store {path}: {exc}") from None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._local = threading.local()
         self._readers = concurrent.futures.ThreadPoolExecutor(readers, thread_name_prefix="rmail-read")
@@ -102,12 +105,17 @@ class Database:
 
     def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on this thread's read connection, in one read transaction."""
-        conn = self._reader()
-        conn.execute("BEGIN")
         try:
-            return fn(conn)
-        finally:
-            conn.execute("COMMIT")
+            conn = self._reader()
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # A broken or locked database must reach users as a temporary failure, not a bug.
+            log.error("store: read failed: %s", exc)
+            raise TemporaryFailure("the store could not be read; try again") from exc
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on a reader thread (a consistent snapshot)."""
@@ -179,7 +187,10 @@ class Database:
                 conn.execute("RELEASE req")
                 for undo in txn.on_rollback:
                     _quietly(undo)
-                if not isinstance(exc, RmailError):
+                if isinstance(exc, sqlite3.Error):
+                    log.error("store: write failed: %s", exc)
+                    exc = TemporaryFailure("the store could not be written; try again")
+                elif not isinstance(exc, RmailError):
                     log.exception("store: write request failed")
                 results.append((req, None, None, exc))
             else:
