@@ -219,9 +219,11 @@ class Session:
         except NotFound:
             return  # deleted under us; the next command on it gets NO
         recent_from = None
-        if (not view.readonly and changes.recent_uid < changes.uidnext
+        if (changes.recent_uid < changes.uidnext
                 and any(m.uid > view.max_uid for m in changes.changed)):
-            recent_from = await self.store.claim_recent(view.mailbox.id)
+            # A read-only session shows what is unclaimed as \Recent without claiming it.
+            recent_from = (changes.recent_uid if view.readonly
+                           else await self.store.claim_recent(view.mailbox.id))
         self._write_update(view.apply(changes, allow_expunge=allow_expunge,
                                       recent_from=recent_from))
 
@@ -381,8 +383,11 @@ class Session:
         # RFC 3501 §6.3.1: SELECT first deselects, even when it then fails.
         self._deselect()
         snap = await self.store.snapshot(self._user_id(), cmd.mailbox)
-        recent_from = None
-        if not readonly:
+        if readonly:
+            # RFC 3501 §6.3.2: EXAMINE reports \Recent but never claims it, so a later
+            # SELECT still gets the messages no session has been told of (as Dovecot does).
+            recent_from = snap.recent_uid
+        else:
             # Only a write when some message is still unclaimed (RFC 3501 §2.3.2).
             recent_from = (await self.store.claim_recent(snap.mailbox.id) if snap.unclaimed_recent
                            else snap.mailbox.uidnext)
