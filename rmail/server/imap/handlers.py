@@ -120,6 +120,22 @@ def _normalize_pattern(pattern: str) -> str:
     return pattern
 
 
+def _lsub_hidden_parents(subscribed: list[str], pattern: re.Pattern[str]) -> list[str]:
+    """RFC 3501 §6.3.9: when "%" hides a subscribed "foo/bar" and "foo" is not subscribed,
+    LSUB returns "foo" flagged \\Noselect (whether or not "foo" exists)."""
+    names = set(subscribed)
+    out: set[str] = set()
+    for name in subscribed:
+        if pattern.fullmatch(name):
+            continue
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent not in names and pattern.fullmatch(parent):
+                out.add(parent)
+    return sorted(out)
+
+
 def _tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:
     code_part = f"[{code}] " if code else ""
     return f"{tag} {status} {code_part}{text}\r\n".encode("utf-8")
@@ -465,7 +481,10 @@ class Session:
             if box.special_use:
                 attrs.append(box.special_use)
             entries.append((box.name, attrs))
-        if not lsub:
+        if lsub:
+            entries += [(n, ["\\Noselect"]) for n in _lsub_hidden_parents(
+                [name for name, _ in entries], pattern)]
+        else:
             entries += [(n, ["\\Noselect", "\\HasChildren" if n in parents
                              else "\\HasNoChildren"]) for n in noselect]
         entries.sort(key=lambda e: (e[0] != "INBOX", e[0]))
