@@ -15,14 +15,14 @@ import binascii
 import logging
 import re
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Final, Protocol
+from typing import Awaitable, Callable, Final, NoReturn, Protocol
 
 from rmail.server.core.connections import ConnectionInfo, ConnectionRegistry
 from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput,
                                       LimitExceeded, NotFound, PermissionDenied, RmailError,
                                       TemporaryFailure)
 from rmail.server.core.events import (AuthFailed, Doorbell, Event, EventBus, ExternalChange,
-                                      MailboxChanged, MessageReceived)
+                                      MailboxChanged, MailboxesChanged, MessageReceived)
 from rmail.server.core.model import Account, Mailbox
 
 from . import grammar as g
@@ -48,6 +48,9 @@ _ERROR_CODES: Final[tuple[tuple[type[RmailError], str], ...]] = (
     (AuthenticationFailed, "AUTHENTICATIONFAILED"), (InvalidInput, "CANNOT"),
     (LimitExceeded, "LIMIT"), (TemporaryFailure, "UNAVAILABLE"),
 )
+#: Sent before closing a session whose selected mailbox was deleted by someone else (the
+#: wording is Dovecot's; IMAP4rev1 has no untagged "mailbox gone" response).
+BYE_DELETED: Final = b"* BYE Selected mailbox was deleted, have to disconnect\r\n"
 #: Commands during which EXPUNGE responses are forbidden (RFC 3501 §7.4.1).
 _NO_EXPUNGE: Final = (g.Fetch, g.Store, g.Search)
 
@@ -156,6 +159,9 @@ class Session:
         self.user: Account | None = None
         self.selected: SelectedMailbox | None = None
         self._bell: Doorbell | None = None
+        # Set by the doorbell's filter when the mailbox list may have changed: the next sync
+        # then checks that the selected mailbox still exists (and learns a new name).
+        self._check_mailbox = False
         self._handlers: dict[type[g.Command], Callable[..., Awaitable[bytes]]] = {
             g.Capability: self._capability, g.Noop: self._noop, g.Check: self._noop,
             g.Logout: self._logout, g.Login: self._login_cmd,
@@ -231,17 +237,44 @@ class Session:
         if bell is not None:
             bell.clear()
         try:
+            if self._check_mailbox:
+                self._check_mailbox = False
+                await self._refresh_mailbox(view)
             changes = await self.store.changes_since(view.mailbox.id, view.modseq)
+            recent_from = None
+            if (changes.recent_uid < changes.uidnext
+                    and any(m.uid > view.max_uid for m in changes.changed)):
+                # A read-only session shows what is unclaimed as \Recent without claiming it.
+                recent_from = (changes.recent_uid if view.readonly
+                               else await self.store.claim_recent(view.mailbox.id))
         except NotFound:
-            return  # deleted under us; the next command on it gets NO
-        recent_from = None
-        if (changes.recent_uid < changes.uidnext
-                and any(m.uid > view.max_uid for m in changes.changed)):
-            # A read-only session shows what is unclaimed as \Recent without claiming it.
-            recent_from = (changes.recent_uid if view.readonly
-                           else await self.store.claim_recent(view.mailbox.id))
+            await self._mailbox_gone()
         self._write_update(view.apply(changes, allow_expunge=allow_expunge,
                                       recent_from=recent_from))
+
+    async def _refresh_mailbox(self, view: SelectedMailbox) -> None:
+        """Check the selected mailbox is still the one selected: DELETE removes it (or leaves
+        a \\Noselect placeholder), and re-creating the name gives a new UIDVALIDITY; RENAME
+        keeps it (same id and UIDs), so the session carries on under the new name.
+
+        Raises:
+            NotFound: the mailbox is gone.
+        """
+        for box in await self.store.list_mailboxes(self._user_id()):
+            if box.id == view.mailbox.id and box.uidvalidity == view.mailbox.uidvalidity:
+                view.mailbox = box
+                return
+        raise NotFound("the selected mailbox no longer exists")
+
+    async def _mailbox_gone(self) -> NoReturn:
+        """Another session deleted the selected mailbox. IMAP4rev1 cannot say so and carry
+        on, so the session ends with BYE (as Dovecot does), never with NO to every command;
+        the client reconnects and sees the mailbox list as it is now."""
+        self.out.write(BYE_DELETED)
+        self._deselect()
+        self.state = State.LOGOUT
+        await self.out.drain()
+        raise SessionClosed()
 
     def _write_update(self, update: Update) -> None:
         if not update:
@@ -278,6 +311,7 @@ class Session:
             self.services.bus.unsubscribe(self._bell)
             self._bell = None
         self.selected = None
+        self._check_mailbox = False
         if self.state is State.SELECTED:
             self.state = State.AUTHENTICATED
 
@@ -426,11 +460,16 @@ class Session:
         lines.append(b"* OK [UIDNEXT %d] predicted next UID\r\n" % mailbox.uidnext)
         self.out.write(b"".join(lines))
         self.selected = view
-        mailbox_id = mailbox.id
+        mailbox_id, user_id = mailbox.id, mailbox.user_id
 
         def wanted(event: Event) -> bool:
-            return (isinstance(event, MailboxChanged) and event.mailbox_id == mailbox_id) or \
-                isinstance(event, ExternalChange)
+            if isinstance(event, MailboxChanged):
+                return event.mailbox_id == mailbox_id
+            if (isinstance(event, MailboxesChanged) and event.user_id == user_id) or \
+                    isinstance(event, ExternalChange):
+                self._check_mailbox = True
+                return True
+            return False
         self._bell = self.services.bus.doorbell(wanted)
         self.state = State.SELECTED
         if readonly:
@@ -445,9 +484,18 @@ class Session:
         return _tagged(cmd.tag, "OK", "CREATE completed")
 
     async def _delete(self, cmd: g.Delete) -> bytes:
-        if self.selected is not None and self.selected.mailbox.name == cmd.mailbox:
-            self._deselect()
+        view = self.selected
+        own = False
+        if view is not None:
+            # By id, not name: the name may be spelt differently or renamed since SELECT.
+            try:
+                own = (await self.store.get_mailbox(self._user_id(), cmd.mailbox)).id == \
+                    view.mailbox.id
+            except NotFound:
+                pass
         await self.store.delete_mailbox(self._user_id(), cmd.mailbox)
+        if own:
+            self._deselect()  # deleting one's own selected mailbox just leaves it
         return _tagged(cmd.tag, "OK", "DELETE completed")
 
     async def _rename(self, cmd: g.Rename) -> bytes:
