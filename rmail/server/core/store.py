@@ -511,12 +511,18 @@ class MailStore:
             return out
         return await self.db.read(q)
 
-    async def read_message(self, blob_id: str) -> bytes:
-        """The raw bytes of a message (off the loop): from the database or its file."""
+    async def read_inline(self, blob_id: str) -> bytes | None:
+        """The bytes of a message kept in the database (at most INLINE_BLOB_MAX), or None
+        when they live in a file, ``blobs.path(blob_id)``, which a caller may then stream
+        (IMAP FETCH) rather than read whole. Files are immutable once committed."""
         def q(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute("SELECT data FROM blob_data WHERE id = ?", (blob_id,)).fetchone()
             return row[0] if row else None
-        data = await self.db.read(q)
+        return await self.db.read(q)
+
+    async def read_message(self, blob_id: str) -> bytes:
+        """The raw bytes of a message (off the loop): from the database or its file."""
+        data = await self.read_inline(blob_id)
         if data is not None:
             return data
         try:

@@ -8,15 +8,18 @@ into bytes: this is the hot path of every client sync.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Final, Iterable
 
 from rmail.server.core import mime
+from rmail.server.core.mime.headers import split_header
 from rmail.server.core.model import MessageInfo
 
 from .grammar import FetchAtt
 
-__all__ = ["FetchPlan", "flags_bytes", "internaldate", "message_items"]
+__all__ = ["FetchPlan", "FileRange", "file_items", "flags_bytes", "internaldate",
+           "message_items"]
 
 _MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
                   "Dec")
@@ -26,6 +29,8 @@ _FLAG_CACHE: dict[tuple[frozenset[str], bool], bytes] = {}
 _FLAG_CACHE_MAX: Final = 4096
 _BLOB_ITEMS: Final = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT"})
 _INFO_ITEMS: Final = frozenset({"ENVELOPE", "BODYSTRUCTURE"})
+#: Top-level sections a file-backed message can answer from its header and byte ranges.
+_HEAD_SECTIONS: Final = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
 
 
 def flags_bytes(flags: frozenset[str], recent: bool) -> bytes:
@@ -53,7 +58,8 @@ def internaldate(ts: float) -> bytes:
 class FetchPlan:
     """What a FETCH needs, decided once per command rather than per message."""
 
-    __slots__ = ("atts", "needs_info", "needs_blob", "sets_seen", "has_flags")
+    __slots__ = ("atts", "needs_info", "needs_blob", "sets_seen", "has_flags", "streamable",
+                 "needs_head")
 
     def __init__(self, atts: Iterable[FetchAtt]) -> None:
         self.atts = tuple(atts)
@@ -62,6 +68,33 @@ class FetchPlan:
         self.needs_blob = any(a.section is not None or a.name in _BLOB_ITEMS for a in self.atts)
         self.sets_seen = any(a.sets_seen for a in self.atts)
         self.has_flags = any(a.name == "FLAGS" for a in self.atts)
+        blob_atts = [a for a in self.atts if a.section is not None or a.name in _BLOB_ITEMS]
+        #: Every body item is the whole message, its text or its header: a file-backed
+        #: message can be streamed (`file_items`) instead of read whole.
+        self.streamable = all(_file_kind(a) is not None for a in blob_atts)
+        self.needs_head = any(_file_kind(a) not in (None, "WHOLE") for a in blob_atts)
+
+
+def _file_kind(att: FetchAtt) -> str | None:
+    """WHOLE, TEXT or HEAD for a body item `file_items` can answer; None otherwise."""
+    section = att.section
+    if section is None:
+        return {"RFC822": "WHOLE", "RFC822.TEXT": "TEXT", "RFC822.HEADER": "HEAD"}.get(att.name)
+    if section.part:
+        return None
+    if section.text is None:
+        return "WHOLE"
+    if section.text == "TEXT":
+        return "TEXT"
+    return "HEAD" if section.text in _HEAD_SECTIONS else None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRange:
+    """Bytes [start, start+length) of a message file, sent as the body of a literal."""
+
+    start: int
+    length: int
 
 
 def _section_bytes(att: FetchAtt, data: bytes) -> bytes | None:
@@ -117,6 +150,79 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
     if force_flags and not plan.has_flags:
         out.append(b"FLAGS " + flags_bytes(flags, recent))
     return b"(" + b" ".join(out) + b")"
+
+
+def _meta_item(name: str, size: int, date: float, info: MessageInfo | None) -> bytes:
+    """RFC822.SIZE, INTERNALDATE, ENVELOPE, BODYSTRUCTURE or BODY (no section), for
+    `file_items`; `message_items` keeps these inline: it is the hot path of every sync."""
+    if name == "RFC822.SIZE":
+        return b"RFC822.SIZE %d" % size
+    if name == "INTERNALDATE":
+        return b"INTERNALDATE " + internaldate(date)
+    if name == "ENVELOPE":
+        return b"ENVELOPE " + (info.envelope if info else _EMPTY_ENVELOPE)
+    if name == "BODYSTRUCTURE":
+        return b"BODYSTRUCTURE " + (info.bodystructure if info else _EMPTY_BODY)
+    assert name == "BODY"
+    return b"BODY " + (info.body if info else _EMPTY_BODY)
+
+
+def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
+               size: int, date: float, info: MessageInfo | None, file_size: int, head: bytes,
+               force_flags: bool = False) -> list[bytes | FileRange] | None:
+    """`message_items` for a file-backed message (`plan.streamable`): the response as bytes
+    and `FileRange`s to stream, so the body is never held in memory.
+
+    Args:
+        head: the file's first bytes when `plan.needs_head` (else b""); must contain the
+            blank line ending the header, otherwise None is returned and the caller falls
+            back to reading the whole message.
+    """
+    body_start = 0
+    header = b""
+    if plan.needs_head:
+        header_end, body_start = split_header(head, 0, len(head))
+        if header_end == body_start and len(head) < file_size:
+            return None  # no blank line within what was read (see split_header)
+        header = head[:body_start]
+    pieces: list[bytes | FileRange] = [b"("]
+    first = True
+    for att in plan.atts:
+        if not first:
+            pieces.append(b" ")
+        first = False
+        name = att.name
+        kind = _file_kind(att) if att.section is not None or name in _BLOB_ITEMS else None
+        if kind is None:
+            if name == "UID":
+                pieces.append(b"UID %d" % uid)
+            elif name == "FLAGS":
+                pieces.append(b"FLAGS " + flags_bytes(flags, recent))
+            else:
+                pieces.append(_meta_item(name, size, date, info))
+            continue
+        label = att.response_name.encode("ascii") + b" "
+        if kind == "HEAD":
+            value = (mime.header_section(header) if att.section is None
+                     or att.section.text == "HEADER" else _section_bytes(att, header)) or b""
+            if att.partial is not None:
+                start, count = att.partial
+                value = value[start:start + count]
+            pieces.append(label + _literal(value))
+            continue
+        base = body_start if kind == "TEXT" else 0
+        length = file_size - base
+        if att.partial is not None:
+            start, count = att.partial
+            start = min(start, length)
+            base, length = base + start, max(0, min(count, length - start))
+        pieces.append(label + b"{%d}\r\n" % length)
+        if length:
+            pieces.append(FileRange(base, length))
+    if force_flags and not plan.has_flags:
+        pieces.append(b" FLAGS " + flags_bytes(flags, recent))
+    pieces.append(b")")
+    return pieces
 
 
 def _literal(data: bytes) -> bytes:

@@ -23,15 +23,16 @@ from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, Inval
                                       TemporaryFailure)
 from rmail.server.core.events import (AuthFailed, Doorbell, Event, EventBus, ExternalChange,
                                       MailboxChanged, MailboxesChanged, MessageReceived)
-from rmail.server.core.model import Account, Mailbox
+from rmail.server.core.model import Account, Mailbox, MessageInfo
 
 from . import grammar as g
 from . import mutf7
 from .encode import string
-from .fetch import FetchPlan, flags_bytes, message_items
+from .fetch import FetchPlan, FileRange, file_items, flags_bytes, message_items
 from .protocol import State, allowed, capabilities, login_allowed
 from .search import compile_prefilter, matches, needs
 from .selected import InvalidSequence, SelectedMailbox, Update
+from .stream import MessageFile, StreamBroken
 
 __all__ = ["CommandError", "Output", "Services", "Session", "SessionClosed"]
 
@@ -697,10 +698,16 @@ class Session:
                     blob_id = blob_ids.get(u)
                     if blob_id is None:
                         continue  # expunged by another session, not yet announced
-                    try:
-                        data = await self.store.read_message(blob_id)
-                    except NotFound:
-                        continue
+                    data = await self.store.read_inline(blob_id)
+                    if data is None:
+                        # A large message lives in a file: stream it (or read it whole when
+                        # a section needs the MIME tree).
+                        self.out.write(b"".join(out))
+                        out.clear()
+                        data = await self._fetch_file(plan, view, i, u, blob_id, infos.get(u),
+                                                      force_flags=u in seen_now)
+                        if data is None:
+                            continue
                 out.append(b"* %d FETCH " % (i + 1) + message_items(
                     plan, uid=u, flags=view.flags[i], recent=view.is_recent(u),
                     size=view.sizes[i], date=view.dates[i], info=infos.get(u), data=data,
@@ -712,6 +719,42 @@ class Session:
             self.out.write(b"".join(out))
             await self.out.drain()
         return _tagged(cmd.tag, "OK", "FETCH completed")
+
+    async def _fetch_file(self, plan: FetchPlan, view: SelectedMailbox, i: int, uid: int,
+                          blob_id: str, info: MessageInfo | None, *,
+                          force_flags: bool) -> bytes | None:
+        """Send one file-backed message's FETCH response, streaming its body literals; or
+        return the whole message when the plan needs more than header and byte ranges.
+        Returns None once the response is sent, or when the message is gone."""
+        try:
+            file = await MessageFile.open(self.store.blobs.path(blob_id))
+        except (NotFound, ValueError):
+            return None
+        try:
+            pieces = None
+            if plan.streamable:
+                head = await file.head() if plan.needs_head else b""
+                pieces = file_items(plan, uid=uid, flags=view.flags[i], recent=view.is_recent(uid),
+                                    size=view.sizes[i], date=view.dates[i],
+                                    info=info, file_size=file.size,
+                                    head=head, force_flags=force_flags)
+            if pieces is None:
+                return await file.read_all()
+            self.out.write(b"* %d FETCH " % (i + 1))
+            for piece in pieces:
+                if isinstance(piece, FileRange):
+                    await file.send(self.out, piece.start, piece.length)
+                else:
+                    self.out.write(piece)
+            self.out.write(b"\r\n")
+            await self.out.drain()
+            return None
+        except StreamBroken:
+            # The literal's length is on the wire already: the session cannot continue.
+            log.error("imap: message file %s is shorter than its size", blob_id)
+            raise SessionClosed() from None
+        finally:
+            await file.close()
 
     async def _store(self, cmd: g.Store) -> bytes:
         view = self._require_writable()
