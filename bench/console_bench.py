@@ -165,6 +165,7 @@ async def with_console(data_dir: Path, args: argparse.Namespace, keys: bool = Fa
     from rmail.tui.widgets.pane import Pane
     app = ConsoleApp(lambda: make_runtime(data_dir, args.imap), first_run=False)
     latencies: list[float] = []
+    by_tab: dict[str, list[float]] = {}
     reloads: list[int] = []
 
     async with app.run_test(size=(100, 30)) as pilot:
@@ -189,7 +190,9 @@ async def with_console(data_dir: Path, args: argparse.Namespace, keys: bool = Fa
             end = time.monotonic() + args.seconds
             i = 0
             while time.monotonic() < end:
-                latencies.append(await press(*KEYS[i % len(KEYS)]))
+                key, tab = KEYS[i % len(KEYS)]
+                latencies.append(await press(key, tab))
+                by_tab.setdefault(tab, []).append(round(latencies[-1]))
                 i += 1
                 await asyncio.sleep(args.key_interval)
             reloads.append(sum(p.loads for p in app.query(Pane)))
@@ -208,6 +211,7 @@ async def with_console(data_dir: Path, args: argparse.Namespace, keys: bool = Fa
         result["key_ms_median"] = statistics.median(latencies)
         result["key_ms_p95"] = sorted(latencies)[max(0, int(len(latencies) * 0.95) - 1)]
         result["key_ms_max"] = max(latencies)
+        result["key_ms_by_tab"] = by_tab
     return result
 
 
@@ -266,16 +270,22 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=300.0, help="messages/s offered in total (0 = unpaced)")
     parser.add_argument("--key-interval", type=float, default=1.0, help="seconds between key presses")
     parser.add_argument("--write", type=Path, help="write the Markdown report here")
+    parser.add_argument("--keys-only", action="store_true",
+                        help="only the console run with key presses (for profiling the UI)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rmail-console-bench-") as tmp:
         results = {}
         runs = (("headless", headless), ("console", with_console),
                 ("typing", lambda d, a: with_console(d, a, keys=True)))
+        if args.keys_only:
+            runs = runs[2:]
         for name, run in runs:
             data_dir = Path(tmp) / name
             asyncio.run(seed(data_dir, args.imap))
             results[name] = asyncio.run(run(data_dir, args))
             print(name, json.dumps(results[name]), file=sys.stderr)
+    if args.keys_only:
+        return 0
     text = report(args, results["headless"], results["console"], results["typing"])
     print(text)
     if args.write:

@@ -7,6 +7,7 @@ with markup off, so a logged peer name or address is shown as data.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 from typing import ClassVar, Iterable
 
@@ -45,8 +46,10 @@ class LogPane(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="pane")
         self.records: collections.deque[LogRecord] = collections.deque(maxlen=KEEP)
-        self.visible = False
-        self._stale = False
+        # Not ``visible``: that is DOMNode's CSS visibility, and setting it forces a layout.
+        self.showing = False
+        #: Records added while hidden: shown again, a few are appended, many mean a redraw.
+        self._missed = 0
 
     def compose(self) -> ComposeResult:
         yield Static("", id="log-filter")
@@ -61,9 +64,16 @@ class LogPane(Vertical):
     def shown(self, visible: bool) -> None:
         """The app tells the pane when its tab is shown or hidden: hidden, it only keeps records
         (rendering lines nobody sees would cost the server time under load)."""
-        self.visible = visible
-        if visible and self._stale:
+        self.showing = visible
+        if not visible or not self._missed:
+            return
+        if self._missed > MAX_PER_BATCH:
             self._refilter()
+            return
+        # Appending what came in meanwhile renders a handful of lines, not REDRAW of them.
+        missed = list(itertools.islice(reversed(self.records), self._missed))[::-1]
+        self._missed = 0
+        self._write([r for r in missed if self.passes(r)])
 
     def passes(self, record: LogRecord) -> bool:
         level = logging.getLevelName(record.level)
@@ -85,10 +95,10 @@ class LogPane(Vertical):
         """Append a batch (called by the app's pump, a few times a second)."""
         fresh = list(records)
         self.records.extend(fresh)
-        if self.visible:
+        if self.showing:
             self._write([r for r in fresh if self.passes(r)])
         else:
-            self._stale = True
+            self._missed += len(fresh)
 
     def _write(self, records: list[LogRecord]) -> None:
         log = self.query_one(RichLog)
@@ -100,7 +110,7 @@ class LogPane(Vertical):
             log.write(self.line(record))
 
     def _refilter(self) -> None:
-        self._stale = False
+        self._missed = 0
         self.query_one(RichLog).clear()
         self._write([r for r in self.records if self.passes(r)][-REDRAW:])
         self._show_filter()
@@ -126,4 +136,5 @@ class LogPane(Vertical):
 
     def action_clear(self) -> None:
         self.records.clear()
+        self._missed = 0
         self.query_one(RichLog).clear()

@@ -19,6 +19,7 @@ from rmail.server.core.errors import RmailError
 from rmail.server.core.events import Event, ExternalChange
 
 from ..tables import Row, selected_key, sync_table
+from .table import ConsoleTable
 
 if TYPE_CHECKING:
     from rmail.server.runtime import ServerRuntime
@@ -43,7 +44,7 @@ class Pane(Vertical):
         self.loads = 0            #: completed reloads (tests wait on this)
 
     def compose(self) -> ComposeResult:
-        table: DataTable = DataTable(cursor_type="row", zebra_stripes=True)
+        table = ConsoleTable(cursor_type="row", zebra_stripes=True)
         table.add_columns(*self.COLUMNS)
         yield table
         yield Static(self.EMPTY, classes="empty")
