@@ -13,14 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rmail.server.smtp.session import (
-    DataStatus,
-    _SMTPReader,
-    find_data_end,
-    first_long_line,
-    judge_data,
-    unstuff,
-)
+from rmail.server.smtp.data import DataStatus, find_data_end, first_long_line, judge_data, unstuff
+from rmail.server.smtp.session import _SMTPReader
 
 from .test_hostile import SMUGGLERS
 
