@@ -152,4 +152,22 @@ async def test_send_without_a_sent_folder_still_delivers(api: TestClient, runtim
     await runtime.store.delete_mailbox(account.id, "Sent")
     resp = await api.post("/messages/send", headers=alice, json={"to": "bob@example.com", "subject": "s", "body": "x"})
     assert resp.status == 202
+    assert "no Sent folder" in (await resp.json())["warning"]
+    await only_message(runtime, "bob@example.com", "INBOX")
+
+
+async def test_send_reports_success_when_only_filing_in_sent_fails(api: TestClient, runtime, alice,
+                                                                   monkeypatch) -> None:
+    """Once delivered, a failed Sent copy must not make the client send the mail again."""
+    from rmail.server.core.errors import TemporaryFailure
+    real_append = runtime.store.append
+
+    async def failing_append(mailbox_id, data, flags=(), internaldate=None):  # noqa: ANN001, ANN202
+        raise TemporaryFailure("the store could not be written; try again")
+    monkeypatch.setattr(runtime.store, "append", failing_append)
+    resp = await api.post("/messages/send", headers=alice, json={"to": "bob@example.com", "subject": "s", "body": "x"})
+    monkeypatch.setattr(runtime.store, "append", real_append)
+    assert resp.status == 202
+    body = await resp.json()
+    assert body["message_id"] and "could not be filed in Sent" in body["warning"]
     await only_message(runtime, "bob@example.com", "INBOX")

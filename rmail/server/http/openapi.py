@@ -102,7 +102,10 @@ SCHEMAS: dict[str, Any] = {
                         "subject": STR, "body": STR, "html": STR,
                         "attachments": {"type": "array", "items": ref("Attachment")}},
                        ["to", "subject", "body"]),
-    "SendResponse": obj({"message_id": STR}),
+    "SendResponse": obj({"message_id": STR,
+                         "warning": {"type": "string", "description": "Set when the mail went out but its copy "
+                                                                       "could not be filed in Sent."}},
+                        required=["message_id"]),
     "Alias": obj({"pattern": STR, "target": STR, "position": {"type": "integer", "minimum": 1}}),
     "AliasList": obj({"domain": STR, "aliases": {"type": "array", "items": ref("Alias")}}),
     "AliasRequest": obj({"pattern": {"type": "string", "minLength": 1, "maxLength": 256,

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from rmail.server.core.errors import InvalidInput, LimitExceeded, NotFound
+from rmail.server.core.errors import InvalidInput, LimitExceeded, NotFound, RmailError
 from rmail.server.core.model import SpecialUse
 
 from .auth import principal
@@ -40,8 +40,15 @@ async def send_message(request: web.Request) -> web.Response:
     except NotFound as exc:
         # An unknown local recipient is a mistake in the request, not a missing resource.
         raise InvalidInput(str(exc)) from None
-    if sent is not None:
-        await rt.store.append(sent, data, ("\\Seen",))
-    else:
+    reply: dict[str, str] = {"message_id": message_id}
+    # The mail has gone out: from here on a failure must not make the client send it again.
+    if sent is None:
         log.info("http: %s has no \\Sent folder; sent message %s not filed", who.address, message_id)
-    return web.json_response({"message_id": message_id}, status=202)
+        reply["warning"] = "sent, but there is no Sent folder to file a copy in"
+    else:
+        try:
+            await rt.store.append(sent, data, ("\\Seen",))
+        except RmailError as exc:
+            log.warning("http: sent message %s of %s not filed in Sent: %s", message_id, who.address, exc)
+            reply["warning"] = f"sent, but the copy could not be filed in Sent: {exc}"
+    return web.json_response(reply, status=202)
