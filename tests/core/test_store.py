@@ -235,3 +235,37 @@ async def test_concurrent_sessions_share_change_queries_and_one_wins_recent(stor
     assert results[0].recent_uid == 1 and results[0].uidnext == 2
     marks = await asyncio.gather(*(store.claim_recent(inbox.id) for _ in range(20)))
     assert sorted(marks) == [1] + [2] * 19   # exactly one session sees UID 1 as \Recent
+
+
+async def test_a_change_committed_while_a_shared_query_runs_is_not_missed(store: MailStore, alice) -> None:
+    """A caller told of a change must not join a change query that read its snapshot earlier."""
+    import threading
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    start = (await store.status(inbox.id)).highestmodseq
+    gate = threading.Event()
+    real_read = store.db.read
+    calls = 0
+
+    async def first_read_pins_an_old_snapshot(fn):
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return await real_read(fn)
+
+        def pinned(conn):
+            conn.execute("SELECT count(*) FROM mailboxes").fetchone()   # the snapshot starts here
+            gate.wait(5)
+            return fn(conn)
+        return await real_read(pinned)
+    store.db.read = first_read_pins_an_old_snapshot  # type: ignore[method-assign]
+    try:
+        first = asyncio.ensure_future(store.changes_since(inbox.id, start))
+        await asyncio.sleep(0.1)                       # in flight, snapshot taken
+        await store.append(inbox.id, MSG)              # committed after that snapshot
+        second = await store.changes_since(inbox.id, start)
+        gate.set()
+        assert (await first).changed == ()             # the old snapshot, as expected
+        assert [m.uid for m in second.changed] == [1]  # but the second caller sees the change
+    finally:
+        gate.set()
+        store.db.read = real_read  # type: ignore[method-assign]

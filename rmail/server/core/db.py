@@ -88,6 +88,9 @@ class Database:
         self._writer_conn = connect(path)
         self._data_version = self._current_data_version()
         self._checked = time.monotonic()
+        #: Batches committed so far. Bumped before their events are published, so a reader that
+        #: saw an event also sees the count move (the store's single-flight reads rely on it).
+        self.commits = 0
         self._closed = False
         self._writer = threading.Thread(target=self._run_writer, name="rmail-writer", daemon=True)
         self._writer.start()
@@ -200,6 +203,7 @@ class Database:
             # Blobs first: a committed row must never point at a file that is not on disk.
             self._flush([f for _, t, _, _ in results if t is not None for f in t.new_files])
             conn.execute("COMMIT")
+            self.commits += 1
         except (sqlite3.Error, OSError) as exc:
             log.error("store: commit failed: %s", exc)
             try:

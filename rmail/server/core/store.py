@@ -172,8 +172,9 @@ class MailStore:
         self.blobs = BlobStore(data_dir / "blobs")
         self.db = Database(data_dir / "rmail.db", schema(), publish=publish, flush=self.blobs.flush)
         self.views = MailViews(self.db)
-        self._changes_inflight: dict[tuple[int, int], asyncio.Future[MailboxChanges]] = {}
-        self._claims_inflight: dict[int, asyncio.Future[tuple[int, int]]] = {}
+        # Single-flight reads: (commit count when issued, the pending result).
+        self._changes_inflight: dict[tuple[int, int], tuple[int, asyncio.Future[MailboxChanges]]] = {}
+        self._claims_inflight: dict[int, tuple[int, asyncio.Future[tuple[int, int]]]] = {}
         # Parsing and writing blobs in parallel with the writer's commits.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 
@@ -458,8 +459,10 @@ class MailStore:
         """
         key = (mailbox_id, modseq)
         pending = self._changes_inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        # Join only a query issued since the last commit: one issued earlier may have read its
+        # snapshot before a change this caller was just told about.
+        if pending is not None and pending[0] == self.db.commits:
+            return await asyncio.shield(pending[1])
 
         def q(conn: sqlite3.Connection) -> MailboxChanges:
             box = conn.execute("SELECT highestmodseq, uidnext, recent_uid FROM mailboxes WHERE id = ?",
@@ -475,11 +478,12 @@ class MailStore:
                 "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq)))
             return MailboxChanges(box[0], box[1], changed, expunged, box[2])
         future = asyncio.ensure_future(self.db.read(q))
-        self._changes_inflight[key] = future
+        entry = (self.db.commits, future)
+        self._changes_inflight[key] = entry
         try:
             return await asyncio.shield(future)
         finally:
-            if self._changes_inflight.get(key) is future:
+            if self._changes_inflight.get(key) is entry:
                 del self._changes_inflight[key]
 
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
@@ -547,8 +551,8 @@ class MailStore:
         for it and get its new mark: that claim took everything there was.
         """
         pending = self._claims_inflight.get(mailbox_id)
-        if pending is not None:
-            return (await asyncio.shield(pending))[1]
+        if pending is not None and pending[0] == self.db.commits:
+            return (await asyncio.shield(pending[1]))[1]
 
         def marks(conn: sqlite3.Connection) -> tuple[int, int]:
             row = conn.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
@@ -570,11 +574,12 @@ class MailStore:
             return await self.db.write(w)
 
         future = asyncio.ensure_future(claim())
-        self._claims_inflight[mailbox_id] = future
+        entry = (self.db.commits, future)
+        self._claims_inflight[mailbox_id] = entry
         try:
             return (await asyncio.shield(future))[0]
         finally:
-            if self._claims_inflight.get(mailbox_id) is future:
+            if self._claims_inflight.get(mailbox_id) is entry:
                 del self._claims_inflight[mailbox_id]
 
     # -- messages: writing -----------------------------------------------------------------
