@@ -17,15 +17,16 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
 
 from aiohttp import web
 
-from rmail.server.core.connections import LISTEN_BACKLOG
-
 from .app import make_app
+from .listener import listen
+
 __all__ = ["make_app", "start"]
 
 log = logging.getLogger("rmail.http")
@@ -42,12 +43,28 @@ async def start(runtime: Any, stack: contextlib.AsyncExitStack) -> None:
     # No access log: per-request log lines would flood the console's log pane under load.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
+    servers: list[asyncio.AbstractServer] = []
+    # Unwound in reverse: stop accepting, let the runner finish requests and close keep-alive
+    # connections, then wait for the listening sockets to be gone.
+    stack.push_async_callback(_wait_closed, servers)
     stack.push_async_callback(runner.cleanup)
+    stack.callback(_close, servers)
     port = runtime.config.ports.api
+    make_protocol = runner.server
+    assert make_protocol is not None
     for host in runtime.config.listen:
-        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound sockets only here
-        if port == 0 and server is not None and server.sockets:
-            port = server.sockets[0].getsockname()[1]
+        # Our own listener rather than a TCPSite, so connections pass the registry's caps.
+        server = await listen(make_protocol, runtime.connections, host, port)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
         runtime.add_listener(Listener("api", host, port, "none"))
+
+
+def _close(servers: list[asyncio.AbstractServer]) -> None:
+    for server in servers:
+        server.close()
+
+
+async def _wait_closed(servers: list[asyncio.AbstractServer]) -> None:
+    for server in servers:
+        await server.wait_closed()
