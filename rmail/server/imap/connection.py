@@ -20,7 +20,7 @@ from rmail.server.core.connections import ConnectionInfo
 
 from . import grammar as g
 from .handlers import Services, Session, SessionClosed
-from .wire import NEED_DATA, Frame, Framer, NeedContinuation, RawLine, WireError
+from .wire import NEED_DATA, Frame, Framer, NeedContinuation, RawLine, ReplyError, WireError
 
 __all__ = ["ImapConnection", "ImapServer"]
 
@@ -187,7 +187,7 @@ class ImapConnection(asyncio.Protocol):
         except SessionClosed:
             return None
 
-    def _reply_error(self, exc: WireError | g.ParseError) -> None:
+    def _reply_error(self, exc: ReplyError) -> None:
         code = f"[{exc.code}] " if exc.code else ""
         self.write(f"{exc.tag or '*'} {exc.status} {code}{exc.text}\r\n".encode())
 

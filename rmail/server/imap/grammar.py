@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Final, Union
 
 from . import mutf7
-from .wire import Frame
+from .wire import Frame, ReplyError
 
 __all__ = [
     "Append", "Authenticate", "Capability", "Check", "Close", "Command", "Copy", "Create",
@@ -46,23 +46,9 @@ SYSTEM_FLAGS: Final = {f.lower(): f for f in
                        ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")}
 
 
-class ParseError(Exception):
-    """A command that cannot be parsed; knows its reply.
-
-    Attributes:
-        tag: the command tag, or None when even the tag was unreadable.
-        status: "BAD" (syntax) or "NO" (well-formed but refused, e.g. BADCHARSET).
-        code: response code text without brackets, or None.
-        text: human-readable reason.
-    """
-
-    def __init__(self, text: str, *, tag: str | None = None, status: str = "BAD",
-                 code: str | None = None) -> None:
-        super().__init__(text)
-        self.text = text
-        self.tag = tag
-        self.status = status
-        self.code = code
+class ParseError(ReplyError):
+    """A command that cannot be parsed: "BAD" for syntax, "NO" for a well-formed request that
+    is refused (e.g. BADCHARSET)."""
 
 
 # -- values ----------------------------------------------------------------------------------

@@ -49,23 +49,28 @@ MAX_TAG: Final = 128
 _MAX_MARKER: Final = 13
 
 
-class WireError(Exception):
-    """A command refused by the framer; the framer has resynchronised already.
+class ReplyError(Exception):
+    """A refused command that knows its reply; each layer raises its own subclass.
 
     Attributes:
         tag: the command's tag when it could be read, else None (reply untagged).
-        status: "BAD" for malformed input, "NO" when a well-formed request exceeds a limit.
+        status: "BAD" for malformed input, "NO" for a well-formed request that is refused.
         code: an RFC 5530 response code without brackets, or None.
         text: human-readable reason.
     """
 
-    def __init__(self, text: str, *, tag: str | None, status: str = "BAD",
+    def __init__(self, text: str, *, tag: str | None = None, status: str = "BAD",
                  code: str | None = None) -> None:
         super().__init__(text)
         self.text = text
         self.tag = tag
         self.status = status
         self.code = code
+
+
+class WireError(ReplyError):
+    """A command refused by the framer (malformed, or over a limit: status "NO"); the framer
+    has resynchronised already."""
 
 
 @dataclass(frozen=True, slots=True)
