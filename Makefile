@@ -6,17 +6,24 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 PYTHON  := $(BIN)/python
 STAMP   := $(VENV)/.installed
+TSTAMP  := $(VENV)/.installed-test
 ARGS    ?=
 
-.PHONY: install run serve test client alias delalias listaliases diagnose bench clean
+.PHONY: install install-test run serve test client alias delalias listaliases diagnose bench clean
 
+# install: what running rmail needs; install-test adds the test tools (make test uses it).
 install: $(STAMP)
+install-test: $(TSTAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -e '.[test]'
+	$(PYTHON) -m pip install -q -e .
 	touch $(STAMP)
+
+$(TSTAMP): $(STAMP)
+	$(PYTHON) -m pip install -q -e '.[test]'
+	touch $(TSTAMP)
 
 run: install
 	$(PYTHON) run.py $(ARGS)
@@ -27,7 +34,7 @@ serve: install
 client: install
 	$(PYTHON) -m rmail.client $(ARGS)
 
-test: install
+test: install-test
 	$(PYTHON) -m pytest $(ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

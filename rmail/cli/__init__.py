@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                         help="rmail.toml to use (default: $RMAIL_CONFIG, ./rmail.toml, then the user config dir)")
-    parser = argparse.ArgumentParser(prog="run.py", parents=[common],
+    parser = argparse.ArgumentParser(parents=[common],
                                      description="rmail: an all-in-one mail server. Without a command, starts the console.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

@@ -42,8 +42,9 @@ from .widgets.users import UsersPane
 
 log = logging.getLogger("rmail.console")
 
-#: rmail.tcss lives at the project root (next to run.py).
-STYLESHEET = Path(__file__).resolve().parents[2] / "rmail.tcss"
+#: The console's stylesheet. The file lives at the project root (next to run.py); the package
+#: holds a link to it so an installed wheel carries a copy.
+STYLESHEET = Path(__file__).with_name("rmail.tcss")
 #: Seconds between two drains of the event feed.
 TICK = 0.25
 #: Events buffered between drains before the feed drops the oldest and panes resynchronise.
