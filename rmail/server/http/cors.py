@@ -55,8 +55,10 @@ def cors_middleware(origins: tuple[str, ...]):  # type: ignore[no-untyped-def]
                 "Access-Control-Allow-Headers": ALLOW_HEADERS,
                 "Access-Control-Max-Age": MAX_AGE,
             })
+            # One CORS answer for every path (SPEC: OPTIONS *): the API's whole method set, so a
+            # preflight never depends on routing; Allow stays precise for the resource.
             methods = resource_methods(request)
-            response.headers["Access-Control-Allow-Methods"] = methods or ALLOW_METHODS
+            response.headers["Access-Control-Allow-Methods"] = ALLOW_METHODS
             if methods:
                 response.headers["Allow"] = methods  # RFC 9110 §9.3.7: what this resource supports
         else:
