@@ -68,7 +68,7 @@ MAX_KNOWN = 50000
 #: User names longer than any address (RFC 5321 §4.5.3.1.3) are counted by this prefix.
 MAX_NAME = 320
 #: Characters of a user name written to the log.
-LOG_NAME = 100
+LOG_NAME = 200
 #: Float slack when comparing leaked counts with integer limits.
 _EPSILON = 1e-9
 
@@ -327,17 +327,20 @@ class AuthGuard:
         now = self._clock()
         pair, address, account = attempt.counters
         levels = []
+        locked: list[_Tier] = []
         for tier, c in ((self._pairs, pair), (self._addresses, address), (self._accounts, account)):
             if tier.fail(c, now):
-                self._log_lockout(tier, attempt)
-                if tier is not self._addresses and self.on_lockout is not None:
-                    self.on_lockout(attempt.user)
+                locked.append(tier)
                 levels.append(float(tier.limit))
             elif tier is not self._accounts:
                 # The delay grows with what this client did (pair, address), not with what
                 # others did to the account.
                 levels.append(c.level)
         self._log_failure(attempt, reason)
+        for tier in locked:
+            self._log_lockout(tier, attempt)
+            if tier is not self._addresses and self.on_lockout is not None:
+                self.on_lockout(attempt.user)
         if not self.limits.base_delay:
             return 0.0
         n = max(1, math.ceil(max(levels)))
@@ -353,11 +356,11 @@ class AuthGuard:
         if tier is self._addresses:
             subject = f"address={attempt.addr}"
         elif tier is self._accounts:
-            subject = f"user={log_quote(attempt.user[:LOG_NAME])}"
+            subject = f"user={log_quote(attempt.user[:LOG_NAME])} last_address={attempt.peer}"
         else:
             subject = f"address={attempt.addr} user={log_quote(attempt.user[:LOG_NAME])}"
-        log.warning("auth lockout: scope=%s %s failures=%d seconds=%d last_address=%s", tier.scope, subject,
-                    tier.limit, tier.seconds, attempt.peer)
+        log.warning("auth lockout: scope=%s %s failures=%d seconds=%d", tier.scope, subject, tier.limit,
+                    tier.seconds)
 
 
 class LoginAttempt:
