@@ -269,3 +269,17 @@ async def test_ipv6_rotation_within_a_64_is_one_address(guard: AuthGuard) -> Non
 def test_log_quote(name: str, quoted: str) -> None:
     assert log_quote(name) == quoted
     assert all(0x20 <= ord(c) < 0x7F for c in log_quote(name))
+
+
+async def test_refusals_are_logged_once_a_minute_per_lock(guard: AuthGuard, clock: Clock,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    for _ in range(LIMITS.pair_failures):
+        await fail(guard, "192.0.2.1", "bob@example.com")
+    with caplog.at_level(logging.WARNING, logger="rmail.auth"):
+        for _ in range(30):
+            await locked(guard, "192.0.2.1", "bob@example.com")
+            clock.now += 1
+        clock.now += 30
+        await locked(guard, "192.0.2.1", "bob@example.com")
+    refused = [r for r in caplog.records if r.getMessage().endswith("reason=locked")]
+    assert len(refused) == 2

@@ -34,8 +34,10 @@ thinner than the limit never lock, and a lock resets its counter. At most
 
 IPv6 clients are counted per /64 (what one subscriber usually gets); IPv4-mapped IPv6 as IPv4.
 
-Every failed login, including one refused by a lock, is one ``rmail.auth`` WARNING line in a
-stable format for fail2ban (``contrib/fail2ban``); a lock that starts is one more line.
+Every failed password check is one ``rmail.auth`` WARNING line in a stable format for
+fail2ban (``contrib/fail2ban``); so is a login refused by a lock (``reason=locked``, at most
+one a minute per lock, since refusals cost nothing and may come fast); a lock that starts is
+one more line.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ MAX_KNOWN = 50000
 MAX_NAME = 320
 #: Characters of a user name written to the log.
 LOG_NAME = 200
+#: A refused login (under a lock) is logged at most this often per lock.
+REFUSAL_LOG_SECONDS = 60
 #: Float slack when comparing leaked counts with integer limits.
 _EPSILON = 1e-9
 
@@ -105,6 +109,7 @@ class _Counter:
     stamp: float = 0.0          #: when ``level`` was last brought up to date
     locked_until: float = 0.0
     in_flight: int = 0          #: checks running that may add a failure here
+    refusal_logged: float = -math.inf   #: when a refusal under this lock was last logged
 
 
 class _Tier:
@@ -269,10 +274,15 @@ class AuthGuard:
         while True:
             now = self._clock()
             applying = self._counters(addr, user, now, create=True)
-            locks = [(t.locked_for(c, now), t.scope) for t, c in applying if c is not None and c.locked_until > now]
+            locks = [(t.locked_for(c, now), t.scope, c) for t, c in applying
+                     if c is not None and c.locked_until > now]
             if locks:
-                seconds, scope = max(locks)
-                self._log_failure(attempt, "locked")
+                seconds, scope, c = max(locks, key=lambda lock: lock[0])
+                # Refusals cost nothing, so a client may send them fast: log one a minute per
+                # lock, enough for an operator (fail2ban counts only checked failures).
+                if now - c.refusal_logged >= REFUSAL_LOG_SECONDS:
+                    c.refusal_logged = now
+                    self._log_failure(attempt, "locked")
                 raise LoginLocked(seconds, scope)
             # All three counters are reserved even when the pair is known: its failure still
             # counts against the address and the account.
