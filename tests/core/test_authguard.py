@@ -283,3 +283,26 @@ async def test_refusals_are_logged_once_a_minute_per_lock(guard: AuthGuard, cloc
         await locked(guard, "192.0.2.1", "bob@example.com")
     refused = [r for r in caplog.records if r.getMessage().endswith("reason=locked")]
     assert len(refused) == 2
+
+
+async def test_refused_attempts_create_no_records(guard: AuthGuard) -> None:
+    for i in range(LIMITS.address_failures):
+        await fail(guard, "192.0.2.1", f"user{i}@example.com")
+    sizes = [len(t.table) for t in (guard._pairs, guard._addresses, guard._accounts)]
+    for i in range(200):
+        await locked(guard, "192.0.2.1", f"fresh{i}@example.com")
+    assert [len(t.table) for t in (guard._pairs, guard._addresses, guard._accounts)] == sizes
+
+
+@pytest.mark.parametrize(("key", "value", "ok"), [
+    ("auth_cache_seconds", 0, True), ("auth_cache_seconds", -1, False), ("auth_pair_failures", 0, False),
+    ("auth_account_failures", 1, True), ("auth_concurrent", 0, False), ("auth_concurrent", True, False),
+])
+def test_config_keys(key: str, value: object, ok: bool) -> None:
+    from rmail.server.config import ConfigError, build_config
+    raw = {"limits": {key: value}}
+    if ok:
+        assert getattr(build_config(raw, {}).limits, key) == value
+    else:
+        with pytest.raises(ConfigError, match=f"limits.{key}"):
+            build_config(raw, {})

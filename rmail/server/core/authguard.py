@@ -273,7 +273,10 @@ class AuthGuard:
         addr, user = attempt.addr, attempt.user
         while True:
             now = self._clock()
-            applying = self._counters(addr, user, now, create=True)
+            known = self._is_known(addr, user, now)
+            # Look, do not create: a refused attempt must leave nothing behind, or a stream of
+            # cheap refusals with fresh names would push real records (locks) out of the tables.
+            applying = self._counters(addr, user, now, create=False, known=known)
             locks = [(t.locked_for(c, now), t.scope, c) for t, c in applying
                      if c is not None and c.locked_until > now]
             if locks:
@@ -290,8 +293,9 @@ class AuthGuard:
             address = self._addresses.get(addr, now, create=True)
             account = self._accounts.get(user, now, create=True)
             assert pair is not None and address is not None and account is not None
-            if address.in_flight < self.limits.concurrent and all(
-                    t.has_room(c) for t, c in applying if c is not None):
+            checked = [(self._pairs, pair)] if known else \
+                [(self._pairs, pair), (self._addresses, address), (self._accounts, account)]
+            if address.in_flight < self.limits.concurrent and all(t.has_room(c) for t, c in checked):
                 for c in (pair, address, account):
                     c.in_flight += 1
                 attempt.counters = (pair, address, account)
