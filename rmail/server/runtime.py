@@ -23,11 +23,11 @@ from typing import Iterator
 from .config import Config, ConfigError, ensure_data_dir
 from .core.accounts import Accounts
 from .core.aliases import Aliases
+from .core.authguard import AuthGuard, GuardLimits
 from .core.connections import ConnectionRegistry
 from .core.delivery import Delivery
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
 from .core.store import MailStore
-from .core.authguard import AuthGuard, GuardLimits
 from .tls import server_context
 
 log = logging.getLogger("rmail")
