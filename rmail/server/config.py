@@ -52,8 +52,14 @@ class Limits:
     connections: int = 1000                #: open connections across all listeners
     connections_per_ip: int = 50
     connections_per_user: int = 50         #: concurrent IMAP sessions per user
-    auth_failures: int = 10                #: failures per client address before a lockout
-    auth_lockout_seconds: int = 300
+    # Password guessing (core/authguard.py says why each exists and how they combine).
+    auth_failures: int = 20                #: failed logins from one address (any user) before it is locked
+    auth_lockout_seconds: int = 300        #: address and pair lock length; their counts leak over it
+    auth_pair_failures: int = 5            #: failed logins for one user from one address before that pair is locked
+    auth_account_failures: int = 50        #: failed logins for one user from all addresses before it is locked
+    auth_account_lockout_seconds: int = 600
+    auth_concurrent: int = 4               #: password checks in flight per client address
+    auth_cache_seconds: int = 3600         #: a verified password is remembered this long; 0 = never
     recipients: int = 100                  #: RCPT TO per SMTP transaction
     line_length: int = 65536               #: IMAP command line, excluding literals
 
@@ -95,6 +101,8 @@ class Config:
 
 _SECTIONS = {"ports": Ports, "tls": TLSConfig, "limits": Limits, "relay": RelayConfig, "api": ApiConfig}
 _TOP_KEYS = {"hostname", "listen", "data_dir", "bcrypt_rounds", *_SECTIONS}
+#: Integer keys where 0 switches the feature off.
+_ZERO_ALLOWED = {"limits.auth_cache_seconds"}
 
 
 def default_config_path() -> Path:
@@ -237,6 +245,10 @@ def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: must be true or false")
+        return value
+    if key in _ZERO_ALLOWED:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{key}: must be a non-negative integer (0 = off)")
         return value
     if isinstance(default, int):
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -23,11 +23,11 @@ from typing import Iterator
 from .config import Config, ConfigError, ensure_data_dir
 from .core.accounts import Accounts
 from .core.aliases import Aliases
+from .core.authguard import AuthGuard, GuardLimits
 from .core.connections import ConnectionRegistry
 from .core.delivery import Delivery
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
 from .core.store import MailStore
-from .core.throttle import AuthThrottle
 from .tls import server_context
 
 log = logging.getLogger("rmail")
@@ -112,11 +112,17 @@ class ServerRuntime:
             self.tls: ssl.SSLContext | None = server_context(cfg)
             self.store = await MailStore.open(cfg.data_dir, publish=self.bus.publish_threadsafe, recover=True)
             self._stack.callback(self.store.close)
-            self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds)
+            self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds,
+                                     cache_seconds=cfg.limits.auth_cache_seconds)
             self.aliases = Aliases(self.accounts)
             self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus)
-            self.throttle = AuthThrottle(max_failures=cfg.limits.auth_failures,
-                                         lockout_seconds=cfg.limits.auth_lockout_seconds, base_delay=self.auth_delay)
+            lim = cfg.limits
+            #: Every password check goes through this guard (core/authguard.py).
+            self.throttle = AuthGuard(GuardLimits(
+                pair_failures=lim.auth_pair_failures, address_failures=lim.auth_failures,
+                account_failures=lim.auth_account_failures, lockout_seconds=lim.auth_lockout_seconds,
+                account_lockout_seconds=lim.auth_account_lockout_seconds, concurrent=lim.auth_concurrent,
+                base_delay=self.auth_delay), bus=self.bus, on_lockout=self.accounts.forget_login)
             self.connections = ConnectionRegistry(self.bus, max_total=cfg.limits.connections,
                                                   max_per_ip=cfg.limits.connections_per_ip)
             self._watch = self.bus.feed(lambda e: True, maxlen=100000)

@@ -71,7 +71,8 @@ async def test_login_oversized_body_is_413(api: TestClient) -> None:
 
 
 async def test_failed_logins_are_throttled(api: TestClient, runtime) -> None:
-    for _ in range(runtime.config.limits.auth_failures):
+    # One user from one address is locked first (core/authguard.py: the pair limit).
+    for _ in range(runtime.config.limits.auth_pair_failures):
         resp = await api.post("/auth/login", json={"username": "alice@example.com", "password": "bad"})
         assert resp.status == 401
     resp = await api.post("/auth/login", json={"username": "alice@example.com", "password": PASSWORD})
@@ -80,7 +81,7 @@ async def test_failed_logins_are_throttled(api: TestClient, runtime) -> None:
 
 
 async def test_success_clears_failures(api: TestClient, runtime) -> None:
-    for _ in range(runtime.config.limits.auth_failures - 1):
+    for _ in range(runtime.config.limits.auth_pair_failures - 1):
         await api.post("/auth/login", json={"username": "alice@example.com", "password": "bad"})
     await token_for(api, "alice@example.com")
     resp = await api.post("/auth/login", json={"username": "alice@example.com", "password": "bad"})

@@ -221,7 +221,8 @@ async def test_no_993_without_tls(runtime: ServerRuntime) -> None:
 
 
 async def test_connection_caps_and_throttle(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path / "data", limits={"connections_per_user": 1, "auth_failures": 2,
+    # Alice logs in first, so her address is known for her: only the pair limit can lock her.
+    cfg = make_config(tmp_path / "data", limits={"connections_per_user": 1, "auth_pair_failures": 2,
                                                   "connections_per_ip": 2})
     async with ServerRuntime(cfg, auth_delay=0) as rt:
         await rt.accounts.add_user("alice@example.com", PASSWORD)

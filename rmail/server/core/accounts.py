@@ -1,5 +1,9 @@
 """Users and domains. Passwords are bcrypt hashes; hashing runs off the event loop.
 
+``authenticate`` costs the same whether or not the user exists (a missing user is checked
+against a dummy hash of the configured cost), and a password verified recently is accepted
+from the credential cache (credcache.py) without bcrypt.
+
 A domain is local once it has a user or was added explicitly (SPEC Part 3). User names are
 full addresses; local parts compare case-insensitively, as every mainstream server does.
 """
@@ -7,6 +11,7 @@ full addresses; local parts compare case-insensitively, as every mainstream serv
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -17,11 +22,14 @@ from .db import WriteTxn
 from .errors import AlreadyExists, AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
 from .events import AccountsChanged
 from .model import Account, Address
+from .credcache import CredentialCache
 from .store import MailStore
 
 #: bcrypt ignores bytes past 72; refuse rather than silently truncate.
 MAX_PASSWORD_BYTES = 72
 MIN_PASSWORD_LENGTH = 1
+#: bcrypt's base64 alphabet (not RFC 4648's).
+_BCRYPT_ALPHABET = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 _USER_COLS = "u.id, u.local, d.name, u.admin"
 
@@ -46,6 +54,28 @@ def check_password(password: str) -> bytes:
     return raw
 
 
+class UnknownUser(AuthenticationFailed):
+    """No such user. Replies must not tell it from a wrong password; only the log does."""
+
+    reason = "unknown-user"
+
+
+def dummy_hash(rounds: int) -> bytes:
+    """A well-formed bcrypt hash of cost ``rounds`` that no password matches.
+
+    Checking a password against it costs what checking a real hash of that cost does, and
+    making it costs nothing: bcrypt derives the work from the salt part (cost + 22 characters)
+    and only compares the rest, which here is random.
+    """
+    tail = bytes(secrets.choice(_BCRYPT_ALPHABET) for _ in range(31))
+    return bcrypt.gensalt(rounds) + tail
+
+
+def hash_cost(hashed: bytes) -> int:
+    """The cost parameter of a ``$2b$NN$...`` hash."""
+    return int(hashed.split(b"$")[2])
+
+
 def normalize_domain(domain: str) -> str:
     return Address.parse(f"x@{domain}").domain
 
@@ -53,15 +83,32 @@ def normalize_domain(domain: str) -> str:
 class Accounts:
     """Domains and users, over the store's database."""
 
-    def __init__(self, store: MailStore, *, bcrypt_rounds: int = 12) -> None:
+    def __init__(self, store: MailStore, *, bcrypt_rounds: int = 12, cache_seconds: float = 0) -> None:
         self.store = store
         self.db = store.db
         self.rounds = bcrypt_rounds
-        # Verified against when the user does not exist, so timing does not reveal who exists.
-        self._dummy_hash = bcrypt.hashpw(b"rmail-no-such-user", bcrypt.gensalt(4))
+        # Verified against when the user does not exist, at the cost of real hashes, so timing
+        # does not reveal who exists (issue 11: cost 4 here answered in 2 ms instead of 450).
+        self.dummy_hash = dummy_hash(bcrypt_rounds)
+        self.credentials = CredentialCache(cache_seconds)
 
     def _hash(self, raw: bytes) -> bytes:
         return bcrypt.hashpw(raw, bcrypt.gensalt(self.rounds))
+
+    def check_hash(self, raw: bytes, hashed: bytes) -> bool:
+        """The one place a password meets bcrypt (runs on a worker thread; tests count calls)."""
+        return bcrypt.checkpw(raw, hashed)
+
+    @staticmethod
+    def _login_key(addr: Address) -> str:
+        return f"{addr.local.lower()}@{addr.domain}"
+
+    def forget_login(self, username: str) -> None:
+        """Drop any cached credential for ``username`` (a lockout started for it)."""
+        try:
+            self.credentials.forget(self._login_key(Address.parse(username)))
+        except InvalidInput:
+            pass
 
     # -- domains ---------------------------------------------------------------------------
 
@@ -192,6 +239,8 @@ class Accounts:
             txn.conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (hashed, account.id))
             txn.emit(AccountsChanged())
         await self.db.write(w)
+        # authenticate() would miss anyway (the stored hash changed); do not keep the entry.
+        self.forget_login(address)
 
     async def set_admin(self, address: str, admin: bool) -> Account:
         account = await self.get_user(address)
@@ -221,12 +270,17 @@ class Accounts:
             self.store._collect_blobs(txn, blob_ids)
             txn.emit(AccountsChanged())
         await self.db.write(w)
+        self.forget_login(address)
 
     async def authenticate(self, username: str, password: str) -> Account:
         """Check a password; same cost whether or not the user exists.
 
+        A password verified within ``cache_seconds`` against the hash stored *now* is accepted
+        without bcrypt; anything else pays a full bcrypt check.
+
         Raises:
-            AuthenticationFailed: unknown user or wrong password (never says which).
+            AuthenticationFailed: wrong password (``UnknownUser``, a subclass, for a user that
+                does not exist; its message is the same, for logs only).
         """
         raw = password.encode("utf-8", "surrogateescape")
         try:
@@ -243,8 +297,17 @@ class Accounts:
             return (Account(row[0], row[1], row[2], bool(row[3])), row[4]) if row else None
 
         found = await self.db.read(q)
-        hashed = found[1] if found else self._dummy_hash
-        ok = len(raw) <= MAX_PASSWORD_BYTES and await asyncio.to_thread(bcrypt.checkpw, raw, hashed)
-        if not ok or found is None:
+        fits = len(raw) <= MAX_PASSWORD_BYTES
+        if found is not None and fits:
+            assert addr is not None
+            if self.credentials.verify(self._login_key(addr), found[0].id, found[1], raw):
+                return found[0]
+        hashed = found[1] if found else self.dummy_hash
+        ok = fits and await asyncio.to_thread(self.check_hash, raw, hashed)
+        if found is None:
+            raise UnknownUser("invalid credentials")
+        if not ok:
             raise AuthenticationFailed("invalid credentials")
+        assert addr is not None
+        self.credentials.remember(self._login_key(addr), found[0].id, found[1], raw)
         return found[0]

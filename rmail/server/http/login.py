@@ -1,14 +1,14 @@
-"""POST /auth/login: password → bearer token, throttled per client address like IMAP and SMTP."""
+"""POST /auth/login: password → bearer token, under the same guard as IMAP and SMTP
+(core/authguard.py): a locked login gets 429 with ``Retry-After``, never 401."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 
 from aiohttp import web
 
+from rmail.server.core.authguard import LoginLocked
 from rmail.server.core.errors import AuthenticationFailed, InvalidInput
-from rmail.server.core.events import AuthFailed
 
 from .auth import TOKEN_LIFETIME, TOKENS
 from .context import runtime
@@ -38,19 +38,15 @@ async def login(request: web.Request) -> web.Response:
     domain = get_str(body, "domain", max_length=MAX_DOMAIN, required=False, single_line=True)
     address = login_address(username.strip(), domain.strip() if domain else None)
     peer = request.remote or "unknown"
-    locked = rt.throttle.locked_for(peer)
-    if locked > 0:
-        raise ApiError(429, "too many failed logins; try again later",
-                       {"Retry-After": str(math.ceil(locked))})
     try:
-        account = await rt.accounts.authenticate(address, password)
+        async with rt.throttle.attempt("api", peer, address):
+            account = await rt.accounts.authenticate(address, password)
+    except LoginLocked as exc:
+        # RFC 6585 §4: 429 with Retry-After (whole seconds, at least 1).
+        raise ApiError(429, "too many failed logins; try again later",
+                       {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}) from None
     except AuthenticationFailed:
-        delay = rt.throttle.failure(peer)
-        rt.bus.publish(AuthFailed("api", peer, address[:MAX_USERNAME]))
-        if delay:
-            await asyncio.sleep(delay)
         raise AuthenticationFailed("invalid credentials") from None
-    rt.throttle.success(peer)
     token = request.app[TOKENS].issue(account.address, account.domain, account.admin)
     return web.json_response({"token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME,
                               "user": account.address, "admin": account.admin},

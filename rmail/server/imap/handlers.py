@@ -17,11 +17,12 @@ import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Final, NoReturn, Protocol
 
+from rmail.server.core.authguard import LoginLocked
 from rmail.server.core.connections import ConnectionInfo, ConnectionRegistry
 from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput,
                                       LimitExceeded, NotFound, PermissionDenied, RmailError,
                                       TemporaryFailure)
-from rmail.server.core.events import (AuthFailed, Doorbell, Event, EventBus, ExternalChange,
+from rmail.server.core.events import (Doorbell, Event, EventBus, ExternalChange,
                                       MailboxChanged, MailboxesChanged, MessageReceived)
 from rmail.server.core.model import Account, Mailbox, MessageInfo
 
@@ -85,7 +86,7 @@ class Services:
 
     store: object            # MailStore (typed loosely to keep tests free to fake it)
     accounts: object         # Accounts
-    throttle: object         # AuthThrottle
+    throttle: object         # AuthGuard
     bus: EventBus
     connections: ConnectionRegistry
     tls_configured: bool
@@ -352,18 +353,14 @@ class Session:
                              tls_active=self.tls_active):
             # RFC 3501 §6.2.3 LOGINDISABLED; RFC 5530 PRIVACYREQUIRED.
             raise CommandError("NO", "use STARTTLS before logging in", "PRIVACYREQUIRED")
-        throttle = self.services.throttle
-        if throttle.locked_for(self.peer) > 0:
-            raise CommandError("NO", "too many failed logins; try again later", "UNAVAILABLE")
         try:
-            account = await self.services.accounts.authenticate(username, password)
+            async with self.services.throttle.attempt("imap", self.peer, username):
+                account = await self.services.accounts.authenticate(username, password)
+        except LoginLocked:
+            # RFC 5530 UNAVAILABLE: a temporary refusal; the password was not checked.
+            raise CommandError("NO", "too many failed logins; try again later", "UNAVAILABLE") from None
         except AuthenticationFailed:
-            delay = throttle.failure(self.peer)
-            self.services.bus.publish(AuthFailed("imap", self.peer, username[:100]))
-            if delay:
-                await asyncio.sleep(delay)
             raise CommandError("NO", "invalid credentials", "AUTHENTICATIONFAILED") from None
-        throttle.success(self.peer)
         registry = self.services.connections
         if registry.count_user("imap", account.address) >= self.services.max_per_user:
             raise CommandError("NO", "too many connections for this user", "LIMIT")

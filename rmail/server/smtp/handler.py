@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
 
 from ..core.aliases import Resolution
+from ..core.authguard import LoginLocked
 from ..core.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied, RmailError
-from ..core.events import AccountsChanged, AliasesChanged, AuthFailed, ExternalChange
+from ..core.events import AccountsChanged, AliasesChanged, ExternalChange
 from ..core.model import Address
 from .policy import Policy
 from .received import TraceInfo, received_header
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rmail.smtp")
 
-#: Failed AUTH attempts in one session before it is closed; the per-address throttle
-#: (core.throttle) is what stops a patient attacker across sessions.
+#: Failed or refused AUTH attempts in one session before it is closed; the guard
+#: (core.authguard) is what stops a patient attacker across sessions.
 MAX_AUTH_FAILURES = 3
 #: Extensions aiosmtpd does not list itself (RFC 2920, RFC 2034).
 EXTRA_EHLO = ("250-PIPELINING", "250-ENHANCEDSTATUSCODES")
@@ -178,10 +179,8 @@ class SMTPHandler:
             await server.push("501 5.5.2 Cannot split the PLAIN response")
             return AuthResult(success=False, handled=True)
         authz, login, password = parts
-        if authz and authz != login:
-            # Acting as another user is not supported; refuse rather than ignore it.
-            return await self._failed(server, login)
-        return await self._login(server, login, password)
+        # Acting as another user is not supported; refuse rather than ignore it.
+        return await self._login(server, login, password, authz_ok=not authz or authz == login)
 
     async def auth_LOGIN(self, server: RmailSMTP, args: list[str]) -> AuthResult:
         """The widely deployed LOGIN mechanism (draft-murchison-sasl-login)."""
@@ -201,31 +200,33 @@ class SMTPHandler:
         assert isinstance(login, bytes) and isinstance(password, bytes)
         return await self._login(server, login, password)
 
-    async def _login(self, server: RmailSMTP, login: bytes, password: bytes) -> AuthResult:
-        throttle = self.runtime.throttle
-        if throttle.locked_for(server.peer_ip) > 0:
-            await server.push(AUTH_LOCKED)
-            return AuthResult(success=False, handled=True)
+    async def _login(self, server: RmailSMTP, login: bytes, password: bytes, *, authz_ok: bool = True) -> AuthResult:
         username = login.decode("utf-8", "surrogateescape")
         try:
-            account = await self.runtime.accounts.authenticate(username, password.decode("utf-8", "surrogateescape"))
+            async with self.runtime.throttle.attempt(self.policy.protocol, server.peer_ip, username) as attempt:
+                if not authz_ok:
+                    attempt.reason = "authzid-mismatch"
+                    raise AuthenticationFailed("authorization identity must match")
+                account = await self.runtime.accounts.authenticate(
+                    username, password.decode("utf-8", "surrogateescape"))
+        except LoginLocked:
+            # RFC 4954 §6: 454 4.7.0 is the temporary authentication failure; the client is
+            # told it is locked, never that its password is wrong.
+            return await self._refused(server, AUTH_LOCKED)
         except AuthenticationFailed:
-            return await self._failed(server, login)
-        throttle.success(server.peer_ip)
+            return await self._refused(server, AUTH_INVALID)
         server.account = account
         server.set_state("authenticated", user=account.address)
         return AuthResult(success=True, auth_data=account, message=AUTH_OK)
 
-    async def _failed(self, server: RmailSMTP, login: bytes) -> AuthResult:
-        delay = self.runtime.throttle.failure(server.peer_ip)
-        self.runtime.bus.publish(AuthFailed(self.policy.protocol, server.peer_ip,
-                                            login[:100].decode("utf-8", "replace")))
-        if delay:
-            await asyncio.sleep(delay)
+    async def _refused(self, server: RmailSMTP, reply: str) -> AuthResult:
         server.auth_failures += 1
         if server.auth_failures >= MAX_AUTH_FAILURES:
-            await server.push(AUTH_INVALID)
+            await server.push(reply)
             await server.push(AUTH_TOO_MANY)
             server.close()
             return AuthResult(success=False, handled=True)
-        return AuthResult(success=False, handled=False, message=AUTH_INVALID)
+        if reply == AUTH_INVALID:
+            return AuthResult(success=False, handled=False, message=AUTH_INVALID)
+        await server.push(reply)
+        return AuthResult(success=False, handled=True)
