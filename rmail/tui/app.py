@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.widgets import TabbedContent, TabPane
 
 from rmail.server.config import Config, ConfigError, default_config_path
-from rmail.server.core.events import AuthFailed, Event, Feed, LogRecord, MessageReceived
+from rmail.server.core.events import Event, Feed, LogRecord, MessageReceived
 from rmail.server.runtime import BusLogHandler, ServerRuntime
 
 from .commands import ConsoleCommands
@@ -62,9 +62,7 @@ def activity_record(event: Event, now: float) -> LogRecord | None:
         return LogRecord("INFO", f"rmail.{event.protocol}",
                          f"message from <{event.sender}> accepted: {event.local_recipients} local, "
                          f"{event.remote_recipients} remote recipient(s), {event.size} bytes", now)
-    if isinstance(event, AuthFailed):
-        return LogRecord("WARNING", f"rmail.{event.protocol}",
-                         f"authentication failed for {event.username!r} from {event.peer}", now)
+    # Failed logins reach the Log pane as the rmail.auth log line itself (one per failure).
     return None
 
 
