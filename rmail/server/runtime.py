@@ -23,7 +23,7 @@ from typing import Iterator
 from .config import Config, ConfigError, ensure_data_dir
 from .core.accounts import Accounts
 from .core.aliases import Aliases
-from .core.connections import ConnectionRegistry
+from .core.connections import ConnectionRegistry, raise_fd_limit
 from .core.delivery import Delivery
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
 from .core.store import MailStore
@@ -118,7 +118,9 @@ class ServerRuntime:
             self.throttle = AuthThrottle(max_failures=cfg.limits.auth_failures,
                                          lockout_seconds=cfg.limits.auth_lockout_seconds, base_delay=self.auth_delay)
             self.connections = ConnectionRegistry(self.bus, max_total=cfg.limits.connections,
-                                                  max_per_ip=cfg.limits.connections_per_ip)
+                                                  max_per_ip=cfg.limits.connections_per_ip,
+                                                  max_preauth=cfg.limits.preauth_connections)
+            raise_fd_limit(cfg.limits.connections)
             self._watch = self.bus.feed(lambda e: True, maxlen=100000)
             self._stack.callback(self.bus.unsubscribe, self._watch)
             watcher = asyncio.create_task(self._watch_events(), name="rmail-counters")

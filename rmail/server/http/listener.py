@@ -33,7 +33,7 @@ class AdmittedProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if peer else "?"
-        reason = self.registry.admit(ip)
+        reason = self.registry.admit("api", ip)
         if reason is not None:
             self.inner = None
             transport.write(refusal(reason))  # type: ignore[attr-defined]

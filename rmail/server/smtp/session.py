@@ -180,7 +180,7 @@ class RmailSMTP(SMTP):
         peer = transport.get_extra_info("peername")
         self.peer_ip = str(peer[0]) if peer else "?"
         registry = self.service.runtime.connections
-        reason = registry.admit(self.peer_ip)
+        reason = registry.admit(self.policy.protocol, self.peer_ip)
         if reason is not None or self.service.stopping:
             self._refused = True
             text = SHUTTING_DOWN if reason is None else f"421 4.7.0 {self.hostname} {reason}"
