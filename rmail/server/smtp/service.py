@@ -13,6 +13,7 @@ import ssl
 from typing import TYPE_CHECKING
 
 from ..core.connections import LISTEN_BACKLOG
+from ..core.rates import RateLimiter
 from .handler import SMTPHandler
 from .policy import Policy
 from .session import RmailSMTP
@@ -37,6 +38,10 @@ class SMTPService:
         self.servers: list[asyncio.Server] = []
         self.handlers: list[SMTPHandler] = []
         self.stopping = False
+        limits = runtime.config.limits
+        #: Port 25, per client address: connections and MAIL commands per minute.
+        self.connection_rate = RateLimiter(limits.smtp_connection_rate)
+        self.message_rate = RateLimiter(limits.smtp_message_rate)
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
