@@ -148,9 +148,11 @@ class ServeProcess:
     env: dict[str, str] = field(repr=False)
 
     @classmethod
-    def start(cls, tmp: Path, *, limits: dict[str, int] | None = None, root: Path = ROOT) -> ServeProcess:
+    def start(cls, tmp: Path, *, limits: dict[str, int] | None = None, root: Path = ROOT,
+              bcrypt_rounds: int = 4) -> ServeProcess:
+        """``root``: the checkout whose `run.py` and `rmail` run (bench/conn_flood.py compares)."""
         ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
-        lines = [f'data_dir = "{tmp / "data"}"', "bcrypt_rounds = 4", 'hostname = "mail.example.com"',
+        lines = [f'data_dir = "{tmp / "data"}"', f"bcrypt_rounds = {bcrypt_rounds}", 'hostname = "mail.example.com"',
                  'listen = ["127.0.0.1"]', "[ports]", *(f"{k} = {v}" for k, v in ports.items())]
         if limits:
             lines += ["[limits]", *(f"{k} = {v}" for k, v in limits.items())]
