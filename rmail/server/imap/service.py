@@ -50,7 +50,10 @@ async def start(runtime, stack: contextlib.AsyncExitStack, *,  # noqa: ANN001
             srv = await loop.create_server(
                 lambda port=port, implicit=implicit: server.protocol_factory(port, implicit_tls=implicit),
                 host, port, ssl=runtime.tls if implicit else None, reuse_address=True,
-                backlog=LISTEN_BACKLOG)
+                backlog=LISTEN_BACKLOG,
+                # The handshake runs before the connection is registered; it gets no more
+                # time than the whole login.
+                ssl_handshake_timeout=limits.login_timeout if implicit else None)
             listeners.append(srv)
             bound = srv.sockets[0].getsockname()[1]
             mode = "implicit" if implicit else ("starttls" if runtime.tls is not None else "none")

@@ -56,8 +56,13 @@ class SMTPService:
         def factory() -> RmailSMTP:
             return RmailSMTP(self, policy, bound[0] if bound else port, handler)
 
-        server = await loop.create_server(factory, host, port, ssl=tls if policy.implicit_tls else None,
-                                          reuse_address=True, backlog=LISTEN_BACKLOG)
+        implicit = policy.implicit_tls
+        # An implicit-TLS handshake runs before the session is registered: it gets no more
+        # time than the whole login (limits.login_timeout).
+        server = await loop.create_server(factory, host, port, ssl=tls if implicit else None,
+                                          reuse_address=True, backlog=LISTEN_BACKLOG,
+                                          ssl_handshake_timeout=(self.runtime.config.limits.login_timeout
+                                                                 if implicit else None))
         self.servers.append(server)
         bound.append(server.sockets[0].getsockname()[1])
         return bound[0]
