@@ -233,7 +233,7 @@ class ImapConnection(asyncio.Protocol):
         if isinstance(exc, WireError) and not self._logged_in and self.framer.draining:
             # A LITERAL+ literal over the pre-login cap is on its way already: draining it
             # would only spend bandwidth on a client that cannot be a real one.
-            self.write(b"* BYE literal too large before login\r\n")
+            self.shutdown("literal too large before login")
             raise SessionClosed()
 
     async def _run(self) -> None:
