@@ -122,7 +122,10 @@ def make_runtime(data_dir: Path, imap_sessions: int):  # noqa: ANN201
     config = build_config({"data_dir": str(data_dir), "bcrypt_rounds": 4, "hostname": "bench.example",
                            "ports": {k: 0 for k in ("smtp", "submission", "smtps", "imap", "imaps", "api")},
                            "limits": {"connections": imap_sessions + 200, "connections_per_ip": imap_sessions + 200,
-                                      "connections_per_user": imap_sessions}}, {}, is_root=True)
+                                      "preauth_connections": imap_sessions + 200,
+                                      "connections_per_user": imap_sessions,
+                                      # one client address sends hundreds of messages a second
+                                      "smtp_connection_rate": 10**9, "smtp_message_rate": 10**9}}, {}, is_root=True)
     return ServerRuntime(config, auth_delay=0)
 
 

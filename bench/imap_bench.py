@@ -49,7 +49,7 @@ async def serve(data_dir: Path, messages: int, idle: int) -> None:
     from rmail.server.runtime import ServerRuntime
     from tests.helpers.server import make_config
 
-    limits = {"connections": idle + 500, "connections_per_ip": idle + 500,
+    limits = {"connections": idle + 500, "connections_per_ip": idle + 500, "preauth_connections": idle + 500,
               "connections_per_user": idle + 100, "message_size": 1024 * 1024}
     cfg = make_config(data_dir, limits=limits)
     async with ServerRuntime(cfg, auth_delay=0) as rt:

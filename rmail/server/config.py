@@ -50,8 +50,21 @@ class TLSConfig:
 class Limits:
     message_size: int = 25 * MIB           #: SMTP SIZE, IMAP literal cap, REST body cap
     connections: int = 1000                #: open connections across all listeners
-    connections_per_ip: int = 50
-    connections_per_user: int = 50         #: concurrent IMAP sessions per user
+    #: An office behind one NAT address: ~40 desktop clients with Thunderbird's 5 cached IMAP
+    #: connections each is 200, plus room for their SMTP and API connections.
+    connections_per_ip: int = 256
+    connections_per_user: int = 100        #: concurrent IMAP sessions per user (5 per device, 20 devices)
+    # -- pre-login bounds (docs/SECURITY.md "Unauthenticated clients") --
+    #: Unauthenticated connections per protocol family (IMAP, SMTP 25, submission, API); over
+    #: it (or over ``connections``) the oldest one of the address holding the most is dropped.
+    preauth_connections: int = 256
+    preauth_literal: int = 8192            #: IMAP literal and command line before login (Dovecot: 4-8 KiB)
+    login_timeout: int = 60                #: seconds from connect to authenticated (IMAP, 587/465)
+    smtp_session_timeout: int = 1800       #: seconds an unauthenticated session on port 25 may last
+    smtp_connection_rate: int = 60         #: port-25 connections per client address per minute
+    smtp_message_rate: int = 120           #: port-25 MAIL FROM per client address per minute
+    api_header_timeout: int = 30           #: seconds from a request's first byte to its last header
+    api_keepalive_timeout: int = 60        #: seconds an idle API keep-alive connection stays open
     # Password guessing (core/authguard.py says why each exists and how they combine).
     auth_failures: int = 20                #: failed logins from one address (any user) before it is locked
     auth_lockout_seconds: int = 300        #: address and pair lock length; their counts leak over it

@@ -24,7 +24,7 @@ from .config import Config, ConfigError, ensure_data_dir
 from .core.accounts import Accounts
 from .core.aliases import Aliases
 from .core.authguard import AuthGuard, GuardLimits
-from .core.connections import ConnectionRegistry
+from .core.connections import ConnectionRegistry, raise_fd_limit
 from .core.delivery import Delivery
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
 from .core.store import MailStore
@@ -124,7 +124,9 @@ class ServerRuntime:
                 account_lockout_seconds=lim.auth_account_lockout_seconds, concurrent=lim.auth_concurrent,
                 base_delay=self.auth_delay), bus=self.bus, on_lockout=self.accounts.forget_login)
             self.connections = ConnectionRegistry(self.bus, max_total=cfg.limits.connections,
-                                                  max_per_ip=cfg.limits.connections_per_ip)
+                                                  max_per_ip=cfg.limits.connections_per_ip,
+                                                  max_preauth=cfg.limits.preauth_connections)
+            raise_fd_limit(cfg.limits.connections)
             self._watch = self.bus.feed(lambda e: True, maxlen=100000)
             self._stack.callback(self.bus.unsubscribe, self._watch)
             watcher = asyncio.create_task(self._watch_events(), name="rmail-counters")

@@ -247,10 +247,10 @@ async def test_connection_caps_and_throttle(tmp_path: Path) -> None:
 
 async def test_autologout(runtime: ServerRuntime) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        server = await start(runtime, stack, autologout=0.3, preauth_timeout=0.3, ports=(0, 0))
+        server = await start(runtime, stack, autologout=0.3, login_timeout=0.3, ports=(0, 0))
         c = await RawClient.connect(server.ports["imap"])
         await c.line()
-        assert await c.line(timeout=5) == b"* BYE autologout; idle for too long\r\n"
+        assert await c.line(timeout=5) == b"* BYE login timeout; log in sooner after connecting\r\n"
         assert await c.line() == b""
         await c.close()
         c = await RawClient.connect(server.ports["imap"])

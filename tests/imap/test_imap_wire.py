@@ -173,3 +173,24 @@ def test_newline_search_does_not_rescan() -> None:
         assert framer._scan == i + 1
     framer.receive_data(line[-1:])
     assert framer.next_event() == Frame((line[:-2],))
+
+
+def test_set_limits_applies_to_commands_still_buffered() -> None:
+    # Pre-login caps, then the full ones once logged in (a LOGIN with an APPEND behind it).
+    framer = Framer(max_line=64, max_literal=8, max_command=32)
+    framer.receive_data(b"a LOGIN {9}\r\nb LOGIN {8}\r\n")
+    assert drain(framer) == [("error", "a", "NO", "literal too large"), NeedContinuation(8)]
+    framer.receive_data(b"12345678 pw\r\nc APPEND x {500}\r\n")
+    assert framer.next_event() == Frame((b"b LOGIN ", b"12345678", b" pw"))
+    framer.set_limits(max_line=1000, max_literal=1000)
+    assert framer.next_event() == NeedContinuation(500)
+
+
+def test_draining_reports_a_refused_literal_plus_until_dropped() -> None:
+    framer = Framer(max_literal=8)
+    framer.receive_data(b"a LOGIN {20+}\r\n")
+    with pytest.raises(WireError):
+        framer.next_event()
+    assert framer.draining
+    framer.receive_data(b"x" * 20 + b"\r\n")
+    assert framer.next_event() is NEED_DATA and not framer.draining

@@ -40,8 +40,12 @@ async def start(runtime: Any, stack: contextlib.AsyncExitStack) -> None:
     from rmail.server.runtime import Listener
 
     app = make_app(runtime)
+    limits = runtime.config.limits
     # No access log: per-request log lines would flood the console's log pane under load.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    # aiohttp's keep-alive timer (default about an hour) also closes a connection that never
+    # sends a request; listener.py adds the request-head deadline aiohttp lacks.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                           keepalive_timeout=limits.api_keepalive_timeout)
     await runner.setup()
     servers: list[asyncio.AbstractServer] = []
     # Unwound in reverse: stop accepting, let the runner finish requests and close keep-alive
@@ -54,7 +58,8 @@ async def start(runtime: Any, stack: contextlib.AsyncExitStack) -> None:
     assert make_protocol is not None
     for host in runtime.config.listen:
         # Our own listener rather than a TCPSite, so connections pass the registry's caps.
-        server = await listen(make_protocol, runtime.connections, host, port)
+        server = await listen(make_protocol, runtime.connections, host, port,
+                              header_timeout=limits.api_header_timeout)
         servers.append(server)
         port = server.sockets[0].getsockname()[1]
         runtime.add_listener(Listener("api", host, port, "none"))

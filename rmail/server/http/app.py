@@ -13,6 +13,7 @@ from .context import RUNTIME
 from .cors import cors_middleware
 from .errors import error_middleware
 from .inputs import MAX_JSON_BODY
+from .listener import request_middleware
 from .send import json_limit
 
 FOLDER = "/folders/{folder:.+}/messages"
@@ -25,7 +26,7 @@ def make_app(runtime: Any) -> web.Application:
     """
     cfg = runtime.config
     app = web.Application(
-        middlewares=[cors_middleware(cfg.api.cors_origins), error_middleware],
+        middlewares=[request_middleware, cors_middleware(cfg.api.cors_origins), error_middleware],
         # Our handlers read bodies with their own caps (inputs.read_body); this is the backstop.
         client_max_size=max(json_limit(cfg.limits.message_size), MAX_JSON_BODY),
     )

@@ -22,6 +22,7 @@ from rmail.server.core.errors import InvalidInput
 from rmail.server.core.model import Address
 
 from .errors import ApiError
+from .listener import authenticated
 
 TOKEN_LIFETIME = 3600
 ALGORITHM = "HS256"
@@ -152,4 +153,6 @@ def principal(request: web.Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
         raise ApiError(401, "authorization must be a Bearer token", CHALLENGE)
-    return request.app[TOKENS].verify(token.strip())
+    who = request.app[TOKENS].verify(token.strip())
+    authenticated(request, who.address)   # the connection no longer holds a pre-login slot
+    return who

@@ -13,6 +13,7 @@ from rmail.server.core.errors import AuthenticationFailed, InvalidInput
 from .auth import TOKEN_LIFETIME, TOKENS
 from .context import runtime
 from .errors import ApiError
+from .listener import authenticated
 from .inputs import get_str, read_json
 
 #: Longer than any address (RFC 5321 §4.5.3.1.3) or password bcrypt can check (72 bytes).
@@ -47,6 +48,7 @@ async def login(request: web.Request) -> web.Response:
                        {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}) from None
     except AuthenticationFailed:
         raise AuthenticationFailed("invalid credentials") from None
+    authenticated(request, account.address)
     token = request.app[TOKENS].issue(account.address, account.domain, account.admin)
     return web.json_response({"token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME,
                               "user": account.address, "admin": account.admin},

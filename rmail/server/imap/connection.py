@@ -4,6 +4,12 @@ Each connection is an `asyncio.Protocol` feeding a `wire.Framer` plus one task r
 session loop (frame → parse → state check → handler). Reading pauses while unprocessed input
 piles up; writing waits when the transport's buffer is full.
 
+Before login a connection is held to small bounds (issue 11, docs/SECURITY.md): command lines
+and literals of at most ``limits.preauth_literal`` bytes (a larger literal is refused before
+any "+"; a LITERAL+ one ends the connection), a deadline of ``limits.login_timeout`` seconds
+from connect that received bytes do not extend, and its slot may be taken by a newcomer when
+the registry is full (``* BYE``).
+
 STARTTLS (RFC 3501 §6.2.1): after the tagged OK, bytes the client pipelined in cleartext are
 dropped and the transport is upgraded with `loop.start_tls` in the same step, so no cleartext
 byte can be read as part of the TLS session.
@@ -28,20 +34,29 @@ log = logging.getLogger("rmail.imap")
 
 #: Stop reading while this much received input waits to be parsed (pipelining bound).
 PAUSE_AT: Final = 256 * 1024
-#: Time allowed to log in; RFC 3501 §5.4's 30-minute autologout applies after login.
-PREAUTH_TIMEOUT: Final = 5 * 60
+#: Seconds from connect to logged in, when the config does not say (``limits.login_timeout``);
+#: RFC 3501 §5.4's 30-minute autologout applies after login.
+LOGIN_TIMEOUT: Final = 60
+#: Pre-login literal and line cap when the config does not say (``limits.preauth_literal``).
+PREAUTH_LITERAL: Final = 8 * 1024
+#: Before login a whole command (LOGIN with two literals) holds at most this many caps, and
+#: reading pauses at this many caps of unparsed input, so 1,000 connections pending login
+#: hold at most ~32 MiB together.
+PREAUTH_COMMAND_CAPS: Final = 4
 
 
 class ImapServer:
     """Shared state of all IMAP listeners: services, TLS context, live connections."""
 
     def __init__(self, services: Services, *, tls: ssl.SSLContext | None, max_literal: int,
-                 max_line: int, preauth_timeout: float = PREAUTH_TIMEOUT) -> None:
+                 max_line: int, login_timeout: float = LOGIN_TIMEOUT,
+                 preauth_literal: int = PREAUTH_LITERAL) -> None:
         self.services = services
         self.tls = tls
         self.max_literal = max_literal
         self.max_line = max_line
-        self.preauth_timeout = preauth_timeout
+        self.login_timeout = login_timeout
+        self.preauth_literal = preauth_literal
         self.connections: set[ImapConnection] = set()
         self.ports: dict[str, int] = {}   # protocol → first bound port
 
@@ -64,7 +79,12 @@ class ImapConnection(asyncio.Protocol):
         self.server = server
         self.port = port
         self.tls_active = implicit_tls
-        self.framer = Framer(max_line=server.max_line, max_literal=server.max_literal)
+        small = server.preauth_literal
+        self.framer = Framer(max_line=min(small, server.max_line), max_literal=small,
+                             max_command=PREAUTH_COMMAND_CAPS * small)
+        self._pause_at = PREAUTH_COMMAND_CAPS * small
+        self._logged_in = False
+        self._deadline = 0.0
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
         self.info: ConnectionInfo | None = None
@@ -83,13 +103,15 @@ class ImapConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         peer_ip = peer[0] if isinstance(peer, tuple) else "unknown"
         registry = self.server.services.connections
-        refusal = registry.admit(peer_ip)
+        refusal = registry.admit("imap", peer_ip)
         if refusal is not None:
             transport.write(f"* BYE {refusal}\r\n".encode())
             transport.close()
             self._closed = True
             return
-        self.info = registry.open("imap", self.port, peer_ip, self.tls_active, close=self._kick)
+        self.info = registry.open("imap", self.port, peer_ip, self.tls_active, close=self._kick,
+                                  evict=self._evicted)
+        self._deadline = asyncio.get_running_loop().time() + self.server.login_timeout
         self.server.connections.add(self)
         self.session = Session(self.server.services, self, peer=peer_ip,
                                tls_active=self.tls_active, info=self.info,
@@ -101,7 +123,7 @@ class ImapConnection(asyncio.Protocol):
         if self.info is not None:
             self.info.bytes_in += len(data)
         self._data.set()
-        if self.framer.unprocessed > PAUSE_AT and not self._paused and self.transport:
+        if self.framer.unprocessed > self._pause_at and not self._paused and self.transport:
             self._paused = True
             self.transport.pause_reading()
 
@@ -141,6 +163,16 @@ class ImapConnection(asyncio.Protocol):
         """Console action: disconnect this client."""
         self.shutdown("disconnected by the administrator")
 
+    def _evicted(self) -> None:
+        """The registry gave this pre-login slot to a newer connection."""
+        self.shutdown("too many connections; try again later")
+
+    def _became_authenticated(self) -> None:
+        """Lift the pre-login caps once the session has logged in."""
+        self._logged_in = True
+        self._pause_at = PAUSE_AT
+        self.framer.set_limits(max_line=self.server.max_line, max_literal=self.server.max_literal)
+
     def shutdown(self, reason: str) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.write(f"* BYE {reason}\r\n".encode())
@@ -149,9 +181,11 @@ class ImapConnection(asyncio.Protocol):
         self._data.set()
 
     def _timeout(self) -> float:
+        """Seconds the next wait for input may last: what is left of the login deadline
+        before login, RFC 3501 §5.4's autologout (restarted by each command) after."""
         session = self.session
         if session is None or session.user is None:
-            return self.server.preauth_timeout
+            return self._deadline - asyncio.get_running_loop().time()
         return self.server.services.autologout
 
     async def _next_event(self) -> object:
@@ -166,10 +200,16 @@ class ImapConnection(asyncio.Protocol):
                 self._paused = False
                 self.transport.resume_reading()
             self._data.clear()
+            timeout = self._timeout()
             try:
-                await asyncio.wait_for(self._data.wait(), self._timeout())
+                if timeout <= 0:
+                    raise asyncio.TimeoutError
+                await asyncio.wait_for(self._data.wait(), timeout)
             except asyncio.TimeoutError:
-                self.write(b"* BYE autologout; idle for too long\r\n")
+                if self._logged_in:
+                    self.write(b"* BYE autologout; idle for too long\r\n")
+                else:
+                    self.write(b"* BYE login timeout; log in sooner after connecting\r\n")
                 raise SessionClosed() from None
 
     async def _read_line(self) -> bytes | None:
@@ -190,6 +230,11 @@ class ImapConnection(asyncio.Protocol):
     def _reply_error(self, exc: ReplyError) -> None:
         code = f"[{exc.code}] " if exc.code else ""
         self.write(f"{exc.tag or '*'} {exc.status} {code}{exc.text}\r\n".encode())
+        if isinstance(exc, WireError) and not self._logged_in and self.framer.draining:
+            # A LITERAL+ literal over the pre-login cap is on its way already: draining it
+            # would only spend bandwidth on a client that cannot be a real one.
+            self.shutdown("literal too large before login")
+            raise SessionClosed()
 
     async def _run(self) -> None:
         session = self.session
@@ -216,6 +261,8 @@ class ImapConnection(asyncio.Protocol):
                     await self._starttls(cmd, session)
                     continue
                 await session.execute(cmd)
+                if session.user is not None and not self._logged_in:
+                    self._became_authenticated()
                 if self.info is not None:
                     self.server.services.connections.update(
                         self.info, state=session.state.value)

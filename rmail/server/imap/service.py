@@ -8,7 +8,7 @@ import logging
 
 from rmail.server.core.connections import LISTEN_BACKLOG
 
-from .connection import PREAUTH_TIMEOUT, ImapServer
+from .connection import ImapServer
 from .handlers import AUTOLOGOUT, Services
 __all__ = ["start"]
 
@@ -17,12 +17,13 @@ log = logging.getLogger("rmail.imap")
 
 
 async def start(runtime, stack: contextlib.AsyncExitStack, *,  # noqa: ANN001
-                autologout: float = AUTOLOGOUT, preauth_timeout: float = PREAUTH_TIMEOUT,
+                autologout: float = AUTOLOGOUT, login_timeout: float | None = None,
                 ports: tuple[int, int] | None = None) -> ImapServer:
     """Open the IMAP listeners of `runtime` and register their shutdown on `stack`.
 
     Port 143 serves plain IMAP with STARTTLS when TLS is configured; 993 (implicit TLS) listens
-    only when TLS is configured (SPEC.md "Protocol details"). Tests pass short timers and
+    only when TLS is configured (SPEC.md "Protocol details"). `login_timeout` defaults to
+    ``limits.login_timeout``. Tests pass short timers and
     `ports` (imap, imaps) to run a second server beside the runtime's.
     """
     from rmail.server.runtime import Listener  # runtime imports adapters, not the reverse
@@ -34,7 +35,8 @@ async def start(runtime, stack: contextlib.AsyncExitStack, *,  # noqa: ANN001
         bus=runtime.bus, connections=runtime.connections, tls_configured=runtime.tls is not None,
         max_per_user=limits.connections_per_user, autologout=autologout)
     server = ImapServer(services, tls=runtime.tls, max_literal=limits.message_size,
-                        max_line=limits.line_length, preauth_timeout=preauth_timeout)
+                        max_line=limits.line_length, preauth_literal=limits.preauth_literal,
+                        login_timeout=limits.login_timeout if login_timeout is None else login_timeout)
     loop = asyncio.get_running_loop()
     listeners = []
     imap_port, imaps_port = ports if ports is not None else (cfg.ports.imap, cfg.ports.imaps)
@@ -48,7 +50,10 @@ async def start(runtime, stack: contextlib.AsyncExitStack, *,  # noqa: ANN001
             srv = await loop.create_server(
                 lambda port=port, implicit=implicit: server.protocol_factory(port, implicit_tls=implicit),
                 host, port, ssl=runtime.tls if implicit else None, reuse_address=True,
-                backlog=LISTEN_BACKLOG)
+                backlog=LISTEN_BACKLOG,
+                # The handshake runs before the connection is registered; it gets no more
+                # time than the whole login.
+                ssl_handshake_timeout=limits.login_timeout if implicit else None)
             listeners.append(srv)
             bound = srv.sockets[0].getsockname()[1]
             mode = "implicit" if implicit else ("starttls" if runtime.tls is not None else "none")

@@ -192,6 +192,17 @@ class Framer:
         self._tail = b""          # last bytes of a dropped line, to spot a literal marker
         self._raw_line = False
 
+    def set_limits(self, *, max_line: int, max_literal: int, max_command: int | None = None) -> None:
+        """Change the caps for the commands still to come (the pre-login caps are smaller).
+
+        Takes effect from the next line the framer looks at: call it between commands, before
+        `next_event` reaches bytes that were buffered behind the command that changed the
+        session's state (a LOGIN followed by a pipelined APPEND).
+        """
+        self._max_line = max_line
+        self._max_literal = max_literal
+        self._max_command = max_command if max_command is not None else max_literal + COMMAND_SLACK
+
     # -- feeding -------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
@@ -224,6 +235,11 @@ class Framer:
     def unprocessed(self) -> int:
         """Received bytes not yet framed (the I/O shell pauses reading when this grows)."""
         return len(self._buf)
+
+    @property
+    def draining(self) -> bool:
+        """True while the bytes of a refused LITERAL+ literal are still being dropped."""
+        return self._in_literal and self._discarding
 
     @property
     def in_command(self) -> bool:

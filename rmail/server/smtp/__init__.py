@@ -16,11 +16,13 @@ Invariants:
 - With TLS configured, AUTH is offered only under TLS (after STARTTLS on 25/587, at once on
   465); without TLS configured it is always offered (SPEC Part 1, "EHLO behaviour").
 - A DATA line ends only at CRLF: bare LF or CR never ends a message (SMTP smuggling), and
-  anything pipelined behind STARTTLS is discarded (RFC 3207 §4.2).
+  anything pipelined behind STARTTLS is discarded (RFC 3207 §4.2). A command line ends only
+  at CRLF too: one with a bare LF or CR gets 500 5.5.2 and nothing of it runs.
 - Every input is bounded: command lines (512 octets, aiosmtpd), text lines (1000 octets,
   RFC 5321 §4.5.3.1.6), message size (``limits.message_size``), recipients
   (``limits.recipients``), error replies per session, AUTH failures per session and per
-  client address, connections per address.
+  client address, connections per address, time to authenticate (587/465) and session time
+  without AUTH (25), connections and MAILs per address per minute (25).
 """
 
 from __future__ import annotations

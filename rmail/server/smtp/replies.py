@@ -42,6 +42,11 @@ RELAY_DENIED = "554 5.7.1 Relay access denied"
 NOT_OWNER = "553 5.7.1 Sender address not owned by the authenticated user"
 BAD_ADDRESS = "501 5.1.3 Bad address syntax"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections; try again later"
+LOGIN_TIMEOUT = "421 4.4.2 Not authenticated in time; closing connection"
+SESSION_TIMEOUT = "421 4.4.2 Session time limit reached; closing connection"
+TOO_MUCH_MAIL = "450 4.7.1 Too much mail from your address; try again later"
+BARE_NEWLINE = "500 5.5.2 Bare <LF> or <CR> in a command line; commands end with <CR><LF>"
 INTERNAL_ERROR = "451 4.3.0 Internal error; try again later"
 
 

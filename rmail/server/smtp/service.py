@@ -13,6 +13,7 @@ import ssl
 from typing import TYPE_CHECKING
 
 from ..core.connections import LISTEN_BACKLOG
+from ..core.rates import RateLimiter
 from .handler import SMTPHandler
 from .policy import Policy
 from .session import RmailSMTP
@@ -37,6 +38,10 @@ class SMTPService:
         self.servers: list[asyncio.Server] = []
         self.handlers: list[SMTPHandler] = []
         self.stopping = False
+        limits = runtime.config.limits
+        #: Port 25, per client address: connections and MAIL commands per minute.
+        self.connection_rate = RateLimiter(limits.smtp_connection_rate)
+        self.message_rate = RateLimiter(limits.smtp_message_rate)
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -51,8 +56,13 @@ class SMTPService:
         def factory() -> RmailSMTP:
             return RmailSMTP(self, policy, bound[0] if bound else port, handler)
 
-        server = await loop.create_server(factory, host, port, ssl=tls if policy.implicit_tls else None,
-                                          reuse_address=True, backlog=LISTEN_BACKLOG)
+        implicit = policy.implicit_tls
+        # An implicit-TLS handshake runs before the session is registered: it gets no more
+        # time than the whole login (limits.login_timeout).
+        server = await loop.create_server(factory, host, port, ssl=tls if implicit else None,
+                                          reuse_address=True, backlog=LISTEN_BACKLOG,
+                                          ssl_handshake_timeout=(self.runtime.config.limits.login_timeout
+                                                                 if implicit else None))
         self.servers.append(server)
         bound.append(server.sockets[0].getsockname()[1])
         return bound[0]

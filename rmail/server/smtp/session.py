@@ -6,12 +6,21 @@ aiosmtpd owns the wire (STYLE.md). This subclass adds what its hooks cannot see:
 - one ``push`` for every reply: enhanced status codes (RFC 2034), no control characters, and a
   budget of error replies after which the session ends (421);
 - in-flight DATA tracking, so a graceful stop lets a transaction that has begun finish;
-- an idle timeout that counts received bytes as activity (a slow 25 MiB upload is not idle).
+- an idle timeout that counts received bytes as activity (a slow 25 MiB upload is not idle),
+  and a deadline no byte extends: ``limits.login_timeout`` to authenticate on submission and
+  SMTPS, ``limits.smtp_session_timeout`` for a session on port 25 that has not (421 4.4.2);
+- rates per client address on port 25 (``limits.smtp_connection_rate``: 421 4.7.0 at connect,
+  ``limits.smtp_message_rate``: 450 4.7.1 at MAIL);
+- command lines end only at CRLF: a bare LF or CR in one gets 500 5.5.2 and nothing of that
+  line up to its CRLF runs (the command-line half of SMTP smuggling, CVE-2023-51764; Postfix's
+  ``smtpd_forbid_bare_newline``). aiosmtpd alone takes an LF as the end of a command.
 
 DATA is read in bulk rather than aiosmtpd's line at a time (one ``readuntil`` per line was most
 of a 100 KiB message's cost), with aiosmtpd 1.4.6's outcomes kept exactly: only CRLF "." CRLF
 ends DATA, so a bare LF or CR never does (SMTP smuggling); dot-unstuffing; 500 for a long line
-and 552 for too much data, both after the end line. tests/smtp/test_data_reader.py checks this
+and 552 for too much data, both after the end line. A bare LF or CR inside message text is
+kept as received (Postfix's default lets it through too; refusing it would bounce mail from
+old software), since it can no longer end anything. tests/smtp/test_data_reader.py checks this
 against aiosmtpd's line-by-line algorithm. Bytes pipelined after STARTTLS are still discarded
 by aiosmtpd when TLS starts (RFC 3207 §4.2, STARTTLS injection).
 """
@@ -24,7 +33,7 @@ import logging
 import re
 import ssl
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
 
@@ -33,7 +42,8 @@ from ..core.connections import ConnectionInfo
 from ..core.model import Account
 from .data import DataStatus, find_data_end, judge_data, unstuff
 from .policy import Policy
-from .replies import SHUTTING_DOWN, TOO_MANY_ERRORS, finish_reply, reply_code
+from .replies import (BARE_NEWLINE, LOGIN_TIMEOUT, SESSION_TIMEOUT, SHUTTING_DOWN, TOO_MANY_CONNECTIONS,
+                      TOO_MANY_ERRORS, TOO_MUCH_MAIL, finish_reply, reply_code)
 
 if TYPE_CHECKING:
     from .service import SMTPService
@@ -59,7 +69,50 @@ _PLAIN_PATH = re.compile(r"\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9
 
 
 class _SMTPReader(asyncio.StreamReader):
-    """aiosmtpd's StreamReader with its line limit kept but wider flow-control marks."""
+    """aiosmtpd's StreamReader with its line limit kept but wider flow-control marks, and
+    command lines that end only at CRLF.
+
+    ``on_bare_newline`` is awaited when a command line holds a bare LF or CR (the session
+    answers 500 5.5.2); the rest of that line, up to its CRLF, is then dropped unseen.
+    """
+
+    on_bare_newline: Callable[[], Awaitable[None]] | None = None
+    #: Inside a command line that had a bare LF or CR: drop segments until one ends in CRLF.
+    _tainted = False
+    #: The last read hit the line limit: aiosmtpd reads the line's tail next (its CR may
+    #: have gone with the part it dropped), then answers 500 for the whole line.
+    _overrun = False
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        if separator != b"\n":
+            return await super().readuntil(separator)
+        while True:
+            try:
+                line = await super().readuntil(b"\n")
+            except asyncio.LimitOverrunError:
+                self._overrun = True
+                raise
+            if self._overrun:
+                self._overrun = False
+                return line            # the tail of an over-long line: never executed
+            bare = not line.endswith(b"\r\n") or b"\r" in line[:-2]
+            if not bare and not self._tainted:
+                return line
+            if not self._tainted and self.on_bare_newline is not None:
+                await self.on_bare_newline()
+            # The line (by RFC 5321 §2.3.8, up to CRLF) ends with this segment if it ends in CRLF.
+            self._tainted = not line.endswith(b"\r\n")
+
+    async def readline(self) -> bytes:
+        """StreamReader's readline (aiosmtpd's AUTH dialogue) through the CRLF check above."""
+        try:
+            return await super().readline()
+        finally:
+            self._overrun = False      # readline drops an over-long line's tail itself
+
+    def untaint(self) -> None:
+        """Forget a partial command line (STARTTLS discards buffered bytes)."""
+        self._tainted = False
 
     def feed_data(self, data: bytes) -> None:
         if not data:
@@ -153,7 +206,9 @@ class RmailSMTP(SMTP):
         )
         reader = self._stream_reader
         if reader is not None and type(reader) is asyncio.StreamReader:
-            reader.__class__ = _SMTPReader   # same state, other flow-control marks
+            reader.__class__ = _SMTPReader   # same state, other flow-control marks and line ends
+        if isinstance(reader, _SMTPReader):
+            reader.on_bare_newline = self._bare_newline
         self.service = service
         self.policy = policy
         self.port = port
@@ -168,6 +223,7 @@ class RmailSMTP(SMTP):
         self._raw_replies = False
         self._last_activity = 0.0
         self._pending: list[bytes] = []
+        self._deadline: asyncio.TimerHandle | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -175,26 +231,41 @@ class RmailSMTP(SMTP):
         if self.info is not None:
             # The second call: STARTTLS finished (aiosmtpd resets the session, RFC 3207 §4.2).
             super().connection_made(transport)
+            if isinstance(self._reader, _SMTPReader):
+                self._reader.untaint()
             self.service.runtime.connections.update(self.info, tls=True, state="tls", force=True)
             return
         peer = transport.get_extra_info("peername")
         self.peer_ip = str(peer[0]) if peer else "?"
         registry = self.service.runtime.connections
-        reason = registry.admit(self.peer_ip)
-        if reason is not None or self.service.stopping:
+        inbound = self.policy.protocol == "smtp"
+        if self.service.stopping:
+            reason: str | None = SHUTTING_DOWN
+        elif inbound and not self.service.connection_rate.allow(self.peer_ip):
+            # Postfix anvil's smtpd_client_connection_rate_limit answers the same way.
+            reason = f"421 4.7.0 {self.hostname} too many connections from your address; try again later"
+        else:
+            refusal = registry.admit(self.policy.protocol, self.peer_ip)
+            reason = None if refusal is None else f"421 4.7.0 {self.hostname} {refusal}"
+        if reason is not None:
             self._refused = True
-            text = SHUTTING_DOWN if reason is None else f"421 4.7.0 {self.hostname} {reason}"
-            transport.write(finish_reply(text) + b"\r\n")  # type: ignore[attr-defined]
+            transport.write(finish_reply(reason) + b"\r\n")  # type: ignore[attr-defined]
             transport.close()
             return
         self.info = registry.open(self.policy.protocol, self.port, self.peer_ip, self.policy.implicit_tls,
-                                  close=self.close)
+                                  close=self.close, evict=self._evicted)
         self.service.sessions.add(self)
+        limits = self.service.runtime.config.limits
+        seconds = limits.smtp_session_timeout if inbound else limits.login_timeout
+        self._deadline = asyncio.get_running_loop().call_later(seconds, self._deadline_passed)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         if self.info is not None:
             self.service.runtime.connections.closed(self.info)
         self.service.sessions.discard(self)
@@ -214,11 +285,25 @@ class RmailSMTP(SMTP):
         if self.transport is not None:
             self.transport.close()
 
-    def shutdown(self) -> None:
+    def shutdown(self, reply: str = SHUTTING_DOWN) -> None:
         """Tell the client we are going away (RFC 5321 §3.8) and close."""
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self._pending) + finish_reply(SHUTTING_DOWN) + b"\r\n")  # type: ignore[attr-defined]
+            self.transport.write(b"".join(self._pending) + finish_reply(reply) + b"\r\n")  # type: ignore[attr-defined]
             self.transport.close()
+
+    def _evicted(self) -> None:
+        """The registry gave this unauthenticated session's slot to a newer connection."""
+        self.shutdown(TOO_MANY_CONNECTIONS)
+
+    def _deadline_passed(self) -> None:
+        """Not authenticated in time (587/465), or a port-25 session that went on too long."""
+        self._deadline = None
+        if self.info is not None and self.info.authenticated:
+            return
+        self.shutdown(SESSION_TIMEOUT if self.policy.protocol == "smtp" else LOGIN_TIMEOUT)
+
+    async def _bare_newline(self) -> None:
+        await self.push(BARE_NEWLINE)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # aiosmtpd parses every MAIL/RCPT address with email's header parser and defines a
@@ -236,6 +321,9 @@ class RmailSMTP(SMTP):
     def set_state(self, state: str, **changes: Any) -> None:
         if self.info is not None:
             self.service.runtime.connections.update(self.info, state=state, force=bool(changes), **changes)
+        if changes.get("user") is not None and self._deadline is not None:
+            self._deadline.cancel()        # logged in: only the idle timeout applies now
+            self._deadline = None
 
     def tls_info(self) -> tuple[str | None, str | None, int | None]:
         """(version, cipher, bits) of this connection's TLS, or Nones in clear."""
@@ -301,6 +389,16 @@ class RmailSMTP(SMTP):
         finally:
             self._raw_replies = False
         self.set_state("helo")
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        # Port 25's message rate counts each MAIL of a client that has not logged in, as
+        # Postfix's smtpd_client_message_rate_limit does; 450 asks the sender to retry later.
+        if (self.policy.protocol == "smtp" and not (self.info is not None and self.info.authenticated)
+                and not self.service.message_rate.allow(self.peer_ip)):
+            await self.push(TOO_MUCH_MAIL)
+            return
+        await super().smtp_MAIL(arg)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
