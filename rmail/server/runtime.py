@@ -26,6 +26,8 @@ from .core.aliases import Aliases
 from .core.connections import ConnectionRegistry
 from .core.delivery import Delivery
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
+from .core.quota import Quotas
+from .core.rates import RateLimiter
 from .core.store import MailStore
 from .core.throttle import AuthThrottle
 from .tls import server_context
@@ -114,7 +116,9 @@ class ServerRuntime:
             self._stack.callback(self.store.close)
             self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds)
             self.aliases = Aliases(self.accounts)
-            self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus)
+            self.quotas = Quotas(self.store, default=cfg.limits.quota)
+            self.send_rate = RateLimiter(cfg.limits.send_per_minute)  # REST send and SMTP AUTH
+            self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus, quotas=self.quotas)
             self.throttle = AuthThrottle(max_failures=cfg.limits.auth_failures,
                                          lockout_seconds=cfg.limits.auth_lockout_seconds, base_delay=self.auth_delay)
             self.connections = ConnectionRegistry(self.bus, max_total=cfg.limits.connections,
