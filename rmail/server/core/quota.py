@@ -82,9 +82,11 @@ class QuotaState:
         return self.limit == UNLIMITED or self.used + max(incoming, 1) <= self.limit
 
     def describe(self) -> str:
-        limit = "unlimited" if self.limit == UNLIMITED else format_size(self.limit)
+        """E.g. "1.2M of 500M", "3.4G of 5G (default)", "812 bytes used, no limit"."""
         source = "" if self.override else " (default)"
-        return f"{format_size(self.used)} of {limit}{source}"
+        if self.limit == UNLIMITED:
+            return f"{format_size(self.used)} used, no limit{source}"
+        return f"{format_size(self.used)} of {format_size(self.limit)}{source}"
 
 
 _USAGE_SQL: Final = ("SELECT coalesce(sum(m.size), 0) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"

@@ -124,7 +124,7 @@ class SMTPHandler:
         if session.authenticated and server.account is not None:
             # One limiter for REST send and SMTP: a user's messages a minute (Postfix counts
             # MAIL FROM requests the same way).
-            wait = self.runtime.send_rate.take(server.account.id)
+            wait = self.runtime.send_rate.take(server.account.address.lower())
             if wait:
                 return f"{RATE_EXCEEDED} for {server.account.address}; try again in {math.ceil(wait)} s"
         envelope.mail_from = address
