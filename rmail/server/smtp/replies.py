@@ -88,7 +88,7 @@ def error_reply(exc: RmailError, *, recipient: bool = False) -> str:
     if isinstance(exc, InvalidInput):
         return f"501 5.1.3 {text}"
     if isinstance(exc, QuotaExceeded):
-        return f"{MAILBOX_FULL}: {text}"
+        return f"452 4.2.2 {text}"
     if isinstance(exc, LimitExceeded):
         return f"552 5.3.4 {text}"
     if isinstance(exc, AuthenticationFailed):
