@@ -190,6 +190,40 @@ async def test_too_many_keys_is_refused_before_any_work(big: ServerRuntime) -> N
     await client.close()
 
 
+async def test_fetch_and_store_of_many_messages_give_the_loop_back(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every slice used up at once, FETCH and STORE give the loop back after each message
+    (counted at the slicer: a loop that never yields would count nothing) and still answer
+    completely and in order."""
+    async with ServerRuntime(make_config(tmp_path / "data"), auth_delay=0) as rt:
+        await rt.accounts.add_user("alice@example.com", PASSWORD)
+        await populate(rt, "alice@example.com", 300)
+        client = await selected(rt)
+        pauses = 0
+        pause = Slicer.pause
+
+        async def counted(self: Slicer) -> None:
+            nonlocal pauses
+            pauses += 1
+            await pause(self)
+        monkeypatch.setattr(Slicer, "due", lambda self: True)
+        monkeypatch.setattr(Slicer, "pause", counted)
+        for tag, command, line in (
+                (b"f", b"FETCH 1:* (FLAGS)", b"* %d FETCH (FLAGS (\\Recent))\r\n"),
+                (b"u", b"UID FETCH 1:* (RFC822.SIZE)", None),
+                (b"t", b"STORE 1:* +FLAGS (\\Flagged)", b"* %d FETCH (FLAGS (\\Flagged \\Recent))\r\n")):
+            before = pauses
+            reply = await client.cmd(tag, command)
+            assert pauses - before >= 300, (command, pauses - before)
+            verb = b"STORE" if tag == b"t" else b"FETCH"
+            lines = reply.split(b"\r\n")
+            assert lines[-2:] == [tag + b" OK " + verb + b" completed", b""]
+            assert [int(x.split()[1]) for x in lines[:-2]] == list(range(1, 301))
+            if line is not None:
+                assert reply == b"".join(line % n for n in range(1, 301)) + lines[-2] + b"\r\n"
+        await client.close()
+
+
 # -- the parser's bound ---------------------------------------------------------------------
 
 def parse(line: bytes) -> g.Command:
