@@ -500,7 +500,7 @@ KEYS_TREE = st.recursive(LEAVES, lambda inner: st.one_of(
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(box=mailboxes(), key=KEYS_TREE, slices=st.sampled_from([0.0, 1.0]),
-       chunks=st.sampled_from([(500, 4096), (3, 5), (1, 2)]))
+       chunks=st.sampled_from([(500, 32, 4096), (3, 2, 5), (1, 1, 2), (5, 2, 3)]))
 def test_sliced_evaluation_gives_the_old_results(box, key, slices, chunks) -> None:  # noqa: ANN001
     view, infos, texts = box
     loads: list[int] = []
@@ -518,11 +518,11 @@ def test_sliced_evaluation_gives_the_old_results(box, key, slices, chunks) -> No
         return await search(key, view, slicer=Slicer(slice_seconds=slices),
                             load_info=load_info, load_text=load_text)
 
-    old_chunk, old_map = search_module.CHUNK, search_module.MAP_CHUNK
-    search_module.CHUNK, search_module.MAP_CHUNK = chunks
+    saved = search_module.CHUNK, search_module.EVAL_CHUNK, search_module.MAP_CHUNK
+    search_module.CHUNK, search_module.EVAL_CHUNK, search_module.MAP_CHUNK = chunks
     try:
         got = asyncio.run(run())
     finally:
-        search_module.CHUNK, search_module.MAP_CHUNK = old_chunk, old_map
+        search_module.CHUNK, search_module.EVAL_CHUNK, search_module.MAP_CHUNK = saved
     assert got == old_search(key, view, infos, texts)
     assert len(loads) == len(set(loads)), "a message's headers were loaded twice"

@@ -29,11 +29,14 @@ from rmail.server.core.slicing import Slicer
 from . import grammar as g
 from .selected import SelectedMailbox
 
-__all__ = ["CHUNK", "InfoLoader", "MAP_CHUNK", "TextLoader", "search"]
+__all__ = ["CHUNK", "EVAL_CHUNK", "InfoLoader", "MAP_CHUNK", "TextLoader", "search"]
 
 #: Messages whose stored text is held at once: bounds memory (search text is up to 1 MiB a
 #: message) and the size of one store read.
 CHUNK: Final = 500
+#: Messages one key is tried on before the next key: few enough that their text stays in the
+#: CPU cache between keys, enough to keep the per-key overhead (set operations) small.
+EVAL_CHUNK: Final = 32
 #: Messages the first pass (the session's map only) takes at once: bounds the transient sets
 #: and the work between two checks of the slicer in the set operations of AND, OR and NOT.
 MAP_CHUNK: Final = 4096
@@ -122,6 +125,7 @@ class _Run:
         self._info: dict[int, MessageInfo] = {}
         self._text: dict[int, str] = {}
         self._folded: dict[int, str] = {}
+        self._chunk: list[int] = []
 
     def _cost(self, key: g.SearchKey) -> int:
         cost = self._costs.get(id(key))
@@ -138,10 +142,15 @@ class _Run:
             yes, maybe = await self._decide(self.key, list(indexes[start:start + MAP_CHUNK]))
             hits += yes
             unsure += maybe
-        # Pass 2: the rest with their stored text, a chunk at a time.
+        # Pass 2: the rest with their stored text, a chunk at a time, loaded with one read per
+        # kind when first needed, and evaluated a few messages at a time so that the text
+        # scanned by one key is still in the CPU cache for the next (key at a time over all
+        # 500 messages took 1.7 times the CPU of message at a time).
         for start in range(0, len(unsure), CHUNK):
             self._forget()
-            hits += await self._eval(self.key, unsure[start:start + CHUNK])
+            self._chunk = unsure[start:start + CHUNK]
+            for sub in range(0, len(self._chunk), EVAL_CHUNK):
+                hits += await self._eval(self.key, self._chunk[sub:sub + EVAL_CHUNK])
         self._forget()
         hits.sort()
         return hits
@@ -227,16 +236,19 @@ class _Run:
         return out
 
     async def _need_info(self, cands: list[int]) -> None:
+        """Header data for `cands`, read with what the rest of the chunk will need (the
+        chunk's messages are all undecided by the map, so most of them will)."""
         uids = self.view.uids
-        missing = [uids[i] for i in cands if uids[i] not in self._info_asked]
-        if missing:
+        if any(uids[i] not in self._info_asked for i in cands):
+            missing = [uids[i] for i in self._chunk if uids[i] not in self._info_asked]
             self._info_asked.update(missing)
             self._info.update(await self.slicer.wait(self.load_info(missing)))
 
     async def _need_text(self, cands: list[int]) -> None:
+        """Body text, like `_need_info`."""
         uids = self.view.uids
-        missing = [uids[i] for i in cands if uids[i] not in self._text_asked]
-        if missing:
+        if any(uids[i] not in self._text_asked for i in cands):
+            missing = [uids[i] for i in self._chunk if uids[i] not in self._text_asked]
             self._text_asked.update(missing)
             self._text.update(await self.slicer.wait(self.load_text(missing)))
 
