@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from rmail.server.core.errors import LimitExceeded
 from rmail.server.core.model import Mailbox, MessageInfo
-from rmail.server.core.slicing import Slicer
+from rmail.server.core.slicing import OnePerKey, Slicer
 from rmail.server.imap import grammar as g
 from rmail.server.imap import search as search_module
 from rmail.server.imap.search import search
@@ -288,6 +288,23 @@ async def test_slicer_refusing_a_wait_does_not_leak_the_coroutine() -> None:
     with pytest.raises(LimitExceeded):
         await slicer.wait(coro)
     assert not started and coro.cr_frame is None  # closed, never run, no "never awaited"
+
+
+async def test_one_holder_per_key() -> None:
+    """One costly scan per user: a second one of the same user waits, another user's runs."""
+    gate = OnePerKey()
+    log: list[str] = []
+
+    async def scan(key: str, name: str) -> None:
+        async with gate.lock(key):
+            log.append(f"{name} in")
+            await asyncio.sleep(0.01)
+            log.append(f"{name} out")
+
+    await asyncio.gather(scan("alice", "a1"), scan("alice", "a2"), scan("bob", "b"))
+    assert log.index("a1 out") < log.index("a2 in")
+    assert log.index("b in") < log.index("a1 out")
+    assert len(gate._locks) == 0  # nothing kept once nobody holds or waits
 
 
 async def test_other_tasks_run_between_slices() -> None:

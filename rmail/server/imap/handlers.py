@@ -656,9 +656,7 @@ class Session:
     async def _search(self, cmd: g.Search) -> bytes:
         view = self._require_view()
         mailbox_id = view.mailbox.id
-        # Work proportional to the mailbox: yield the loop every few milliseconds and stop at
-        # the configured CPU budget with NO [LIMIT] (RFC 5530) rather than run for a minute.
-        slicer = Slicer(budget=self.services.search_budget, what="this SEARCH")
+        assert self.user is not None
 
         async def load_info(uids: list[int]) -> dict[int, MessageInfo]:
             return await self.store.fetch_info(mailbox_id, uids)
@@ -666,18 +664,22 @@ class Session:
         async def load_text(uids: list[int]) -> dict[int, str]:
             return await self.store.search_text(mailbox_id, uids)
 
-        assert self.user is not None
         # One SEARCH per user at a time: a user's parallel sessions share one slot, so they
         # cannot multiply their share of the loop (the others wait their turn).
         async with self.services.scans.lock(self.user.id):
+            # Work proportional to the mailbox: yield the loop every few milliseconds and stop
+            # at the configured CPU budget with NO [LIMIT] (RFC 5530) rather than run for a
+            # minute. Made only now, so the wait for the slot is not metered.
+            slicer = Slicer(budget=self.services.search_budget, what="this SEARCH")
             hits = await search(cmd.key, view, slicer=slicer, load_info=load_info,
                                 load_text=load_text)
         numbers = [view.uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
         out = [b"* SEARCH"]
+        writing = Slicer()  # the answer is found: writing it is not held to the budget
         for n in numbers:
             out.append(b" %d" % n)
-            if slicer.due():
-                await slicer.pause()
+            if writing.due():
+                await writing.pause()
         out.append(b"\r\n")
         self.out.write(b"".join(out))
         return _tagged(cmd.tag, "OK", "SEARCH completed")
