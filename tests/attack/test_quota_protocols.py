@@ -90,6 +90,20 @@ async def test_smtp_data_shared_with_a_recipient_with_room_goes_to_both(runtime:
     await s.close()
 
 
+async def test_smtp_names_an_alias_as_written_never_its_target(runtime: ServerRuntime) -> None:
+    await runtime.aliases.add("example.com", "sales-.*", "bob")
+    await set_quota(runtime, "bob@example.com", 5_000)
+    s = await RawSession.open(runtime.port("smtp"))
+    await s.cmd("EHLO client.example.net")
+    await s.cmd("MAIL FROM:<carol@example.net>")
+    assert (await s.cmd("RCPT TO:<sales-eu@example.com>"))[0].startswith("250 ")
+    assert await data(s, message(6_000)) == ["452 4.2.2 mailbox full: sales-eu@example.com"]
+    await fill(runtime, "bob@example.com", 5_000)
+    await s.cmd("MAIL FROM:<carol@example.net>")
+    assert await s.cmd("RCPT TO:<sales-eu@example.com>") == ["452 4.2.2 Mailbox full: sales-eu@example.com"]
+    await s.close()
+
+
 async def test_submission_to_a_full_local_mailbox(runtime: ServerRuntime) -> None:
     await set_quota(runtime, "bob@example.com", 1_000)
     await fill(runtime, "bob@example.com", 1_000)

@@ -71,7 +71,8 @@ class Delivery:
             self._inbox[account.id] = inbox
         return inbox
 
-    async def _check_quotas(self, local: list[Account], remote: bool, size: int) -> None:
+    async def _check_quotas(self, local: list[Account], written: dict[int, str], remote: bool,
+                            size: int) -> None:
         """Refuse the message only when no recipient can take it: every recipient local and
         over quota with it. One reply answers DATA for all recipients (SMTP, REST), so when
         some can take it, refusing would make the sender retry and duplicate it for them, or
@@ -86,7 +87,8 @@ class Delivery:
         if not full:
             return
         if len(full) == len(local) and not remote:
-            raise QuotaExceeded("mailbox full: " + ", ".join(a.address for a in full))
+            # Named as the sender wrote them: an alias's target is not the sender's business.
+            raise QuotaExceeded("mailbox full: " + ", ".join(written[a.id] for a in full))
         log.info("delivery: %d-byte message goes over the quota of %s (shared with other recipients)",
                  size, ", ".join(a.address for a in full))
 
@@ -100,11 +102,13 @@ class Delivery:
             TemporaryFailure when remote mail cannot be queued.
         """
         local: dict[int, Account] = {}
+        written: dict[int, str] = {}   # account id → the first recipient address that reached it
         remote: list[str] = []
         for rcpt in recipients:
             res = rcpt if isinstance(rcpt, Resolution) else await self.check_recipient(rcpt, may_relay=may_relay)
             if res.account is not None:
                 local.setdefault(res.account.id, res.account)
+                written.setdefault(res.account.id, str(res.address))
             elif not res.local_domain:
                 remote.append(str(res.address))
         if not local and not remote:
@@ -112,7 +116,7 @@ class Delivery:
         if remote and self.outbound is None:
             raise TemporaryFailure("outbound delivery is not available")
         if local and self.quotas is not None:
-            await self._check_quotas(list(local.values()), bool(remote), len(data))
+            await self._check_quotas(list(local.values()), written, bool(remote), len(data))
         if local:
             targets = []
             for account in local.values():
