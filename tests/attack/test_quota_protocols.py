@@ -124,13 +124,13 @@ async def test_imap_append_and_copy_over_quota_move_is_free(runtime: ServerRunti
     await c.login()
     big = message(6_000)
     reply = await c.cmd(b"a1", b"APPEND INBOX {%d+}\r\n" % len(big) + big)
-    assert reply == b"a1 NO [OVERQUOTA] mailbox of alice@example.com is full (0 bytes of 4.9K)\r\n"
+    assert reply == b"a1 NO [OVERQUOTA] mailbox of alice@example.com is full: 0 bytes of 4.9K used, 5.9K more does not fit\r\n"
     two_k = message(2_000)
     for tag in (b"a2", b"a3"):
         assert b" OK [APPENDUID " in await c.cmd(tag, b"APPEND INBOX {%d+}\r\n" % len(two_k) + two_k)
     await c.cmd(b"s", b"SELECT INBOX")
     assert await c.cmd(b"c1", b"COPY 1 Archive") == \
-        b"c1 NO [OVERQUOTA] mailbox of alice@example.com is full (3.9K of 4.9K)\r\n"
+        b"c1 NO [OVERQUOTA] mailbox of alice@example.com is full: 3.9K of 4.9K used, 2.0K more does not fit\r\n"
     moved = await c.cmd(b"m1", b"MOVE 1 Archive")
     assert moved.endswith(b"m1 OK MOVE completed\r\n") and b"* 1 EXPUNGE\r\n" in moved
     assert await used(runtime, "alice@example.com") == 4_000
@@ -158,7 +158,8 @@ async def test_rest_append_and_send_over_quota_are_507(runtime: ServerRuntime) -
         raw = {**alice, "Content-Type": "message/rfc822"}
         async with http.post(f"{base}/folders/INBOX/messages", data=message(4_000), headers=raw) as resp:
             assert resp.status == 507
-            assert await resp.json() == {"error": "mailbox of alice@example.com is full (0 bytes of 2.9K)"}
+            assert await resp.json() == {"error": "mailbox of alice@example.com is full: 0 bytes of 2.9K used,"
+                                                 " 3.9K more does not fit"}
         async with http.post(f"{base}/folders/INBOX/messages", data=message(2_500), headers=raw) as resp:
             assert resp.status == 201
         # The Sent copy would not fit: refused before anything is sent.

@@ -162,7 +162,8 @@ class Quotas:
         """
         state = await self.db.read(lambda conn: self._refusal(conn, account.id, incoming))
         if state is not None:
-            raise QuotaExceeded(f"mailbox of {account.address} is full ({state.describe()})")
+            raise QuotaExceeded(f"mailbox of {account.address} is full: {format_size(state.used)} of"
+                                f" {format_size(state.limit)} used, {format_size(incoming)} more does not fit")
 
     async def over(self, accounts: Iterable[Account], incoming: int) -> list[Account]:
         """The accounts among `accounts` that `incoming` more bytes would take over quota."""
