@@ -7,6 +7,7 @@ import getpass
 import sys
 
 from rmail.server.core.errors import InvalidInput
+from rmail.server.core.quota import UNLIMITED, format_size, parse_size
 
 from .common import AdminContext, fail, run_admin
 
@@ -29,6 +30,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = us.add_parser("remove", parents=[common], help="remove a user and all its mail")
     p.add_argument("email")
     p.set_defaults(func=lambda a: run_admin(a, lambda c: user_remove(c, a)))
+    p = us.add_parser("quota", parents=[common], help="show or set a user's storage quota",
+                      description="Without SIZE: show usage and limit. SIZE: bytes or 500M, 2G (binary units);"
+                                  " 0 or unlimited: no limit for this user; none: back to [limits] quota.")
+    p.add_argument("email")
+    p.add_argument("size", nargs="?", metavar="SIZE|unlimited|none")
+    p.set_defaults(func=lambda a: run_admin(a, lambda c: user_quota(c, a)))
     p = us.add_parser("admin", parents=[common], help="grant or revoke admin rights")
     p.add_argument("email")
     p.add_argument("state", choices=("on", "off"))
@@ -92,12 +99,26 @@ async def user_add(ctx: AdminContext, args: argparse.Namespace) -> int:
 
 
 async def user_list(ctx: AdminContext, args: argparse.Namespace) -> int:
+    limits = await ctx.quotas.limits()
     for usage in await ctx.accounts.usage():
         account = usage.account
         if args.domain and account.domain != args.domain.lower():
             continue
+        limit, _ = limits.get(account.id, (ctx.quotas.default, False))
+        quota = "unlimited" if limit == UNLIMITED else f"{format_size(limit)} ({usage.size * 100 // limit}%)"
         print(f"{account.address}\t{'admin' if account.admin else 'user'}\t{usage.messages} messages\t"
-              f"{usage.size} bytes")
+              f"{usage.size} bytes\tquota {quota}")
+    return 0
+
+
+async def user_quota(ctx: AdminContext, args: argparse.Namespace) -> int:
+    account = await ctx.accounts.get_user(args.email)
+    if args.size is not None:
+        word = args.size.strip().lower()
+        limit = None if word == "none" else UNLIMITED if word == "unlimited" else parse_size(args.size)
+        await ctx.quotas.set(account, limit)
+    state = await ctx.quotas.state(account.id)
+    print(f"{account.address}: {state.describe()}")
     return 0
 
 

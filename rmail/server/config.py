@@ -16,6 +16,9 @@ from typing import Any, Mapping
 
 import platformdirs
 
+from .core.errors import InvalidInput
+from .core.quota import MAX_QUOTA, parse_size
+
 APP_NAME = "rmail"
 #: Added to every default port when not running as root (SPEC Part 3, privileged ports).
 UNPRIVILEGED_OFFSET = 10000
@@ -75,6 +78,10 @@ class Limits:
     auth_cache_seconds: int = 3600         #: a verified password is remembered this long; 0 = never
     recipients: int = 100                  #: RCPT TO per SMTP transaction
     line_length: int = 65536               #: IMAP command line, excluding literals
+    # Costly commands, storage and sending (docs/SECURITY.md). 0 means no limit for these three.
+    search_budget: float = 10.0            #: CPU seconds one IMAP SEARCH may use, then NO [LIMIT]
+    quota: int = 0                         #: bytes per user unless `user quota` says otherwise
+    send_per_minute: int = 60              #: messages per user a minute: REST send and SMTP AUTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +258,8 @@ def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{key}: must be a PEM file path")
         return (base / Path(value).expanduser()).resolve()
+    if key in _ZERO_MEANS_UNLIMITED:
+        return _coerce_unlimited(key, value)
     if key == "api.cors_origins":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: must be a list of origins, e.g. [\"*\"]")
@@ -270,6 +279,29 @@ def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any
     # str or optional str
     if not isinstance(value, str):
         raise ConfigError(f"{key}: must be a string")
+    return value
+
+
+_ZERO_MEANS_UNLIMITED = frozenset({"limits.search_budget", "limits.quota", "limits.send_per_minute"})
+
+
+def _coerce_unlimited(key: str, value: Any) -> Any:
+    """The [limits] keys where 0 turns the limit off; quota also takes sizes such as "2G"."""
+    if key == "limits.search_budget":
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 3600:
+            raise ConfigError(f"{key}: must be CPU seconds from 0 to 3600 (0 = unlimited)")
+        return float(value)
+    if key == "limits.quota":
+        try:
+            if isinstance(value, str):
+                return parse_size(value)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_QUOTA:
+                return value
+        except InvalidInput:
+            pass
+        raise ConfigError(f"{key}: must be bytes or a size such as \"500M\" or \"2G\", at most 1P (0 = unlimited)")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{key}: must be a whole number, 0 or more (0 = unlimited)")
     return value
 
 

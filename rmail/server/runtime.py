@@ -27,6 +27,8 @@ from .core.authguard import AuthGuard, GuardLimits
 from .core.connections import ConnectionRegistry, raise_fd_limit
 from .core.delivery import Delivery
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
+from .core.quota import Quotas
+from .core.rates import RateLimiter
 from .core.store import MailStore
 from .tls import server_context
 
@@ -115,7 +117,9 @@ class ServerRuntime:
             self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds,
                                      cache_seconds=cfg.limits.auth_cache_seconds)
             self.aliases = Aliases(self.accounts)
-            self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus)
+            self.quotas = Quotas(self.store, default=cfg.limits.quota)
+            self.send_rate = RateLimiter(cfg.limits.send_per_minute)  # REST send and SMTP AUTH
+            self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus, quotas=self.quotas)
             lim = cfg.limits
             #: Every password check goes through this guard (core/authguard.py).
             self.throttle = AuthGuard(GuardLimits(

@@ -33,3 +33,7 @@ class LimitExceeded(RmailError):
 
 class TemporaryFailure(RmailError):
     """Could not be done now; retrying later may work."""
+
+
+class QuotaExceeded(LimitExceeded):
+    """A user's storage quota would be exceeded (IMAP [OVERQUOTA], SMTP 452 4.2.2, HTTP 507)."""

@@ -1,4 +1,6 @@
-"""Per-key event rates (connections or messages per client address per minute), bounded memory.
+"""Per-key event rates, bounded memory: port-25 connections and messages per client address,
+and sending per user (one limiter shared by REST and SMTP submission, so using both does not
+double a user's rate).
 
 A token bucket per key: ``per_minute`` tokens at most, refilled at ``per_minute`` a minute, one
 taken per event. So a client may burst up to the full minute's allowance and then continue at
@@ -11,7 +13,7 @@ information), then the oldest ones, so a spray from many addresses cannot grow m
 from __future__ import annotations
 
 import time
-from typing import Callable, Final
+from typing import Callable, Final, Hashable
 
 __all__ = ["RateLimiter"]
 
@@ -23,27 +25,30 @@ class RateLimiter:
     """Allows at most ``per_minute`` events per key per minute, with a burst of as many.
 
     Args:
-        per_minute: the allowance; a burst of this many, then one every ``60 / per_minute`` s.
+        per_minute: the allowance; a burst of this many, then one every ``60 / per_minute`` s;
+            0 (or less) means no limit.
         max_keys: keys remembered at most (see the module docstring).
         clock: seconds, monotonic (tests pass a fake one).
     """
 
     def __init__(self, per_minute: int, *, max_keys: int = MAX_KEYS,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if per_minute <= 0:
-            raise ValueError("per_minute must be positive")
+        self.unlimited = per_minute <= 0
+        per_minute = max(per_minute, 1)
         self.capacity = float(per_minute)
         self.refill = per_minute / 60.0          # tokens per second
         self.max_keys = max_keys
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}   # key → (tokens, at)
+        self._buckets: dict[Hashable, tuple[float, float]] = {}   # key → (tokens, at)
 
-    def _tokens(self, key: str, now: float) -> float:
+    def _tokens(self, key: Hashable, now: float) -> float:
         tokens, at = self._buckets.get(key, (self.capacity, now))
         return min(self.capacity, tokens + (now - at) * self.refill)
 
-    def allow(self, key: str) -> bool:
+    def allow(self, key: Hashable) -> bool:
         """Count one event for ``key``; False (and nothing counted) when over the rate."""
+        if self.unlimited:
+            return True
         now = self.clock()
         tokens = self._tokens(key, now)
         if tokens < 1.0:
@@ -54,10 +59,17 @@ class RateLimiter:
         self._buckets[key] = (tokens - 1.0, now)
         return True
 
-    def retry_after(self, key: str) -> float:
+    def retry_after(self, key: Hashable) -> float:
         """Seconds until ``key`` may have one more event (0 when it may now)."""
+        if self.unlimited:
+            return 0.0
         tokens = self._tokens(key, self.clock())
         return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.refill
+
+    def take(self, key: Hashable) -> float:
+        """Spend one event for ``key``: 0.0 when allowed, else the seconds until it would be
+        (nothing is spent then)."""
+        return 0.0 if self.allow(key) else max(self.retry_after(key), 1e-3)
 
     def _forget(self, now: float) -> None:
         """Free at least a tenth of the keys, so the linear sweep runs once per that many

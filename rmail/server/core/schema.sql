@@ -92,3 +92,7 @@ CREATE TABLE IF NOT EXISTS queue(
     delayed_notified INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS queue_blob ON queue(blob_id);
+CREATE TABLE IF NOT EXISTS quotas(                 -- per-user storage limits (core.quota)
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    bytes INTEGER NOT NULL                          -- 0: unlimited; no row: [limits] quota
+);

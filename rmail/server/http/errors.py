@@ -16,7 +16,7 @@ from typing import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput, LimitExceeded, NotFound,
-                                      PermissionDenied, RmailError, TemporaryFailure)
+                                      PermissionDenied, QuotaExceeded, RmailError, TemporaryFailure)
 
 log = logging.getLogger("rmail.http")
 
@@ -28,6 +28,7 @@ STATUS: tuple[tuple[type[RmailError], int], ...] = (
     (PermissionDenied, 403),
     (NotFound, 404),
     (AlreadyExists, 409),
+    (QuotaExceeded, 507),   # RFC 4918 §11.5 Insufficient Storage: the mailbox is full
     (LimitExceeded, 413),
     (InvalidInput, 400),
     (TemporaryFailure, 503),

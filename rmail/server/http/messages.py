@@ -118,6 +118,7 @@ async def append_message(request: web.Request) -> web.Response:
     data = await read_body(request, rt.config.limits.message_size)
     if not data.strip():
         raise InvalidInput("the message is empty")
+    await rt.quotas.check(await rt.accounts.get_user(who.address), len(data))  # 507 when full
     uid = await rt.store.append(box, data)
     return web.json_response({"uid": uid}, status=201,
                              headers={"Location": f"{request.path.rstrip('/')}/{uid}"})

@@ -39,6 +39,7 @@ E401 = error("Missing, malformed, expired or wrongly signed bearer token.")
 E403 = error("The token is valid but its user may not do this (not an admin).")
 E404 = error("No such folder, message or alias for this user.")
 E413 = error("The request body or the resulting message is too large.")
+E507 = error("The mailbox is full: the message would take its user over the storage quota.")
 AUTH = {"400": E400, "401": E401}
 
 FOLDER = {"name": "folder", "in": "path", "required": True,
@@ -141,7 +142,8 @@ def document() -> dict[str, Any]:
                      "requestBody": {"required": True, "content": {"message/rfc822": {
                          "schema": {"type": "string", "format": "binary"}}}},
                      "responses": {"201": ok("Stored durably.", "AppendResponse"), **AUTH, "404": E404,
-                                   "413": E413, "415": error("The body is not message/rfc822.")}}},
+                                   "413": E413, "415": error("The body is not message/rfc822."),
+                                   "507": E507}}},
         "/folders/{folder}/messages/{uid}": {
             "parameters": [FOLDER, UID],
             "get": {"summary": "One message, decoded; raw bytes with Accept: message/rfc822 or ?format=raw.",
@@ -163,7 +165,11 @@ def document() -> dict[str, Any]:
             "summary": "Compose and deliver a message from the user; a copy is filed in Sent.",
             "requestBody": body("SendRequest"),
             "responses": {"202": ok("Delivered locally and/or queued.", "SendResponse"), **AUTH, "413": E413,
-                          "503": error("Remote delivery is unavailable right now; retry later.")}}},
+                          "429": error("The user's sending rate ([limits] send_per_minute) is used up;"
+                                       " see Retry-After."),
+                          "503": error("Remote delivery is unavailable right now; retry later."),
+                          "507": error("The sender's mailbox is full (no room for the Sent copy), or every"
+                                       " recipient's is.")}}},
         "/aliases": {
             "get": {"summary": "Alias rules of the token's domain, in declaration order.",
                     "responses": {"200": ok("Rules.", "AliasList"), "401": E401, "404": E404}},

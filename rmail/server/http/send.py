@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from rmail.server.core.model import SpecialUse
 from .auth import principal
 from .compose import build_message, parse_send_request
 from .context import runtime
+from .errors import ApiError
 from .inputs import read_json
 
 log = logging.getLogger("rmail.http")
@@ -30,11 +32,19 @@ async def send_message(request: web.Request) -> web.Response:
     limit = rt.config.limits.message_size
     body = await read_json(request, json_limit(limit))
     req = parse_send_request(body, max_recipients=rt.config.limits.recipients, max_bytes=limit)
+    # The same per-user limiter (keyed by address) as SMTP AUTH sessions: messages a minute.
+    wait = rt.send_rate.take(who.address.lower())
+    if wait:
+        raise ApiError(429, f"sending rate exceeded ({rt.config.limits.send_per_minute} messages a minute);"
+                       " try again later", {"Retry-After": str(math.ceil(wait))})
     data, message_id = await asyncio.to_thread(build_message, who.address, req,
                                                hostname=rt.config.hostname, now=datetime.now(timezone.utc))
     if len(data) > limit:
         raise LimitExceeded(f"the message is larger than {limit} bytes")
     sent = await rt.store.views.special_mailbox(who, SpecialUse.SENT.value)
+    if sent is not None:
+        # Refuse before sending rather than send and lose the Sent copy: 507 when it cannot fit.
+        await rt.quotas.check(await rt.accounts.get_user(who.address), len(data))
     try:
         await rt.delivery.deliver(who.address, req.recipients, data, may_relay=True, protocol="api")
     except NotFound as exc:

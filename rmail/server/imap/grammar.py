@@ -22,7 +22,7 @@ from .wire import Frame, ReplyError
 __all__ = [
     "Append", "Authenticate", "Capability", "Check", "Close", "Command", "Copy", "Create",
     "Delete", "Enable", "Examine", "Expunge", "Fetch", "FetchAtt", "Id", "Idle", "List",
-    "Login", "Logout", "Lsub", "MAX_SEARCH_DEPTH", "Move", "Namespace", "Noop", "ParseError",
+    "Login", "Logout", "Lsub", "MAX_SEARCH_DEPTH", "MAX_SEARCH_KEYS", "Move", "Namespace", "Noop", "ParseError",
     "Rename", "STAR", "SearchAll", "SearchAnd", "SearchBody", "SearchDate", "SearchFlag",
     "SearchHeader", "SearchKey", "SearchNot", "SearchOr", "SearchRecent", "SearchSeq",
     "SearchSize", "Search", "Section", "Select", "SeqSet", "StartTLS", "Status", "Store",
@@ -33,6 +33,11 @@ __all__ = [
 #: Deepest nesting of parentheses/NOT/OR in SEARCH; bounds recursion (Python's stack) and
 #: work. Real clients nest a handful of levels.
 MAX_SEARCH_DEPTH: Final = 32
+#: Most search keys in one SEARCH, counting every key as written (NOT x is two, OR x y three).
+#: Bounds the parse (a 25 MiB command could otherwise hold millions of keys) and the tree the
+#: evaluator walks per message chunk; the configurable CPU budget ([limits] search_budget)
+#: bounds what the keys cost. Real clients send a few dozen at most.
+MAX_SEARCH_KEYS: Final = 1000
 #: Largest nz-number (RFC 3501 §9: "nz-number ... 4,294,967,295").
 MAX_NUMBER: Final = 0xFFFFFFFF
 #: `*` in a sequence set; 0 is never a valid message number or UID.
@@ -517,13 +522,14 @@ MAX_TAG: Final = 128
 class _Reader:
     """Cursor over a frame's line pieces and literals."""
 
-    __slots__ = ("parts", "idx", "line", "pos")
+    __slots__ = ("parts", "idx", "line", "pos", "search_keys")
 
     def __init__(self, parts: tuple[bytes, ...]) -> None:
         self.parts = parts
         self.idx = 0
         self.line = parts[0]
         self.pos = 0
+        self.search_keys = 0
 
     def fail(self, text: str) -> ParseError:
         return ParseError(text)
@@ -1026,6 +1032,10 @@ _CHARSETS: Final = frozenset({"UTF-8", "US-ASCII"})
 def _search_key(r: _Reader, depth: int) -> SearchKey:
     if depth > MAX_SEARCH_DEPTH:
         raise r.fail("search expression nested too deeply")
+    r.search_keys += 1
+    if r.search_keys > MAX_SEARCH_KEYS:
+        # Well-formed but over an implementation limit: NO [LIMIT] (RFC 5530 §3).
+        raise ParseError(f"too many search keys (at most {MAX_SEARCH_KEYS})", status="NO", code="LIMIT")
     if r.accept(b"("):
         keys = [_search_key(r, depth + 1)]
         while not r.accept(b")"):

@@ -14,24 +14,25 @@ import base64
 import binascii
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Final, NoReturn, Protocol
 
 from rmail.server.core.authguard import LoginLocked
 from rmail.server.core.connections import ConnectionInfo, ConnectionRegistry
 from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput,
-                                      LimitExceeded, NotFound, PermissionDenied, RmailError,
-                                      TemporaryFailure)
+                                      LimitExceeded, NotFound, PermissionDenied, QuotaExceeded,
+                                      RmailError, TemporaryFailure)
 from rmail.server.core.events import (Doorbell, Event, EventBus, ExternalChange,
                                       MailboxChanged, MailboxesChanged, MessageReceived)
 from rmail.server.core.model import Account, Mailbox, MessageInfo
+from rmail.server.core.slicing import OnePerKey, Slicer
 
 from . import grammar as g
 from . import mutf7
 from .encode import string
 from .fetch import FetchPlan, FileRange, file_items, flags_bytes, message_items
 from .protocol import State, allowed, capabilities, login_allowed
-from .search import compile_prefilter, matches, needs
+from .search import search
 from .selected import InvalidSequence, SelectedMailbox, Update
 from .stream import MessageFile, StreamBroken
 
@@ -48,7 +49,7 @@ _SYSTEM_FLAGS: Final = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 _ERROR_CODES: Final[tuple[tuple[type[RmailError], str], ...]] = (
     (NotFound, "NONEXISTENT"), (AlreadyExists, "ALREADYEXISTS"), (PermissionDenied, "NOPERM"),
     (AuthenticationFailed, "AUTHENTICATIONFAILED"), (InvalidInput, "CANNOT"),
-    (LimitExceeded, "LIMIT"), (TemporaryFailure, "UNAVAILABLE"),
+    (QuotaExceeded, "OVERQUOTA"), (LimitExceeded, "LIMIT"), (TemporaryFailure, "UNAVAILABLE"),
 )
 #: Sent before closing a session whose selected mailbox was deleted by someone else (the
 #: wording is Dovecot's; IMAP4rev1 has no untagged "mailbox gone" response).
@@ -92,6 +93,10 @@ class Services:
     tls_configured: bool
     max_per_user: int
     autologout: float = AUTOLOGOUT
+    #: CPU seconds one SEARCH may spend on the event loop (config [limits] search_budget).
+    search_budget: float | None = None
+    quotas: object | None = None    # Quotas: APPEND and COPY check them; None in tests without
+    scans: OnePerKey = field(default_factory=OnePerKey)
 
 
 def _uid_set(uids: list[int]) -> str:
@@ -557,8 +562,10 @@ class Session:
             mailbox = await self.store.get_mailbox(self._user_id(), cmd.mailbox)
         except NotFound:
             raise CommandError("NO", "no such mailbox", "TRYCREATE") from None
-        uid = await self.store.append(mailbox.id, cmd.message, cmd.flags, cmd.internal_date)
         assert self.user is not None
+        if self.services.quotas is not None:
+            await self.services.quotas.check(self.user, len(cmd.message))  # NO [OVERQUOTA]
+        uid = await self.store.append(mailbox.id, cmd.message, cmd.flags, cmd.internal_date)
         self.services.bus.publish(MessageReceived("imap", self.user.address, 1, 0,
                                                   len(cmd.message)))
         if self.selected is not None and self.selected.mailbox.id == mailbox.id:
@@ -645,28 +652,33 @@ class Session:
 
     async def _search(self, cmd: g.Search) -> bytes:
         view = self._require_view()
-        check = compile_prefilter(cmd.key, view)
-        hits: list[int] = []
-        unsure: list[int] = []
-        for i in range(view.exists):
-            r = check(i)
-            if r is True:
-                hits.append(i)
-            elif r is None:
-                unsure.append(i)
-        if unsure:
-            need = needs(cmd.key)
-            for start in range(0, len(unsure), FETCH_BATCH):
-                batch = unsure[start:start + FETCH_BATCH]
-                uids = [view.uids[i] for i in batch]
-                infos = await self.store.fetch_info(view.mailbox.id, uids) if need.info else {}
-                texts = await self.store.search_text(view.mailbox.id, uids) if need.text else {}
-                for i, u in zip(batch, uids):
-                    if matches(cmd.key, view, i, infos.get(u), lambda u=u: texts.get(u, "")):
-                        hits.append(i)
-            hits.sort()
+        mailbox_id = view.mailbox.id
+        assert self.user is not None
+
+        async def load_info(uids: list[int]) -> dict[int, MessageInfo]:
+            return await self.store.fetch_info(mailbox_id, uids)
+
+        async def load_text(uids: list[int]) -> dict[int, str]:
+            return await self.store.search_text(mailbox_id, uids)
+
+        # One SEARCH per user at a time: a user's parallel sessions share one slot, so they
+        # cannot multiply their share of the loop (the others wait their turn).
+        async with self.services.scans.lock(self.user.id):
+            # Work proportional to the mailbox: yield the loop every few milliseconds and stop
+            # at the configured CPU budget with NO [LIMIT] (RFC 5530) rather than run for a
+            # minute. Made only now, so the wait for the slot is not metered.
+            slicer = Slicer(budget=self.services.search_budget, what="this SEARCH")
+            hits = await search(cmd.key, view, slicer=slicer, load_info=load_info,
+                                load_text=load_text)
         numbers = [view.uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
-        self.out.write(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+        out = [b"* SEARCH"]
+        writing = Slicer()  # the answer is found: writing it is not held to the budget
+        for n in numbers:
+            out.append(b" %d" % n)
+            if writing.due():
+                await writing.pause()
+        out.append(b"\r\n")
+        self.out.write(b"".join(out))
         return _tagged(cmd.tag, "OK", "SEARCH completed")
 
     async def _fetch(self, cmd: g.Fetch) -> bytes:
@@ -674,6 +686,7 @@ class Session:
         indexes = self._indexes(cmd.seqset, cmd.uid)
         plan = FetchPlan(cmd.attributes)
         mailbox_id = view.mailbox.id
+        slicer = Slicer()  # FETCH 1:* FLAGS on 100,000 messages needs no store read to yield
         seen_now: set[int] = set()
         if plan.sets_seen and not view.readonly:
             unseen = [view.uids[i] for i in indexes if "\\Seen" not in view.flags[i]]
@@ -713,6 +726,8 @@ class Session:
                     self.out.write(b"".join(out))
                     out.clear()
                     await self.out.drain()
+                if slicer.due():
+                    await slicer.pause()
             self.out.write(b"".join(out))
             await self.out.drain()
         return _tagged(cmd.tag, "OK", "FETCH completed")
@@ -760,7 +775,11 @@ class Session:
         mode = {g.StoreMode.REPLACE: "set", g.StoreMode.ADD: "add",
                 g.StoreMode.REMOVE: "remove"}[cmd.mode]
         metas = await self.store.store_flags(view.mailbox.id, uids, mode, cmd.flags)
-        changed = view.set_flags(metas)
+        slicer = Slicer()  # STORE 1:* on a large mailbox: record and answer in slices
+        changed: list[int] = []
+        for start in range(0, len(metas), FETCH_BATCH):
+            changed += view.set_flags(metas[start:start + FETCH_BATCH])
+            await slicer.tick()
         if not cmd.silent:
             out = []
             for i in changed:
@@ -768,6 +787,10 @@ class Session:
                 uid_part = b"UID %d " % u if cmd.uid else b""
                 out.append(b"* %d FETCH (%bFLAGS %b)\r\n" % (
                     i + 1, uid_part, flags_bytes(view.flags[i], view.is_recent(u))))
+                if slicer.due():
+                    self.out.write(b"".join(out))
+                    out.clear()
+                    await slicer.pause()
             self.out.write(b"".join(out))
         return _tagged(cmd.tag, "OK", "STORE completed")
 
@@ -784,8 +807,12 @@ class Session:
         if not uids:
             return _tagged(cmd.tag, "OK", f"{verb} completed")
         if move:
+            # MOVE between one's own mailboxes leaves usage as it was: never refused for quota.
             pairs = await self.store.move(view.mailbox.id, uids, dest.id)
         else:
+            if self.services.quotas is not None:
+                assert self.user is not None
+                await self.services.quotas.check(self.user, sum(view.sizes[i] for i in indexes))
             pairs = await self.store.copy(view.mailbox.id, uids, dest.id)
         pairs.sort()
         code = (f"COPYUID {dest.uidvalidity} {_uid_set([p[0] for p in pairs])} "

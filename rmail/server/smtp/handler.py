@@ -11,6 +11,7 @@ import asyncio
 import binascii
 import itertools
 import logging
+import math
 import time
 from base64 import b64decode
 from typing import TYPE_CHECKING
@@ -19,13 +20,15 @@ from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
 
 from ..core.aliases import Resolution
 from ..core.authguard import LoginLocked
-from ..core.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied, RmailError
+from ..core.errors import (AuthenticationFailed, InvalidInput, NotFound, PermissionDenied, QuotaExceeded,
+                           RmailError)
 from ..core.events import AccountsChanged, AliasesChanged, ExternalChange
 from ..core.model import Address
 from .policy import Policy
 from .received import TraceInfo, received_header
 from .replies import (AUTH_INVALID, AUTH_LOCKED, AUTH_OK, AUTH_REQUIRED, AUTH_TOO_MANY, BAD_ADDRESS,
-                      INTERNAL_ERROR, NOT_OWNER, RECIPIENT_OK, SENDER_OK, SHUTTING_DOWN, TOO_MANY_RECIPIENTS, error_reply)
+                      INTERNAL_ERROR, MAILBOX_FULL, NOT_OWNER, RATE_EXCEEDED, RECIPIENT_OK, SENDER_OK, SHUTTING_DOWN,
+                      TOO_MANY_RECIPIENTS, error_reply)
 from .session import RmailEnvelope, RmailSMTP
 
 if TYPE_CHECKING:
@@ -43,6 +46,16 @@ RESOLUTION_CACHE = 4096
 #: Trace ids: unique per process run without a getrandom() call per message.
 _TRACE_PREFIX = f"{int(time.time()) & 0xFFFFFFF:07x}"
 _trace_counter = itertools.count(1)
+
+
+def _declared_size(envelope: Envelope) -> int:
+    """The MAIL FROM SIZE= value (RFC 1870 §5), 0 when none or malformed (aiosmtpd has
+    already refused a SIZE over the limit)."""
+    for option in envelope.mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit() and len(value) <= 20:
+            return int(value)
+    return 0
 
 
 def _is_directory_change(event: object) -> bool:
@@ -109,6 +122,12 @@ class SMTPHandler:
                 resolution = await self.runtime.aliases.resolve(parsed)
                 if resolution.account is None or resolution.account.id != server.account.id:
                     return NOT_OWNER
+        if session.authenticated and server.account is not None:
+            # One limiter for REST send and SMTP: a user's messages a minute (Postfix counts
+            # MAIL FROM requests the same way).
+            wait = self.runtime.send_rate.take(server.account.address.lower())
+            if wait:
+                return f"{RATE_EXCEEDED} for {server.account.address}; try again in {math.ceil(wait)} s"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         server.set_state("mail")
@@ -124,6 +143,15 @@ class SMTPHandler:
             resolution = await self.check_recipient(address, may_relay=bool(session.authenticated))
         except RmailError as exc:
             return error_reply(exc, recipient=True)
+        if resolution.account is not None:
+            # A full mailbox is refused per recipient here, where SMTP can say so per
+            # recipient; the declared SIZE (RFC 1870) counts when the client gave one.
+            try:
+                await self.runtime.quotas.check(resolution.account, _declared_size(envelope))
+            except QuotaExceeded:
+                return f"{MAILBOX_FULL}: {resolution.address}"
+            except RmailError as exc:
+                return error_reply(exc, recipient=True)
         if all(r.address != resolution.address for r in envelope.resolutions):
             envelope.resolutions.append(resolution)
         envelope.rcpt_tos.append(address)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..core.errors import (AuthenticationFailed, InvalidInput, LimitExceeded, NotFound, PermissionDenied,
-                           RmailError, TemporaryFailure)
+                           QuotaExceeded, RmailError, TemporaryFailure)
 
 #: A reply that already carries an enhanced status code (RFC 3463 §2: class.subject.detail).
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
@@ -48,6 +48,10 @@ SESSION_TIMEOUT = "421 4.4.2 Session time limit reached; closing connection"
 TOO_MUCH_MAIL = "450 4.7.1 Too much mail from your address; try again later"
 BARE_NEWLINE = "500 5.5.2 Bare <LF> or <CR> in a command line; commands end with <CR><LF>"
 INTERNAL_ERROR = "451 4.3.0 Internal error; try again later"
+#: RFC 3463 X.2.2 "mailbox full", as a temporary failure: the user may make room.
+MAILBOX_FULL = "452 4.2.2 Mailbox full"
+#: Postfix answers its message rate limit so (smtpd_client_message_rate_limit).
+RATE_EXCEEDED = "450 4.7.1 Sending rate exceeded"
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")
@@ -88,6 +92,8 @@ def error_reply(exc: RmailError, *, recipient: bool = False) -> str:
         return RELAY_DENIED if recipient else f"550 5.7.1 {text}"
     if isinstance(exc, InvalidInput):
         return f"501 5.1.3 {text}"
+    if isinstance(exc, QuotaExceeded):
+        return f"452 4.2.2 {text}"
     if isinstance(exc, LimitExceeded):
         return f"552 5.3.4 {text}"
     if isinstance(exc, AuthenticationFailed):

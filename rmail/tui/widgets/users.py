@@ -1,15 +1,17 @@
-"""Users pane: address, admin, mailboxes, messages, size; add, change password, toggle admin,
-remove (with confirmation)."""
+"""Users pane: address, admin, mailboxes, messages, size, quota; add, change password, toggle
+admin, remove (with confirmation)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import work
 from textual.binding import Binding
 
 from rmail.server.core.errors import RmailError
 from rmail.server.core.events import AccountsChanged, MailboxChanged, MailboxesChanged
+from rmail.server.core.quota import UNLIMITED
 
 from ..format import cell, size
 from ..screens.confirm import ConfirmScreen
@@ -22,8 +24,16 @@ if TYPE_CHECKING:
     from rmail.server.runtime import ServerRuntime
 
 
+def quota_cell(used: int, limit: int) -> Text:
+    """"-" without a limit, else the share used of it; yellow from 90%, red when full."""
+    if limit == UNLIMITED:
+        return cell("-")
+    share = used * 100 // limit
+    return cell(f"{share}% of {size(limit)}", "bold red" if share >= 100 else "yellow" if share >= 90 else "")
+
+
 class UsersPane(Pane):
-    COLUMNS = ("Address", "Admin", "Mailboxes", "Messages", "Size")
+    COLUMNS = ("Address", "Admin", "Mailboxes", "Messages", "Size", "Quota")
     WATCH = (AccountsChanged, MailboxChanged, MailboxesChanged)
     # Usage is an aggregate query; under a delivery storm once a second is plenty.
     MIN_INTERVAL = 1.0
@@ -36,9 +46,11 @@ class UsersPane(Pane):
     ]
 
     async def load(self, runtime: ServerRuntime) -> dict[str, Row]:
+        limits = await runtime.quotas.limits()
         return {u.account.address: (cell(u.account.address),
                                     cell("admin", "bold") if u.account.admin else cell("-"),
-                                    cell(u.mailboxes), cell(u.messages), cell(size(u.size)))
+                                    cell(u.mailboxes), cell(u.messages), cell(size(u.size)),
+                                    quota_cell(u.size, limits.get(u.account.id, (runtime.quotas.default, False))[0]))
                 for u in await runtime.accounts.usage()}
 
     def _done(self, message: str | None) -> None:
