@@ -17,6 +17,7 @@ from .errors import InvalidInput, NotFound, PermissionDenied, TemporaryFailure
 from .events import AccountsChanged, Event, EventBus, ExternalChange, MessageReceived
 from .model import Account, Address
 from .store import MailStore
+from .tracefields import return_path, without_return_path
 
 log = logging.getLogger("rmail.delivery")
 
@@ -90,16 +91,19 @@ class Delivery:
         if remote and self.outbound is None:
             raise TemporaryFailure("outbound delivery is not available")
         if local:
+            # RFC 5321 §4.4: the final delivery records the envelope sender, replacing any
+            # Return-Path the message came with. Remote copies leave without one.
+            stored = return_path(sender) + without_return_path(data)
             targets = []
             for account in local.values():
                 targets.append((await self.inbox_of(account), ()))
             try:
-                await self.store.deliver(targets, data)
+                await self.store.deliver(targets, stored)
             except NotFound:
                 # A user was removed since we cached its INBOX; look again once.
                 self._inbox.clear()
                 targets = [(await self.inbox_of(a), ()) for a in local.values()]
-                await self.store.deliver(targets, data)
+                await self.store.deliver(targets, stored)
         queued: list[int] = []
         if remote:
             assert self.outbound is not None

@@ -9,7 +9,8 @@ Invariants:
 - 250 after DATA means durable: ``Delivery.deliver`` has returned, every local copy is
   committed and every remote recipient is queued (SPEC Part 3).
 - The stored message is the client's bytes, dot-unstuffed, with one ``Received`` header
-  prepended; nothing else changes.
+  prepended, and at local delivery a ``Return-Path`` above it (replacing any the message
+  carried, RFC 5321 §4.4); nothing else changes.
 - Port 25 is never an open relay: a remote RCPT without AUTH is refused (554 5.7.1).
   Submission (587, 465) requires AUTH before MAIL, and MAIL FROM must be the user's own
   address or an alias resolving to the user (5.7.1 otherwise).
