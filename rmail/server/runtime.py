@@ -25,6 +25,7 @@ from .core.accounts import Accounts
 from .core.aliases import Aliases
 from .core.connections import ConnectionRegistry
 from .core.delivery import Delivery
+from .core.dns import Resolver
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
 from .core.store import MailStore
 from .core.throttle import AuthThrottle
@@ -110,6 +111,7 @@ class ServerRuntime:
             await asyncio.to_thread(ensure_data_dir, cfg)
             self._stack.enter_context(data_dir_lock(cfg.data_dir))
             self.tls: ssl.SSLContext | None = server_context(cfg)
+            self.dns = Resolver.from_config(cfg.dns)      # every DNS lookup of the server goes here
             self.store = await MailStore.open(cfg.data_dir, publish=self.bus.publish_threadsafe, recover=True)
             self._stack.callback(self.store.close)
             self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds)

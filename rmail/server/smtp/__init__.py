@@ -51,7 +51,7 @@ async def start(runtime: ServerRuntime, stack: contextlib.AsyncExitStack) -> Non
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     cfg = runtime.config
     relay = cfg.relay
-    queue = OutboundQueue(runtime.store, runtime.aliases, runtime.bus, SMTPTransport(relay, cfg.hostname),
+    queue = OutboundQueue(runtime.store, runtime.aliases, runtime.bus, SMTPTransport(relay, cfg.hostname, resolver=runtime.dns),
                           hostname=cfg.hostname, lifetime=relay.queue_lifetime_hours * 3600,
                           delay_notice=relay.delay_notice_hours * 3600)
     await queue.start()

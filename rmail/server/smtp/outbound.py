@@ -24,11 +24,11 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
 from ..config import RelayConfig
+from ..core.dns import Resolver
 from ..core.queue import AttemptResult, Outcome
 
 log = logging.getLogger("rmail.outbound")
@@ -132,7 +132,7 @@ class SMTPTransport:
         if self.relay.host:
             return [Route(self.relay.host, self.relay.port, verify=True)]
         if self._resolver is None:
-            self._resolver = dns.asyncresolver.Resolver()
+            self._resolver = Resolver()      # the system resolver; the server passes runtime.dns
         domain = recipient.rpartition("@")[2]
         return await mx_routes(domain.encode("idna").decode("ascii") if not domain.isascii() else domain,
                                self._resolver)
