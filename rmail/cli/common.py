@@ -12,6 +12,7 @@ from typing import AsyncIterator, Awaitable, Callable
 from rmail.server.config import Config, ConfigError, ensure_data_dir, load_config
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.aliases import Aliases
+from rmail.server.core.dkimkeys import DkimKeys, FileKeyStore
 from rmail.server.core.errors import RmailError
 from rmail.server.core.store import MailStore
 
@@ -31,6 +32,7 @@ class AdminContext:
     store: MailStore
     accounts: Accounts
     aliases: Aliases
+    dkim: DkimKeys
 
 
 @asynccontextmanager
@@ -39,7 +41,8 @@ async def admin_context(config: Config) -> AsyncIterator[AdminContext]:
     store = await MailStore.open(config.data_dir)
     try:
         accounts = Accounts(store, bcrypt_rounds=config.bcrypt_rounds)
-        yield AdminContext(config, store, accounts, Aliases(accounts))
+        yield AdminContext(config, store, accounts, Aliases(accounts),
+                           DkimKeys(FileKeyStore(config.data_dir / "keys" / "dkim")))
     finally:
         store.close()
 

@@ -25,8 +25,10 @@ from .core.accounts import Accounts
 from .core.aliases import Aliases
 from .core.connections import ConnectionRegistry
 from .core.delivery import Delivery
+from .core.dkimkeys import DkimKeys, FileKeyStore
 from .core.dns import Resolver
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
+from .core.mailauth.signing import Signer
 from .core.store import MailStore
 from .core.throttle import AuthThrottle
 from .tls import server_context
@@ -116,7 +118,8 @@ class ServerRuntime:
             self._stack.callback(self.store.close)
             self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds)
             self.aliases = Aliases(self.accounts)
-            self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus)
+            self.dkim = DkimKeys(FileKeyStore(cfg.data_dir / "keys" / "dkim"))
+            self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus, signer=Signer(self.dkim))
             self.throttle = AuthThrottle(max_failures=cfg.limits.auth_failures,
                                          lockout_seconds=cfg.limits.auth_lockout_seconds, base_delay=self.auth_delay)
             self.connections = ConnectionRegistry(self.bus, max_total=cfg.limits.connections,

@@ -36,7 +36,8 @@ async def send_message(request: web.Request) -> web.Response:
         raise LimitExceeded(f"the message is larger than {limit} bytes")
     sent = await rt.store.views.special_mailbox(who, SpecialUse.SENT.value)
     try:
-        await rt.delivery.deliver(who.address, req.recipients, data, may_relay=True, protocol="api")
+        await rt.delivery.deliver(who.address, req.recipients, data, may_relay=True, protocol="api",
+                                  sign_as=who.domain)
     except NotFound as exc:
         # An unknown local recipient is a mistake in the request, not a missing resource.
         raise InvalidInput(str(exc)) from None

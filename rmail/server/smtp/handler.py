@@ -148,7 +148,9 @@ class SMTPHandler:
         try:
             await self.runtime.delivery.deliver(sender, envelope.resolutions, data,
                                                 may_relay=bool(session.authenticated),
-                                                protocol=self.policy.protocol)
+                                                protocol=self.policy.protocol,
+                                                sign_as=server.account.domain if session.authenticated
+                                                and server.account else None)
         except RmailError as exc:
             log.warning("smtp: delivery from %s refused: %s", server.peer_ip, exc)
             return error_reply(exc)
