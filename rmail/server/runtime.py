@@ -28,6 +28,7 @@ from .core.delivery import Delivery
 from .core.dkimkeys import DkimKeys, FileKeyStore
 from .core.dns import Resolver
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
+from .core.mailauth.inbound import InboundChecker
 from .core.mailauth.signing import Signer
 from .core.store import MailStore
 from .core.throttle import AuthThrottle
@@ -119,6 +120,7 @@ class ServerRuntime:
             self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds)
             self.aliases = Aliases(self.accounts)
             self.dkim = DkimKeys(FileKeyStore(cfg.data_dir / "keys" / "dkim"))
+            self.inbound = InboundChecker(self.dns, cfg.hostname, cfg.antispam)
             self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus, signer=Signer(self.dkim))
             self.throttle = AuthThrottle(max_failures=cfg.limits.auth_failures,
                                          lockout_seconds=cfg.limits.auth_lockout_seconds, base_delay=self.auth_delay)
