@@ -90,6 +90,13 @@ class AntispamConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MtaStsConfig:
+    mode: str = "testing"                  #: policy served for rmail's domains: "testing", "enforce", "none"
+    max_age: int = 604800                  #: seconds senders may cache it (RFC 8461 §3.2; a week)
+    outbound: bool = True                  #: honour recipient domains' policies when delivering
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     hostname: str
     listen: tuple[str, ...]
@@ -101,6 +108,7 @@ class Config:
     data_dir: Path
     dns: DnsConfig = DnsConfig()
     antispam: AntispamConfig = AntispamConfig()
+    mta_sts: MtaStsConfig = MtaStsConfig()
     source: Path | None = None             #: the file this came from, if any
     port_offset: int = 0                   #: UNPRIVILEGED_OFFSET when it was applied
     bcrypt_rounds: int = 12                #: tests lower it; never below 4
@@ -111,7 +119,7 @@ class Config:
 
 
 _SECTIONS = {"ports": Ports, "tls": TLSConfig, "limits": Limits, "relay": RelayConfig, "api": ApiConfig,
-             "dns": DnsConfig, "antispam": AntispamConfig}
+             "dns": DnsConfig, "antispam": AntispamConfig, "mta_sts": MtaStsConfig}
 _TOP_KEYS = {"hostname", "listen", "data_dir", "bcrypt_rounds", *_SECTIONS}
 
 
@@ -210,6 +218,10 @@ def build_config(raw: Mapping[str, Any], env: Mapping[str, str], *, source: Path
         raise ConfigError("relay.tls: must be one of \"starttls\", \"tls\", \"none\"")
 
     _check_mail_auth(sections["dns"], sections["antispam"])
+    if sections["mta_sts"].mode not in ("testing", "enforce", "none"):
+        raise ConfigError('mta_sts.mode: must be "testing", "enforce" or "none" (RFC 8461 §3.2)')
+    if sections["mta_sts"].max_age > 31557600:
+        raise ConfigError("mta_sts.max_age: at most 31557600 seconds (one year, RFC 8461 §3.2)")
 
     ports: Ports = sections["ports"]
     offset = 0
@@ -226,7 +238,7 @@ def build_config(raw: Mapping[str, Any], env: Mapping[str, str], *, source: Path
     return Config(hostname=hostname, listen=tuple(listen), ports=ports, tls=tls,
                   limits=sections["limits"], relay=relay, api=sections["api"],
                   data_dir=data_dir.resolve(), source=source, port_offset=offset, bcrypt_rounds=rounds,
-                  dns=sections["dns"], antispam=sections["antispam"])
+                  dns=sections["dns"], antispam=sections["antispam"], mta_sts=sections["mta_sts"])
 
 
 def _check_mail_auth(dns: DnsConfig, antispam: AntispamConfig) -> None:
