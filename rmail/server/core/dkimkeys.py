@@ -279,6 +279,10 @@ class DkimKeys:
         """The generations whose records must be in DNS: active and pending."""
         return [g for g in self.ensure(domain) if g.state is not KeyState.RETIRED]
 
+    def published_if_any(self, domain: str) -> list[Generation]:
+        """``published`` without making keys (read-only callers such as ``run.py diagnose``)."""
+        return [g for g in self.generations(domain) if g.state is not KeyState.RETIRED]
+
     def rotate(self, domain: str) -> Generation:
         """Make a pending generation; signing stays with the active one until ``publish``.
 
