@@ -458,7 +458,8 @@ class Diagnosis:
         assert self.config is not None
         cfg, relay = self.config, self.config.relay
         where = str(cfg.source or "rmail.toml")
-        transport = SMTPTransport(relay, cfg.hostname, timeout=15, threads=1)
+        from rmail.server.core.dns import Resolver
+        transport = SMTPTransport(relay, cfg.hostname, timeout=15, threads=1, resolver=Resolver.from_config(cfg.dns))
         try:
             result = await self.blocking(transport.check_smarthost)
         finally:

@@ -238,3 +238,36 @@ def test_dkim_verify_edge_cases(resolver: Resolver) -> None:
     assert (nokey.result, nokey.domain, nokey.selector) == ("permerror", "a.test", "gone")
     many = b"".join(b"DKIM-Signature: v=1; a=rsa-sha256; d=a.test; s=s%d; h=from; bh=x; b=y\r\n" % i for i in range(9))
     assert len(verify_all(many + b"From: a@a.test\r\n\r\n", txt)) == 5        # bounded work per message
+
+
+# -- MTA-STS (RFC 8461) ---------------------------------------------------------------------------
+
+from rmail.server.core.mailauth import mtasts  # noqa: E402
+
+
+@pytest.mark.parametrize("pattern, host, expected", [
+    ("mx.a.test", "mx.a.test", True), ("mx.a.test", "MX.A.TEST.", True), ("*.a.test", "mx.a.test", True),
+    ("*.a.test", "a.test", False), ("*.a.test", "x.mx.a.test", False), ("mx.a.test", "mx2.a.test", False),
+])
+def test_mta_sts_mx_patterns(pattern: str, host: str, expected: bool) -> None:
+    assert mtasts.mx_matches(pattern, host) is expected
+
+
+@pytest.mark.parametrize("records, ident", [
+    (["v=STSv1; id=20160831085700Z;"], "20160831085700Z"), (["v=STSv1; id=abc", "v=STSv1; id=def"], None),
+    (["v=STSv1; id=bad-id!"], None), (["v=spf1 -all"], None), ([], None),
+])
+def test_mta_sts_txt(records: list[str], ident: str | None) -> None:
+    assert mtasts.parse_txt(records) == ident
+
+
+def test_mta_sts_policy_round_trip_and_errors() -> None:
+    text = mtasts.build_policy("enforce", ["mail.a.test.", "*.b.test"], 86400)
+    assert mtasts.parse_policy(text) == mtasts.Policy("enforce", ("mail.a.test", "*.b.test"), 86400)
+    assert mtasts.parse_policy("version: STSv1\nmode: none\nmax_age: 99999999999\n").max_age == 31557600
+    for bad in ("version: STSv2\nmode: enforce\nmx: a\nmax_age: 1\n", "version: STSv1\nmode: enforce\nmax_age: 1\n",
+                "version: STSv1\nmode: strict\nmx: a\nmax_age: 1\n", "version: STSv1\nmode: testing\nmx: a\n",
+                "no colon here\n"):
+        with pytest.raises(mtasts.PolicyError):
+            mtasts.parse_policy(bad)
+    assert mtasts.policy_id(text) != mtasts.policy_id(text.replace("86400", "86401"))

@@ -31,6 +31,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..core.queue import OutboundQueue
+from .mtasts import MtaSts
 from .outbound import SMTPTransport
 from .policy import INBOUND, SMTPS, SUBMISSION
 from .service import SMTPService
@@ -51,7 +52,10 @@ async def start(runtime: ServerRuntime, stack: contextlib.AsyncExitStack) -> Non
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     cfg = runtime.config
     relay = cfg.relay
-    queue = OutboundQueue(runtime.store, runtime.aliases, runtime.bus, SMTPTransport(relay, cfg.hostname, resolver=runtime.dns),
+    # Every lookup through runtime.dns; recipient domains' MTA-STS policies honoured (RFC 8461).
+    transport = SMTPTransport(relay, cfg.hostname, resolver=runtime.dns,
+                              mta_sts=MtaSts(runtime.dns) if cfg.mta_sts.outbound else None)
+    queue = OutboundQueue(runtime.store, runtime.aliases, runtime.bus, transport,
                           hostname=cfg.hostname, lifetime=relay.queue_lifetime_hours * 3600,
                           delay_notice=relay.delay_notice_hours * 3600)
     await queue.start()
