@@ -140,3 +140,22 @@ async def test_port_25_mail_from_strangers_is_not_signed(runtime: ServerRuntime)
     [meta] = await runtime.store.list_messages((await runtime.store.get_mailbox(bob.id, "INBOX")).id)
     assert b"DKIM-Signature" not in await runtime.store.read_message(meta.blob_id)
     assert runtime.dkim.generations("example.com") == []
+
+
+def test_arc_chain_verifies_and_breaks(keys: DkimKeys) -> None:
+    from rmail.server.core.mailauth.dkim import verify_arc
+    [rsa, _] = keys.signing_keys("forwarder.example")
+    records = {rsa.dns_name: [rsa.dns_value.encode()]}
+
+    def txt(name: str) -> list[bytes]:
+        return records.get(name, [])
+    received = b"Authentication-Results: fwd.example; spf=pass smtp.mailfrom=example.com\r\n" + MESSAGE
+    sealed = b"".join(dkim.arc_sign(received, rsa.selector.encode(), b"forwarder.example", rsa.signing_key,
+                                    b"fwd.example")) + received
+    assert verify_arc(MESSAGE, txt).result == "none"
+    ok = verify_arc(sealed, txt)
+    assert (ok.result, ok.instances) == ("pass", 1), ok.reason
+    assert verify_arc(sealed.replace(b"Hello,", b"Hullo,"), txt).result == "fail"
+    assert verify_arc(sealed, lambda name: []).result == "fail"            # key gone
+    many = sealed.replace(b"i=1", b"i=51")
+    assert verify_arc(many, txt).reason == "more than 50 ARC sets"
