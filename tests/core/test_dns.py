@@ -47,6 +47,9 @@ def test_parse_nameserver(text: str, parsed: tuple[str, int]) -> None:
     ({"antispam": {"dnsbl": "zen.spamhaus.org"}}, "antispam.dnsbl"),
     ({"antispam": {"dnsbl": ["bad zone"]}}, "antispam.dnsbl"),
     ({"antispam": {"dmarc_reject": "yes"}}, "antispam.dmarc_reject"),
+    ({"mta_sts": {"mode": "strict"}}, "mta_sts.mode"),
+    ({"mta_sts": {"max_age": 99999999}}, "mta_sts.max_age"),
+    ({"mta_sts": {"outbound": 1}}, "mta_sts.outbound"),
 ])
 def test_bad_dns_and_antispam_values_name_the_key(raw: dict, key: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -59,6 +62,7 @@ def test_defaults() -> None:
     assert cfg.dns.nameserver is None and cfg.dns.timeout == 5
     assert cfg.antispam.checks and cfg.antispam.dmarc_reject and cfg.antispam.dmarc_quarantine == "junk"
     assert cfg.antispam.dnsbl == ()
+    assert (cfg.mta_sts.mode, cfg.mta_sts.max_age, cfg.mta_sts.outbound) == ("testing", 604800, True)
 
 
 async def test_lookups_go_to_the_configured_server(dns_server: DNSServer) -> None:
