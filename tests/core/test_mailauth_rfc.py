@@ -87,7 +87,8 @@ def test_spf_elsewhere_fails_and_ipv6_is_checked(resolver: Resolver) -> None:
     ("", "[192.0.2.10]", ("none", ""), ("none", "")),                       # an address literal is no domain
     ("x@fail.test", "localhost", ("fail", "fail.test"), ("none", "")),
 ])
-def test_spf_identities(resolver: Resolver, mail_from: str, helo: str, mailfrom_result: tuple, helo_result: tuple) -> None:
+def test_spf_identities(resolver: Resolver, mail_from: str, helo: str, mailfrom_result: tuple,
+                        helo_result: tuple) -> None:
     got_from, got_helo = spf.check_identities(IP, mail_from, helo, resolver)
     assert (got_from.result, got_from.domain) == mailfrom_result
     assert (got_helo.result, got_helo.domain, got_helo.identity) == (*helo_result, "helo")
@@ -231,7 +232,8 @@ def test_forged_results_removed_only_in_the_header() -> None:
 def test_dkim_verify_edge_cases(resolver: Resolver) -> None:
     txt = resolver.txt_sync
     assert verify_all(b"From: a@a.test\r\n\r\nno signature\r\n", txt) == []
-    [garbled] = verify_all(b"DKIM-Signature: v=1; a=rsa-sha256; this is not a tag list\r\nFrom: a@a.test\r\n\r\nx\r\n", txt)
+    [garbled] = verify_all(b"DKIM-Signature: v=1; a=rsa-sha256; this is not a tag list\r\n"
+                           b"From: a@a.test\r\n\r\nx\r\n", txt)
     assert garbled.result == "permerror"
     [nokey] = verify_all(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=a.test; s=gone; h=from;"
                          b" bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\nFrom: a@a.test\r\n\r\n", txt)

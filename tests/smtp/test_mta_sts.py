@@ -128,7 +128,8 @@ async def test_enforce_refuses_mx_hosts_outside_the_policy(world) -> None:  # no
 
 
 @pytest.mark.parametrize("change", ["testing", "no record", "policy 404"])
-async def test_without_enforcement_delivery_stays_opportunistic(world, zone: DNSServer, change: str) -> None:  # noqa: ANN001
+async def test_without_enforcement_delivery_stays_opportunistic(world, zone: DNSServer,  # noqa: ANN001
+                                                               change: str) -> None:
     w, port = world
     if change == "testing":
         w.policy = w.policy.replace("mode: enforce", "mode: testing")

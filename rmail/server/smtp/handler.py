@@ -146,10 +146,12 @@ class SMTPHandler:
             user=server.account.address if session.authenticated and server.account else None,
             recipients=tuple(str(r.address) for r in envelope.resolutions),
             smtputf8=bool(envelope.smtp_utf8))
-        data = received_header(trace, trace_id) + envelope.original_content
+        received = received_header(trace, trace_id)
+        data = received + envelope.original_content
         sender = "" if envelope.mail_from == "<>" else (envelope.mail_from or "")
         server.set_state("delivering")
-        checked = await inbound_checks(self.runtime, self.policy, session, server.peer_ip, sender, data)
+        checked = await inbound_checks(self.runtime, self.policy, session, server.peer_ip, sender, data,
+                                       len(received))
         if checked.refusal:
             return checked.refusal
         try:

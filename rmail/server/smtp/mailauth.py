@@ -36,17 +36,21 @@ def _checked(policy: Policy, session: Any) -> bool:
 
 
 async def inbound_checks(runtime: ServerRuntime, policy: Policy, session: Any, peer_ip: str, sender: str,
-                         data: bytes) -> Checked:
+                         data: bytes, trace_length: int) -> Checked:
+    """``data`` is the message with rmail's Received field (``trace_length`` bytes) on top;
+    the checks see the message as the client sent it."""
     if not _checked(policy, session):
         return Checked(data)
     checker = runtime.inbound
     if not runtime.config.antispam.checks:
         # No verdicts of ours, but nobody may pass theirs off as ours either (RFC 8601 §5).
         return Checked(without_forged_results(data, checker.hostname))
-    verdict = await checker.check(data, peer_ip=peer_ip, helo=session.host_name or "", mail_from=sender)
+    verdict = await checker.check(data[trace_length:], peer_ip=peer_ip, helo=session.host_name or "",
+                                  mail_from=sender)
     if verdict.action is Action.REJECT:
+        dmarc = verdict.dmarc
         log.info("smtp: refused mail from [%s] <%s>: DMARC %s for %s", peer_ip, sender,
-                 verdict.dmarc.disposition if verdict.dmarc else "?", verdict.dmarc.from_domain if verdict.dmarc else "?")
+                 dmarc.disposition if dmarc else "?", dmarc.from_domain if dmarc else "?")
         return Checked(data, refusal=verdict.reply)
     return Checked(checker.stamp(data, verdict), junk=verdict.junk)
 
