@@ -93,9 +93,21 @@ def read_password(given: str | None, *, confirm: bool = True) -> str:
 
 
 async def user_add(ctx: AdminContext, args: argparse.Namespace) -> int:
-    account = await ctx.accounts.add_user(args.email, read_password(args.password), admin=args.admin)
+    password = read_password(args.password)
+    domain = args.email.rpartition("@")[2]
+    new_domain = not await ctx.accounts.is_local_domain(domain.lower())
+    account = await ctx.accounts.add_user(args.email, password, admin=args.admin)
     print(f"added user {account.address}{' (admin)' if account.admin else ''}")
+    if new_domain:
+        await dkim_keys_for(ctx, account.domain)
     return 0
+
+
+async def dkim_keys_for(ctx: AdminContext, domain: str) -> None:
+    """A new domain gets its DKIM keys at once, so its records can be published before the
+    first message is sent (see ``run.py dns DOMAIN``)."""
+    from .dkim import make_keys
+    await make_keys(ctx, domain)
 
 
 async def user_list(ctx: AdminContext, args: argparse.Namespace) -> int:
@@ -148,7 +160,9 @@ async def domain_list(ctx: AdminContext) -> int:
 
 
 async def domain_add(ctx: AdminContext, args: argparse.Namespace) -> int:
-    print(f"added domain {await ctx.accounts.add_domain(args.domain)}")
+    name = await ctx.accounts.add_domain(args.domain)
+    print(f"added domain {name}")
+    await dkim_keys_for(ctx, name)
     return 0
 
 

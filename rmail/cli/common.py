@@ -12,6 +12,7 @@ from typing import AsyncIterator, Awaitable, Callable
 from rmail.server.config import Config, ConfigError, ensure_data_dir, load_config
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.aliases import Aliases
+from rmail.server.core.dkimkeys import DkimKeys, FileKeyStore
 from rmail.server.core.errors import RmailError
 from rmail.server.core.quota import Quotas
 from rmail.server.core.store import MailStore
@@ -33,6 +34,7 @@ class AdminContext:
     accounts: Accounts
     aliases: Aliases
     quotas: Quotas
+    dkim: DkimKeys
 
 
 @asynccontextmanager
@@ -42,7 +44,8 @@ async def admin_context(config: Config) -> AsyncIterator[AdminContext]:
     try:
         accounts = Accounts(store, bcrypt_rounds=config.bcrypt_rounds)
         yield AdminContext(config, store, accounts, Aliases(accounts),
-                           Quotas(store, default=config.limits.quota))
+                           Quotas(store, default=config.limits.quota),
+                           DkimKeys(FileKeyStore(config.data_dir / "keys" / "dkim")))
     finally:
         store.close()
 

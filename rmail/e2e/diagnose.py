@@ -249,6 +249,7 @@ class Diagnosis:
         users = await accounts.list_users()
         domains = await accounts.list_domains()
         self.add(phase, "accounts", PASS, f"{len(users)} users in {len(domains)} domains")
+        await self.dns_records(phase, [name for name, _ in domains if name != DIAG_DOMAIN])
         user = User(f"rmail-diag-{secrets.token_hex(5)}@{DIAG_DOMAIN}", secrets.token_urlsafe(18))
 
         async def create() -> str:
@@ -276,6 +277,46 @@ class Diagnosis:
             raise failed("a wrong password was accepted", "reset the user's password: python run.py user passwd EMAIL")
         await self.probe(phase, "passwords", passwords)
         return True
+
+    async def dns_records(self, phase: str, domains: list[str]) -> None:
+        """Each public local domain's records, looked up through ``[dns] nameserver``."""
+        from rmail.server.core.dns import Resolver, TempDNSError
+        from rmail.server.core.mailauth.records import domain_records
+
+        from .dnscheck import check_domain, is_public
+        cfg = self.config
+        assert cfg is not None
+        public = [d for d in domains if is_public(d)]
+        if not public:
+            skipped = f" ({', '.join(domains)}: reserved names that never resolve publicly)" if domains else ""
+            self.add(phase, "DNS records", PASS, f"no public domain to look up{skipped}")
+            return
+        resolver = Resolver.from_config(cfg.dns)
+        for domain in public:
+            async def check(domain: str = domain) -> str:
+                generations = await self.blocking(self.ctx.dkim.published_if_any, domain)
+                records = domain_records(cfg, domain, generations)
+                try:
+                    result = await check_domain(resolver, domain, records)
+                except TempDNSError as exc:
+                    raise warn(f"DNS is not reachable through {resolver.description}: {exc}",
+                               "check the network, or [dns] nameserver in "
+                               f"{cfg.source or 'rmail.toml'}; then run diagnose again") from None
+                problems = [f"{r.type} {r.name} missing" for r in result.missing]
+                problems += [f"{r.type} {r.name} is {found or 'different'}" for r, found in result.wrong]
+                lines = [r.line for r in result.missing] + [r.line for r, _ in result.wrong]
+                if not generations:
+                    problems.append("no DKIM keys yet")
+                    lines.append(f"python run.py dns {domain} (makes the DKIM keys and prints their records)")
+                if problems:
+                    raise warn("; ".join(problems), "publish: " + " ; ".join(lines))
+                if result.recommended:
+                    self.report.note(phase, f"{domain}: recommended records not published: "
+                                            + ", ".join(f"{r.type} {r.name}" for r in result.recommended)
+                                            + f" (see python run.py dns {domain})")
+                selectors = sum(len(g.keys) for g in generations)
+                return f"{domain}: MX, SPF, DMARC and {selectors} DKIM selectors published as expected"
+            await self.probe(phase, f"DNS records of {domain}", check)
 
     # -- 3. backend storage -------------------------------------------------------------------
 
@@ -343,8 +384,11 @@ class Diagnosis:
             if keys.is_dir():
                 if keys.stat().st_mode & 0o077:
                     bad.append((keys, keys.stat().st_mode, 0o700))
-                for f in sorted(keys.iterdir()):
-                    if f.is_file() and f.stat().st_mode & 0o077:
+                # keys/dkim/<domain>/ holds the DKIM keys: directories 0700, files 0600 all the way down.
+                for f in sorted(keys.rglob("*")):
+                    if f.is_dir() and f.stat().st_mode & 0o077:
+                        bad.append((f, f.stat().st_mode, 0o700))
+                    elif f.is_file() and f.stat().st_mode & 0o077:
                         bad.append((f, f.stat().st_mode, 0o600))
             return bad
         bad = await self.blocking(scan)
@@ -414,7 +458,8 @@ class Diagnosis:
         assert self.config is not None
         cfg, relay = self.config, self.config.relay
         where = str(cfg.source or "rmail.toml")
-        transport = SMTPTransport(relay, cfg.hostname, timeout=15, threads=1)
+        from rmail.server.core.dns import Resolver
+        transport = SMTPTransport(relay, cfg.hostname, timeout=15, threads=1, resolver=Resolver.from_config(cfg.dns))
         try:
             result = await self.blocking(transport.check_smarthost)
         finally:

@@ -101,6 +101,28 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsConfig:
+    nameserver: str | None = None          #: "HOST:PORT" for every lookup; None = the system resolver
+    timeout: int = 5                       #: seconds one lookup may take, retries included
+
+
+@dataclass(frozen=True, slots=True)
+class AntispamConfig:
+    checks: bool = True                    #: SPF, DKIM, ARC and DMARC on port 25 (never on submission)
+    dmarc_reject: bool = True              #: refuse DMARC failures under p=reject (550 5.7.1)
+    dmarc_quarantine: str = "junk"         #: where p=quarantine failures go: "junk" or "inbox"
+    dnsbl: tuple[str, ...] = ()            #: DNS blocklist zones asked about port-25 clients
+    check_seconds: int = 20                #: time for all checks of one message (RFC 7208 §4.6.4: ~20 s)
+
+
+@dataclass(frozen=True, slots=True)
+class MtaStsConfig:
+    mode: str = "testing"                  #: policy served for rmail's domains: "testing", "enforce", "none"
+    max_age: int = 604800                  #: seconds senders may cache it (RFC 8461 §3.2; a week)
+    outbound: bool = True                  #: honour recipient domains' policies when delivering
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     hostname: str
     listen: tuple[str, ...]
@@ -110,6 +132,9 @@ class Config:
     relay: RelayConfig
     api: ApiConfig
     data_dir: Path
+    dns: DnsConfig = DnsConfig()
+    antispam: AntispamConfig = AntispamConfig()
+    mta_sts: MtaStsConfig = MtaStsConfig()
     source: Path | None = None             #: the file this came from, if any
     port_offset: int = 0                   #: UNPRIVILEGED_OFFSET when it was applied
     bcrypt_rounds: int = 12                #: tests lower it; never below 4
@@ -119,7 +144,8 @@ class Config:
         return self.data_dir / "rmail.db"
 
 
-_SECTIONS = {"ports": Ports, "tls": TLSConfig, "limits": Limits, "relay": RelayConfig, "api": ApiConfig}
+_SECTIONS = {"ports": Ports, "tls": TLSConfig, "limits": Limits, "relay": RelayConfig, "api": ApiConfig,
+             "dns": DnsConfig, "antispam": AntispamConfig, "mta_sts": MtaStsConfig}
 _TOP_KEYS = {"hostname", "listen", "data_dir", "bcrypt_rounds", *_SECTIONS}
 #: Integer keys where 0 switches the feature off.
 _ZERO_ALLOWED = {"limits.auth_cache_seconds"}
@@ -219,6 +245,12 @@ def build_config(raw: Mapping[str, Any], env: Mapping[str, str], *, source: Path
     if relay.tls not in ("starttls", "tls", "none"):
         raise ConfigError("relay.tls: must be one of \"starttls\", \"tls\", \"none\"")
 
+    _check_mail_auth(sections["dns"], sections["antispam"])
+    if sections["mta_sts"].mode not in ("testing", "enforce", "none"):
+        raise ConfigError('mta_sts.mode: must be "testing", "enforce" or "none" (RFC 8461 §3.2)')
+    if sections["mta_sts"].max_age > 31557600:
+        raise ConfigError("mta_sts.max_age: at most 31557600 seconds (one year, RFC 8461 §3.2)")
+
     ports: Ports = sections["ports"]
     offset = 0
     explicit_ports = set(raw.get("ports", {}))
@@ -233,7 +265,24 @@ def build_config(raw: Mapping[str, Any], env: Mapping[str, str], *, source: Path
 
     return Config(hostname=hostname, listen=tuple(listen), ports=ports, tls=tls,
                   limits=sections["limits"], relay=relay, api=sections["api"],
-                  data_dir=data_dir.resolve(), source=source, port_offset=offset, bcrypt_rounds=rounds)
+                  data_dir=data_dir.resolve(), source=source, port_offset=offset, bcrypt_rounds=rounds,
+                  dns=sections["dns"], antispam=sections["antispam"], mta_sts=sections["mta_sts"])
+
+
+def _check_mail_auth(dns: DnsConfig, antispam: AntispamConfig) -> None:
+    """[dns] and [antispam]: the values _coerce cannot judge by type alone."""
+    from .core.dns import parse_nameserver
+    if dns.nameserver is not None:
+        try:
+            parse_nameserver(dns.nameserver)
+        except ValueError:
+            raise ConfigError('dns.nameserver: must be "HOST", "HOST:PORT" or "[IPv6]:PORT", '
+                              'e.g. "127.0.0.1:53"') from None
+    if antispam.dmarc_quarantine not in ("junk", "inbox"):
+        raise ConfigError('antispam.dmarc_quarantine: must be "junk" or "inbox"')
+    for zone in antispam.dnsbl:
+        if not zone or any(c.isspace() or c in "/@:" for c in zone) or zone.startswith("."):
+            raise ConfigError(f"antispam.dnsbl: {zone!r} is not a DNS zone name, e.g. \"zen.spamhaus.org\"")
 
 
 def _section(name: str, cls: type, values: Any, base: Path) -> Any:
@@ -264,6 +313,10 @@ def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: must be a list of origins, e.g. [\"*\"]")
         return tuple(value)
+    if key == "antispam.dnsbl":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: must be a list of zones, e.g. [\"zen.spamhaus.org\"]")
+        return tuple(v.strip().rstrip(".").lower() for v in value)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: must be true or false")

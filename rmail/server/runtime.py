@@ -26,7 +26,11 @@ from .core.aliases import Aliases
 from .core.authguard import AuthGuard, GuardLimits
 from .core.connections import ConnectionRegistry, raise_fd_limit
 from .core.delivery import Delivery
+from .core.dkimkeys import DkimKeys, FileKeyStore
+from .core.dns import Resolver
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
+from .core.mailauth.inbound import InboundChecker
+from .core.mailauth.signing import Signer
 from .core.quota import Quotas
 from .core.rates import RateLimiter
 from .core.store import MailStore
@@ -112,6 +116,7 @@ class ServerRuntime:
             await asyncio.to_thread(ensure_data_dir, cfg)
             self._stack.enter_context(data_dir_lock(cfg.data_dir))
             self.tls: ssl.SSLContext | None = server_context(cfg)
+            self.dns = Resolver.from_config(cfg.dns)      # every DNS lookup of the server goes here
             self.store = await MailStore.open(cfg.data_dir, publish=self.bus.publish_threadsafe, recover=True)
             self._stack.callback(self.store.close)
             self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds,
@@ -119,7 +124,10 @@ class ServerRuntime:
             self.aliases = Aliases(self.accounts)
             self.quotas = Quotas(self.store, default=cfg.limits.quota)
             self.send_rate = RateLimiter(cfg.limits.send_per_minute)  # REST send and SMTP AUTH
-            self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus, quotas=self.quotas)
+            self.dkim = DkimKeys(FileKeyStore(cfg.data_dir / "keys" / "dkim"))
+            self.inbound = InboundChecker(self.dns, cfg.hostname, cfg.antispam)
+            self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus, quotas=self.quotas,
+                                     signer=Signer(self.dkim))
             lim = cfg.limits
             #: Every password check goes through this guard (core/authguard.py).
             self.throttle = AuthGuard(GuardLimits(

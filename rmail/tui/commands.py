@@ -57,6 +57,13 @@ def console_commands(app: ConsoleApp) -> Iterator[ConsoleCommand]:
         yield ConsoleCommand(f"Move alias {pattern} down", "Try it later", _pane("aliases", "move(1)"))
     yield ConsoleCommand("Where would an address go?", "Dry run of user and alias resolution",
                          _pane("aliases", "where"))
+    domains = getattr(app.pane("aliases"), "domains", [])
+    for domain in domains:
+        yield ConsoleCommand(f"DNS records for {domain}", "MX, SPF, DKIM, DMARC and more, to publish",
+                             _pane("aliases", f"dns({domain!r})"))
+    if not domains:
+        yield ConsoleCommand("DNS records to publish", "MX, SPF, DKIM, DMARC and more for the first domain",
+                             _pane("aliases", "dns"))
     yield ConsoleCommand("Log: change minimum level", "DEBUG, INFO, WARNING, ERROR", _pane("log", "cycle_level"))
     yield ConsoleCommand("Log: change protocol filter", "all, smtp, imap, api, core",
                          _pane("log", "cycle_protocol"))

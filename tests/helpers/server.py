@@ -8,13 +8,16 @@ from typing import Any
 
 from rmail.server.config import Config, build_config
 
+from .dns import shared_server
+
 ALL_PORTS_FREE = {name: 0 for name in ("smtp", "submission", "smtps", "imap", "imaps", "api")}
 
 
 def make_config(data_dir: Path, *, tls: tuple[Path, Path] | None = None, **overrides: Any) -> Config:
-    """A config on 127.0.0.1 with every port 0 (the OS picks), bcrypt at its cheapest."""
+    """A config on 127.0.0.1 with every port 0 (the OS picks), bcrypt at its cheapest, and every
+    DNS lookup sent to the test process's empty loopback DNS server (hermetic and fast)."""
     raw: dict[str, Any] = {"data_dir": str(data_dir), "bcrypt_rounds": 4, "hostname": "mail.example.com",
-                           "ports": dict(ALL_PORTS_FREE)}
+                           "ports": dict(ALL_PORTS_FREE), "dns": {"nameserver": shared_server().address}}
     if tls is not None:
         raw["tls"] = {"cert": str(tls[0]), "key": str(tls[1])}
     for key, value in overrides.items():

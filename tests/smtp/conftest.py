@@ -21,13 +21,26 @@ async def inbox(rt: ServerRuntime, address: str) -> list[bytes]:
     return [await rt.store.read_message(m.blob_id) for m in await rt.store.list_messages(box.id)]
 
 
-def strip_received(data: bytes) -> bytes:
-    """The message without the one Received header rmail prepends (with its folded lines)."""
-    assert data.startswith(b"Received: ")
-    end = data.index(b"\r\n") + 2
+def _field_end(data: bytes, start: int) -> int:
+    end = data.index(b"\r\n", start) + 2
     while data[end:end + 1] in (b"\t", b" "):
         end = data.index(b"\r\n", end) + 2
-    return data[end:]
+    return end
+
+
+#: Fields rmail may put above the one Received header: Return-Path at local delivery
+#: (RFC 5321 §4.4), its Authentication-Results on port 25, its DKIM signatures on submission.
+TRACE_ABOVE_RECEIVED = (b"Return-Path: ", b"Authentication-Results: ", b"DKIM-Signature: ")
+
+
+def strip_received(data: bytes) -> bytes:
+    """The message without the fields rmail prepends: one Received header (with its folded
+    lines) and above it the fields in TRACE_ABOVE_RECEIVED."""
+    pos = 0
+    while data.startswith(TRACE_ABOVE_RECEIVED, pos):
+        pos = _field_end(data, pos)
+    assert data.startswith(b"Received: ", pos), data[:300]
+    return data[_field_end(data, pos):]
 
 
 class RawSession:

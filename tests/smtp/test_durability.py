@@ -17,6 +17,7 @@ import aiosmtplib
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.store import MailStore
 
+from ..helpers.dns import shared_server
 from .conftest import strip_received
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,8 @@ async def test_sigkill_loses_no_acknowledged_message(tmp_path: Path) -> None:
     port = _free_port()
     config = tmp_path / "rmail.toml"
     config.write_text(f'data_dir = "{data}"\nbcrypt_rounds = 4\nhostname = "mail.example.com"\n'
-                      f"[ports]\nsmtp = {port}\nsubmission = 0\nsmtps = 0\nimap = 0\nimaps = 0\napi = 0\n")
+                      f"[ports]\nsmtp = {port}\nsubmission = 0\nsmtps = 0\nimap = 0\nimaps = 0\napi = 0\n"
+                      f'[dns]\nnameserver = "{shared_server().address}"\n')   # hermetic: no real DNS
     data.mkdir()
     store = await MailStore.open(data)
     await Accounts(store, bcrypt_rounds=4).add_user("alice@example.com", "pw")

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from .accounts import Accounts
 from .aliases import Aliases, Resolution
-from .errors import InvalidInput, NotFound, PermissionDenied, QuotaExceeded, TemporaryFailure
+from .errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, QuotaExceeded, TemporaryFailure
 from .events import AccountsChanged, Event, EventBus, ExternalChange, MessageReceived
-from .model import Account, Address
+from .model import Account, Address, SpecialUse
 from .quota import Quotas
 from .store import MailStore
+from .tracefields import return_path, without_return_path
+
+if TYPE_CHECKING:
+    from .mailauth.signing import Signer
 
 log = logging.getLogger("rmail.delivery")
 
@@ -43,6 +47,7 @@ class Delivery:
     bus: EventBus
     outbound: Outbound | None = None
     quotas: Quotas | None = None
+    signer: Signer | None = None       #: DKIM-signs submitted mail (runtime sets it)
     _inbox: dict[int, int] = field(default_factory=dict)   # user id → INBOX id (INBOX never moves)
 
     def forget_cached(self, event: Event) -> None:
@@ -92,9 +97,28 @@ class Delivery:
         log.info("delivery: %d-byte message goes over the quota of %s (shared with other recipients)",
                  size, ", ".join(a.address for a in full))
 
+    async def junk_of(self, account: Account) -> int:
+        """The user's \\Junk mailbox (RFC 6154), created as "Junk" when the user has none."""
+        for mailbox in await self.store.list_mailboxes(account.id):
+            if mailbox.special_use == SpecialUse.JUNK.value:
+                return mailbox.id
+        try:
+            return (await self.store.create_mailbox(account.id, "Junk", SpecialUse.JUNK.value)).id
+        except AlreadyExists:
+            # A plain "Junk" the user made: the name says what it is for.
+            return (await self.store.get_mailbox(account.id, "Junk")).id
+
+    async def _target(self, account: Account, junk: bool) -> int:
+        return await (self.junk_of(account) if junk else self.inbox_of(account))
+
     async def deliver(self, sender: str, recipients: Sequence[str | Resolution], data: bytes, *,
-                      may_relay: bool, protocol: str = "smtp") -> DeliveryReport:
+                      may_relay: bool, protocol: str = "smtp", sign_as: str | None = None,
+                      junk: bool = False) -> DeliveryReport:
         """Store ``data`` for local recipients and queue it for remote ones.
+
+        ``sign_as``: the local domain whose DKIM keys sign the message first (mail from an
+        authenticated user). ``junk``: file local copies in each recipient's Junk mailbox
+        instead of INBOX (a DMARC quarantine verdict).
 
         Raises:
             NotFound / PermissionDenied / InvalidInput as ``check_recipient``;
@@ -117,17 +141,22 @@ class Delivery:
             raise TemporaryFailure("outbound delivery is not available")
         if local and self.quotas is not None:
             await self._check_quotas(list(local.values()), written, bool(remote), len(data))
+        if sign_as and self.signer is not None:
+            data = await self.signer.sign(data, sign_as)
         if local:
+            # RFC 5321 §4.4: the final delivery records the envelope sender, replacing any
+            # Return-Path the message came with. Remote copies leave without one.
+            stored = return_path(sender) + without_return_path(data)
             targets = []
             for account in local.values():
-                targets.append((await self.inbox_of(account), ()))
+                targets.append((await self._target(account, junk), ()))
             try:
-                await self.store.deliver(targets, data)
+                await self.store.deliver(targets, stored)
             except NotFound:
                 # A user was removed since we cached its INBOX; look again once.
                 self._inbox.clear()
-                targets = [(await self.inbox_of(a), ()) for a in local.values()]
-                await self.store.deliver(targets, data)
+                targets = [(await self._target(a, junk), ()) for a in local.values()]
+                await self.store.deliver(targets, stored)
         queued: list[int] = []
         if remote:
             assert self.outbound is not None

@@ -39,6 +39,7 @@ from .errors import InvalidInput, NotFound, RmailError
 from .events import Bounced, EventBus, ExternalChange, QueueChanged
 from .model import Address, QueueEntry
 from .store import MailStore
+from .tracefields import return_path
 
 log = logging.getLogger("rmail.queue")
 
@@ -453,4 +454,5 @@ class OutboundQueue:
         dsn = build_dsn(hostname=self.hostname, entry=entry, original=data, result=result, action=action,
                         now=datetime.fromtimestamp(now, timezone.utc), retry_until=retry_until)
         inbox = await self.store.get_mailbox(resolution.account.id, "INBOX")
-        await self.store.deliver([(inbox.id, ())], dsn)
+        # A DSN comes from the null sender (RFC 3464 §2), which its Return-Path records.
+        await self.store.deliver([(inbox.id, ())], return_path("") + dsn)

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import aliases, autoconfig, folders, login, messages, openapi, send
+from . import aliases, autoconfig, domains, folders, login, messages, openapi, send
 from .auth import TOKENS, TokenService
 from .context import RUNTIME
 from .cors import cors_middleware
@@ -55,5 +55,7 @@ def make_app(runtime: Any) -> web.Application:
     r.add_get("/mail/config-v1.1.xml", autoconfig.thunderbird)   # autoconfig.<domain> form
     r.add_post("/autodiscover/autodiscover.xml", autoconfig.outlook)
     r.add_post("/Autodiscover/Autodiscover.xml", autoconfig.outlook)  # Outlook's own spelling
+    r.add_get("/domains/{domain}/dns", domains.dns_records)
+    r.add_get("/.well-known/mta-sts.txt", domains.mta_sts)
     r.add_get("/openapi.json", openapi.serve)
     return app

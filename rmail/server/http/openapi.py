@@ -114,6 +114,12 @@ SCHEMAS: dict[str, Any] = {
                          "target": {"type": "string", "minLength": 1,
                                     "description": "A user of the domain: local part or address."}}),
     "AliasDeleteRequest": obj({"pattern": TEXT}),
+    "DnsRecord": obj({"name": STR, "type": {"type": "string", "enum": ["MX", "TXT", "SRV", "CNAME"]},
+                      "ttl": INT, "value": STR,
+                      "rdata": {"type": "string", "description": "The data as written in a zone file."},
+                      "purpose": STR, "required": {"type": "boolean"}}),
+    "DnsRecords": obj({"domain": STR, "records": {"type": "array", "items": ref("DnsRecord")},
+                       "zone": {"type": "string", "description": "All records as a zone-file fragment."}}),
 }
 
 XML = {"application/xml": {"schema": {"type": "string"}}}
@@ -185,6 +191,16 @@ def document() -> dict[str, Any]:
             "parameters": [{"name": "pattern", "in": "path", "required": True,
                             "schema": {"type": "string", "minLength": 1}}],
             "responses": {"204": {"description": "Removed."}, **AUTH, "403": E403, "404": E404}}},
+        "/domains/{domain}/dns": {"get": {
+            "summary": "The DNS records to publish for the domain: MX, SPF, DKIM, DMARC, SRV, MTA-STS, TLS-RPT "
+                       "(admins of that domain).",
+            "parameters": [{"name": "domain", "in": "path", "required": True,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 253}}],
+            "responses": {"200": ok("The records.", "DnsRecords"), **AUTH, "403": E403}}},
+        "/.well-known/mta-sts.txt": {"get": {
+            "summary": "The MTA-STS policy (RFC 8461) when the Host is mta-sts.<a local domain>.", "security": [],
+            "responses": {"200": {"description": "The policy.", "content": {"text/plain": {"schema": STR}}},
+                          "404": E404}}},
         "/.well-known/autoconfig/mail/config-v1.1.xml": {"get": {
             "summary": "Thunderbird autoconfig (clientConfig 1.1).", "security": [],
             "parameters": [{"name": "emailaddress", "in": "query", "schema": EMAIL}],

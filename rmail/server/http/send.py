@@ -46,7 +46,8 @@ async def send_message(request: web.Request) -> web.Response:
         # Refuse before sending rather than send and lose the Sent copy: 507 when it cannot fit.
         await rt.quotas.check(await rt.accounts.get_user(who.address), len(data))
     try:
-        await rt.delivery.deliver(who.address, req.recipients, data, may_relay=True, protocol="api")
+        await rt.delivery.deliver(who.address, req.recipients, data, may_relay=True, protocol="api",
+                                  sign_as=who.domain)
     except NotFound as exc:
         # An unknown local recipient is a mistake in the request, not a missing resource.
         raise InvalidInput(str(exc)) from None

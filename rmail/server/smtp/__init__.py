@@ -9,7 +9,8 @@ Invariants:
 - 250 after DATA means durable: ``Delivery.deliver`` has returned, every local copy is
   committed and every remote recipient is queued (SPEC Part 3).
 - The stored message is the client's bytes, dot-unstuffed, with one ``Received`` header
-  prepended; nothing else changes.
+  prepended, and at local delivery a ``Return-Path`` above it (replacing any the message
+  carried, RFC 5321 §4.4); nothing else changes.
 - Port 25 is never an open relay: a remote RCPT without AUTH is refused (554 5.7.1).
   Submission (587, 465) requires AUTH before MAIL, and MAIL FROM must be the user's own
   address or an alias resolving to the user (5.7.1 otherwise).
@@ -32,6 +33,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..core.queue import OutboundQueue
+from .mtasts import MtaSts
 from .outbound import SMTPTransport
 from .policy import INBOUND, SMTPS, SUBMISSION
 from .service import SMTPService
@@ -52,7 +54,10 @@ async def start(runtime: ServerRuntime, stack: contextlib.AsyncExitStack) -> Non
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     cfg = runtime.config
     relay = cfg.relay
-    queue = OutboundQueue(runtime.store, runtime.aliases, runtime.bus, SMTPTransport(relay, cfg.hostname),
+    # Every lookup through runtime.dns; recipient domains' MTA-STS policies honoured (RFC 8461).
+    transport = SMTPTransport(relay, cfg.hostname, resolver=runtime.dns,
+                              mta_sts=MtaSts(runtime.dns) if cfg.mta_sts.outbound else None)
+    queue = OutboundQueue(runtime.store, runtime.aliases, runtime.bus, transport,
                           hostname=cfg.hostname, lifetime=relay.queue_lifetime_hours * 3600,
                           delay_notice=relay.delay_notice_hours * 3600)
     await queue.start()

@@ -24,6 +24,7 @@ from ..core.errors import (AuthenticationFailed, InvalidInput, NotFound, Permiss
                            RmailError)
 from ..core.events import AccountsChanged, AliasesChanged, ExternalChange
 from ..core.model import Address
+from .mailauth import blocklist_check, inbound_checks
 from .policy import Policy
 from .received import TraceInfo, received_header
 from .replies import (AUTH_INVALID, AUTH_LOCKED, AUTH_OK, AUTH_REQUIRED, AUTH_TOO_MANY, BAD_ADDRESS,
@@ -110,6 +111,9 @@ class SMTPHandler:
             return SHUTTING_DOWN
         if self.policy.auth_required and not session.authenticated:
             return AUTH_REQUIRED
+        refused = await blocklist_check(self.runtime, self.policy, session, server.peer_ip)
+        if refused:
+            return refused
         sender = "" if address == "<>" else address
         if sender:
             try:
@@ -171,13 +175,20 @@ class SMTPHandler:
             user=server.account.address if session.authenticated and server.account else None,
             recipients=tuple(str(r.address) for r in envelope.resolutions),
             smtputf8=bool(envelope.smtp_utf8))
-        data = received_header(trace, trace_id) + envelope.original_content
+        received = received_header(trace, trace_id)
+        data = received + envelope.original_content
         sender = "" if envelope.mail_from == "<>" else (envelope.mail_from or "")
         server.set_state("delivering")
+        checked = await inbound_checks(self.runtime, self.policy, session, server.peer_ip, sender, data,
+                                       len(received))
+        if checked.refusal:
+            return checked.refusal
         try:
-            await self.runtime.delivery.deliver(sender, envelope.resolutions, data,
+            await self.runtime.delivery.deliver(sender, envelope.resolutions, checked.data,
                                                 may_relay=bool(session.authenticated),
-                                                protocol=self.policy.protocol)
+                                                protocol=self.policy.protocol,
+                                                sign_as=server.account.domain if session.authenticated
+                                                and server.account else None, junk=checked.junk)
         except RmailError as exc:
             log.warning("smtp: delivery from %s refused: %s", server.peer_ip, exc)
             return error_reply(exc)

@@ -6,7 +6,9 @@ and a permanent failure for a null MX (RFC 7505) or a domain that does not exist
 
 TLS: ``relay.tls = "starttls"`` uses STARTTLS whenever the server offers it (opportunistic,
 RFC 7435: MX certificates are not verified, a smarthost's are); ``"tls"`` is implicit TLS;
-``"none"`` never encrypts. Credentials are never sent over a cleartext connection unless
+``"none"`` never encrypts. A recipient domain with an MTA-STS policy in enforce mode (RFC
+8461, ``mtasts``) gets only the MX hosts its policy names, each with STARTTLS and a verified
+certificate, or the attempt fails temporarily. Credentials are never sent over a cleartext connection unless
 ``relay.tls = "none"`` says so explicitly.
 
 The conversation uses ``smtplib`` on a dedicated thread pool, so a slow remote server never
@@ -19,17 +21,21 @@ import asyncio
 import concurrent.futures
 import logging
 import re
+import ipaddress
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
 
-import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
 from ..config import RelayConfig
+from ..core.dns import Resolver, TempDNSError
+from ..core.mailauth.mtasts import mx_matches
 from ..core.queue import AttemptResult, Outcome
+from .mtasts import MtaSts
 
 log = logging.getLogger("rmail.outbound")
 
@@ -47,7 +53,34 @@ _EOL = re.compile(rb"\r\n|\r|\n")
 class Route:
     host: str
     port: int
-    verify: bool                   #: check the certificate (smarthost) or not (MX)
+    verify: bool                   #: check the certificate (smarthost, MTA-STS enforce) or not (MX)
+    require_tls: bool = False      #: no STARTTLS, no delivery (RFC 8461 §5, policy in enforce mode)
+
+
+class _PinnedSMTP(smtplib.SMTP):
+    """smtplib connecting to addresses rmail's resolver found for the host, while TLS still
+    checks the certificate against the host *name* (smtplib uses ``_host`` for SNI and the
+    name check). Without addresses it resolves as smtplib does."""
+
+    def __init__(self, *args: Any, addresses: tuple[str, ...] = (), **kwargs: Any) -> None:
+        self._addresses = addresses      # set first: SMTP.__init__ connects at once
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        if not self._addresses:
+            return super()._get_socket(host, port, timeout)
+        error: OSError | None = None
+        for address in self._addresses:
+            try:
+                return socket.create_connection((address, port), timeout, self.source_address)
+            except OSError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+
+class _PinnedSMTPSSL(smtplib.SMTP_SSL, _PinnedSMTP):
+    """Implicit TLS over ``_PinnedSMTP``'s connection (SMTP_SSL wraps what it returns)."""
 
 
 class RouteError(Exception):
@@ -72,7 +105,7 @@ def _reply_result(code: int, text: bytes | str, host: str) -> AttemptResult:
     return AttemptResult.temporary(status if status[0] == "4" else "4.0.0", diagnostic, host)
 
 
-async def mx_routes(domain: str, resolver: Any) -> list[Route]:
+async def mx_routes(domain: str, resolver: Any, port: int = 25) -> list[Route]:
     """The hosts to try for ``domain``, best first.
 
     Raises:
@@ -105,7 +138,25 @@ async def mx_routes(domain: str, resolver: Any) -> list[Route]:
             break
         if not hosts:
             raise RouteError(AttemptResult.permanent("5.1.2", f"domain {domain} has no mail server"))
-    return [Route(host, 25, verify=False) for host in hosts[:MAX_MX]]
+    return [Route(host, port, verify=False) for host in hosts[:MAX_MX]]
+
+
+async def apply_mta_sts(domain: str, routes: list[Route], mta_sts: MtaSts) -> list[Route]:
+    """RFC 8461 §4: under an enforced policy only matching MX hosts, each with a verified
+    certificate; a testing policy only logs what enforcement would refuse (§5.2)."""
+    policy = await mta_sts.policy(domain)
+    if policy is None or policy.mode == "none":
+        return routes
+    matching = [r for r in routes if any(mx_matches(p, r.host) for p in policy.mx)]
+    if not policy.enforced:
+        if len(matching) != len(routes):
+            log.info("outbound: MTA-STS testing for %s: %s not in the policy", domain,
+                     ", ".join(r.host for r in routes if r not in matching))
+        return routes
+    if not matching:
+        raise RouteError(AttemptResult.temporary(
+            "4.7.5", f"no MX host of {domain} matches its MTA-STS policy ({', '.join(policy.mx)})"))
+    return [Route(r.host, r.port, verify=True, require_tls=True) for r in matching]
 
 
 class SMTPTransport:
@@ -113,10 +164,12 @@ class SMTPTransport:
 
     def __init__(self, relay: RelayConfig, hostname: str, *, resolver: Any = None,
                  tls_context: ssl.SSLContext | None = None, timeout: float = TIMEOUT,
-                 threads: int = THREADS) -> None:
+                 threads: int = THREADS, mta_sts: MtaSts | None = None, mx_port: int = 25) -> None:
         self.relay = relay
         self.hostname = hostname
         self.timeout = timeout
+        self.mta_sts = mta_sts         #: recipient domains' MTA-STS policies (None: opportunistic only)
+        self.mx_port = mx_port         #: 25; tests point MX delivery at a loopback port
         self._resolver = resolver
         self._verified = tls_context or ssl.create_default_context()
         # Opportunistic TLS to MX hosts: encrypt, but accept any certificate (RFC 7435 §1.3).
@@ -132,10 +185,13 @@ class SMTPTransport:
         if self.relay.host:
             return [Route(self.relay.host, self.relay.port, verify=True)]
         if self._resolver is None:
-            self._resolver = dns.asyncresolver.Resolver()
+            self._resolver = Resolver()      # the system resolver; the server passes runtime.dns
         domain = recipient.rpartition("@")[2]
-        return await mx_routes(domain.encode("idna").decode("ascii") if not domain.isascii() else domain,
-                               self._resolver)
+        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain.lower()
+        routes = await mx_routes(domain, self._resolver, self.mx_port)
+        if self.mta_sts is not None:
+            routes = await apply_mta_sts(domain, routes, self.mta_sts)
+        return routes
 
     async def send(self, sender: str, recipient: str, data: bytes) -> AttemptResult:
         try:
@@ -172,17 +228,22 @@ class SMTPTransport:
         mode = self.relay.tls if self.relay.host else "starttls"
         context = self._verified if route.verify else self._unverified
         try:
+            addresses = self._addresses(host)
+        except TempDNSError as exc:
+            return AttemptResult.temporary("4.4.3", f"cannot resolve {host}: {exc}", host)
+        try:
             if mode == "tls":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(host, route.port, local_hostname=self.hostname,
-                                                        timeout=self.timeout, context=context)
+                client: smtplib.SMTP = _PinnedSMTPSSL(host, route.port, local_hostname=self.hostname,
+                                                      timeout=self.timeout, context=context, addresses=addresses)
             else:
-                client = smtplib.SMTP(host, route.port, local_hostname=self.hostname, timeout=self.timeout)
+                client = _PinnedSMTP(host, route.port, local_hostname=self.hostname, timeout=self.timeout,
+                                     addresses=addresses)
         except smtplib.SMTPConnectError as exc:
             return _reply_result(exc.smtp_code, exc.smtp_error, host)
         except (OSError, smtplib.SMTPException) as exc:
             return AttemptResult.temporary("4.4.1", f"cannot connect to {host}:{route.port}: {exc}", host)
         try:
-            refused = self._handshake(client, mode, context, host)
+            refused = self._handshake(client, mode, context, host, route.require_tls)
             if refused is not None or sender is None:
                 return refused or AttemptResult.delivered(host)
             return self._transaction(client, host, sender, recipient, data)
@@ -191,6 +252,10 @@ class SMTPTransport:
             return _reply_result(code, text, host)
         except smtplib.SMTPResponseException as exc:
             return _reply_result(exc.smtp_code, exc.smtp_error, host)
+        except ssl.SSLError as exc:
+            # A certificate that does not verify where verification is required (smarthost,
+            # MTA-STS enforce): RFC 8461 §5 says do not deliver, try again later.
+            return AttemptResult.temporary("4.7.5", f"TLS with {host} failed: {exc}", host)
         except (OSError, smtplib.SMTPException) as exc:
             return AttemptResult.temporary("4.4.2", f"connection to {host} failed: {exc}", host)
         finally:
@@ -199,10 +264,35 @@ class SMTPTransport:
             except (OSError, smtplib.SMTPException):
                 client.close()
 
-    def _handshake(self, client: smtplib.SMTP, mode: str, context: ssl.SSLContext, host: str) -> AttemptResult | None:
+    def _addresses(self, host: str) -> tuple[str, ...]:
+        """The host's addresses through rmail's resolver (``[dns] nameserver`` applies to the
+        MX and smarthost names too); () to let smtplib resolve when no such resolver is set.
+        Runs on a worker thread.
+
+        Raises:
+            TempDNSError: the lookup failed, or the name has no address.
+        """
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            return (host.strip("[]"),)
+        except ValueError:
+            pass
+        lookup = getattr(self._resolver, "lookup_sync", None)
+        if lookup is None:
+            return ()
+        found = [r.address for rdtype in ("A", "AAAA") for r in lookup(host, rdtype)]
+        if not found:
+            raise TempDNSError(f"{host} has no address")
+        return tuple(found)
+
+    def _handshake(self, client: smtplib.SMTP, mode: str, context: ssl.SSLContext, host: str,
+                   require_tls: bool = False) -> AttemptResult | None:
         """EHLO, STARTTLS when offered (or required), AUTH with the relay credentials.
         Returns a result only when the session cannot go on."""
         client.ehlo()
+        if require_tls and mode != "tls" and not client.has_extn("starttls"):
+            return AttemptResult.temporary("4.7.10", f"{host} offers no STARTTLS, which the recipient domain's "
+                                                     "MTA-STS policy requires", host)
         encrypted = mode == "tls"
         if mode == "starttls" and client.has_extn("starttls"):
             client.starttls(context=context)

@@ -14,6 +14,7 @@ from rmail.server.core.events import AccountsChanged, AliasesChanged
 from ..format import cell
 from ..screens.alias_add import AddAliasScreen
 from ..screens.confirm import ConfirmScreen
+from ..screens.dns_records import DnsRecordsScreen
 from ..screens.resolve import ResolveScreen
 from ..tables import Row
 from .pane import Pane
@@ -45,6 +46,8 @@ class AliasesPane(Pane):
         Binding("shift+up,ctrl+up", "move(-1)", "Move up"),
         Binding("shift+down,ctrl+down", "move(1)", "Move down"),
         Binding("w", "where", "Where to?"),
+        # Hidden from the footer (which has no room left); the palette names it per domain.
+        Binding("n", "dns", "DNS records", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -71,6 +74,23 @@ class AliasesPane(Pane):
         key = self.selected
         domain = split_key(key)[0] if key else (self.domains[0] if self.domains else "")
         self.app.push_screen(AddAliasScreen(self.runtime, domain), self._done)
+
+    @work(group="action", exit_on_error=False)
+    async def action_dns(self, domain: str | None = None) -> None:
+        """The records a domain should publish: the one asked for, the selected rule's, or
+        the first domain."""
+        if self.runtime is None:
+            return
+        key = self.selected
+        if domain is None and key:
+            domain = split_key(key)[0]
+        if domain is None:
+            domains = [name for name, _ in await self.runtime.accounts.list_domains()]
+            domain = domains[0] if domains else None
+        if domain is None:
+            self.notify("no domain yet: add a user first", severity="warning")
+            return
+        self.app.push_screen(DnsRecordsScreen(self.runtime, domain))
 
     def action_where(self) -> None:
         if self.runtime is not None:
