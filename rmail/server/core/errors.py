@@ -33,3 +33,11 @@ class LimitExceeded(RmailError):
 
 class TemporaryFailure(RmailError):
     """Could not be done now; retrying later may work."""
+
+
+class StorageFull(TemporaryFailure):
+    """The disk holding the store is full or below its free-space reserve.
+
+    Temporary: it clears as soon as space is freed, and deleting mail still works while it
+    lasts. SMTP answers 452 4.3.1, IMAP NO [OVERQUOTA], REST 507.
+    """
