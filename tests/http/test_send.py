@@ -121,9 +121,12 @@ class RecordingOutbound:
     def __init__(self) -> None:
         self.queued: list[tuple[str, list[str], bytes]] = []
 
-    async def enqueue(self, sender: str, recipients: Sequence[str], data: bytes) -> list[int]:
+    def stage(self, txn: object, sender: str, recipients: Sequence[str], blob_id: str, data: bytes) -> list[int]:
         self.queued.append((sender, list(recipients), data))
         return list(range(1, len(recipients) + 1))
+
+    def wake(self) -> None:
+        pass
 
 
 async def test_remote_recipient_goes_to_the_outbound_queue(api: TestClient, runtime, alice, monkeypatch) -> None:

@@ -2,7 +2,8 @@
 hand remote recipients to the outbound queue.
 
 ``deliver`` returns only when every local copy is durable and every remote recipient is
-durably queued; that is the moment an adapter may acknowledge (SMTP 250, REST 202).
+durably queued, all in one transaction; that is the moment an adapter may acknowledge (SMTP
+250, REST 202). A failure stores nothing, so the sender's retry never duplicates a copy.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Protocol, Sequence
 
 from .accounts import Accounts
 from .aliases import Aliases, Resolution
+from .db import WriteTxn
 from .errors import InvalidInput, NotFound, PermissionDenied, TemporaryFailure
 from .events import AccountsChanged, Event, EventBus, ExternalChange, MessageReceived
 from .model import Account, Address
@@ -24,8 +26,13 @@ log = logging.getLogger("rmail.delivery")
 class Outbound(Protocol):
     """The outbound queue as delivery sees it (core.queue implements it)."""
 
-    async def enqueue(self, sender: str, recipients: Sequence[str], data: bytes) -> list[int]:
-        """Durably queue ``data`` for each remote recipient; returns the entry ids."""
+    def stage(self, txn: WriteTxn, sender: str, recipients: Sequence[str], blob_id: str, data: bytes) -> list[int]:
+        """Add an entry per remote recipient inside ``txn``, which already holds the message
+        bytes as ``blob_id`` and the local copies; returns the entry ids. Runs on the store's
+        writer thread: SQL only, no awaiting, no loop objects."""
+
+    def wake(self) -> None:
+        """The transaction has committed: look at the queue again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,22 +94,29 @@ class Delivery:
                 remote.append(str(res.address))
         if not local and not remote:
             raise InvalidInput("no valid recipients")
-        if remote and self.outbound is None:
+        outbound = self.outbound
+        if remote and outbound is None:
             raise TemporaryFailure("outbound delivery is not available")
-        if local:
-            targets = []
-            for account in local.values():
-                targets.append((await self.inbox_of(account), ()))
-            try:
-                await self.store.deliver(targets, data)
-            except NotFound:
-                # A user was removed since we cached its INBOX; look again once.
-                self._inbox.clear()
-                targets = [(await self.inbox_of(a), ()) for a in local.values()]
-                await self.store.deliver(targets, data)
-        queued: list[int] = []
+
+        def queue_remote(txn: WriteTxn, blob_id: str) -> list[int]:
+            assert outbound is not None
+            return outbound.stage(txn, sender, remote, blob_id, data)
+        also = queue_remote if remote else None
+        # One transaction for the local copies and the queue entries: either the sender is
+        # told 250 and everything is durable, or it is told to retry and nothing was stored.
+        targets = [(await self.inbox_of(account), ()) for account in local.values()]
+        try:
+            _, queued = await self.store.deliver_with(targets, data, also)
+        except NotFound:
+            if not local:
+                raise
+            # A user was removed since we cached its INBOX; look again once.
+            self._inbox.clear()
+            targets = [(await self.inbox_of(a), ()) for a in local.values()]
+            _, queued = await self.store.deliver_with(targets, data, also)
         if remote:
-            assert self.outbound is not None
-            queued = await self.outbound.enqueue(sender, remote, data)
+            assert outbound is not None
+            outbound.wake()
+        queued = queued or []
         self.bus.publish(MessageReceived(protocol, sender, len(local), len(remote), len(data)))
         return DeliveryReport(tuple(a.address for a in local.values()), tuple(queued))

@@ -175,28 +175,31 @@ def build_dsn(*, hostname: str, entry: QueueEntry, original: bytes, result: Atte
 
 # -- entries in the store (used by the server and by ``run.py queue``) ----------------------------
 
+def insert_entries(txn: WriteTxn, sender: str, recipients: Sequence[str], blob_id: str, size: int,
+                   now: float) -> list[int]:
+    """Add one entry per recipient for a blob already written in ``txn``; returns their ids.
+    Runs inside the caller's transaction (delivery stores local copies in the same one)."""
+    if not recipients:
+        raise InvalidInput("no recipients to queue")
+    ids = []
+    for rcpt in recipients:
+        cur = txn.conn.execute(
+            "INSERT INTO queue(sender, recipient, blob_id, size, created, next_attempt) VALUES(?,?,?,?,?,?)",
+            (sender, rcpt, blob_id, size, int(now), int(now)))
+        ids.append(int(cur.lastrowid))
+    txn.emit(QueueChanged())
+    return ids
+
+
 async def enqueue_entries(store: MailStore, sender: str, recipients: Sequence[str], data: bytes,
                           now: float) -> list[int]:
     """Durably add one entry per recipient, all sharing one new blob; returns their ids."""
     if not recipients:
         raise InvalidInput("no recipients to queue")
-    staged = await store.prepare(data)
-
-    def w(txn: WriteTxn) -> list[int]:
-        store._insert_blob(txn, staged)
-        ids = []
-        for rcpt in recipients:
-            cur = txn.conn.execute(
-                "INSERT INTO queue(sender, recipient, blob_id, size, created, next_attempt) VALUES(?,?,?,?,?,?)",
-                (sender, rcpt, staged.id, len(data), int(now), int(now)))
-            ids.append(int(cur.lastrowid))
-        txn.emit(QueueChanged())
-        return ids
-    try:
-        return await store.db.write(w)
-    except BaseException:
-        await store.discard(staged)
-        raise
+    _, ids = await store.deliver_with(
+        [], data, lambda txn, blob_id: insert_entries(txn, sender, recipients, blob_id, len(data), now))
+    assert ids is not None
+    return ids
 
 
 async def list_entries(store: MailStore, *, by_next_attempt: bool = False,
@@ -280,9 +283,15 @@ class OutboundQueue:
     # -- Outbound protocol and admin actions ------------------------------------------------------
 
     async def enqueue(self, sender: str, recipients: Sequence[str], data: bytes) -> list[int]:
+        """Queue ``data`` in a transaction of its own (DSN-free admin and test path)."""
         ids = await enqueue_entries(self.store, sender, recipients, data, self.clock())
         self.wake()
         return ids
+
+    def stage(self, txn: WriteTxn, sender: str, recipients: Sequence[str], blob_id: str, data: bytes) -> list[int]:
+        """Add entries inside a delivery's transaction (core.delivery.Outbound); ``wake``
+        once it has committed."""
+        return insert_entries(txn, sender, recipients, blob_id, len(data), self.clock())
 
     async def list(self) -> list[QueueEntry]:
         return await list_entries(self.store)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from . import mime
 from .blobs import BlobStore
@@ -34,6 +34,7 @@ from .model import (DEFAULT_MAILBOXES, SYSTEM_FLAGS, Mailbox, MailboxChanges, Ma
                     MessageInfo, MessageMeta)
 
 log = logging.getLogger("rmail.store")
+T = TypeVar("T")
 
 #: RFC 3501 leaves mailbox name length open; Dovecot caps a name at 255 bytes per level.
 MAX_MAILBOX_NAME = 512
@@ -687,13 +688,8 @@ class MailStore:
         return results[0]
 
     async def deliver(self, targets: Sequence[tuple[int, Iterable[str]]], data: bytes,
-                      internaldate: datetime | None = None, *,
-                      also: Callable[[WriteTxn, str], None] | None = None) -> list[int]:
+                      internaldate: datetime | None = None) -> list[int]:
         """Store one message in several mailboxes (one blob, one row each); returns the UIDs.
-
-        ``also(txn, blob_id)`` runs in the same transaction after the rows are written (the
-        outbound queue adds its entries there), so either all of it commits or none: a
-        failure never leaves local copies whose sender is told to retry.
 
         Returns only after the blob and every row are durable.
 
@@ -701,12 +697,22 @@ class MailStore:
             StorageFull: below the free-space reserve, or the disk filled up.
             NotFound: a target mailbox no longer exists (nothing is stored).
         """
+        return (await self.deliver_with(targets, data, None, internaldate))[0]
+
+    async def deliver_with(self, targets: Sequence[tuple[int, Iterable[str]]], data: bytes,
+                           also: Callable[[WriteTxn, str], T] | None,
+                           internaldate: datetime | None = None) -> tuple[list[int], T | None]:
+        """``deliver``, plus ``also(txn, blob_id)`` run in the same transaction after the rows
+        (the outbound queue adds its entries there): all of it commits or none of it, so a
+        failure never leaves local copies behind an error that makes the sender retry.
+        Returns the UIDs and what ``also`` returned. ``targets`` may be empty.
+        """
         columns = [flags_to_columns(flags) for _, flags in targets]
         when = int((internaldate or datetime.now(timezone.utc)).timestamp())
         await self.space.require()
         staged = await self.prepare(data)
 
-        def w(txn: WriteTxn) -> list[int]:
+        def w(txn: WriteTxn) -> tuple[list[int], T | None]:
             self._insert_blob(txn, staged)
             uids = []
             for (mailbox_id, _), (mask, keywords) in zip(targets, columns):
@@ -716,9 +722,7 @@ class MailStore:
                     " VALUES(?,?,?,?,?,?,?,?)", (mailbox_id, uid, modseq, mask, keywords, when, len(data), staged.id))
                 uids.append(uid)
                 txn.emit(MailboxChanged(self._owner(txn.conn, mailbox_id), mailbox_id))
-            if also is not None:
-                also(txn, staged.id)
-            return uids
+            return uids, (also(txn, staged.id) if also is not None else None)
         try:
             return await self.db.write(w)
         except asyncio.CancelledError:
