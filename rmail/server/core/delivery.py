@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from .accounts import Accounts
-from .aliases import Aliases, Resolution
+from .aliases import POSTMASTER, Aliases, Resolution
 from .db import WriteTxn
 from .errors import InvalidInput, NotFound, PermissionDenied, TemporaryFailure
 from .events import AccountsChanged, Event, EventBus, ExternalChange, MessageReceived
@@ -61,7 +61,11 @@ class Delivery:
             InvalidInput: not an address.  NotFound: local domain, but no user or alias matches.
             PermissionDenied: remote domain and the client may not relay.
         """
-        resolution = await self.aliases.resolve(Address.parse(recipient))
+        if recipient.strip().lower() == POSTMASTER:
+            # RFC 5321 §4.5.1: "RCPT TO:<Postmaster>" without a domain must be accepted.
+            resolution = await self.aliases.resolve_bare_postmaster()
+        else:
+            resolution = await self.aliases.resolve(Address.parse(recipient))
         if resolution.local_domain:
             if resolution.account is None:
                 raise NotFound(f"no mailbox here for {resolution.address}")
