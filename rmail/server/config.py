@@ -56,6 +56,10 @@ class Limits:
     auth_lockout_seconds: int = 300
     recipients: int = 100                  #: RCPT TO per SMTP transaction
     line_length: int = 65536               #: IMAP command line, excluding literals
+    #: Bytes that must stay free on the data dir's filesystem for new mail to be accepted
+    #: (Postfix's queue_minfree); 0 turns the reserve off. 256 MiB: ten messages of the default
+    #: maximum size in flight, plus room for the WAL and for the deletions that free space.
+    min_free_space: int = 256 * MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +242,10 @@ def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: must be true or false")
         return value
+    if key == "limits.min_free_space":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{key}: must be a number of bytes, 0 or more (0 turns the reserve off)")
+        return value
     if isinstance(default, int):
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{key}: must be a positive integer")
@@ -249,9 +257,26 @@ def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any
 
 
 def ensure_data_dir(config: Config) -> Path:
-    """Create the data dir (mode 0700) and its keys/ (0700) and blobs/ subdirs."""
+    """Create the data dir and its keys/ and blobs/ subdirs, all 0700, and keep them private.
+
+    They hold password hashes, messages and TLS keys. A directory that already exists with a
+    wider mode (made by hand, by an installer, by an older rmail) is narrowed to 0700, and files
+    in keys/ to 0600, when rmail's user owns them; something another user owns is left to that
+    user (``diagnose`` reports it). The database files are narrowed by the store itself.
+    """
     d = config.data_dir
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (d / "keys").mkdir(exist_ok=True, mode=0o700)
-    (d / "blobs").mkdir(exist_ok=True, mode=0o700)
+    keys = d / "keys"
+    for sub in (d, keys, d / "blobs"):
+        sub.mkdir(exist_ok=True, mode=0o700)
+        _make_private(sub, 0o700)
+    for f in [*keys.iterdir(), d / "rmail.lock"]:
+        if f.is_file() and not f.is_symlink():
+            _make_private(f, 0o600)
     return d
+
+
+def _make_private(path: Path, mode: int) -> None:
+    st = path.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.chmod(path, mode)

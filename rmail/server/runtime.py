@@ -26,6 +26,7 @@ from .core.aliases import Aliases
 from .core.connections import ConnectionRegistry
 from .core.delivery import Delivery
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
+from .core.space import SpaceState
 from .core.store import MailStore
 from .core.throttle import AuthThrottle
 from .tls import server_context
@@ -34,6 +35,8 @@ log = logging.getLogger("rmail")
 
 #: Adapter modules, started in this order (SMTP first: it owns the outbound queue).
 SERVICES = ("rmail.server.smtp", "rmail.server.imap", "rmail.server.http")
+#: Seconds between free-space measurements when no mail arrives (each is one statvfs).
+SPACE_POLL_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,7 @@ class Snapshot:
     counters: Counters
     connections_now: int
     connections_peak: int
+    storage: SpaceState | None = None    #: free space against limits.min_free_space
 
 
 class BusLogHandler(logging.Handler):
@@ -110,8 +114,11 @@ class ServerRuntime:
             await asyncio.to_thread(ensure_data_dir, cfg)
             self._stack.enter_context(data_dir_lock(cfg.data_dir))
             self.tls: ssl.SSLContext | None = server_context(cfg)
-            self.store = await MailStore.open(cfg.data_dir, publish=self.bus.publish_threadsafe, recover=True)
+            self.store = await MailStore.open(cfg.data_dir, publish=self.bus.publish_threadsafe, recover=True,
+                                              min_free_space=cfg.limits.min_free_space)
             self._stack.callback(self.store.close)
+            space = asyncio.create_task(self._watch_space(), name="rmail-space")
+            self._stack.push_async_callback(_cancel, space)
             self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds)
             self.aliases = Aliases(self.accounts)
             self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus)
@@ -156,6 +163,16 @@ class ServerRuntime:
                 self.counters.count(event)
                 self.delivery.forget_cached(event)
 
+    async def _watch_space(self) -> None:
+        """Measure free space now and then even when no mail comes in, so the console header
+        and the log tell of a disk below the reserve (and of its recovery) without delay."""
+        while True:
+            try:
+                await self.store.space.refresh()
+            except OSError as exc:
+                log.warning("storage: cannot measure free space: %s", exc)
+            await asyncio.sleep(SPACE_POLL_SECONDS)
+
     def add_listener(self, listener: Listener) -> None:
         self.listeners.append(listener)
 
@@ -168,7 +185,7 @@ class ServerRuntime:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.config.hostname, self.started, tuple(self.listeners), self.counters,
-                        len(self.connections), self.connections.peak)
+                        len(self.connections), self.connections.peak, self.store.space.state)
 
 
 @contextlib.contextmanager

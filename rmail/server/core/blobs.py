@@ -57,7 +57,9 @@ class BlobStore:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._tmp = root / "tmp"
         self._tmp.mkdir(exist_ok=True, mode=0o700)
-        for d in (root, self._tmp):
+        # The shard dirs too (at most 256): with them 0700, message files are out of reach
+        # whatever their own mode, and no start-up has to stat every message file.
+        for d in (root, self._tmp, *(e for e in root.iterdir() if len(e.name) == 2 and e.is_dir())):
             private_dir(d)
 
     def path(self, blob_id: str) -> Path:

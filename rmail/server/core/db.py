@@ -76,6 +76,11 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     # FULL: the WAL is fsynced at every commit, so a commit survives power loss.
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
+    # FAST, not ON (the default of Debian's SQLite build): ON writes zeros over every page a
+    # DELETE frees, so expunging N bytes of mail first needs N more bytes of WAL; on a full
+    # disk a user could not free space. Freed pages stay in the 0600 file until new mail
+    # reuses them.
+    conn.execute("PRAGMA secure_delete=FAST")
     if readonly:
         conn.execute("PRAGMA query_only=ON")
     return conn
@@ -125,6 +130,10 @@ class Database:
             raise TemporaryFailure(f"cannot open the store {path}: {exc}") from None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._local = threading.local()
+        #: Every reader thread's connection, closed with the store (thread-locals outlive
+        #: their pool: the files would stay open, and a filesystem could not be unmounted).
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
         self._readers = concurrent.futures.ThreadPoolExecutor(readers, thread_name_prefix="rmail-read")
         self._writer_conn = connect(path)
         self._data_version = self._current_data_version()
@@ -145,6 +154,8 @@ class Database:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.path, readonly=True)
+            with self._reader_lock:
+                self._reader_conns.append(conn)
         return conn
 
     def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -359,6 +370,11 @@ class Database:
         self._queue.put(_STOP)
         self._writer.join()
         self._readers.shutdown(wait=True)
+        with self._reader_lock:
+            conns, self._reader_conns = self._reader_conns, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
 
 def _is_full(exc: BaseException) -> bool:

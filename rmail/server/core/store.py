@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 from . import mime
 from .blobs import BlobStore
 from .db import Database, WriteTxn, write_error
-from .errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied
+from .errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
 from .events import Event, MailboxChanged, MailboxesChanged
 from .space import FreeSpace
 from .views import MailViews
@@ -171,10 +171,10 @@ class MailStore:
 
     def __init__(self, data_dir: Path, *, publish=None, min_free_space: int = 0) -> None:
         self.data_dir = data_dir
-        #: Writes that add mail need this much free space (config limits.min_free_space).
-        self.space = FreeSpace(data_dir, min_free_space)
         self.blobs = BlobStore(data_dir / "blobs")
         self.db = Database(data_dir / "rmail.db", schema(), publish=publish, flush=self.blobs.flush)
+        #: Writes that add mail need this much free space (config limits.min_free_space).
+        self.space = FreeSpace(data_dir, min_free_space, reusable=self.reusable_bytes)
         self.views = MailViews(self.db)
         # Single-flight reads: (commit count when issued, the pending result).
         self._changes_inflight: dict[tuple[int, int], tuple[int, asyncio.Future[MailboxChanges]]] = {}
@@ -563,6 +563,16 @@ class MailStore:
         except (FileNotFoundError, ValueError):
             raise NotFound("message no longer exists") from None
 
+    def reusable_bytes(self) -> int:
+        """Bytes of free pages inside rmail.db, which new rows reuse without growing the file
+        (blocking; 0 when the store cannot be read)."""
+        def q(conn: sqlite3.Connection) -> int:
+            return conn.execute("PRAGMA freelist_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+        try:
+            return self.db.read_sync(q)
+        except TemporaryFailure:
+            return 0
+
     async def integrity_check(self) -> str:
         """SQLite's quick_check of rmail.db: "ok" or the first problem found."""
         return await self.db.read(lambda conn: conn.execute("PRAGMA quick_check").fetchone()[0])
@@ -709,7 +719,7 @@ class MailStore:
         """
         columns = [flags_to_columns(flags) for _, flags in targets]
         when = int((internaldate or datetime.now(timezone.utc)).timestamp())
-        await self.space.require()
+        await self.space.require(len(data))
         staged = await self.prepare(data)
 
         def w(txn: WriteTxn) -> tuple[list[int], T | None]:

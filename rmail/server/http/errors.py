@@ -16,7 +16,7 @@ from typing import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput, LimitExceeded, NotFound,
-                                      PermissionDenied, RmailError, TemporaryFailure)
+                                      PermissionDenied, RmailError, StorageFull, TemporaryFailure)
 
 log = logging.getLogger("rmail.http")
 
@@ -30,6 +30,7 @@ STATUS: tuple[tuple[type[RmailError], int], ...] = (
     (AlreadyExists, 409),
     (LimitExceeded, 413),
     (InvalidInput, 400),
+    (StorageFull, 507),          # RFC 4918 §11.5 Insufficient Storage: the disk, not the client
     (TemporaryFailure, 503),
 )
 
@@ -65,7 +66,7 @@ def reply_for(exc: BaseException) -> web.Response:
         if status == 401:
             # RFC 6750 §3: a bearer-protected resource names its scheme in the challenge.
             headers["WWW-Authenticate"] = 'Bearer realm="rmail", error="invalid_token"'
-        elif status == 503:
+        elif status in (503, 507):
             headers["Retry-After"] = "60"
         return json_error(status, str(exc) or type(exc).__name__, headers)
     if isinstance(exc, web.HTTPException):

@@ -20,7 +20,7 @@ from typing import Awaitable, Callable, Final, NoReturn, Protocol
 from rmail.server.core.connections import ConnectionInfo, ConnectionRegistry
 from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput,
                                       LimitExceeded, NotFound, PermissionDenied, RmailError,
-                                      TemporaryFailure)
+                                      StorageFull, TemporaryFailure)
 from rmail.server.core.events import (AuthFailed, Doorbell, Event, EventBus, ExternalChange,
                                       MailboxChanged, MailboxesChanged, MessageReceived)
 from rmail.server.core.model import Account, Mailbox, MessageInfo
@@ -47,7 +47,10 @@ _SYSTEM_FLAGS: Final = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 _ERROR_CODES: Final[tuple[tuple[type[RmailError], str], ...]] = (
     (NotFound, "NONEXISTENT"), (AlreadyExists, "ALREADYEXISTS"), (PermissionDenied, "NOPERM"),
     (AuthenticationFailed, "AUTHENTICATIONFAILED"), (InvalidInput, "CANNOT"),
-    (LimitExceeded, "LIMIT"), (TemporaryFailure, "UNAVAILABLE"),
+    (LimitExceeded, "LIMIT"),
+    # A full disk is OVERQUOTA, as in Dovecot: RFC 5530 has no code for it, OVERQUOTA tells the
+    # user the remedy (delete mail, which still works) and SERVERBUG would claim a bug.
+    (StorageFull, "OVERQUOTA"), (TemporaryFailure, "UNAVAILABLE"),
 )
 #: Sent before closing a session whose selected mailbox was deleted by someone else (the
 #: wording is Dovecot's; IMAP4rev1 has no untagged "mailbox gone" response).
@@ -247,11 +250,20 @@ class Session:
                     and any(m.uid > view.max_uid for m in changes.changed)):
                 # A read-only session shows what is unclaimed as \Recent without claiming it.
                 recent = ((changes.recent_uid, None) if view.readonly
-                          else await self.store.claim_recent_range(view.mailbox.id))
+                          else await self._claim_recent(view.mailbox.id))
         except NotFound:
             await self._mailbox_gone()
         self._write_update(view.apply(changes, allow_expunge=allow_expunge,
                                       recent_from=recent[0], recent_to=recent[1]))
+
+    async def _claim_recent(self, mailbox_id: int) -> tuple[int | None, int | None]:
+        """Claim \\Recent (a write); when the store cannot write (a full disk), go on without:
+        \\Recent is advisory, and a user must still be able to open a mailbox to free space."""
+        try:
+            return await self.store.claim_recent_range(mailbox_id)
+        except TemporaryFailure as exc:
+            log.info("imap: \\Recent not claimed in mailbox %d: %s", mailbox_id, exc)
+            return None, None
 
     async def _refresh_mailbox(self, view: SelectedMailbox) -> None:
         """Check the selected mailbox is still the one selected: DELETE removes it (or leaves
@@ -454,11 +466,11 @@ class Session:
             if readonly:
                 # RFC 3501 §6.3.2: EXAMINE reports \Recent but never claims it, so a later
                 # SELECT still gets the messages no session has been told of (as Dovecot does).
-                recent: tuple[int, int | None] = (snap.recent_uid, None)
+                recent: tuple[int | None, int | None] = (snap.recent_uid, None)
             else:
                 # Only a write when some message is still unclaimed (RFC 3501 §2.3.2). The claim
                 # may cover UIDs committed after the snapshot: they are recent here when they come.
-                recent = (await self.store.claim_recent_range(snap.mailbox.id) if snap.unclaimed_recent
+                recent = (await self._claim_recent(snap.mailbox.id) if snap.unclaimed_recent
                           else (snap.mailbox.uidnext, None))
         except BaseException:
             self.services.bus.unsubscribe(bell)
