@@ -35,7 +35,7 @@ from typing import Callable, Protocol, Sequence
 
 from .aliases import Aliases
 from .db import WriteTxn
-from .errors import InvalidInput, NotFound, RmailError
+from .errors import InvalidInput, NotFound, RmailError, StorageFull, TemporaryFailure
 from .events import Bounced, EventBus, ExternalChange, QueueChanged
 from .model import Address, QueueEntry
 from .store import MailStore
@@ -389,6 +389,14 @@ class OutboundQueue:
             await self._attempt_once(entry)
         except asyncio.CancelledError:
             raise
+        except TemporaryFailure as exc:
+            # The store could not take the outcome now (a full disk: no room for the DSN):
+            # the entry stays and is tried again; not a bug, so no traceback.
+            log.warning("queue: entry %d: %s; trying again later", entry.id, exc)
+            with contextlib.suppress(Exception):
+                await self._reschedule(entry, AttemptResult.temporary("4.3.1" if isinstance(exc, StorageFull)
+                                                                      else "4.3.0", str(exc)),
+                                       self.clock(), notified=entry.delayed_notified)
         except Exception:  # noqa: BLE001 - one bad entry must not stop the queue
             log.exception("queue: attempt for entry %d failed unexpectedly", entry.id)
             with contextlib.suppress(Exception):
