@@ -163,7 +163,7 @@ async def test_reserve_refuses_new_mail_but_lets_users_free_space(reserved: Serv
     rt = reserved
     accepted, (code, text) = await fill(rt)
     assert code == 452 and text.startswith("4.3.1"), (code, text)
-    assert len(accepted) >= 20, "the disk held what it could before the reserve"
+    assert len(accepted) >= 10, "the disk held what it could before the reserve"
     storage = rt.snapshot().storage
     assert storage is not None and storage.low, "the console header shows it"
 
