@@ -260,19 +260,17 @@ def ensure_data_dir(config: Config) -> Path:
     """Create the data dir and its keys/ and blobs/ subdirs, all 0700, and keep them private.
 
     They hold password hashes, messages and TLS keys. A directory that already exists with a
-    wider mode (made by hand, by an installer, by an older rmail) is narrowed to 0700, and files
-    in keys/ to 0600, when rmail's user owns them; something another user owns is left to that
-    user (``diagnose`` reports it). The database files are narrowed by the store itself.
+    wider mode (made by hand, by an installer, by an older rmail) is narrowed to 0700 when
+    rmail's user owns it, which puts everything inside out of other users' reach; something
+    another user owns is left to that user. Files are not changed here: rmail creates its own
+    0600 (the database narrows old ones when it opens), and ``diagnose`` reports a key file
+    someone made readable, rather than having it silently fixed by the very run that checks.
     """
     d = config.data_dir
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    keys = d / "keys"
-    for sub in (d, keys, d / "blobs"):
+    for sub in (d, d / "keys", d / "blobs"):
         sub.mkdir(exist_ok=True, mode=0o700)
         _make_private(sub, 0o700)
-    for f in [*keys.iterdir(), d / "rmail.lock"]:
-        if f.is_file() and not f.is_symlink():
-            _make_private(f, 0o600)
     return d
 
 

@@ -87,10 +87,13 @@ async def test_open_data_dir_left_by_an_older_version_is_narrowed(tmp_path: Path
         assert mode(data / "rmail.db-shm") == 0o644
         assert len(modes(data)) > 8
         async with ServerRuntime(make_config(data), auth_delay=0) as rt:
-            # Message files keep their mode: their directories are 0700 now, and start-up does
-            # not stat every message file.
-            assert {name for name in modes(data) if not name.startswith("blobs/")} == set()
-            assert all(mode(p) == 0o700 for p in (data / "blobs").iterdir())
+            # Every directory is 0700 now, which puts what is inside out of reach; the
+            # database files are 0600 whatever their past.
+            assert all(mode(p) == 0o700 for p in [data, *data.rglob("*")] if p.is_dir())
+            assert all(mode(data / f"rmail.db{s}") == 0o600 for s in ("", "-wal", "-shm"))
+            # Other files keep their mode (start-up does not stat every message file, and
+            # diagnose reports a key file made readable).
+            assert {n.split("/")[0] for n in modes(data) if mode(data / n) & 0o077} <= {"blobs", "keys", "rmail.lock"}
             await rt.accounts.authenticate("alice@example.com", PASSWORD)
     finally:
         other.close()
