@@ -15,7 +15,6 @@ import datetime
 import fcntl
 import os
 import secrets
-import shutil
 import ssl
 import stat
 import time
@@ -25,7 +24,9 @@ from typing import Any, Awaitable, Callable
 
 from rmail.server.config import Config, ConfigError, find_config, load_config
 from rmail.server.core.errors import AuthenticationFailed
+from rmail.server.core.db import DB_SUFFIXES
 from rmail.server.core.queue import Outcome, age_summary
+from rmail.server.core.space import MIB, FreeSpace
 
 from . import clients
 from .report import FAIL, PASS, WARN, Check, Report
@@ -35,6 +36,7 @@ from .target import Target, User, configured_ports, connect_host
 DIAG_DOMAIN = "rmail-diagnose.invalid"
 CERT_WARN_DAYS = 14
 QUEUE_OLD_SECONDS = 3600
+#: Warn below this much free space even when limits.min_free_space is lower (or 0).
 MIN_FREE_BYTES = 100 * 1024 * 1024
 DELIVERY_WAIT = 10.0
 LOG_FIX = "see the server log (python run.py serve prints it), then restart the server"
@@ -353,11 +355,21 @@ class Diagnosis:
                              fix=f"check free space and permissions under {cfg.data_dir}")
 
         async def disk() -> str:
-            free = (await self.blocking(shutil.disk_usage, cfg.data_dir)).free
-            if free < MIN_FREE_BYTES:
-                raise warn(f"only {free // (1024 * 1024)} MiB free under {cfg.data_dir}",
+            # Measured as the server measures it (space.py: statvfs, blocks free to non-root).
+            space = FreeSpace(cfg.data_dir, cfg.limits.min_free_space, reusable=self.ctx.store.reusable_bytes)
+            state = await self.blocking(space.measure)
+            free, reserve = state.free // MIB, cfg.limits.min_free_space // MIB
+            where = cfg.source or "rmail.toml"
+            if state.low:
+                raise failed(f"{free} MiB free under {cfg.data_dir}, below the reserve of {reserve} MiB: "
+                             "rmail refuses new mail (SMTP 452 4.3.1, IMAP NO [OVERQUOTA], REST 507)",
+                             "free disk space (deleting mail in rmail works), move data_dir to a larger disk, "
+                             f"or lower limits.min_free_space in {where}")
+            if free * MIB < max(MIN_FREE_BYTES, 2 * cfg.limits.min_free_space):
+                raise warn(f"only {free} MiB free under {cfg.data_dir}"
+                           + (f"; rmail refuses new mail below {reserve} MiB" if reserve else ""),
                            "free disk space, or move data_dir to a larger disk")
-            return f"{free // (1024 * 1024)} MiB free"
+            return f"{free} MiB free" + (f" (new mail is refused below {reserve} MiB)" if reserve else "")
         await self.probe(phase, "disk space", disk)
 
         async def queue() -> str:
@@ -377,26 +389,31 @@ class Diagnosis:
         def scan() -> list[tuple[Path, int, int]]:
             """(path, mode, wanted) for everything too open."""
             bad = []
-            mode = cfg.data_dir.stat().st_mode
-            if mode & 0o077:
-                bad.append((cfg.data_dir, mode, 0o700))
-            keys = cfg.data_dir / "keys"
+            d = cfg.data_dir
+            keys = d / "keys"
+            dirs = [d, keys, d / "blobs"]
+            files = [d / f"rmail.db{suffix}" for suffix in DB_SUFFIXES]
             if keys.is_dir():
-                if keys.stat().st_mode & 0o077:
-                    bad.append((keys, keys.stat().st_mode, 0o700))
                 # keys/dkim/<domain>/ holds the DKIM keys: directories 0700, files 0600 all the way down.
                 for f in sorted(keys.rglob("*")):
-                    if f.is_dir() and f.stat().st_mode & 0o077:
-                        bad.append((f, f.stat().st_mode, 0o700))
-                    elif f.is_file() and f.stat().st_mode & 0o077:
-                        bad.append((f, f.stat().st_mode, 0o600))
+                    if f.is_dir():
+                        dirs.append(f)
+                    elif f.is_file():
+                        files.append(f)
+            for path, wanted in [(p, 0o700) for p in dirs] + [(p, 0o600) for p in files]:
+                try:
+                    mode = path.stat().st_mode
+                except FileNotFoundError:
+                    continue
+                if mode & 0o077:
+                    bad.append((path, mode, wanted))
             return bad
         bad = await self.blocking(scan)
         if bad:
             listed = ", ".join(f"{p} ({stat.filemode(m)})" for p, m, _ in bad)
             fixes = "; ".join(f"chmod {w:o} {p}" for p, _, w in bad)
             raise warn(f"readable by others: {listed}", fixes)
-        return f"{cfg.data_dir} is 0700 and keys/ holds only 0600 files"
+        return f"{cfg.data_dir}, keys/ and blobs/ are 0700; rmail.db and keys/ files are 0600"
 
     # -- 4. SMTP ------------------------------------------------------------------------------
 

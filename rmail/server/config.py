@@ -82,6 +82,10 @@ class Limits:
     search_budget: float = 10.0            #: CPU seconds one IMAP SEARCH may use, then NO [LIMIT]
     quota: int = 0                         #: bytes per user unless `user quota` says otherwise
     send_per_minute: int = 60              #: messages per user a minute: REST send and SMTP AUTH
+    #: Bytes that must stay free on the data dir's filesystem for new mail to be accepted
+    #: (Postfix's queue_minfree); 0 turns the reserve off. 256 MiB: ten messages of the default
+    #: maximum size in flight, plus room for the WAL and for the deletions that free space.
+    min_free_space: int = 256 * MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +329,10 @@ def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ConfigError(f"{key}: must be a non-negative integer (0 = off)")
         return value
+    if key == "limits.min_free_space":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{key}: must be a number of bytes, 0 or more (0 turns the reserve off)")
+        return value
     if isinstance(default, int):
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{key}: must be a positive integer")
@@ -359,9 +367,24 @@ def _coerce_unlimited(key: str, value: Any) -> Any:
 
 
 def ensure_data_dir(config: Config) -> Path:
-    """Create the data dir (mode 0700) and its keys/ (0700) and blobs/ subdirs."""
+    """Create the data dir and its keys/ and blobs/ subdirs, all 0700, and keep them private.
+
+    They hold password hashes, messages and TLS keys. A directory that already exists with a
+    wider mode (made by hand, by an installer, by an older rmail) is narrowed to 0700 when
+    rmail's user owns it, which puts everything inside out of other users' reach; something
+    another user owns is left to that user. Files are not changed here: rmail creates its own
+    0600 (the database narrows old ones when it opens), and ``diagnose`` reports a key file
+    someone made readable, rather than having it silently fixed by the very run that checks.
+    """
     d = config.data_dir
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (d / "keys").mkdir(exist_ok=True, mode=0o700)
-    (d / "blobs").mkdir(exist_ok=True, mode=0o700)
+    for sub in (d, d / "keys", d / "blobs"):
+        sub.mkdir(exist_ok=True, mode=0o700)
+        _make_private(sub, 0o700)
     return d
+
+
+def _make_private(path: Path, mode: int) -> None:
+    st = path.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.chmod(path, mode)

@@ -33,6 +33,7 @@ from .core.mailauth.inbound import InboundChecker
 from .core.mailauth.signing import Signer
 from .core.quota import Quotas
 from .core.rates import RateLimiter
+from .core.space import SpaceState
 from .core.store import MailStore
 from .tls import server_context
 
@@ -40,6 +41,8 @@ log = logging.getLogger("rmail")
 
 #: Adapter modules, started in this order (SMTP first: it owns the outbound queue).
 SERVICES = ("rmail.server.smtp", "rmail.server.imap", "rmail.server.http")
+#: Seconds between free-space measurements when no mail arrives (each is one statvfs).
+SPACE_POLL_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class Snapshot:
     counters: Counters
     connections_now: int
     connections_peak: int
+    storage: SpaceState | None = None    #: free space against limits.min_free_space
 
 
 class BusLogHandler(logging.Handler):
@@ -117,8 +121,11 @@ class ServerRuntime:
             self._stack.enter_context(data_dir_lock(cfg.data_dir))
             self.tls: ssl.SSLContext | None = server_context(cfg)
             self.dns = Resolver.from_config(cfg.dns)      # every DNS lookup of the server goes here
-            self.store = await MailStore.open(cfg.data_dir, publish=self.bus.publish_threadsafe, recover=True)
+            self.store = await MailStore.open(cfg.data_dir, publish=self.bus.publish_threadsafe, recover=True,
+                                              min_free_space=cfg.limits.min_free_space)
             self._stack.callback(self.store.close)
+            space = asyncio.create_task(self._watch_space(), name="rmail-space")
+            self._stack.push_async_callback(_cancel, space)
             self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds,
                                      cache_seconds=cfg.limits.auth_cache_seconds)
             self.aliases = Aliases(self.accounts)
@@ -176,6 +183,16 @@ class ServerRuntime:
                 self.counters.count(event)
                 self.delivery.forget_cached(event)
 
+    async def _watch_space(self) -> None:
+        """Measure free space now and then even when no mail comes in, so the console header
+        and the log tell of a disk below the reserve (and of its recovery) without delay."""
+        while True:
+            try:
+                await self.store.space.refresh()
+            except OSError as exc:
+                log.warning("storage: cannot measure free space: %s", exc)
+            await asyncio.sleep(SPACE_POLL_SECONDS)
+
     def add_listener(self, listener: Listener) -> None:
         self.listeners.append(listener)
 
@@ -188,7 +205,7 @@ class ServerRuntime:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.config.hostname, self.started, tuple(self.listeners), self.counters,
-                        len(self.connections), self.connections.peak)
+                        len(self.connections), self.connections.peak, self.store.space.state)
 
 
 @contextlib.contextmanager

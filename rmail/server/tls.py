@@ -29,7 +29,11 @@ def server_context(config: Config) -> ssl.SSLContext | None:
 
 
 def generate_self_signed(cert_path: Path, key_path: Path, hostname: str, *, days: int = 825) -> None:
-    """Write a self-signed certificate for ``hostname`` (and localhost); the key gets mode 0600."""
+    """Write a self-signed certificate for ``hostname`` (and localhost), both files mode 0600.
+
+    The certificate is public, but it lives beside the key in rmail's private keys/ directory,
+    where ``diagnose`` expects only owner-readable files; rmail itself is its only reader.
+    """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -49,9 +53,15 @@ def generate_self_signed(cert_path: Path, key_path: Path, hostname: str, *, days
             .sign(key, hashes.SHA256()))
     key_bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption())
-    key_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cert_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_private(key_path, key_bytes)
+    _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create or replace ``path`` with mode 0600 (also when it existed with a wider mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(key_bytes)
-    os.chmod(key_path, 0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(data)

@@ -23,9 +23,12 @@ class RecordingOutbound:
     def __init__(self) -> None:
         self.queued: list[tuple[str, list[str], bytes]] = []
 
-    async def enqueue(self, sender: str, recipients: Sequence[str], data: bytes) -> list[int]:
+    def stage(self, txn: object, sender: str, recipients: Sequence[str], blob_id: str, data: bytes) -> list[int]:
         self.queued.append((sender, list(recipients), data))
         return list(range(len(self.queued), len(self.queued) + len(recipients)))
+
+    def wake(self) -> None:
+        pass
 
 
 @dataclass

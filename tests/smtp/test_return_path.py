@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+from pathlib import Path
 
 import aiosmtplib
 import pytest
 
 from rmail.server.core.tracefields import drop_fields, return_path, without_return_path
 from rmail.server.runtime import ServerRuntime
+from tests.helpers.server import make_config
 
 from .conftest import PASSWORD, inbox
+from .sink import eventually, start_sink, stop_sink
 
 BODY = b"From: carol@example.net\r\nTo: alice@example.com\r\nSubject: rp\r\n\r\nReturn-Path: <in-body@x>\r\n"
 
@@ -45,16 +48,27 @@ async def test_incoming_return_path_fields_are_replaced(runtime: ServerRuntime) 
     assert stored.endswith(b"Subject: x\r\n\r\nbody\r\n")
 
 
-async def test_remote_copy_has_no_return_path(runtime: ServerRuntime) -> None:
-    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=runtime.port("submission")) as client:
-        await client.login("alice@example.com", PASSWORD)
-        await client.sendmail("alice@example.com", ["bob@example.com", "dave@remote.example.org"],
-                              b"From: alice@example.com\r\nSubject: both\r\n\r\nhi\r\n")
-    [entry] = await runtime.queue.list()
-    queued = await runtime.store.read_message(entry.blob_id)
-    assert b"Return-Path" not in queued
-    [local] = await inbox(runtime, "bob@example.com")
-    assert local.startswith(b"Return-Path: <alice@example.com>\r\n")
+async def test_remote_copy_has_no_return_path(tmp_path: Path) -> None:
+    """Local and remote copies share one blob (one transaction); the relayed bytes leave
+    without the Return-Path of the local delivery."""
+    sink = await start_sink()
+    cfg = make_config(tmp_path / "d", relay={"host": "127.0.0.1", "port": sink.port, "tls": "none"})
+    try:
+        async with ServerRuntime(cfg, auth_delay=0) as rt:
+            await rt.accounts.add_user("alice@example.com", PASSWORD)
+            await rt.accounts.add_user("bob@example.com", PASSWORD)
+            async with aiosmtplib.SMTP(hostname="127.0.0.1", port=rt.port("submission")) as client:
+                await client.login("alice@example.com", PASSWORD)
+                await client.sendmail("alice@example.com", ["bob@example.com", "dave@remote.example.org"],
+                                      b"From: alice@example.com\r\nSubject: both\r\n\r\nhi\r\n")
+            await eventually(lambda: sink.messages)
+            [relayed] = sink.messages
+            assert b"Return-Path" not in relayed.data.split(b"\r\n\r\n", 1)[0]
+            [local] = await inbox(rt, "bob@example.com")
+            assert local.startswith(b"Return-Path: <alice@example.com>\r\n")
+            assert local.endswith(relayed.data.split(b"\r\nSubject: both", 1)[1])
+    finally:
+        await stop_sink(sink)
 
 
 async def test_append_stores_bytes_unchanged(runtime: ServerRuntime) -> None:

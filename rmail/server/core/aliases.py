@@ -2,7 +2,10 @@
 
 Resolution (SPEC Part 1): an exact user wins; otherwise the rules of the domain are tried in
 declaration order, each a full match on the local part (case-insensitive), and the first match
-routes to its target user. Patterns are compiled with RE2, whose matching time is linear in
+routes to its target user. RFC 5321 §4.5.1 requires every domain to accept ``postmaster``
+(case-insensitive), and ``postmaster`` without a domain: unless a user or a rule takes it,
+it goes to the domain's first administrator, or its first user when it has no administrator
+(``<postmaster>`` alone: the first local domain's postmaster). Patterns are compiled with RE2, whose matching time is linear in
 the input, so no pattern can hang delivery; patterns with nested quantifiers, which would
 backtrack catastrophically on other engines, are refused too so rules stay portable.
 """
@@ -23,6 +26,8 @@ from .events import AliasesChanged
 from .model import Account, Address, AliasRule
 
 MAX_PATTERN_LENGTH = 256
+#: RFC 5321 §4.5.1: the local part every domain must accept (compared case-insensitively).
+POSTMASTER = "postmaster"
 #: RE2 program memory cap: bounds compile cost of huge repetitions like a{1000}{1000}.
 RE2_MAX_MEM = 1 << 20
 
@@ -70,12 +75,16 @@ class Resolution:
     local_domain: bool
     account: Account | None        #: the user the mail is delivered to, if any
     rule: AliasRule | None         #: the alias rule that matched (None for an exact user)
+    postmaster: bool = False       #: routed by the RFC 5321 §4.5.1 postmaster default
 
     def describe(self) -> str:
         if not self.local_domain:
             return f"{self.address}: {self.address.domain} is not a local domain (mail is relayed, if allowed)"
         if self.account is None:
             return f"{self.address}: no user and no alias matches; mail is refused (550 5.1.1)"
+        if self.postmaster:
+            return (f"{self.address}: postmaster (RFC 5321 §4.5.1; no user or alias takes it) → "
+                    f"{self.account.address}, the domain's first administrator or user")
         if self.rule is None:
             return f"{self.address}: delivered to user {self.account.address}"
         return (f"{self.address}: alias rule #{self.rule.position} {self.rule.pattern!r} → "
@@ -194,5 +203,29 @@ class Aliases:
                 if _compile(rule.pattern).fullmatch(addr.local):
                     target = Accounts._find(conn, Address(rule.target, addr.domain))
                     return Resolution(addr, True, target, rule)
+            if addr.local.lower() == POSTMASTER:
+                target = self._postmaster(conn, addr.domain)
+                return Resolution(addr, True, target, None, postmaster=target is not None)
             return Resolution(addr, True, None, None)
         return await self.db.read(q)
+
+    async def resolve_bare_postmaster(self) -> Resolution:
+        """``RCPT TO:<postmaster>`` with no domain (RFC 5321 §4.5.1): the first local
+        domain's postmaster.
+
+        Raises:
+            NotFound: there is no local domain yet.
+        """
+        def q(conn: sqlite3.Connection) -> str:
+            row = conn.execute("SELECT name FROM domains ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                raise NotFound("no local domain has a postmaster yet")
+            return row[0]
+        return await self.resolve(Address(POSTMASTER, await self.db.read(q)))
+
+    @staticmethod
+    def _postmaster(conn: sqlite3.Connection, domain: str) -> Account | None:
+        """The domain's first administrator, else its first user (by creation)."""
+        row = conn.execute("SELECT u.local FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = ?"
+                           " ORDER BY u.admin DESC, u.id LIMIT 1", (domain,)).fetchone()
+        return Accounts._find(conn, Address(row[0], domain)) if row else None

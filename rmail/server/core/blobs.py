@@ -38,6 +38,14 @@ def fsync_dir(path: Path) -> None:
     finally:
         os.close(fd)
 
+def private_dir(path: Path) -> None:
+    """Narrow a directory rmail owns to 0700 (one created by an older version, or by hand,
+    may be 0755: message files inside are 0600, but their names and count would show)."""
+    st = path.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.chmod(path, 0o700)
+
+
 _ID = re.compile(r"^[0-9a-f]{32}$")
 #: Read blobs in chunks of this size when streaming to a socket.
 CHUNK = 256 * 1024
@@ -49,6 +57,10 @@ class BlobStore:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._tmp = root / "tmp"
         self._tmp.mkdir(exist_ok=True, mode=0o700)
+        # The shard dirs too (at most 256): with them 0700, message files are out of reach
+        # whatever their own mode, and no start-up has to stat every message file.
+        for d in (root, self._tmp, *(e for e in root.iterdir() if len(e.name) == 2 and e.is_dir())):
+            private_dir(d)
 
     def path(self, blob_id: str) -> Path:
         if not _ID.match(blob_id):
@@ -64,12 +76,17 @@ class BlobStore:
         tmp = self._tmp / blob_id
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.rename(tmp, final)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.rename(tmp, final)
+        except BaseException:
+            # A full disk (ENOSPC) must not leave a partial file taking the space it lacks.
+            tmp.unlink(missing_ok=True)
+            raise
         return blob_id
 
     def flush(self, blob_ids: Iterable[str]) -> None:

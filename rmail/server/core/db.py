@@ -4,22 +4,35 @@ Why a single writer: SQLite allows one writer at a time anyway, and committing m
 one transaction turns N fsyncs into one (group commit). A request is a function run inside the
 batch transaction under its own SAVEPOINT, so one failing request never spoils the others.
 Readers use their own WAL connections and never block the writer or the event loop.
+
+The writer outlives every error: SQLITE_FULL and I/O errors may roll the whole transaction
+back under the savepoints; then the requests of that batch already run fail with a temporary
+error (``StorageFull`` when the disk is full), the rest run again in a fresh transaction, and
+the connection is reset. Every caller gets an answer; nothing waits forever.
+
+Files: rmail.db is created 0600 before SQLite opens it; SQLite gives the -wal and -shm files
+it creates the database file's mode (os_unix.c, ``findCreateFileMode``), and ones left by an
+older version are narrowed when the store opens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import errno
 import logging
+import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from .errors import RmailError, TemporaryFailure
+from .errors import RmailError, StorageFull, TemporaryFailure
 from .events import Event, ExternalChange
 
 log = logging.getLogger("rmail.store")
@@ -63,9 +76,38 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     # FULL: the WAL is fsynced at every commit, so a commit survives power loss.
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
+    # FAST, not ON (the default of Debian's SQLite build): ON writes zeros over every page a
+    # DELETE frees, so expunging N bytes of mail first needs N more bytes of WAL; on a full
+    # disk a user could not free space. Freed pages stay in the 0600 file until new mail
+    # reuses them.
+    conn.execute("PRAGMA secure_delete=FAST")
     if readonly:
         conn.execute("PRAGMA query_only=ON")
     return conn
+
+
+#: The database and the files SQLite keeps beside it in WAL mode.
+DB_SUFFIXES = ("", "-wal", "-shm")
+
+
+def make_private(path: Path) -> None:
+    """Create the database file 0600 if it is missing and narrow it and its -wal/-shm files
+    to 0600 if they exist with wider modes (they hold password hashes and small messages).
+
+    Pre-creating the file rather than changing the umask around ``sqlite3.connect``: the umask
+    is per process, and another thread could create a file meanwhile. A file owned by someone
+    else is left alone (chmod would fail; an administrator chose that setup).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for suffix in DB_SUFFIXES:
+        name = path.with_name(path.name + suffix)
+        try:
+            st = os.stat(name)
+            if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+                os.chmod(name, stat.S_IMODE(st.st_mode) & 0o600)
+        except FileNotFoundError:
+            continue
 
 
 class Database:
@@ -77,6 +119,10 @@ class Database:
         self._flush = flush
         self._publish = publish or (lambda events: None)
         try:
+            make_private(path)
+        except OSError as exc:
+            raise TemporaryFailure(f"cannot open the store {path}: {exc.strerror}") from None
+        try:
             setup = connect(path)
             setup.executescript(schema)
             setup.close()
@@ -84,6 +130,14 @@ class Database:
             raise TemporaryFailure(f"cannot open the store {path}: {exc}") from None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._local = threading.local()
+        #: Every reader thread's connection, closed with the store (thread-locals outlive
+        #: their pool: the files would stay open, and a filesystem could not be unmounted).
+        self._reader_conns: list[sqlite3.Connection] = []
+        #: Reader connections in a read right now. Reads also run on threads outside the reader
+        #: pool (asyncio.to_thread: the free-space probe, admin work), which close() cannot wait
+        #: for; closing a connection another thread is using crashes the process.
+        self._reading: set[int] = set()
+        self._reader_lock = threading.Lock()
         self._readers = concurrent.futures.ThreadPoolExecutor(readers, thread_name_prefix="rmail-read")
         self._writer_conn = connect(path)
         self._data_version = self._current_data_version()
@@ -104,17 +158,27 @@ class Database:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.path, readonly=True)
+            with self._reader_lock:
+                self._reader_conns.append(conn)
         return conn
 
     def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on this thread's read connection, in one read transaction."""
         try:
             conn = self._reader()
-            conn.execute("BEGIN")
+            with self._reader_lock:
+                if self._closed:
+                    raise TemporaryFailure("the store is closed")
+                self._reading.add(id(conn))
             try:
-                return fn(conn)
+                conn.execute("BEGIN")
+                try:
+                    return fn(conn)
+                finally:
+                    conn.execute("COMMIT")
             finally:
-                conn.execute("COMMIT")
+                with self._reader_lock:
+                    self._reading.discard(id(conn))
         except sqlite3.Error as exc:
             # A broken or locked database must reach users as a temporary failure, not a bug.
             log.error("store: read failed: %s", exc)
@@ -163,41 +227,67 @@ class Database:
                     stop = True
                     break
                 batch.append(nxt)
-            self._commit_batch(batch)
+            try:
+                self._commit_batch(batch)
+            except BaseException as exc:  # noqa: BLE001 - the writer must outlive any failure
+                # A bug or an error while handling an error: whatever it was, the callers of
+                # this batch get an answer, the connection is reset and the writer goes on.
+                log.exception("store: write batch failed")
+                for req in batch:
+                    _fail(req.future, write_error(exc))
+                self._reset()
             if stop:
                 break
         self._writer_conn.close()
 
     def _commit_batch(self, batch: list[_Request]) -> None:
-        conn = self._writer_conn
         if time.monotonic() - self._checked >= EXTERNAL_POLL_SECONDS:
             self._check_external()
-        results: list[tuple[_Request, WriteTxn | None, Any, BaseException | None]] = []
+        # A request the caller gave up on before it started is not run at all.
+        todo = [req for req in batch if req.future.set_running_or_notify_cancel()]
+        while todo:
+            todo = self._commit_some(todo)
+
+    def _commit_some(self, batch: list[_Request]) -> list[_Request]:
+        """Run ``batch`` in one transaction and commit it.
+
+        Returns the requests not yet run when SQLite rolled the whole transaction back under
+        them (SQLITE_FULL and I/O errors can do that, taking every savepoint with it): the
+        requests already run in it fail, the rest go into a fresh transaction.
+        """
+        conn = self._writer_conn
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             log.error("store: cannot begin a write: %s", exc)
+            self._reset()
             for req in batch:
-                req.future.set_exception(TemporaryFailure("the store is busy; try again"))
-            return
-        for req in batch:
+                _fail(req.future, write_error(exc, "the store is busy; try again"))
+            return []
+        results: list[tuple[_Request, WriteTxn | None, Any, BaseException | None]] = []
+        for i, req in enumerate(batch):
             txn = WriteTxn(conn)
-            conn.execute("SAVEPOINT req")
             try:
+                conn.execute("SAVEPOINT req")
                 value = req.fn(txn)
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
-                conn.execute("ROLLBACK TO req")
                 conn.execute("RELEASE req")
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                kept = self._undo_request(conn)
                 for undo in txn.on_rollback:
                     _quietly(undo)
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, (sqlite3.Error, OSError)):
                     log.error("store: write failed: %s", exc)
-                    exc = TemporaryFailure("the store could not be written; try again")
+                    exc = write_error(exc)
                 elif not isinstance(exc, RmailError):
                     log.exception("store: write request failed")
+                if not kept:
+                    log.error("store: the transaction was rolled back; %d earlier request(s) of the batch fail",
+                              len(results))
+                    self._fail_results(results, exc if isinstance(exc, TemporaryFailure) else None)
+                    _fail(req.future, exc)
+                    return batch[i + 1:]
                 results.append((req, None, None, exc))
             else:
-                conn.execute("RELEASE req")
                 results.append((req, txn, value, None))
         try:
             # Blobs first: a committed row must never point at a file that is not on disk.
@@ -206,16 +296,9 @@ class Database:
             self.commits += 1
         except (sqlite3.Error, OSError) as exc:
             log.error("store: commit failed: %s", exc)
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            for req, txn, _, err in results:
-                if txn is not None:
-                    for undo in txn.on_rollback:
-                        _quietly(undo)
-                req.future.set_exception(err or TemporaryFailure("could not save; try again"))
-            return
+            self._reset()
+            self._fail_results(results, write_error(exc, "could not save; try again"))
+            return []
         events: list[Event] = []
         for _, txn, _, err in results:
             if err is None and txn is not None:
@@ -226,12 +309,56 @@ class Database:
         # order, so a caller that acknowledges (REST 2xx, IMAP OK) never races ahead of the
         # notice other sessions get; a client's next command already sees the change.
         if events:
-            self._publish(events)
+            _quietly(lambda: self._publish(events))
         for req, _, value, err in results:
             if err is not None:
-                req.future.set_exception(err)
-            else:
+                _fail(req.future, err)
+            elif not req.future.done():
                 req.future.set_result(value)
+        return []
+
+    @staticmethod
+    def _undo_request(conn: sqlite3.Connection) -> bool:
+        """Roll back the current request's savepoint; False when the whole transaction is
+        gone already (SQLite rolled it back itself) or cannot be kept."""
+        if not conn.in_transaction:
+            return False
+        try:
+            conn.execute("ROLLBACK TO req")
+            conn.execute("RELEASE req")
+            return True
+        except sqlite3.Error as exc:
+            log.error("store: cannot roll back a request: %s", exc)
+            return False
+
+    def _fail_results(self, results: list[tuple[_Request, WriteTxn | None, Any, BaseException | None]],
+                      error: TemporaryFailure | None) -> None:
+        """The transaction is gone: undo the requests run in it and fail them all."""
+        self._reset()
+        for req, txn, _, err in results:
+            if txn is not None:
+                for undo in txn.on_rollback:
+                    _quietly(undo)
+            _fail(req.future, err or error or TemporaryFailure("could not save; try again"))
+
+    def _reset(self) -> None:
+        """Leave the writer connection outside any transaction, whatever happened; if even
+        that fails, open a new connection, so the next batch starts clean."""
+        conn = self._writer_conn
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return
+        except sqlite3.Error as exc:
+            log.error("store: rollback failed (%s); reopening the write connection", exc)
+        try:
+            fresh = connect(self.path)
+        except sqlite3.Error as exc:
+            log.error("store: cannot reopen the write connection: %s", exc)
+            return
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        self._writer_conn = fresh
 
     def _current_data_version(self) -> int:
         return self._writer_conn.execute("PRAGMA data_version").fetchone()[0]
@@ -255,6 +382,38 @@ class Database:
         self._queue.put(_STOP)
         self._writer.join()
         self._readers.shutdown(wait=True)
+        with self._reader_lock:
+            # A connection still in a read (on a thread outside the pool) is left to its thread:
+            # it is dropped with that thread's locals once the read ends.
+            conns = [c for c in self._reader_conns if id(c) not in self._reading]
+            self._reader_conns = []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+
+def _is_full(exc: BaseException) -> bool:
+    """SQLITE_FULL (the database or its disk is full) or ENOSPC/EDQUOT from a blob write."""
+    if isinstance(exc, sqlite3.Error):
+        # Extended result codes keep the primary code in their low byte.
+        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_error(exc: BaseException, default: str = "the store could not be written; try again") -> TemporaryFailure:
+    """What a caller is told when its write failed for a reason that is not its own."""
+    if isinstance(exc, TemporaryFailure):
+        return exc
+    if _is_full(exc):
+        return StorageFull("the server's disk is full; try again later")
+    return TemporaryFailure(default)
+
+
+def _fail(future: concurrent.futures.Future[Any], exc: BaseException) -> None:
+    """Fail a caller's future unless it is already settled (never raises)."""
+    if not future.done():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            future.set_exception(exc)
 
 
 def _quietly(fn: Callable[[], None]) -> None:

@@ -2,7 +2,8 @@
 hand remote recipients to the outbound queue.
 
 ``deliver`` returns only when every local copy is durable and every remote recipient is
-durably queued; that is the moment an adapter may acknowledge (SMTP 250, REST 202).
+durably queued, all in one transaction; that is the moment an adapter may acknowledge (SMTP
+250, REST 202). A failure stores nothing, so the sender's retry never duplicates a copy.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 from .accounts import Accounts
-from .aliases import Aliases, Resolution
+from .aliases import POSTMASTER, Aliases, Resolution
+from .db import WriteTxn
 from .errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, QuotaExceeded, TemporaryFailure
 from .events import AccountsChanged, Event, EventBus, ExternalChange, MessageReceived
 from .model import Account, Address, SpecialUse
@@ -29,8 +31,13 @@ log = logging.getLogger("rmail.delivery")
 class Outbound(Protocol):
     """The outbound queue as delivery sees it (core.queue implements it)."""
 
-    async def enqueue(self, sender: str, recipients: Sequence[str], data: bytes) -> list[int]:
-        """Durably queue ``data`` for each remote recipient; returns the entry ids."""
+    def stage(self, txn: WriteTxn, sender: str, recipients: Sequence[str], blob_id: str, data: bytes) -> list[int]:
+        """Add an entry per remote recipient inside ``txn``, which already holds the message
+        bytes as ``blob_id`` and the local copies; returns the entry ids. Runs on the store's
+        writer thread: SQL only, no awaiting, no loop objects."""
+
+    def wake(self) -> None:
+        """The transaction has committed: look at the queue again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +68,11 @@ class Delivery:
             InvalidInput: not an address.  NotFound: local domain, but no user or alias matches.
             PermissionDenied: remote domain and the client may not relay.
         """
-        resolution = await self.aliases.resolve(Address.parse(recipient))
+        if recipient.strip().lower() == POSTMASTER:
+            # RFC 5321 §4.5.1: "RCPT TO:<Postmaster>" without a domain must be accepted.
+            resolution = await self.aliases.resolve_bare_postmaster()
+        else:
+            resolution = await self.aliases.resolve(Address.parse(recipient))
         if resolution.local_domain:
             if resolution.account is None:
                 raise NotFound(f"no mailbox here for {resolution.address}")
@@ -137,29 +148,37 @@ class Delivery:
                 remote.append(str(res.address))
         if not local and not remote:
             raise InvalidInput("no valid recipients")
-        if remote and self.outbound is None:
+        outbound = self.outbound
+        if remote and outbound is None:
             raise TemporaryFailure("outbound delivery is not available")
         if local and self.quotas is not None:
             await self._check_quotas(list(local.values()), written, bool(remote), len(data))
         if sign_as and self.signer is not None:
             data = await self.signer.sign(data, sign_as)
-        if local:
-            # RFC 5321 §4.4: the final delivery records the envelope sender, replacing any
-            # Return-Path the message came with. Remote copies leave without one.
-            stored = return_path(sender) + without_return_path(data)
-            targets = []
-            for account in local.values():
-                targets.append((await self._target(account, junk), ()))
-            try:
-                await self.store.deliver(targets, stored)
-            except NotFound:
-                # A user was removed since we cached its INBOX; look again once.
-                self._inbox.clear()
-                targets = [(await self._target(a, junk), ()) for a in local.values()]
-                await self.store.deliver(targets, stored)
-        queued: list[int] = []
+        # RFC 5321 §4.4: the final delivery records the envelope sender, replacing any
+        # Return-Path the message came with. Remote copies share these bytes; the outbound
+        # queue takes the field off again before relaying (core/queue.py).
+        stored = return_path(sender) + without_return_path(data) if local else data
+
+        def queue_remote(txn: WriteTxn, blob_id: str) -> list[int]:
+            assert outbound is not None
+            return outbound.stage(txn, sender, remote, blob_id, stored)
+        also = queue_remote if remote else None
+        # One transaction for the local copies and the queue entries: either the sender is
+        # told 250 and everything is durable, or it is told to retry and nothing was stored.
+        targets = [(await self._target(account, junk), ()) for account in local.values()]
+        try:
+            _, queued = await self.store.deliver_with(targets, stored, also)
+        except NotFound:
+            if not local:
+                raise
+            # A user was removed since we cached its INBOX; look again once.
+            self._inbox.clear()
+            targets = [(await self._target(a, junk), ()) for a in local.values()]
+            _, queued = await self.store.deliver_with(targets, stored, also)
         if remote:
-            assert self.outbound is not None
-            queued = await self.outbound.enqueue(sender, remote, data)
+            assert outbound is not None
+            outbound.wake()
+        queued = queued or []
         self.bus.publish(MessageReceived(protocol, sender, len(local), len(remote), len(data)))
         return DeliveryReport(tuple(a.address for a in local.values()), tuple(queued))

@@ -37,3 +37,11 @@ class TemporaryFailure(RmailError):
 
 class QuotaExceeded(LimitExceeded):
     """A user's storage quota would be exceeded (IMAP [OVERQUOTA], SMTP 452 4.2.2, HTTP 507)."""
+
+
+class StorageFull(TemporaryFailure):
+    """The disk holding the store is full or below its free-space reserve.
+
+    Temporary: it clears as soon as space is freed, and deleting mail still works while it
+    lasts. SMTP answers 452 4.3.1, IMAP NO [OVERQUOTA], REST 507.
+    """

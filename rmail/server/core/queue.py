@@ -35,11 +35,11 @@ from typing import Callable, Protocol, Sequence
 
 from .aliases import Aliases
 from .db import WriteTxn
-from .errors import InvalidInput, NotFound, RmailError
+from .errors import InvalidInput, NotFound, RmailError, StorageFull, TemporaryFailure
 from .events import Bounced, EventBus, ExternalChange, QueueChanged
 from .model import Address, QueueEntry
 from .store import MailStore
-from .tracefields import return_path
+from .tracefields import return_path, without_return_path
 
 log = logging.getLogger("rmail.queue")
 
@@ -176,28 +176,31 @@ def build_dsn(*, hostname: str, entry: QueueEntry, original: bytes, result: Atte
 
 # -- entries in the store (used by the server and by ``run.py queue``) ----------------------------
 
+def insert_entries(txn: WriteTxn, sender: str, recipients: Sequence[str], blob_id: str, size: int,
+                   now: float) -> list[int]:
+    """Add one entry per recipient for a blob already written in ``txn``; returns their ids.
+    Runs inside the caller's transaction (delivery stores local copies in the same one)."""
+    if not recipients:
+        raise InvalidInput("no recipients to queue")
+    ids = []
+    for rcpt in recipients:
+        cur = txn.conn.execute(
+            "INSERT INTO queue(sender, recipient, blob_id, size, created, next_attempt) VALUES(?,?,?,?,?,?)",
+            (sender, rcpt, blob_id, size, int(now), int(now)))
+        ids.append(int(cur.lastrowid))
+    txn.emit(QueueChanged())
+    return ids
+
+
 async def enqueue_entries(store: MailStore, sender: str, recipients: Sequence[str], data: bytes,
                           now: float) -> list[int]:
     """Durably add one entry per recipient, all sharing one new blob; returns their ids."""
     if not recipients:
         raise InvalidInput("no recipients to queue")
-    staged = await store.prepare(data)
-
-    def w(txn: WriteTxn) -> list[int]:
-        store._insert_blob(txn, staged)
-        ids = []
-        for rcpt in recipients:
-            cur = txn.conn.execute(
-                "INSERT INTO queue(sender, recipient, blob_id, size, created, next_attempt) VALUES(?,?,?,?,?,?)",
-                (sender, rcpt, staged.id, len(data), int(now), int(now)))
-            ids.append(int(cur.lastrowid))
-        txn.emit(QueueChanged())
-        return ids
-    try:
-        return await store.db.write(w)
-    except BaseException:
-        await store.discard(staged)
-        raise
+    _, ids = await store.deliver_with(
+        [], data, lambda txn, blob_id: insert_entries(txn, sender, recipients, blob_id, len(data), now))
+    assert ids is not None
+    return ids
 
 
 async def list_entries(store: MailStore, *, by_next_attempt: bool = False,
@@ -281,9 +284,15 @@ class OutboundQueue:
     # -- Outbound protocol and admin actions ------------------------------------------------------
 
     async def enqueue(self, sender: str, recipients: Sequence[str], data: bytes) -> list[int]:
+        """Queue ``data`` in a transaction of its own (DSN-free admin and test path)."""
         ids = await enqueue_entries(self.store, sender, recipients, data, self.clock())
         self.wake()
         return ids
+
+    def stage(self, txn: WriteTxn, sender: str, recipients: Sequence[str], blob_id: str, data: bytes) -> list[int]:
+        """Add entries inside a delivery's transaction (core.delivery.Outbound); ``wake``
+        once it has committed."""
+        return insert_entries(txn, sender, recipients, blob_id, len(data), self.clock())
 
     async def list(self) -> list[QueueEntry]:
         return await list_entries(self.store)
@@ -381,6 +390,14 @@ class OutboundQueue:
             await self._attempt_once(entry)
         except asyncio.CancelledError:
             raise
+        except TemporaryFailure as exc:
+            # The store could not take the outcome now (a full disk: no room for the DSN):
+            # the entry stays and is tried again; not a bug, so no traceback.
+            log.warning("queue: entry %d: %s; trying again later", entry.id, exc)
+            with contextlib.suppress(Exception):
+                await self._reschedule(entry, AttemptResult.temporary("4.3.1" if isinstance(exc, StorageFull)
+                                                                      else "4.3.0", str(exc)),
+                                       self.clock(), notified=entry.delayed_notified)
         except Exception:  # noqa: BLE001 - one bad entry must not stop the queue
             log.exception("queue: attempt for entry %d failed unexpectedly", entry.id)
             with contextlib.suppress(Exception):
@@ -392,7 +409,9 @@ class OutboundQueue:
 
     async def _attempt_once(self, entry: QueueEntry) -> None:
         try:
-            data = await self.store.read_message(entry.blob_id)
+            # The blob is shared with local copies, which carry the Return-Path of their final
+            # delivery (RFC 5321 §4.4); a relayed message leaves without one.
+            data = without_return_path(await self.store.read_message(entry.blob_id))
         except NotFound:
             log.error("queue: entry %d lost its message; removing it", entry.id)
             await delete_entry(self.store, entry.id, missing_ok=True)

@@ -21,18 +21,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from . import mime
 from .blobs import BlobStore
-from .db import Database, WriteTxn
-from .errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied
+from .db import Database, WriteTxn, write_error
+from .errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
 from .events import Event, MailboxChanged, MailboxesChanged
+from .space import FreeSpace
 from .views import MailViews
 from .model import (DEFAULT_MAILBOXES, SYSTEM_FLAGS, Mailbox, MailboxChanges, MailboxStatus,
                     MessageInfo, MessageMeta)
 
 log = logging.getLogger("rmail.store")
+T = TypeVar("T")
 
 #: RFC 3501 leaves mailbox name length open; Dovecot caps a name at 255 bytes per level.
 MAX_MAILBOX_NAME = 512
@@ -167,10 +169,12 @@ def _chunks(seq: Sequence[int], n: int = 500) -> Iterator[Sequence[int]]:
 class MailStore:
     """Mailboxes and messages of every user. All methods are coroutines and never block the loop."""
 
-    def __init__(self, data_dir: Path, *, publish=None) -> None:
+    def __init__(self, data_dir: Path, *, publish=None, min_free_space: int = 0) -> None:
         self.data_dir = data_dir
         self.blobs = BlobStore(data_dir / "blobs")
         self.db = Database(data_dir / "rmail.db", schema(), publish=publish, flush=self.blobs.flush)
+        #: Writes that add mail need this much free space (config limits.min_free_space).
+        self.space = FreeSpace(data_dir, min_free_space, reusable=self.reusable_bytes)
         self.views = MailViews(self.db)
         # Single-flight reads: (commit count when issued, the pending result).
         self._changes_inflight: dict[tuple[int, int], tuple[int, asyncio.Future[MailboxChanges]]] = {}
@@ -179,10 +183,11 @@ class MailStore:
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 
     @classmethod
-    async def open(cls, data_dir: Path, *, publish=None, recover: bool = False) -> MailStore:
+    async def open(cls, data_dir: Path, *, publish=None, recover: bool = False,
+                   min_free_space: int = 0) -> MailStore:
         """Open the store. Only the server recovers (it holds the data-dir lock): recovery
         in a second process could remove a blob the server is about to commit."""
-        store = await asyncio.to_thread(cls, data_dir, publish=publish)
+        store = await asyncio.to_thread(cls, data_dir, publish=publish, min_free_space=min_free_space)
         if recover:
             removed = await asyncio.to_thread(store.recover)
             if removed:
@@ -230,12 +235,40 @@ class MailStore:
                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(value),))
         return value
 
+    @staticmethod
+    def _next_mailbox_id(conn: sqlite3.Connection) -> int:
+        """Never reused (SQLite would hand out the highest id again after its row is deleted):
+        an id names one life of a mailbox, so whatever still refers to an old life (a session,
+        an in-flight write) finds it gone instead of meeting a later mailbox of that name."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'mailbox_id'").fetchone()
+        top = conn.execute("SELECT coalesce(max(id), 0) FROM mailboxes").fetchone()[0]
+        value = max(top, int(row[0]) if row else 0) + 1
+        conn.execute("INSERT INTO meta(key, value) VALUES('mailbox_id', ?)"
+                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(value),))
+        return value
+
+    def _insert_mailbox(self, conn: sqlite3.Connection, user_id: int, name: str, *,
+                        special_use: str | None = None, noselect: bool = False, subscribed: bool = True) -> int:
+        """Start a new life of a mailbox: a fresh id and UIDVALIDITY, UIDs and MODSEQs from 1,
+        no expunge records. Returns its id."""
+        mailbox_id = self._next_mailbox_id(conn)
+        conn.execute("INSERT INTO mailboxes(id, user_id, name, special_use, subscribed, noselect, uidvalidity)"
+                     " VALUES(?,?,?,?,?,?,?)", (mailbox_id, user_id, name, special_use, int(subscribed),
+                                                int(noselect), self._next_uidvalidity(conn)))
+        return mailbox_id
+
+    @staticmethod
+    def _end_life(conn: sqlite3.Connection, mailbox_id: int) -> bool:
+        """Remove a mailbox row with its expunge records (its messages must be gone already).
+        Returns whether it was subscribed."""
+        row = conn.execute("DELETE FROM mailboxes WHERE id = ? RETURNING subscribed", (mailbox_id,)).fetchone()
+        conn.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox_id,))
+        return bool(row[0]) if row else False
+
     def create_default_mailboxes(self, txn: WriteTxn, user_id: int) -> None:
         """Called inside the transaction that creates a user."""
         for name, special in DEFAULT_MAILBOXES:
-            txn.conn.execute(
-                "INSERT INTO mailboxes(user_id, name, special_use, uidvalidity) VALUES(?,?,?,?)",
-                (user_id, name, special.value if special else None, self._next_uidvalidity(txn.conn)))
+            self._insert_mailbox(txn.conn, user_id, name, special_use=special.value if special else None)
 
     async def list_mailboxes(self, user_id: int) -> list[Mailbox]:
         """Selectable mailboxes of a user, by name."""
@@ -278,13 +311,11 @@ class MailStore:
                                    (user_id, path)).fetchone()
                 last = depth == len(parts)
                 if row is None:
-                    conn.execute("INSERT INTO mailboxes(user_id, name, special_use, uidvalidity) VALUES(?,?,?,?)",
-                                 (user_id, path, special_use if last else None, self._next_uidvalidity(conn)))
+                    self._insert_mailbox(conn, user_id, path, special_use=special_use if last else None)
                 elif last and row[1]:
-                    # Re-creating a \Noselect placeholder makes it a fresh mailbox: new UIDVALIDITY.
-                    conn.execute("UPDATE mailboxes SET noselect = 0, uidvalidity = ?, uidnext = 1,"
-                                 " highestmodseq = 1, recent_uid = 1, special_use = ? WHERE id = ?",
-                                 (self._next_uidvalidity(conn), special_use, row[0]))
+                    # Re-creating over a \Noselect placeholder starts a new life of the name.
+                    subscribed = self._end_life(conn, row[0])
+                    self._insert_mailbox(conn, user_id, path, special_use=special_use, subscribed=subscribed)
                 elif last:
                     raise AlreadyExists(f"mailbox {name} already exists")
             txn.emit(MailboxesChanged(user_id))
@@ -312,11 +343,11 @@ class MailStore:
             if noselect and has_children:
                 raise InvalidInput(f"{name} has children and is already \\Noselect")
             rows = self._expunge_rows(txn, mailbox_id, None, tombstones=False)
+            # This life of the mailbox ends here, expunge records included. A name kept for
+            # its children is a new row: nothing of the old life can reach a later one.
+            subscribed = self._end_life(conn, mailbox_id)
             if has_children:
-                conn.execute("UPDATE mailboxes SET noselect = 1, special_use = NULL WHERE id = ?", (mailbox_id,))
-            else:
-                conn.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox_id,))
-                conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
+                self._insert_mailbox(conn, user_id, name, noselect=True, subscribed=subscribed)
             self._collect_blobs(txn, (blob_id for _, blob_id in rows))
             txn.emit(MailboxChanged(user_id, mailbox_id))
             txn.emit(MailboxesChanged(user_id))
@@ -340,9 +371,7 @@ class MailStore:
                 raise AlreadyExists(f"mailbox {new} already exists")
             self._create_parents(conn, user_id, new)
             if old == "INBOX":
-                conn.execute("INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES(?,?,?)",
-                             (user_id, new, self._next_uidvalidity(conn)))
-                dst = conn.execute("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, new)).fetchone()[0]
+                dst = self._insert_mailbox(conn, user_id, new)
                 uids = [r[0] for r in conn.execute("SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (row[0],))]
                 self._copy_rows(txn, row[0], uids, dst)
                 self._expunge_rows(txn, row[0], uids, tombstones=True)  # blobs stay: now in `new`
@@ -359,8 +388,8 @@ class MailStore:
         parts = name.split("/")
         for depth in range(1, len(parts)):
             path = "/".join(parts[:depth])
-            conn.execute("INSERT OR IGNORE INTO mailboxes(user_id, name, uidvalidity) VALUES(?,?,?)",
-                         (user_id, path, self._next_uidvalidity(conn)))
+            if conn.execute("SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, path)).fetchone() is None:
+                self._insert_mailbox(conn, user_id, path)
 
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
         name = normalize_mailbox_name(name)
@@ -534,6 +563,16 @@ class MailStore:
         except (FileNotFoundError, ValueError):
             raise NotFound("message no longer exists") from None
 
+    def reusable_bytes(self) -> int:
+        """Bytes of free pages inside rmail.db, which new rows reuse without growing the file
+        (blocking; 0 when the store cannot be read)."""
+        def q(conn: sqlite3.Connection) -> int:
+            return conn.execute("PRAGMA freelist_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+        try:
+            return self.db.read_sync(q)
+        except TemporaryFailure:
+            return 0
+
     async def integrity_check(self) -> str:
         """SQLite's quick_check of rmail.db: "ok" or the first problem found."""
         return await self.db.read(lambda conn: conn.execute("PRAGMA quick_check").fetchone()[0])
@@ -545,14 +584,21 @@ class MailStore:
 
     async def claim_recent(self, mailbox_id: int) -> int:
         """RFC 3501 §2.3.2: \\Recent goes to one session only. Returns the first UID this
-        session sees as recent; later sessions get UIDs from the new mark on.
+        session sees as recent; later sessions get UIDs from the new mark on."""
+        return (await self.claim_recent_range(mailbox_id))[0]
+
+    async def claim_recent_range(self, mailbox_id: int) -> tuple[int, int]:
+        """Claim every unclaimed UID as \\Recent for the calling session: returns the claimed
+        UIDs as a range ``[first, end)``, which may reach past what the session has read so
+        far (a message committed in between is this session's too, once it learns of it).
 
         Sessions that ask while another one's claim on the same mailbox is under way wait
-        for it and get its new mark: that claim took everything there was.
+        for it and get an empty range at its new mark: that claim took everything there was.
         """
         pending = self._claims_inflight.get(mailbox_id)
         if pending is not None and pending[0] == self.db.commits:
-            return (await asyncio.shield(pending[1]))[1]
+            end = (await asyncio.shield(pending[1]))[1]
+            return end, end
 
         def marks(conn: sqlite3.Connection) -> tuple[int, int]:
             row = conn.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
@@ -577,7 +623,7 @@ class MailStore:
         entry = (self.db.commits, future)
         self._claims_inflight[mailbox_id] = entry
         try:
-            return (await asyncio.shield(future))[0]
+            return await asyncio.shield(future)
         finally:
             if self._claims_inflight.get(mailbox_id) is entry:
                 del self._claims_inflight[mailbox_id]
@@ -601,7 +647,11 @@ class MailStore:
 
         def work() -> StagedBlob:
             parsed = mime.parse_message(data)
-            return StagedBlob(self.blobs.write(data), len(data), parsed, None)
+            try:
+                return StagedBlob(self.blobs.write(data), len(data), parsed, None)
+            except OSError as exc:
+                log.error("store: cannot write a message file: %s", exc)
+                raise write_error(exc) from None
         return await asyncio.get_running_loop().run_in_executor(self._io, work)
 
     async def discard(self, staged: StagedBlob) -> None:
@@ -652,12 +702,27 @@ class MailStore:
         """Store one message in several mailboxes (one blob, one row each); returns the UIDs.
 
         Returns only after the blob and every row are durable.
+
+        Raises:
+            StorageFull: below the free-space reserve, or the disk filled up.
+            NotFound: a target mailbox no longer exists (nothing is stored).
+        """
+        return (await self.deliver_with(targets, data, None, internaldate))[0]
+
+    async def deliver_with(self, targets: Sequence[tuple[int, Iterable[str]]], data: bytes,
+                           also: Callable[[WriteTxn, str], T] | None,
+                           internaldate: datetime | None = None) -> tuple[list[int], T | None]:
+        """``deliver``, plus ``also(txn, blob_id)`` run in the same transaction after the rows
+        (the outbound queue adds its entries there): all of it commits or none of it, so a
+        failure never leaves local copies behind an error that makes the sender retry.
+        Returns the UIDs and what ``also`` returned. ``targets`` may be empty.
         """
         columns = [flags_to_columns(flags) for _, flags in targets]
         when = int((internaldate or datetime.now(timezone.utc)).timestamp())
+        await self.space.require(len(data))
         staged = await self.prepare(data)
 
-        def w(txn: WriteTxn) -> list[int]:
+        def w(txn: WriteTxn) -> tuple[list[int], T | None]:
             self._insert_blob(txn, staged)
             uids = []
             for (mailbox_id, _), (mask, keywords) in zip(targets, columns):
@@ -667,9 +732,13 @@ class MailStore:
                     " VALUES(?,?,?,?,?,?,?,?)", (mailbox_id, uid, modseq, mask, keywords, when, len(data), staged.id))
                 uids.append(uid)
                 txn.emit(MailboxChanged(self._owner(txn.conn, mailbox_id), mailbox_id))
-            return uids
+            return uids, (also(txn, staged.id) if also is not None else None)
         try:
             return await self.db.write(w)
+        except asyncio.CancelledError:
+            # The write may be under way and commit: its own rollback removes a file it does
+            # not commit, and start-up recovery one it never ran for.
+            raise
         except BaseException:
             await self.discard(staged)
             raise
@@ -736,7 +805,13 @@ class MailStore:
         return pairs
 
     async def copy(self, src: int, uids: Sequence[int], dst: int) -> list[tuple[int, int]]:
-        """COPY (RFC 3501 §6.4.7): the blob is shared, flags kept. Returns (src_uid, dst_uid)."""
+        """COPY (RFC 3501 §6.4.7): the blob is shared, flags kept. Returns (src_uid, dst_uid).
+
+        Raises:
+            StorageFull: below the free-space reserve (MOVE and deletions are not refused).
+        """
+        await self.space.require()
+
         def w(txn: WriteTxn) -> list[tuple[int, int]]:
             return self._copy_rows(txn, src, uids, dst)
         return await self.db.write(w)

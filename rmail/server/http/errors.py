@@ -16,7 +16,8 @@ from typing import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput, LimitExceeded, NotFound,
-                                      PermissionDenied, QuotaExceeded, RmailError, TemporaryFailure)
+                                      PermissionDenied, QuotaExceeded, RmailError, StorageFull,
+                                      TemporaryFailure)
 
 log = logging.getLogger("rmail.http")
 
@@ -31,6 +32,7 @@ STATUS: tuple[tuple[type[RmailError], int], ...] = (
     (QuotaExceeded, 507),   # RFC 4918 §11.5 Insufficient Storage: the mailbox is full
     (LimitExceeded, 413),
     (InvalidInput, 400),
+    (StorageFull, 507),          # RFC 4918 §11.5 Insufficient Storage: the disk, not the client
     (TemporaryFailure, 503),
 )
 
@@ -66,7 +68,7 @@ def reply_for(exc: BaseException) -> web.Response:
         if status == 401:
             # RFC 6750 §3: a bearer-protected resource names its scheme in the challenge.
             headers["WWW-Authenticate"] = 'Bearer realm="rmail", error="invalid_token"'
-        elif status == 503:
+        elif status in (503, 507):
             headers["Retry-After"] = "60"
         return json_error(status, str(exc) or type(exc).__name__, headers)
     if isinstance(exc, web.HTTPException):

@@ -21,7 +21,7 @@ from rmail.server.core.authguard import LoginLocked
 from rmail.server.core.connections import ConnectionInfo, ConnectionRegistry
 from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput,
                                       LimitExceeded, NotFound, PermissionDenied, QuotaExceeded,
-                                      RmailError, TemporaryFailure)
+                                      RmailError, StorageFull, TemporaryFailure)
 from rmail.server.core.events import (Doorbell, Event, EventBus, ExternalChange,
                                       MailboxChanged, MailboxesChanged, MessageReceived)
 from rmail.server.core.model import Account, Mailbox, MessageInfo
@@ -49,7 +49,10 @@ _SYSTEM_FLAGS: Final = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 _ERROR_CODES: Final[tuple[tuple[type[RmailError], str], ...]] = (
     (NotFound, "NONEXISTENT"), (AlreadyExists, "ALREADYEXISTS"), (PermissionDenied, "NOPERM"),
     (AuthenticationFailed, "AUTHENTICATIONFAILED"), (InvalidInput, "CANNOT"),
-    (QuotaExceeded, "OVERQUOTA"), (LimitExceeded, "LIMIT"), (TemporaryFailure, "UNAVAILABLE"),
+    (QuotaExceeded, "OVERQUOTA"), (LimitExceeded, "LIMIT"),
+    # A full disk is OVERQUOTA, as in Dovecot: RFC 5530 has no code for it, OVERQUOTA tells the
+    # user the remedy (delete mail, which still works) and SERVERBUG would claim a bug.
+    (StorageFull, "OVERQUOTA"), (TemporaryFailure, "UNAVAILABLE"),
 )
 #: Sent before closing a session whose selected mailbox was deleted by someone else (the
 #: wording is Dovecot's; IMAP4rev1 has no untagged "mailbox gone" response).
@@ -248,16 +251,25 @@ class Session:
                 self._check_mailbox = False
                 await self._refresh_mailbox(view)
             changes = await self.store.changes_since(view.mailbox.id, view.modseq)
-            recent_from = None
+            recent: tuple[int | None, int | None] = (None, None)
             if (changes.recent_uid < changes.uidnext
                     and any(m.uid > view.max_uid for m in changes.changed)):
                 # A read-only session shows what is unclaimed as \Recent without claiming it.
-                recent_from = (changes.recent_uid if view.readonly
-                               else await self.store.claim_recent(view.mailbox.id))
+                recent = ((changes.recent_uid, None) if view.readonly
+                          else await self._claim_recent(view.mailbox.id))
         except NotFound:
             await self._mailbox_gone()
         self._write_update(view.apply(changes, allow_expunge=allow_expunge,
-                                      recent_from=recent_from))
+                                      recent_from=recent[0], recent_to=recent[1]))
+
+    async def _claim_recent(self, mailbox_id: int) -> tuple[int | None, int | None]:
+        """Claim \\Recent (a write); when the store cannot write (a full disk), go on without:
+        \\Recent is advisory, and a user must still be able to open a mailbox to free space."""
+        try:
+            return await self.store.claim_recent_range(mailbox_id)
+        except TemporaryFailure as exc:
+            log.info("imap: \\Recent not claimed in mailbox %d: %s", mailbox_id, exc)
+            return None, None
 
     async def _refresh_mailbox(self, view: SelectedMailbox) -> None:
         """Check the selected mailbox is still the one selected: DELETE removes it (or leaves
@@ -435,18 +447,41 @@ class Session:
         readonly = isinstance(cmd, g.Examine)
         # RFC 3501 §6.3.1: SELECT first deselects, even when it then fails.
         self._deselect()
-        snap = await self.store.snapshot(self._user_id(), cmd.mailbox)
-        if readonly:
-            # RFC 3501 §6.3.2: EXAMINE reports \Recent but never claims it, so a later
-            # SELECT still gets the messages no session has been told of (as Dovecot does).
-            recent_from = snap.recent_uid
-        else:
-            # Only a write when some message is still unclaimed (RFC 3501 §2.3.2).
-            recent_from = (await self.store.claim_recent(snap.mailbox.id) if snap.unclaimed_recent
-                           else snap.mailbox.uidnext)
+        # Subscribe before reading the snapshot: a change committed after the read would
+        # otherwise ring nobody and never be announced. Until the mailbox id is known, any
+        # change to this user's mailboxes rings (a spurious ring costs one empty look).
+        user_id = self._user_id()
+        watched: list[int] = []
+
+        def wanted(event: Event) -> bool:
+            if isinstance(event, MailboxChanged):
+                return event.mailbox_id == watched[0] if watched else event.user_id == user_id
+            if (isinstance(event, MailboxesChanged) and event.user_id == user_id) or \
+                    isinstance(event, ExternalChange):
+                self._check_mailbox = True
+                return True
+            return False
+        bell = self.services.bus.doorbell(wanted)
+        try:
+            snap = await self.store.snapshot(user_id, cmd.mailbox)
+            watched.append(snap.mailbox.id)
+            if readonly:
+                # RFC 3501 §6.3.2: EXAMINE reports \Recent but never claims it, so a later
+                # SELECT still gets the messages no session has been told of (as Dovecot does).
+                recent: tuple[int | None, int | None] = (snap.recent_uid, None)
+            else:
+                # Only a write when some message is still unclaimed (RFC 3501 §2.3.2). The claim
+                # may cover UIDs committed after the snapshot: they are recent here when they come.
+                recent = (await self._claim_recent(snap.mailbox.id) if snap.unclaimed_recent
+                          else (snap.mailbox.uidnext, None))
+        except BaseException:
+            self.services.bus.unsubscribe(bell)
+            self._check_mailbox = False
+            raise
         mailbox = snap.mailbox
         view = SelectedMailbox(mailbox, readonly=readonly)
-        view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, recent_from=recent_from)
+        view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, recent_from=recent[0],
+                          recent_to=recent[1])
         keywords = " ".join(view.keywords())
         flags = _SYSTEM_FLAGS + (b" " + keywords.encode() if keywords else b"") + b")"
         perm = b"()" if readonly else flags[:-1] + b" \\*)"
@@ -463,17 +498,7 @@ class Session:
         lines.append(b"* OK [UIDNEXT %d] predicted next UID\r\n" % mailbox.uidnext)
         self.out.write(b"".join(lines))
         self.selected = view
-        mailbox_id, user_id = mailbox.id, mailbox.user_id
-
-        def wanted(event: Event) -> bool:
-            if isinstance(event, MailboxChanged):
-                return event.mailbox_id == mailbox_id
-            if (isinstance(event, MailboxesChanged) and event.user_id == user_id) or \
-                    isinstance(event, ExternalChange):
-                self._check_mailbox = True
-                return True
-            return False
-        self._bell = self.services.bus.doorbell(wanted)
+        self._bell = bell
         self.state = State.SELECTED
         if readonly:
             return _tagged(cmd.tag, "OK", "EXAMINE completed", "READ-ONLY")

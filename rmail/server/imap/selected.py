@@ -74,24 +74,29 @@ class SelectedMailbox:
 
     # -- loading and queries -------------------------------------------------------------------
 
-    def load(self, metas: Iterable[MessageMeta], *, recent_from: int | None) -> None:
-        """Fill the map from message values; UIDs ≥ `recent_from` are \\Recent to us."""
+    def load(self, metas: Iterable[MessageMeta], *, recent_from: int | None,
+             recent_to: int | None = None) -> None:
+        """Fill the map from message values; UIDs in [`recent_from`, `recent_to`) are
+        \\Recent to us (`recent_to` None: up to the last one loaded)."""
         for m in metas:
             self._append(m)
-        self._mark_recent(recent_from)
+        self._mark_recent(recent_from, recent_to)
 
     def load_columns(self, uids: array, flags: list[frozenset[str]], sizes: array, dates: array, *,
-                     recent_from: int | None) -> None:
+                     recent_from: int | None, recent_to: int | None = None) -> None:
         """Fill the map from a store snapshot's columns (SELECT's fast path)."""
         self.uids = array("I", uids)
         self.flags = list(flags)
         self.sizes = array("Q", sizes)
         self.dates = array("d", dates)
-        self._mark_recent(recent_from)
+        self._mark_recent(recent_from, recent_to)
 
-    def _mark_recent(self, recent_from: int | None) -> None:
-        if recent_from is not None and self.uids and self.uids[-1] >= recent_from:
-            self._recent.append((recent_from, self.uids[-1]))
+    def _mark_recent(self, recent_from: int | None, recent_to: int | None) -> None:
+        if recent_from is not None:
+            # A claim may reach past the snapshot: UIDs not in the map yet are this session's
+            # \Recent ones when they arrive (ranges may hold UIDs the map does not).
+            hi = recent_to - 1 if recent_to is not None else self.max_uid
+            self._add_recent(recent_from, hi)
         self._recent_count = self.count_recent()
 
     def _append(self, m: MessageMeta) -> None:
@@ -178,12 +183,13 @@ class SelectedMailbox:
     # -- changes from the store ----------------------------------------------------------------
 
     def apply(self, changes: MailboxChanges, *, allow_expunge: bool,
-              recent_from: int | None = None) -> Update:
+              recent_from: int | None = None, recent_to: int | None = None) -> Update:
         """Merge a `changes_since` result; return what to tell the client now.
 
         Args:
             allow_expunge: False while FETCH/STORE/SEARCH run (RFC 3501 §7.4.1).
             recent_from: first UID this session claimed as \\Recent, if it claimed any.
+            recent_to: end (exclusive) of that claim; None: up to the last UID in `changes`.
         """
         exists_before = len(self.uids)
         max_uid = self.max_uid
@@ -210,8 +216,9 @@ class SelectedMailbox:
             if m.uid not in gone:
                 self._append(m)
         appended = len(self.uids) > exists_before
-        if recent_from is not None and self.uids and self.uids[-1] >= recent_from:
-            self._add_recent(max(recent_from, max_uid + 1), self.uids[-1])
+        if recent_from is not None:
+            self._add_recent(max(recent_from, max_uid + 1),
+                             recent_to - 1 if recent_to is not None else self.max_uid)
         self.modseq = max(self.modseq, changes.highestmodseq)
         expunged: list[int] = []
         if allow_expunge and self._pending:

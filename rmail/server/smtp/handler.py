@@ -111,6 +111,12 @@ class SMTPHandler:
             return SHUTTING_DOWN
         if self.policy.auth_required and not session.authenticated:
             return AUTH_REQUIRED
+        try:
+            # Below the free-space reserve: refuse before the client sends the message
+            # (RFC 5321 §4.5.3.1.10 lets MAIL answer 452); DATA is checked again at the end.
+            await self.runtime.store.space.require()
+        except RmailError as exc:
+            return error_reply(exc)
         refused = await blocklist_check(self.runtime, self.policy, session, server.peer_ip)
         if refused:
             return refused

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..core.errors import (AuthenticationFailed, InvalidInput, LimitExceeded, NotFound, PermissionDenied,
-                           QuotaExceeded, RmailError, TemporaryFailure)
+                           QuotaExceeded, RmailError, StorageFull, TemporaryFailure)
 
 #: A reply that already carries an enhanced status code (RFC 3463 §2: class.subject.detail).
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
@@ -98,6 +98,9 @@ def error_reply(exc: RmailError, *, recipient: bool = False) -> str:
         return f"552 5.3.4 {text}"
     if isinstance(exc, AuthenticationFailed):
         return AUTH_INVALID
+    if isinstance(exc, StorageFull):
+        # RFC 5321 §4.2.3 452 "insufficient system storage"; RFC 3463 X.3.1 "mail system full".
+        return f"452 4.3.1 {text}"
     if isinstance(exc, TemporaryFailure):
         return f"451 4.3.0 {text}"
     return INTERNAL_ERROR

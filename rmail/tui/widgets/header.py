@@ -1,4 +1,5 @@
-"""The header: hostname, server state, uptime, counters, and every listener with its TLS mode."""
+"""The header: hostname, server state, uptime, counters, a disk below the free-space reserve,
+and every listener with its TLS mode."""
 
 from __future__ import annotations
 
@@ -45,6 +46,11 @@ class ServerHeader(Static):
         text.append("connections ", "dim")
         text.append(f"{snap.connections_now}", "bold")
         text.append(f" (peak {snap.connections_peak})\n", "dim")
+        storage = snap.storage
+        if storage is not None and storage.low:
+            # The one condition that refuses mail by itself: a line of its own, never cut off.
+            text.append(f"disk low: {storage.free >> 20} MiB free, reserve {storage.reserve >> 20} MiB"
+                        " (limits.min_free_space): new mail refused\n", "bold red")
         for label, value in (("received", c.received), ("delivered", c.delivered), ("queued", c.queued),
                              ("bounced", c.bounced), ("auth failures", c.auth_failures)):
             text.append(f"{label} ", "dim")
