@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import imaplib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from .helpers.server import free_ports
+from .helpers.server import free_ports, serve_process
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Files the code reads at run time through its package; a wheel without them cannot start.
@@ -65,31 +62,12 @@ def test_wheel_runs_the_server(installed: Path, tmp_path: Path) -> None:
                            capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=60)
     assert added.returncode == 0, added.stderr
 
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([rmail, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                            cwd=tmp_path, env=_env())
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", imap), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"rmail serve did not come up:\n{(tmp_path / 'serve.log').read_text()}")
-                time.sleep(0.1)
+    with serve_process([rmail, "serve", "--config", str(config)], [imap], tmp_path / "serve.log",
+                       cwd=tmp_path, env=_env()) as proc:
         client = imaplib.IMAP4("127.0.0.1", imap)
         client.login("alice@example.com", "pw")
         assert client.select("INBOX")[0] == "OK"
         client.logout()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
     assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
 
 

@@ -6,18 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from .helpers.server import free_ports
+from .helpers.server import free_ports, serve_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(ROOT / "run.py")]
@@ -64,31 +61,8 @@ def live(tmp_path_factory: pytest.TempPathFactory, tls_files: tuple[Path, Path])
     key.chmod(0o600)
     ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
     config = write_config(d / "rmail.toml", d / "data", ports, (cert, key))
-    log = (d / "serve.log").open("w")
-    proc = subprocess.Popen([*RUN, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 30
-        while not all(_open(p) for p in ports.values()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"serve did not come up:\n{(d / 'serve.log').read_text()}")
-            time.sleep(0.1)
+    with serve_process([*RUN, "serve", "--config", str(config)], ports.values(), d / "serve.log", cwd=ROOT):
         yield Live(config, d / "data", key, ports)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def test_diagnose_healthy_server_is_all_green(live: Live) -> None:

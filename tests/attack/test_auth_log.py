@@ -26,7 +26,7 @@ from rmail.server.core.store import MailStore
 
 from ..conftest import PASSWORD
 from ..helpers.clients import require_client
-from ..helpers.server import free_ports
+from ..helpers.server import free_ports, stop_process
 from .auth_clients import Outcome, api, imap, smtp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,13 +103,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         await wait_listening(served)
         yield served
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
 
 async def wait_listening(served: Served, timeout: float = 20) -> None:

@@ -7,12 +7,10 @@ and a fresh setup made by the first-run wizard gives ``run.py diagnose`` nothing
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from rmail.server.runtime import ServerRuntime
 from rmail.tui.app import ConsoleApp
 
 from ..conftest import PASSWORD
-from ..helpers.server import free_ports, make_config
+from ..helpers.server import free_ports, make_config, serve_process
 from ..tui.test_wizard import run_wizard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,23 +135,12 @@ async def test_wizard_setup_gives_diagnose_nothing_to_warn_about(tmp_path: Path,
         *(f"{name} = {port}" for name, port in ports.items())]) + "\n"
         + "".join(line for line in wizard_config.read_text().splitlines(keepends=True)
                   if not line.startswith("#")))
-    log = (tmp_path / "serve.log").open("w")
     run = [sys.executable, str(ROOT / "run.py")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([*run, "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                            cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while not all(_listening(p) for p in ports.values()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"serve did not come up:\n{(tmp_path / 'serve.log').read_text()}")
-            time.sleep(0.1)
+    with serve_process([*run, "serve", "--config", str(config)], ports.values(), tmp_path / "serve.log",
+                       cwd=ROOT, env=env):
         result = subprocess.run([*run, "diagnose", "--config", str(config)], capture_output=True, text=True,
                                 timeout=120, cwd=ROOT, env=env)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
-        log.close()
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert out.strip().splitlines()[-1].endswith("0 failures, 0 warnings"), out
@@ -161,10 +148,3 @@ async def test_wizard_setup_gives_diagnose_nothing_to_warn_about(tmp_path: Path,
     assert modes(data) == {}
 
 
-def _listening(port: int) -> bool:
-    import socket
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import pytest
 
 from rmail.server.config import Config, build_config
 
@@ -39,3 +45,47 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port`` right now."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def serve_process(argv: Sequence[str], ports: Iterable[int], log: Path, *, cwd: Path,
+                  env: Mapping[str, str] | None = None, timeout: float = 30) -> Iterator[subprocess.Popen]:
+    """Run a server command (``run.py serve``, ``rmail serve``) with its output in ``log``, wait
+    until every port in ``ports`` accepts, and stop it on exit: SIGTERM, then SIGKILL after 20 s.
+
+    Fails the test, with the log, when the server exits or does not listen in time.
+    """
+    ports = list(ports)
+    with log.open("w") as out:
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                                env=dict(env) if env is not None else None)
+    try:
+        deadline = time.monotonic() + timeout
+        while not all(port_open(p) for p in ports):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{' '.join(argv[-3:])} did not come up:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL if it is still running after 20 s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
