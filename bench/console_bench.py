@@ -116,16 +116,30 @@ async def run_load(smtp_port: int, imap_port: int, imap_sessions: int, sessions:
 
 # -- the server (this process) -------------------------------------------------------------------------
 
+def bench_dns():  # noqa: ANN201
+    """The benchmark's loopback DNS server (bench/benchdns.py), started once."""
+    global _DNS
+    if _DNS is None:
+        from benchdns import start_bench_dns
+        _DNS = start_bench_dns()
+    return _DNS
+
+
+_DNS = None
+
+
 def make_runtime(data_dir: Path, imap_sessions: int):  # noqa: ANN201
     from rmail.server.config import build_config
     from rmail.server.runtime import ServerRuntime
     config = build_config({"data_dir": str(data_dir), "bcrypt_rounds": 4, "hostname": "bench.example",
+                           "dns": {"nameserver": bench_dns().address},
                            "ports": {k: 0 for k in ("smtp", "submission", "smtps", "imap", "imaps", "api")},
                            "limits": {"connections": imap_sessions + 200, "connections_per_ip": imap_sessions + 200,
                                       "preauth_connections": imap_sessions + 200,
                                       "connections_per_user": imap_sessions,
                                       # one client address sends hundreds of messages a second
-                                      "smtp_connection_rate": 10**9, "smtp_message_rate": 10**9}}, {}, is_root=True)
+                                      "smtp_connection_rate": 10**9, "smtp_message_rate": 10**9,
+                                      "send_per_minute": 0}}, {}, is_root=True)
     return ServerRuntime(config, auth_delay=0)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers.server import free_ports, serve_process
+from .helpers.server import dns_toml, free_ports, serve_process
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Files the code reads at run time through its package; a wheel without them cannot start.
@@ -56,7 +56,7 @@ def test_wheel_runs_the_server(installed: Path, tmp_path: Path) -> None:
     smtp, imap, api = free_ports(3)
     config = tmp_path / "rmail.toml"
     config.write_text(f'data_dir = "{tmp_path / "data"}"\nbcrypt_rounds = 4\n'
-                      f"[ports]\nsmtp = {smtp}\nsubmission = 0\nsmtps = 0\nimap = {imap}\nimaps = 0\napi = {api}\n")
+                      f"[ports]\nsmtp = {smtp}\nsubmission = 0\nsmtps = 0\nimap = {imap}\nimaps = 0\napi = {api}\n" + dns_toml())
     rmail = str(installed / "rmail")
     added = subprocess.run([rmail, "user", "add", "alice@example.com", "--password", "pw", "--config", str(config)],
                            capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=60)

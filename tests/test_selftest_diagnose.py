@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from .helpers.server import free_ports, serve_process
+from .helpers.server import dns_toml, free_ports, serve_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(ROOT / "run.py")]
@@ -28,7 +28,7 @@ def write_config(path: Path, data_dir: Path, ports: dict[str, int], tls: tuple[P
     lines += [f"{name} = {port}" for name, port in ports.items()]
     if tls:
         lines += ["[tls]", f'cert = "{tls[0]}"', f'key = "{tls[1]}"']
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + dns_toml())
     return path
 
 

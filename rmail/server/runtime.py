@@ -120,7 +120,7 @@ class ServerRuntime:
             await asyncio.to_thread(ensure_data_dir, cfg)
             self._stack.enter_context(data_dir_lock(cfg.data_dir))
             self.tls: ssl.SSLContext | None = server_context(cfg)
-            self.dns = Resolver.from_config(cfg.dns)      # every DNS lookup of the server goes here
+            self.dns = Resolver.from_config(cfg.dns, cache=True)   # every DNS lookup of the server goes here
             self.store = await MailStore.open(cfg.data_dir, publish=self.bus.publish_threadsafe, recover=True,
                                               min_free_space=cfg.limits.min_free_space)
             self._stack.callback(self.store.close)

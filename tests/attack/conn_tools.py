@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import PASSWORD
-from tests.helpers.server import free_ports
+from tests.helpers.server import dns_toml, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 #: 21 attacker addresses, as in issue 11 (127.0.0.1 stays the real user's).
@@ -157,7 +157,7 @@ class ServeProcess:
         if limits:
             lines += ["[limits]", *(f"{k} = {v}" for k, v in limits.items())]
         config = tmp / "rmail.toml"
-        config.write_text("\n".join(lines) + "\n")
+        config.write_text("\n".join(lines) + "\n" + dns_toml())
         env = {k: v for k, v in os.environ.items() if not k.startswith("RMAIL_")}
         env.update(RMAIL_CONFIG=str(config), PYTHONPATH=str(root))
         for user in ("alice@example.com", "bob@example.com"):

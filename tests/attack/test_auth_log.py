@@ -26,7 +26,7 @@ from rmail.server.core.store import MailStore
 
 from ..conftest import PASSWORD
 from ..helpers.clients import require_client
-from ..helpers.server import free_ports, stop_process
+from ..helpers.server import dns_toml, free_ports, stop_process
 from .auth_clients import Outcome, api, imap, smtp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     config = tmp_path / "rmail.toml"
     config.write_text(f'data_dir = "{data}"\nbcrypt_rounds = 4\nhostname = "mail.example.com"\n'
                       f"[ports]\nsmtp = {smtp_port}\nsubmission = {submission}\nsmtps = 0\n"
-                      f"imap = {imap_port}\nimaps = 0\napi = {api_port}\n", encoding="utf-8")
+                      f"imap = {imap_port}\nimaps = 0\napi = {api_port}\n" + dns_toml(), encoding="utf-8")
     store = await MailStore.open(data)
     accounts = Accounts(store, bcrypt_rounds=4)
     await accounts.add_user("alice@example.com", PASSWORD)

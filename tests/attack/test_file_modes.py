@@ -20,7 +20,7 @@ from rmail.server.runtime import ServerRuntime
 from rmail.tui.app import ConsoleApp
 
 from ..conftest import PASSWORD
-from ..helpers.server import free_ports, make_config, serve_process
+from ..helpers.server import dns_toml, free_ports, make_config, serve_process
 from ..tui.test_wizard import run_wizard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +134,7 @@ async def test_wizard_setup_gives_diagnose_nothing_to_warn_about(tmp_path: Path,
         'hostname = "mail.example.com"', f'data_dir = "{data}"', "bcrypt_rounds = 4", "[ports]",
         *(f"{name} = {port}" for name, port in ports.items())]) + "\n"
         + "".join(line for line in wizard_config.read_text().splitlines(keepends=True)
-                  if not line.startswith("#")))
+                  if not line.startswith("#")) + dns_toml())
     run = [sys.executable, str(ROOT / "run.py")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with serve_process([*run, "serve", "--config", str(config)], ports.values(), tmp_path / "serve.log",

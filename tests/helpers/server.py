@@ -34,6 +34,12 @@ def make_config(data_dir: Path, *, tls: tuple[Path, Path] | None = None, **overr
     return build_config(raw, {}, is_root=True)
 
 
+def dns_toml() -> str:
+    """The ``[dns]`` section for configs of server subprocesses: every lookup goes to the
+    tests' loopback DNS server, never to the machine's resolver."""
+    return f'[dns]\nnameserver = "{shared_server().address}"\n'
+
+
 def free_ports(n: int) -> list[int]:
     """``n`` distinct ports free on 127.0.0.1 right now (for configs of server subprocesses,
     which cannot report an OS-chosen port back)."""

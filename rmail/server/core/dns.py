@@ -7,9 +7,12 @@ resolver, or the loopback server of the tests); without it the system's resolv.c
 Two faces over the same settings, because the libraries that evaluate SPF and DKIM (pyspf,
 dkimpy) call a synchronous lookup function: ``resolve`` is async (dnspython's asyncio
 resolver) and runs on the event loop; the ``*_sync`` methods block and must only be called
-on a worker thread (rmail runs those libraries under ``asyncio.to_thread``). Neither caches:
-the answers rmail needs are few per message, and a cache would make a record just published
-invisible to ``run.py diagnose``.
+on a worker thread (rmail runs those libraries under ``asyncio.to_thread``).
+
+The server's resolver caches answers for their TTL (``cache=True``, as a local caching
+resolver would): every message on port 25 asks for its sender's SPF and DMARC records, and a
+busy sender's are the same for thousands of messages. ``run.py diagnose`` makes its own,
+uncached resolver, so a record just published is seen at once.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import dns.resolver
 
 __all__ = ["Resolver", "TempDNSError", "parse_nameserver", "DEFAULT_TIMEOUT"]
 
+#: Answers the server's cache holds at most (least recently used dropped first).
+CACHE_SIZE = 10_000
 #: Seconds one lookup may take in total (all retries). RFC 7208 §4.6.4 asks SPF checks to
 #: bound their total time to about 20 s; 5 s per query keeps a whole check well inside that.
 DEFAULT_TIMEOUT = 5.0
@@ -67,17 +72,20 @@ class _Settings:
 class Resolver:
     """DNS lookups with rmail's settings. Thread-safe; one per runtime (``runtime.dns``)."""
 
-    def __init__(self, nameserver: tuple[str, int] | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, nameserver: tuple[str, int] | None = None, *, timeout: float = DEFAULT_TIMEOUT,
+                 cache: bool = False) -> None:
         self.settings = _Settings(nameserver, timeout)
+        #: One TTL-honouring cache shared by both faces (dnspython's LRUCache is thread-safe).
+        self.cache = dns.resolver.LRUCache(CACHE_SIZE) if cache else None
         self._lock = threading.Lock()
         self._async: dns.asyncresolver.Resolver | None = None
         self._sync: dns.resolver.Resolver | None = None
 
     @classmethod
-    def from_config(cls, cfg: Any) -> Resolver:
+    def from_config(cls, cfg: Any, *, cache: bool = False) -> Resolver:
         """From a ``DnsConfig`` (``[dns]`` in rmail.toml)."""
         server = parse_nameserver(cfg.nameserver) if cfg.nameserver else None
-        return cls(server, timeout=float(cfg.timeout))
+        return cls(server, timeout=float(cfg.timeout), cache=cache)
 
     @property
     def description(self) -> str:
@@ -93,6 +101,7 @@ class Resolver:
             resolver.port = port
         resolver.lifetime = self.settings.timeout
         resolver.timeout = self.settings.timeout
+        resolver.cache = self.cache
         return resolver
 
     def _make(self, cls: Any) -> Any:
