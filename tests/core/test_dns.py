@@ -116,3 +116,20 @@ def test_zone_text_loads(dns_server: DNSServer) -> None:
                          '_dmarc.a.test. 3600 IN TXT "v=DMARC1; p=reject"\n')
     r = resolver_for(dns_server)
     assert asyncio.run(r.txt("_dmarc.a.test")) == ["v=DMARC1; p=reject"]
+
+
+async def test_the_servers_resolver_caches_answers_for_their_ttl() -> None:
+    """A busy sender's SPF and DMARC records are asked for once per TTL, not per message;
+    an uncached resolver (diagnose's) asks every time."""
+    with DNSServer() as zone:
+        zone.add("cached.test", "TXT", "v=spf1 -all", ttl=300)
+        host, port = zone.address.rsplit(":", 1)
+        cached = Resolver((host, int(port)), timeout=2, cache=True)
+        plain = Resolver((host, int(port)), timeout=2)
+        for _ in range(3):
+            assert await cached.txt("cached.test") == ["v=spf1 -all"]
+            assert cached.txt_sync("cached.test") == [b"v=spf1 -all"]
+        assert zone.queries[("cached.test", "TXT")] == 1
+        for _ in range(3):
+            assert await plain.txt("cached.test") == ["v=spf1 -all"]
+        assert zone.queries[("cached.test", "TXT")] == 4

@@ -16,7 +16,7 @@ from dkim.util import InvalidTagValueList, parse_tag_value
 from ..dkimkeys import DkimKey
 from ..dns import TempDNSError
 from ..mime.headers import parse_fields, split_header
-from . import rsasign
+from . import dkimpatch
 
 __all__ = ["sign", "verify_all", "verify_arc", "DkimResult", "ArcResult", "MAX_SIGNATURES"]
 
@@ -34,8 +34,8 @@ TxtLookup = Callable[[str], list[bytes]]
 log = logging.getLogger("rmail.mailauth")
 # dkimpy logs every failed verification at ERROR; rmail reports them in the results instead.
 logging.getLogger("dkim").setLevel(logging.CRITICAL)
-# RSA signatures through OpenSSL: dkimpy's pure-Python one holds the GIL for ~6.5 ms.
-rsasign.install()
+# RSA through OpenSSL and body canonicalisation in pieces: see dkimpatch for why.
+dkimpatch.install()
 
 
 def sign(data: bytes, keys: Sequence[DkimKey], signing_keys: Sequence[bytes]) -> bytes:
