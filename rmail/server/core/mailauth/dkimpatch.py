@@ -88,12 +88,27 @@ def _in_pieces(step: Any, content: bytes) -> bytes:
     return b"".join(out)
 
 
+def _strip_piece(piece: bytes) -> bytes:
+    # Only a space or tab right before CRLF is removed; most pieces (base64, plain text)
+    # have none, and two substring scans cost far less than the regex.
+    if b" \r\n" not in piece and b"\t\r\n" not in piece:
+        return piece
+    return _original_strip(piece)
+
+
+def _compress_piece(piece: bytes) -> bytes:
+    # Only tabs and runs of two or more spaces change; a piece without either is unchanged.
+    if b"\t" not in piece and b"  " not in piece:
+        return piece
+    return _original_compress(piece)
+
+
 def strip_trailing_whitespace(content: bytes) -> bytes:
-    return _in_pieces(_original_strip, content)
+    return _in_pieces(_strip_piece, content)
 
 
 def compress_whitespace(content: bytes) -> bytes:
-    return _in_pieces(_original_compress, content)
+    return _in_pieces(_compress_piece, content)
 
 
 _original_parse = dkim.rfc822_parse
@@ -103,6 +118,8 @@ _LINE_END = re.compile(rb"\r?\n")
 
 
 def _crlf(piece: bytes) -> bytes:
+    if piece.count(b"\n") == piece.count(b"\r\n"):
+        return piece          # already CRLF throughout, as SMTP delivers it
     return _LINE_END.sub(b"\r\n", piece)
 
 
