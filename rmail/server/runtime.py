@@ -35,7 +35,7 @@ from .core.quota import Quotas
 from .core.rates import RateLimiter
 from .core.space import SpaceState
 from .core.store import MailStore
-from .tls import server_context
+from .tls import certificate_fingerprint, server_context
 
 log = logging.getLogger("rmail")
 
@@ -81,6 +81,7 @@ class Snapshot:
     connections_now: int
     connections_peak: int
     storage: SpaceState | None = None    #: free space against limits.min_free_space
+    tls_fingerprint: str | None = None   #: SHA-256 of the TLS certificate (None: no TLS)
 
 
 class BusLogHandler(logging.Handler):
@@ -109,6 +110,7 @@ class ServerRuntime:
     listeners: list[Listener] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
     started: float = 0.0
+    tls_fingerprint: str | None = None   #: SHA-256 of the TLS certificate, once started with TLS
 
     async def start(self) -> None:
         cfg = self.config
@@ -120,6 +122,7 @@ class ServerRuntime:
             await asyncio.to_thread(ensure_data_dir, cfg)
             self._stack.enter_context(data_dir_lock(cfg.data_dir))
             self.tls: ssl.SSLContext | None = server_context(cfg)
+            self.tls_fingerprint = certificate_fingerprint(cfg.tls.cert) if self.tls is not None else None
             self.dns = Resolver.from_config(cfg.dns, cache=True)   # every DNS lookup of the server goes here
             self.store = await MailStore.open(cfg.data_dir, publish=self.bus.publish_threadsafe, recover=True,
                                               min_free_space=cfg.limits.min_free_space)
@@ -164,6 +167,9 @@ class ServerRuntime:
         for listener in self.listeners:
             log.info("%s listening on %s:%d (%s)", listener.protocol, listener.host, listener.port,
                      {"none": "plain", "starttls": "STARTTLS", "implicit": "TLS"}[listener.tls])
+        if self.tls_fingerprint:
+            # What users compare when their client asks whether to trust a self-signed certificate.
+            log.info("TLS certificate %s, SHA-256 fingerprint %s", cfg.tls.cert, self.tls_fingerprint)
 
     async def stop(self) -> None:
         """Close listeners, let in-flight work finish, close the store."""
@@ -205,7 +211,8 @@ class ServerRuntime:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.config.hostname, self.started, tuple(self.listeners), self.counters,
-                        len(self.connections), self.connections.peak, self.store.space.state)
+                        len(self.connections), self.connections.peak, self.store.space.state,
+                        self.tls_fingerprint)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import os
 import ssl
@@ -26,6 +27,23 @@ def server_context(config: Config) -> ssl.SSLContext | None:
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"tls.cert / tls.key: cannot load the certificate and key: {exc}") from None
     return ctx
+
+
+def certificate_fingerprint(cert_path: Path) -> str:
+    """SHA-256 of the (first) certificate's DER bytes as ``AB:CD:…``: what a client that pins a
+    self-signed certificate compares (rmail's mail client shows the same form).
+
+    Raises:
+        ConfigError: the file holds no readable PEM certificate.
+    """
+    try:
+        pem = Path(cert_path).read_text(encoding="ascii", errors="replace")
+        der = ssl.PEM_cert_to_DER_cert(pem[pem.index("-----BEGIN CERTIFICATE-----"):
+                                           pem.index("-----END CERTIFICATE-----") + 25])
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"tls.cert: cannot read the certificate: {exc}") from None
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
 def generate_self_signed(cert_path: Path, key_path: Path, hostname: str, *, days: int = 825) -> None:

@@ -82,7 +82,8 @@ class TrustScreen(ConfirmScreen):
         )
         super().__init__(
             f"{warning}Server: {server}\nSHA-256 fingerprint:\n{pretty(fingerprint)}\n\n"
-            "Compare it with the server's (rmail prints it at start). Trust this certificate?",
+            "Compare it with the server's: rmail logs it at start and its console header shows it.\n"
+            "Trust this certificate?",
             yes="Trust",
             no="Cancel",
         )

@@ -72,6 +72,10 @@ class ServerHeader(Static):
                 used += 3
             text.append_text(item)
             used += item.cell_len
+        if snap.tls_fingerprint:
+            # What a mail client shows when it asks whether to trust a self-signed certificate.
+            text.append("\ncertificate SHA-256 ", "dim")
+            text.append(snap.tls_fingerprint)
         # A layout pass re-renders every widget on screen; only pay for it when the height changes.
         lines = text.plain.count("\n") + 1
         self.update(text, layout=lines != self._lines)
