@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import imaplib
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -21,6 +22,8 @@ import pytest
 from .helpers.server import dns_toml, free_ports, serve_process
 
 ROOT = Path(__file__).resolve().parents[1]
+#: What the wheel is built from (rmail/tui/rmail.tcss links to the root's rmail.tcss).
+SOURCES = ("pyproject.toml", "README.md", "rmail.tcss", "rmail")
 #: Files the code reads at run time through its package; a wheel without them cannot start.
 DATA_FILES = ("rmail/server/core/schema.sql", "rmail/tui/rmail.tcss", "rmail/client/client.tcss")
 
@@ -29,8 +32,19 @@ DATA_FILES = ("rmail/server/core/schema.sql", "rmail/tui/rmail.tcss", "rmail/cli
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin directory of a fresh venv with the wheel installed."""
     d = tmp_path_factory.mktemp("wheel")
+    # Built from a copy of what the wheel is made of: setuptools writes build/ and egg-info into
+    # the source tree, which must not race another test run in the same checkout.
+    source = d / "source"
+    source.mkdir()
+    for name in SOURCES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, source / name, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(d / "dist"), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    "-w", str(d / "dist"), str(source)], check=True, capture_output=True, timeout=300)
     wheel = next((d / "dist").glob("rmail-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = [f for f in DATA_FILES if f not in names]
