@@ -58,3 +58,30 @@ def test_resolve_sequence_and_uid_sets() -> None:
     assert list(v.resolve([(4, 9)], uid=True)) == [1, 2]
     with pytest.raises(InvalidSequence):
         list(v.resolve([(1, 4)], uid=False))
+
+
+def test_keywords_go_stale_only_when_a_new_one_enters_the_map() -> None:
+    v = SelectedMailbox(Mailbox(1, 1, "INBOX", None, True, 7, 3, 5), readonly=False)
+    v.load([meta(1, 1, "$A"), meta(2, 1, "\\Seen", "$B")], recent_from=None)
+    assert v.keywords() == ["$A", "$B"] and not v.keywords_stale  # SELECT announced them
+    # Known keywords and system flags, from this session or another: nothing to announce.
+    v.set_flags([meta(1, 2, "$A", "$B", "\\Flagged")])
+    v.apply(MailboxChanges(3, 3, (meta(2, 3, "$A"),), ()), allow_expunge=True)
+    assert not v.keywords_stale
+    # A new keyword through another session's change, a new message, or the session's STORE.
+    v.apply(MailboxChanges(4, 3, (meta(2, 4, "$C"),), ()), allow_expunge=True)
+    assert v.keywords_stale and v.keywords() == ["$A", "$B", "$C"] and not v.keywords_stale
+    v.apply(MailboxChanges(5, 4, (meta(3, 5, "$D"),), ()), allow_expunge=True)
+    assert v.keywords() == ["$A", "$B", "$C", "$D"]
+    v.set_flags([meta(1, 6, "$E")])
+    assert v.keywords_stale and v.keywords()[-1] == "$E"
+    # Expunging every message that had a keyword does not shrink the list (as Dovecot).
+    v.expunge_now([1, 2, 3])
+    assert v.keywords() == ["$A", "$B", "$C", "$D", "$E"] and not v.keywords_stale
+
+
+def test_keywords_of_a_message_gone_before_it_was_seen_are_not_announced() -> None:
+    v = view([1])
+    v.keywords()
+    v.apply(MailboxChanges(4, 3, (meta(2, 4, "$Gone"),), (2,)), allow_expunge=False)
+    assert not v.keywords_stale and v.keywords() == []

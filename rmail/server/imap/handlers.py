@@ -149,6 +149,17 @@ def _lsub_hidden_parents(subscribed: list[str], pattern: re.Pattern[str]) -> lis
     return sorted(out)
 
 
+def _flag_lines(view: SelectedMailbox) -> bytes:
+    """`* FLAGS` and `* OK [PERMANENTFLAGS ...]` listing every keyword the session's map has
+    held (RFC 3501 §7.1, §7.2.6): sent at SELECT, and again before the first response that
+    carries a keyword the client has not been told of (imaptest: "Keyword used without being
+    in FLAGS"). Marks the list announced."""
+    keywords = " ".join(view.keywords())
+    flags = _SYSTEM_FLAGS + (b" " + keywords.encode() if keywords else b"") + b")"
+    perm = b"()" if view.readonly else flags[:-1] + b" \\*)"
+    return b"* FLAGS " + flags + b"\r\n* OK [PERMANENTFLAGS " + perm + b"] flags permitted\r\n"
+
+
 def _tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:
     code_part = f"[{code}] " if code else ""
     return f"{tag} {status} {code_part}{text}\r\n".encode("utf-8")
@@ -296,15 +307,19 @@ class Session:
         raise SessionClosed()
 
     def _write_update(self, update: Update) -> None:
-        if not update:
-            return
         view = self.selected
         assert view is not None
+        if not (update or view.keywords_stale):
+            return
         parts = [b"* %d EXPUNGE\r\n" % s for s in update.expunged]
         if update.exists is not None:
             parts.append(b"* %d EXISTS\r\n" % update.exists)
         if update.recent is not None:
             parts.append(b"* %d RECENT\r\n" % update.recent)
+        if view.keywords_stale:
+            # New keywords (another session's STORE, a delivery or APPEND with keywords):
+            # the grown FLAGS list comes before any FETCH that shows them (RFC 3501 §7.2.6).
+            parts.append(_flag_lines(view))
         for seq, uid in update.flags:
             parts.append(b"* %d FETCH (UID %d FLAGS %b)\r\n" % (
                 seq, uid, flags_bytes(view.flags_of(seq), view.is_recent(uid))))
@@ -482,14 +497,10 @@ class Session:
         view = SelectedMailbox(mailbox, readonly=readonly)
         view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, recent_from=recent[0],
                           recent_to=recent[1])
-        keywords = " ".join(view.keywords())
-        flags = _SYSTEM_FLAGS + (b" " + keywords.encode() if keywords else b"") + b")"
-        perm = b"()" if readonly else flags[:-1] + b" \\*)"
         lines = [
             b"* %d EXISTS\r\n" % view.exists,
             b"* %d RECENT\r\n" % view.count_recent(),
-            b"* FLAGS " + flags + b"\r\n",
-            b"* OK [PERMANENTFLAGS " + perm + b"] flags permitted\r\n",
+            _flag_lines(view),
         ]
         unseen = view.first_unseen()
         if unseen is not None:
@@ -719,6 +730,8 @@ class Session:
                 metas = await self.store.store_flags(mailbox_id, unseen, "add", ["\\Seen"])
                 view.set_flags(metas)
                 seen_now = {m.uid for m in metas}
+        if view.keywords_stale:
+            self.out.write(_flag_lines(view))  # every flag sent below comes from the map
         for start in range(0, len(indexes), FETCH_BATCH):
             batch = indexes[start:start + FETCH_BATCH]
             uids = [view.uids[i] for i in batch]
@@ -805,6 +818,10 @@ class Session:
         for start in range(0, len(metas), FETCH_BATCH):
             changed += view.set_flags(metas[start:start + FETCH_BATCH])
             await slicer.tick()
+        if view.keywords_stale:
+            # A keyword new to the mailbox: FLAGS grows first, even for .SILENT (a later
+            # FETCH would show it), as Dovecot does (RFC 3501 §7.2.6).
+            self.out.write(_flag_lines(view))
         if not cmd.silent:
             out = []
             for i in changed:

@@ -13,6 +13,11 @@ Invariants (RFC 3501 §7.4.1, §2.3.1.2):
   in arrays) so that FETCH FLAGS, UID sets and flag searches over a large mailbox need no
   store round trip and little memory (~20 bytes per message).
 - \\Recent is per session: the UIDs this session claimed from the store, as a few ranges.
+- Every keyword in the map has been (or is about to be) announced in `* FLAGS` (RFC 3501
+  §7.2.6): a flag set entering the map is checked against the announced keywords there, once
+  per distinct set, and a new keyword marks the list stale (`keywords_stale`); the session
+  sends the grown FLAGS and PERMANENTFLAGS before the next response that carries flags, and
+  every flag it sends comes from this map. The list never shrinks (as in Dovecot).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ __all__ = ["SelectedMailbox", "Update", "InvalidSequence"]
 
 #: At most this many \Recent ranges are kept; older ones merge (recent is advisory).
 MAX_RECENT_RANGES = 32
+#: Distinct flag sets remembered as holding only announced keywords. A mailbox has few (the
+#: store shares one frozenset per distinct set); past the cap a set is just checked again.
+MAX_COVERED_SETS = 1024
 
 
 class InvalidSequence(Exception):
@@ -57,7 +65,8 @@ class SelectedMailbox:
     """One session's view of one selected mailbox."""
 
     __slots__ = ("mailbox", "readonly", "uids", "flags", "sizes", "dates", "modseq",
-                 "_recent", "_pending", "_own", "_recent_count")
+                 "_recent", "_pending", "_own", "_recent_count", "_keywords", "_covered",
+                 "keywords_stale")
 
     def __init__(self, mailbox: Mailbox, *, readonly: bool) -> None:
         self.mailbox = mailbox
@@ -71,6 +80,10 @@ class SelectedMailbox:
         self._pending: set[int] = set()            # expunged, not yet announced
         self._own: dict[int, int] = {}             # uid → modseq this session reported already
         self._recent_count = 0
+        self._keywords: set[str] = set()           # keywords announced (or due) in FLAGS
+        self._covered: set[frozenset[str]] = set()  # flag sets with no unannounced keyword
+        #: Keywords entered the map since the last `* FLAGS`: send it before any flags.
+        self.keywords_stale = False
 
     # -- loading and queries -------------------------------------------------------------------
 
@@ -89,6 +102,8 @@ class SelectedMailbox:
         self.flags = list(flags)
         self.sizes = array("Q", sizes)
         self.dates = array("d", dates)
+        for f in set(self.flags):
+            self._note(f)
         self._mark_recent(recent_from, recent_to)
 
     def _mark_recent(self, recent_from: int | None, recent_to: int | None) -> None:
@@ -100,6 +115,7 @@ class SelectedMailbox:
         self._recent_count = self.count_recent()
 
     def _append(self, m: MessageMeta) -> None:
+        self._note(m.flags)
         self.uids.append(m.uid)
         self.flags.append(m.flags)
         self.sizes.append(m.size)
@@ -139,11 +155,22 @@ class SelectedMailbox:
         return None
 
     def keywords(self) -> list[str]:
-        """Keywords in use (for the FLAGS response), sorted."""
-        kws: set[str] = set()
-        for f in set(self.flags):
-            kws.update(x for x in f if not x.startswith("\\"))
-        return sorted(kws)
+        """Every keyword the map has held since SELECT (for the FLAGS response), sorted.
+        Marks the list announced: the caller sends it."""
+        self.keywords_stale = False
+        return sorted(self._keywords)
+
+    def _note(self, flags: frozenset[str]) -> None:
+        """Record a flag set entering the map: a keyword not announced yet makes the FLAGS
+        list stale. Costs a set lookup for a flag set seen before."""
+        if flags in self._covered:
+            return
+        for f in flags:
+            if f not in self._keywords and not f.startswith("\\"):
+                self._keywords.add(f)
+                self.keywords_stale = True
+        if len(self._covered) < MAX_COVERED_SETS:
+            self._covered.add(flags)
 
     def resolve(self, ranges: Sequence[tuple[int, int]], *, uid: bool) -> Iterator[int]:
         """0-based indexes for resolved ranges (see `SeqSet.resolve`), ascending.
@@ -171,6 +198,7 @@ class SelectedMailbox:
             seq = self.seq_of(m.uid)
             if seq is None:
                 continue
+            self._note(m.flags)
             self.flags[seq - 1] = m.flags
             self._own[m.uid] = m.modseq
             out.append(seq - 1)
@@ -205,6 +233,7 @@ class SelectedMailbox:
             seq = self.seq_of(m.uid)
             if seq is None or m.uid in self._pending:
                 continue
+            self._note(m.flags)
             if self._own.get(m.uid) == m.modseq or self.flags[seq - 1] == m.flags:
                 self.flags[seq - 1] = m.flags
                 continue
