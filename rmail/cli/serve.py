@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def port_notice(config: Config) -> str | None:
     if config.port_offset:
-        return (f"rmail: not running as root, so default ports moved up by {UNPRIVILEGED_OFFSET} "
+        return (f"rmail: not running as root (nor with CAP_NET_BIND_SERVICE), so default ports moved up by "
+                f"{UNPRIVILEGED_OFFSET} "
                 f"(SMTP {config.ports.smtp}, submission {config.ports.submission}, SMTPS {config.ports.smtps}, "
                 f"IMAP {config.ports.imap}, IMAPS {config.ports.imaps}, API {config.ports.api})")
     return None
