@@ -4,6 +4,7 @@ Also the start-up warning for a non-loopback address without TLS."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import signal
@@ -123,6 +124,29 @@ async def test_reload_applies_live_keys_and_names_the_rest(tmp_path: Path,
         assert rt.config.limits.connections == 1000 and rt.config.listen == ("127.0.0.1",)
         warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING][-1]
         assert "listen" in warning and "limits.connections" in warning and "recipients" not in warning
+
+
+async def _smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: str | None) -> str:
+    if line is not None:
+        writer.write(line.encode() + b"\r\n")
+    while True:
+        reply = (await asyncio.wait_for(reader.readline(), 10)).decode()
+        if reply[3:4] != "-":
+            return reply
+
+
+async def test_reloaded_recipient_limit_applies_to_the_next_session(tmp_path: Path) -> None:
+    async with ServerRuntime(make_config(tmp_path / "data"), auth_delay=0) as rt:
+        await rt.accounts.add_user("alice@example.com", "a-password-1")
+        await rt.reload(make_config(tmp_path / "data", limits={"recipients": 2}))
+        reader, writer = await asyncio.open_connection("127.0.0.1", rt.port("smtp"))
+        assert (await _smtp(reader, writer, None)).startswith("220")
+        assert (await _smtp(reader, writer, "EHLO client.example.net")).startswith("250")
+        assert (await _smtp(reader, writer, "MAIL FROM:<carol@example.net>")).startswith("250")
+        for _ in range(2):
+            assert (await _smtp(reader, writer, "RCPT TO:<alice@example.com>")).startswith("250")
+        assert (await _smtp(reader, writer, "RCPT TO:<alice@example.com>")).startswith("452 4.5.3")
+        writer.close()
 
 
 def test_live_config_reports_nothing_for_an_unchanged_file(tmp_path: Path) -> None:
