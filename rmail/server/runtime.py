@@ -17,7 +17,7 @@ import logging
 import os
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -198,6 +198,7 @@ class ServerRuntime:
                 finally:
                     copy.directory.cleanup()
                 self.tls_fingerprint = copy.fingerprint
+                self.config = replace(self.config, tls=new.tls)   # the paths now in use
                 log.info("reload: TLS certificate %s, SHA-256 fingerprint %s", new.tls.cert, copy.fingerprint)
         elif (self.tls is None) != (not new.tls.configured):
             log.warning("reload: turning TLS on or off needs a restart")
