@@ -175,3 +175,18 @@ async def test_no_warning_with_tls_or_on_loopback(tmp_path: Path, tls_files: tup
         pass
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not is_loopback("0.0.0.0") and not is_loopback("mail.example.com")
+
+
+def test_copy_certificate_errors_are_config_errors(tmp_path: Path, tls_files: tuple[Path, Path]) -> None:
+    from rmail.server.config import ConfigError
+    from rmail.server.reload import copy_certificate
+    copy = copy_certificate(*tls_files, tmp_path)
+    assert copy.cert.read_bytes() == tls_files[0].read_bytes() and copy.fingerprint.count(":") == 31
+    copy.directory.cleanup()
+    with pytest.raises(ConfigError, match="scratch directory"):
+        copy_certificate(*tls_files, tmp_path / "missing")
+    with pytest.raises(ConfigError, match="cannot read"):
+        copy_certificate(tmp_path / "nope.pem", tls_files[1], tmp_path)
+    with pytest.raises(ConfigError, match="cannot load"):
+        copy_certificate(tls_files[1], tls_files[1], tmp_path)        # a key is not a certificate
+    assert list(tmp_path.iterdir()) == []                            # no copy left behind

@@ -51,9 +51,13 @@ def copy_certificate(cert: Path, key: Path, scratch_dir: Path) -> CertificateCop
     ``directory``.
 
     Raises:
-        ConfigError: a file is unreadable, or the pair does not load (bad PEM, key mismatch).
+        ConfigError: a file is unreadable, the pair does not load (bad PEM, key mismatch), or
+            the scratch directory cannot be made.
     """
-    directory = tempfile.TemporaryDirectory(prefix="tls-reload-", dir=scratch_dir)   # mode 0700
+    try:
+        directory = tempfile.TemporaryDirectory(prefix="tls-reload-", dir=scratch_dir)   # mode 0700
+    except OSError as exc:
+        raise ConfigError(f"cannot make a scratch directory in {scratch_dir}: {exc}") from None
     try:
         copy_cert, copy_key = Path(directory.name) / "cert.pem", Path(directory.name) / "key.pem"
         try:
