@@ -1,4 +1,8 @@
-"""``serve``: the server without the console, logging to stderr, stopped by SIGINT/SIGTERM."""
+"""``serve``: the server without the console, logging to stderr, stopped by SIGINT/SIGTERM.
+
+SIGHUP re-reads the config file and reloads the TLS certificate and the keys that can change
+live (``ServerRuntime.reload``); a config that no longer validates is reported and ignored.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import logging
 import signal
 import sys
 
-from rmail.server.config import UNPRIVILEGED_OFFSET, Config, ConfigError
+from rmail.server.config import UNPRIVILEGED_OFFSET, Config, ConfigError, load_config
 from rmail.server.core.errors import RmailError
 from rmail.server.runtime import ServerRuntime
 
@@ -25,7 +29,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def port_notice(config: Config) -> str | None:
     if config.port_offset:
-        return (f"rmail: not running as root, so default ports moved up by {UNPRIVILEGED_OFFSET} "
+        return (f"rmail: not running as root (nor with CAP_NET_BIND_SERVICE), so default ports moved up by "
+                f"{UNPRIVILEGED_OFFSET} "
                 f"(SMTP {config.ports.smtp}, submission {config.ports.submission}, SMTPS {config.ports.smtps}, "
                 f"IMAP {config.ports.imap}, IMAPS {config.ports.imaps}, API {config.ports.api})")
     return None
@@ -42,7 +47,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, getattr(args, "config", None)))
     except ConfigError as exc:
         return fail(f"config: {exc}", 2)
     except (OSError, RmailError) as exc:
@@ -50,13 +55,34 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, config_path: str | None = None) -> None:
     stop = asyncio.Event()
+    hup = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # Until the runtime is up a SIGHUP only sets the flag (its default action would end the process).
+    loop.add_signal_handler(signal.SIGHUP, hup.set)
     async with ServerRuntime(config) as runtime:
         log.info("rmail serving as %s; data in %s", config.hostname, config.data_dir)
-        await stop.wait()
+        reloader = asyncio.create_task(_reload_on_hup(runtime, hup, config_path), name="rmail-reload")
+        try:
+            await stop.wait()
+        finally:
+            reloader.cancel()
         log.info("shutting down: finishing in-flight work")
     log.info("stopped")
+
+
+async def _reload_on_hup(runtime: ServerRuntime, hup: asyncio.Event, config_path: str | None) -> None:
+    """One reload per SIGHUP; signals arriving during a reload make one more afterwards."""
+    while True:
+        await hup.wait()
+        hup.clear()
+        log.info("SIGHUP: reloading the configuration and TLS certificate")
+        try:
+            new = await asyncio.to_thread(load_config, config_path)
+        except ConfigError as exc:
+            log.error("reload: config: %s; nothing changed", exc)
+            continue
+        await runtime.reload(new)

@@ -202,8 +202,28 @@ def load_config(
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
-    root = (os.geteuid() == 0) if is_root is None else is_root
+    root = may_bind_privileged_ports() if is_root is None else is_root
     return build_config(raw, env, source=path, is_root=root)
+
+
+#: CAP_NET_BIND_SERVICE's bit in the capability masks (linux/capability.h).
+_CAP_NET_BIND_SERVICE = 10
+
+
+def may_bind_privileged_ports(*, euid: int | None = None, proc_status: str | None = None) -> bool:
+    """Root, or a process holding CAP_NET_BIND_SERVICE (contrib/rmail.service grants it to the
+    ``rmail`` user): either may bind ports below 1024, so the standard port numbers stay."""
+    if (os.geteuid() if euid is None else euid) == 0:
+        return True
+    if proc_status is None:
+        try:
+            proc_status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            return False      # not Linux: only root counts
+    for line in proc_status.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> _CAP_NET_BIND_SERVICE & 1)
+    return False
 
 
 def build_config(raw: Mapping[str, Any], env: Mapping[str, str], *, source: Path | None = None,

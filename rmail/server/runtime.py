@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import fcntl
 import importlib
+import ipaddress
 import logging
 import os
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -35,6 +36,7 @@ from .core.quota import Quotas
 from .core.rates import RateLimiter
 from .core.space import SpaceState
 from .core.store import MailStore
+from .reload import copy_certificate, live_config
 from .tls import certificate_fingerprint, server_context
 
 log = logging.getLogger("rmail")
@@ -170,6 +172,41 @@ class ServerRuntime:
         if self.tls_fingerprint:
             # What users compare when their client asks whether to trust a self-signed certificate.
             log.info("TLS certificate %s, SHA-256 fingerprint %s", cfg.tls.cert, self.tls_fingerprint)
+        exposed = [host for host in cfg.listen if not is_loopback(host)]
+        if exposed and self.tls is None:
+            log.warning("listening on %s without TLS: passwords and mail cross the network in clear; set "
+                        "[tls] cert and key (docs/OPERATIONS.md, \"Going public\") or listen on 127.0.0.1 only",
+                        ", ".join(exposed))
+
+    async def reload(self, new: Config) -> bool:
+        """Apply a re-read config (SIGHUP): load the certificate again and take the keys that
+        can change live (rmail/server/reload.py). A certificate that does not load leaves the old
+        one in use and logs one ERROR line. Returns whether everything asked for was applied."""
+        ok = True
+        if self.tls is not None and new.tls.configured:
+            assert new.tls.cert is not None and new.tls.key is not None
+            try:
+                copy = await asyncio.to_thread(copy_certificate, new.tls.cert, new.tls.key, self.config.data_dir)
+            except ConfigError as exc:
+                log.error("reload: %s; still serving the previous certificate (%s)", exc, self.tls_fingerprint)
+                ok = False
+            else:
+                try:
+                    # The pair loaded into a scratch context from these very copies, so this cannot
+                    # leave the live context half-updated. New handshakes present it from now on.
+                    self.tls.load_cert_chain(str(copy.cert), str(copy.key))
+                finally:
+                    copy.directory.cleanup()
+                self.tls_fingerprint = copy.fingerprint
+                self.config = replace(self.config, tls=new.tls)   # the paths now in use
+                log.info("reload: TLS certificate %s, SHA-256 fingerprint %s", new.tls.cert, copy.fingerprint)
+        elif (self.tls is None) != (not new.tls.configured):
+            log.warning("reload: turning TLS on or off needs a restart")
+            ok = False
+        self.config, restart = live_config(self.config, new)
+        if restart:
+            log.warning("reload: changes to %s need a restart; not applied", ", ".join(restart))
+        return ok
 
     async def stop(self) -> None:
         """Close listeners, let in-flight work finish, close the store."""
@@ -213,6 +250,16 @@ class ServerRuntime:
         return Snapshot(self.config.hostname, self.started, tuple(self.listeners), self.counters,
                         len(self.connections), self.connections.peak, self.store.space.state,
                         self.tls_fingerprint)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a ``listen`` address only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False     # a host name: it may resolve to anything
 
 
 @contextlib.contextmanager
