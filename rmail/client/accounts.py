@@ -19,11 +19,10 @@ from pathlib import Path
 import platformdirs
 
 from rmail.client.model import AccountSettings, Security
+from rmail.ports import UNPRIVILEGED_OFFSET, may_bind_privileged_ports
 
 APP_NAME = "rmail"
 ACCOUNTS_FILE = "client-accounts.json"
-#: rmail adds this to privileged ports when it does not run as root (see docs/CLIENT.md).
-UNPRIVILEGED_OFFSET = 10000
 #: The autoconfig document is small; refuse anything bigger (hostile or broken server).
 MAX_AUTOCONFIG = 64 * 1024
 #: Remember at most this many accounts (the file is read at every start).
@@ -50,16 +49,25 @@ def default_security(host: str) -> Security:
     return Security.NONE if is_loopback(host) else Security.STARTTLS
 
 
-def default_ports(host: str, security: Security) -> tuple[int, int]:
-    """(IMAP, SMTP) ports: standard ones, +10000 for a loopback host (non-root rmail)."""
+def local_offset(host: str, *, privileged: bool | None = None) -> int:
+    """What rmail adds to its default ports on ``host``: for a server on this machine, the
+    server's own rule (rmail.ports: +10000 unless it may bind privileged ports, judged by this
+    process, as the same user usually runs both); 0 for any other host."""
+    if not is_loopback(host):
+        return 0
+    may_bind = may_bind_privileged_ports() if privileged is None else privileged
+    return 0 if may_bind else UNPRIVILEGED_OFFSET
+
+
+def default_ports(host: str, security: Security, *, privileged: bool | None = None) -> tuple[int, int]:
+    """(IMAP, SMTP) ports: the standard ones, plus ``local_offset``."""
     imap, smtp = _STANDARD[security]
-    if is_loopback(host):
-        return imap + UNPRIVILEGED_OFFSET, smtp + UNPRIVILEGED_OFFSET
-    return imap, smtp
+    offset = local_offset(host, privileged=privileged)
+    return imap + offset, smtp + offset
 
 
-def default_api_port(host: str) -> int:
-    return 9002 + (UNPRIVILEGED_OFFSET if is_loopback(host) else 0)
+def default_api_port(host: str, *, privileged: bool | None = None) -> int:
+    return 9002 + local_offset(host, privileged=privileged)
 
 
 def config_dir() -> Path:

@@ -139,6 +139,20 @@ class MailBackend(Protocol):
         """Wait until ``folder`` changes (True), ``stop()`` is true or ``max_wait`` passes (False)."""
 
 
+def _unreachable(protocol: str, host: str, port: int, exc: BaseException) -> str:
+    """Why a connection failed, in words rather than an errno."""
+    if isinstance(exc, ConnectionRefusedError):
+        why = ("nothing is listening there. Is rmail running? A local rmail started by a user "
+               "other than root listens on the standard ports plus 10000 (143 → 10143)")
+    elif isinstance(exc, (socket.timeout, TimeoutError)):
+        why = "no answer in time (a firewall, or the wrong host)"
+    elif isinstance(exc, socket.gaierror):
+        why = "no such host name"
+    else:
+        why = _message(exc)
+    return f"cannot reach the {protocol} server {host}:{port}: {why}"
+
+
 def _message(exc: BaseException) -> str:
     text = exc.args[0] if exc.args else str(exc)
     if isinstance(text, bytes):
@@ -177,7 +191,7 @@ class ImapSmtpBackend:
         except (imaplib.IMAP4.error, OSError) as exc:
             if isinstance(exc, ssl.SSLCertVerificationError):
                 raise
-            raise ConnectionLost(f"cannot reach IMAP server {s.server}:{s.imap_port}: {_message(exc)}") from exc
+            raise ConnectionLost(_unreachable("IMAP", s.server, s.imap_port, exc)) from exc
         return imap
 
     def _tls_imap(self) -> imaplib.IMAP4:
@@ -565,7 +579,7 @@ class ImapSmtpBackend:
         except (smtplib.SMTPException, OSError) as exc:
             if isinstance(exc, ssl.SSLCertVerificationError):
                 raise
-            raise ConnectionLost(f"cannot reach SMTP server {s.server}:{s.smtp_port}: {_message(exc)}") from exc
+            raise ConnectionLost(_unreachable("SMTP", s.server, s.smtp_port, exc)) from exc
         try:
             if smtp.has_extn("auth"):
                 try:

@@ -17,11 +17,10 @@ from typing import Any, Mapping
 import platformdirs
 
 from .core.errors import InvalidInput
+from ..ports import UNPRIVILEGED_OFFSET, may_bind_privileged_ports
 from .core.quota import MAX_QUOTA, parse_size
 
 APP_NAME = "rmail"
-#: Added to every default port when not running as root (SPEC Part 3, privileged ports).
-UNPRIVILEGED_OFFSET = 10000
 MIB = 1024 * 1024
 
 
@@ -204,26 +203,6 @@ def load_config(
             raise ConfigError(f"{path}: cannot read: {exc}") from None
     root = may_bind_privileged_ports() if is_root is None else is_root
     return build_config(raw, env, source=path, is_root=root)
-
-
-#: CAP_NET_BIND_SERVICE's bit in the capability masks (linux/capability.h).
-_CAP_NET_BIND_SERVICE = 10
-
-
-def may_bind_privileged_ports(*, euid: int | None = None, proc_status: str | None = None) -> bool:
-    """Root, or a process holding CAP_NET_BIND_SERVICE (contrib/rmail.service grants it to the
-    ``rmail`` user): either may bind ports below 1024, so the standard port numbers stay."""
-    if (os.geteuid() if euid is None else euid) == 0:
-        return True
-    if proc_status is None:
-        try:
-            proc_status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            return False      # not Linux: only root counts
-    for line in proc_status.splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) >> _CAP_NET_BIND_SERVICE & 1)
-    return False
 
 
 def build_config(raw: Mapping[str, Any], env: Mapping[str, str], *, source: Path | None = None,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rmail.client.accounts import AccountStore, default_ports, default_security, parse_autoconfig
+from rmail.client.accounts import AccountStore, default_api_port, default_ports, default_security, parse_autoconfig
 from rmail.client.folders import sort_folders, special_use
 from rmail.client.model import AccountSettings, Folder, SearchQuery, Security
 from rmail.client.search import matches, parse_search
@@ -49,9 +49,27 @@ def test_folder_order_and_special_use() -> None:
 
 
 def test_default_ports_follow_rmail_offsets() -> None:
-    assert default_ports("localhost", Security.NONE) == (10143, 10587)
-    assert default_ports("127.0.0.1", Security.TLS) == (10993, 10465)
-    assert default_ports("mail.example.com", Security.STARTTLS) == (143, 587)
+    # A local rmail started by an unprivileged user adds 10000; as root (or with
+    # CAP_NET_BIND_SERVICE) it keeps the standard ports, and so does the client.
+    assert default_ports("localhost", Security.NONE, privileged=False) == (10143, 10587)
+    assert default_ports("127.0.0.1", Security.TLS, privileged=False) == (10993, 10465)
+    assert default_ports("localhost", Security.NONE, privileged=True) == (143, 587)
+    assert default_api_port("::1", privileged=True) == 9002
+    assert default_api_port("127.0.0.1", privileged=False) == 19002
+    for privileged in (True, False):
+        assert default_ports("mail.example.com", Security.STARTTLS, privileged=privileged) == (143, 587)
+        assert default_api_port("mail.example.com", privileged=privileged) == 9002
+
+
+def test_client_and_server_apply_one_port_rule(tmp_path) -> None:
+    from rmail.server.config import load_config
+    config = tmp_path / "rmail.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n')
+    for privileged in (True, False):
+        server = load_config(config, is_root=privileged)
+        assert default_ports("localhost", Security.NONE, privileged=privileged) == (server.ports.imap,
+                                                                                     server.ports.submission)
+        assert default_api_port("localhost", privileged=privileged) == server.ports.api
     assert default_security("::1") is Security.NONE
     assert default_security("mail.example.com") is Security.STARTTLS
 
@@ -105,3 +123,19 @@ def test_fingerprint_forms() -> None:
     assert normalize_fingerprint("SHA256:" + fp.upper()) == fp
     with pytest.raises(ValueError):
         normalize_fingerprint("abc")
+
+
+def test_a_refused_connection_is_explained_in_words() -> None:
+    import pytest
+
+    from rmail.client.backend import ConnectionLost, ImapSmtpBackend
+    from rmail.client.model import AccountSettings
+    from tests.helpers.server import free_ports
+
+    [port] = free_ports(1)          # nothing listens there
+    backend = ImapSmtpBackend(AccountSettings("127.0.0.1", port, port, Security.NONE, "bob@example.com",
+                                              timeout=5), "pw")
+    with pytest.raises(ConnectionLost) as caught:
+        backend.connect()
+    message = str(caught.value)
+    assert f"127.0.0.1:{port}" in message and "nothing is listening" in message and "Errno" not in message
