@@ -26,7 +26,7 @@ from typing import Callable, Final
 
 from .core.connections import ConnectionInfo, ConnectionRegistry
 
-__all__ = ["Accepted", "TLSAcceptor"]
+__all__ = ["Accepted", "TLSAcceptor", "handshake_failure"]
 
 #: Bytes a client may send after its handshake completes and before the session takes over
 #: (a turn or two of the event loop; a real client waits for the greeting and sends none).
@@ -48,6 +48,22 @@ class Accepted:
 
 
 SessionFactory = Callable[[Accepted], asyncio.Protocol]
+
+
+def handshake_failure(exc: BaseException | None, timeout: float | None = None) -> str:
+    """Why a server-side TLS handshake failed, for its one log line (implicit TLS and STARTTLS).
+
+    ``exc`` is what ``loop.start_tls`` raised (None: it returned no transport, the client
+    closed); ``timeout`` the handshake timeout it was given.
+    """
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    if isinstance(exc, ConnectionAbortedError):
+        # asyncio's handshake timer aborts the transport with this error.
+        return f"no handshake within {timeout:g} s" if timeout is not None else "aborted"
+    if exc is None or isinstance(exc, ConnectionError):
+        return "closed by the client"
+    return str(exc) or type(exc).__name__
 
 
 class TLSAcceptor:
@@ -167,21 +183,11 @@ class _Handshake(asyncio.Protocol):
                 tls = await asyncio.get_running_loop().start_tls(
                     raw, self, acceptor.context, server_side=True,
                     ssl_handshake_timeout=acceptor.handshake_timeout)
-            except ssl.SSLError as exc:
-                self._failed(exc.reason or str(exc))
-                return
-            except ConnectionAbortedError:
-                # asyncio's handshake timer aborts the transport with this error.
-                self._failed(f"no handshake within {acceptor.handshake_timeout:g} s")
-                return
-            except ConnectionError:
-                self._failed("closed by the client")
-                return
-            except OSError as exc:
-                self._failed(str(exc) or type(exc).__name__)
+            except OSError as exc:          # ssl.SSLError, the handshake timer, a reset
+                self._failed(handshake_failure(exc, acceptor.handshake_timeout))
                 return
             if tls is None:
-                self._failed("closed by the client")
+                self._failed(handshake_failure(None))
                 return
             if self._dropped or self._client_left:
                 tls.abort()

@@ -241,3 +241,40 @@ async def test_failed_handshakes_are_one_info_line_each(
         assert (await imaps_login(rt.port("imaps"), ctx))[0].split()[1] == b"OK"
     finally:
         await rt.__aexit__(None, None, None)
+
+
+async def _starttls_rejected(port: int, command: bytes, expect: bytes) -> None:
+    """Ask for STARTTLS in cleartext, then reject the server's certificate."""
+    reader, writer = await connect_from(port, "127.0.0.5")
+    try:
+        await read_line(reader)
+        if command.startswith(b"STARTTLS"):
+            writer.write(b"EHLO client.example.com\r\n")
+            while not (await read_line(reader)).startswith(b"250 "):
+                pass
+        writer.write(command + b"\r\n")
+        assert expect in await read_line(reader)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await writer.start_tls(ssl.create_default_context())
+    finally:
+        await close(writer)
+
+
+@pytest.mark.timeout(60)
+async def test_rejected_starttls_is_one_info_line(
+        tmp_path: Path, tls_files: tuple[Path, Path], caplog: pytest.LogCaptureFixture) -> None:
+    """A client rejecting the certificate on STARTTLS (25, 587, 143) used to log an ERROR
+    with two tracebacks on SMTP; now it is one INFO line like a failed implicit handshake."""
+    caplog.set_level(logging.INFO)
+    rt = await _runtime(tmp_path, tls_files)
+    try:
+        await _starttls_rejected(rt.port("smtp"), b"STARTTLS", b"220")
+        await _starttls_rejected(rt.port("submission"), b"STARTTLS", b"220")
+        await _starttls_rejected(rt.port("imap"), b"a STARTTLS", b"a OK")
+        await _until(lambda: len(rt.connections) == 0)
+        lines = [r for r in caplog.records if "STARTTLS handshake with 127.0.0.5 failed" in r.getMessage()]
+        assert [r.name for r in lines] == ["rmail.smtp", "rmail.smtp", "rmail.imap"]
+        assert all(r.levelno == logging.INFO for r in lines)
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    finally:
+        await rt.__aexit__(None, None, None)

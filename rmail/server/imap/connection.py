@@ -23,7 +23,7 @@ import ssl
 from typing import Final
 
 from rmail.server.core.connections import ConnectionInfo
-from rmail.server.tlsaccept import Accepted, TLSAcceptor
+from rmail.server.tlsaccept import Accepted, TLSAcceptor, handshake_failure
 
 from . import grammar as g
 from .handlers import Services, Session, SessionClosed
@@ -309,17 +309,11 @@ class ImapConnection(asyncio.Protocol):
         try:
             new = await loop.start_tls(transport, self, self.server.tls, server_side=True,
                                        ssl_handshake_timeout=timeout)
-        except ssl.SSLError as exc:
-            log.info("imap: STARTTLS handshake with %s failed: %s", peer, exc.reason or exc)
-            raise SessionClosed() from None
-        except ConnectionAbortedError:
-            log.info("imap: STARTTLS handshake with %s failed: no handshake within %.0f s", peer, timeout)
-            raise SessionClosed() from None
-        except (ConnectionError, OSError) as exc:
-            log.info("imap: STARTTLS handshake with %s failed: %s", peer, exc or "closed by the client")
+        except OSError as exc:              # ssl.SSLError, the handshake timer, a reset
+            log.info("imap: STARTTLS handshake with %s failed: %s", peer, handshake_failure(exc, timeout))
             raise SessionClosed() from None
         if new is None:
-            log.info("imap: STARTTLS handshake with %s failed: closed by the client", peer)
+            log.info("imap: STARTTLS handshake with %s failed: %s", peer, handshake_failure(None))
             raise SessionClosed()
         self.transport = new
         self.tls_active = True

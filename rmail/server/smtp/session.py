@@ -35,12 +35,12 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, TLSSetupException, syntax
 
 from ..core.aliases import Resolution
 from ..core.connections import ConnectionInfo
 from ..core.model import Account
-from ..tlsaccept import Accepted
+from ..tlsaccept import Accepted, handshake_failure
 from .data import DataStatus, find_data_end, judge_data, unstuff
 from .policy import Policy
 from .replies import (BARE_NEWLINE, LOGIN_TIMEOUT, SESSION_TIMEOUT, SHUTTING_DOWN, TOO_MANY_CONNECTIONS,
@@ -406,6 +406,17 @@ class RmailSMTP(SMTP):
         finally:
             self._raw_replies = False
         self.set_state("helo")
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        # A client that rejects the certificate (or goes away mid-handshake) is one INFO line,
+        # like a failed implicit-TLS handshake; aiosmtpd then closes the connection, and the
+        # handler's handle_exception stays quiet about it.
+        try:
+            await super().smtp_STARTTLS(arg)
+        except TLSSetupException as exc:
+            log.info("smtp: STARTTLS handshake with %s failed: %s", self.peer_ip, handshake_failure(exc.__cause__))
+            raise
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
