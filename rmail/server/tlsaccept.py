@@ -179,12 +179,22 @@ class _Handshake(asyncio.Protocol):
         acceptor = self.acceptor
         handed_over = False
         try:
+            if self._dropped or raw.is_closing():
+                # Evicted before this task first ran (a burst of accepts in one loop turn).
+                # start_tls on a transport already closing would never see its
+                # connection_made/connection_lost in order, and its handshake timer would keep
+                # a 256 KiB read buffer alive for the whole timeout.
+                return
             try:
                 tls = await asyncio.get_running_loop().start_tls(
                     raw, self, acceptor.context, server_side=True,
                     ssl_handshake_timeout=acceptor.handshake_timeout)
             except OSError as exc:          # ssl.SSLError, the handshake timer, a reset
                 self._failed(handshake_failure(exc, acceptor.handshake_timeout))
+                # The traceback holds start_tls's frame, whose waiter holds this exception: a
+                # cycle keeping asyncio's 256 KiB TLS read buffer alive until the cyclic GC
+                # runs. A flood of timed-out handshakes would pile them up.
+                exc.__traceback__ = None
                 return
             if tls is None:
                 self._failed(handshake_failure(None))
