@@ -23,6 +23,7 @@ import ssl
 from typing import Final
 
 from rmail.server.core.connections import ConnectionInfo
+from rmail.server.tlsaccept import Accepted, TLSAcceptor, handshake_failure
 
 from . import grammar as g
 from .handlers import Services, Session, SessionClosed
@@ -59,12 +60,18 @@ class ImapServer:
         self.preauth_literal = preauth_literal
         self.connections: set[ImapConnection] = set()
         self.ports: dict[str, int] = {}   # protocol → first bound port
+        #: The 993 listeners' front: connections in their TLS handshake (tlsaccept).
+        self.tls_accept = (TLSAcceptor(services.connections, tls, handshake_timeout=login_timeout, log=log)
+                           if tls is not None else None)
 
-    def protocol_factory(self, port: int, *, implicit_tls: bool) -> ImapConnection:
-        return ImapConnection(self, port, implicit_tls=implicit_tls)
+    def protocol_factory(self, port: int, *, implicit_tls: bool,
+                         accepted: Accepted | None = None) -> ImapConnection:
+        return ImapConnection(self, port, implicit_tls=implicit_tls, accepted=accepted)
 
     async def close(self) -> None:
         """Say BYE to every session and wait for their tasks (graceful shutdown)."""
+        if self.tls_accept is not None:
+            await self.tls_accept.close()
         for conn in list(self.connections):
             conn.shutdown("server shutting down")
         tasks = [c.task for c in self.connections if c.task is not None]
@@ -75,8 +82,12 @@ class ImapServer:
 class ImapConnection(asyncio.Protocol):
     """One client connection."""
 
-    def __init__(self, server: ImapServer, port: int, *, implicit_tls: bool) -> None:
+    def __init__(self, server: ImapServer, port: int, *, implicit_tls: bool,
+                 accepted: Accepted | None = None) -> None:
         self.server = server
+        #: Set on 993: the connection was admitted and registered at accept, before its
+        #: handshake (tlsaccept); this session takes over that entry and deadline.
+        self.accepted = accepted
         self.port = port
         self.tls_active = implicit_tls
         small = server.preauth_literal
@@ -103,20 +114,26 @@ class ImapConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         peer_ip = peer[0] if isinstance(peer, tuple) else "unknown"
         registry = self.server.services.connections
-        refusal = registry.admit("imap", peer_ip)
-        if refusal is not None:
-            transport.write(f"* BYE {refusal}\r\n".encode())
-            transport.close()
-            self._closed = True
-            return
-        self.info = registry.open("imap", self.port, peer_ip, self.tls_active, close=self._kick,
-                                  evict=self._evicted)
-        self._deadline = asyncio.get_running_loop().time() + self.server.login_timeout
+        loop = asyncio.get_running_loop()
+        if self.accepted is not None:
+            self.info = self.accepted.info
+            self.info.close, self.info.evict = self._kick, self._evicted
+            self._deadline = self.accepted.accepted_at + self.server.login_timeout
+        else:
+            refusal = registry.admit("imap", peer_ip)
+            if refusal is not None:
+                transport.write(f"* BYE {refusal}\r\n".encode())
+                transport.close()
+                self._closed = True
+                return
+            self.info = registry.open("imap", self.port, peer_ip, self.tls_active, close=self._kick,
+                                      evict=self._evicted)
+            self._deadline = loop.time() + self.server.login_timeout
         self.server.connections.add(self)
         self.session = Session(self.server.services, self, peer=peer_ip,
                                tls_active=self.tls_active, info=self.info,
                                read_line=self._read_line)
-        self.task = asyncio.get_running_loop().create_task(self._run(), name="imap-session")
+        self.task = loop.create_task(self._run(), name="imap-session")
 
     def data_received(self, data: bytes) -> None:
         self.framer.receive_data(data)
@@ -286,12 +303,17 @@ class ImapConnection(asyncio.Protocol):
         # No await between the OK and start_tls: nothing else can be read in cleartext.
         self.framer.discard_buffered()
         loop = asyncio.get_running_loop()
+        # The handshake is part of the login: it gets what is left of the deadline.
+        timeout = max(self._timeout(), 0.1)
+        peer = self.info.peer if self.info is not None else "?"
         try:
-            new = await loop.start_tls(transport, self, self.server.tls, server_side=True)
-        except (ssl.SSLError, ConnectionError, OSError) as exc:
-            log.info("imap: STARTTLS handshake failed: %s", exc)
+            new = await loop.start_tls(transport, self, self.server.tls, server_side=True,
+                                       ssl_handshake_timeout=timeout)
+        except OSError as exc:              # ssl.SSLError, the handshake timer, a reset
+            log.info("imap: STARTTLS handshake with %s failed: %s", peer, handshake_failure(exc, timeout))
             raise SessionClosed() from None
         if new is None:
+            log.info("imap: STARTTLS handshake with %s failed: %s", peer, handshake_failure(None))
             raise SessionClosed()
         self.transport = new
         self.tls_active = True

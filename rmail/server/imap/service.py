@@ -48,15 +48,22 @@ async def start(runtime, stack: contextlib.AsyncExitStack, *,  # noqa: ANN001
         log.info("imaps (993) not started: TLS is not configured")
     for protocol, port, implicit in plans:
         for host in cfg.listen:
-            srv = await loop.create_server(
-                lambda port=port, implicit=implicit: server.protocol_factory(port, implicit_tls=implicit),
-                host, port, ssl=runtime.tls if implicit else None, reuse_address=True,
-                backlog=LISTEN_BACKLOG,
-                # The handshake runs before the connection is registered; it gets no more
-                # time than the whole login.
-                ssl_handshake_timeout=limits.login_timeout if implicit else None)
+            # 993 accepts plain TCP: the connection holds a pre-login slot from its first
+            # moment, and tlsaccept runs the handshake (within the login deadline) before the
+            # session starts.
+            bound_port: list[int] = []
+            if implicit:
+                assert server.tls_accept is not None
+                factory = server.tls_accept.protocol_factory(
+                    "imap", "imaps", lambda b=bound_port, p=port: b[0] if b else p,
+                    lambda accepted, b=bound_port, p=port: server.protocol_factory(
+                        b[0] if b else p, implicit_tls=True, accepted=accepted))
+            else:
+                factory = lambda port=port: server.protocol_factory(port, implicit_tls=False)  # noqa: E731
+            srv = await loop.create_server(factory, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
             listeners.append(srv)
             bound = srv.sockets[0].getsockname()[1]
+            bound_port.append(bound)
             mode = "implicit" if implicit else ("starttls" if runtime.tls is not None else "none")
             server.ports.setdefault(protocol, bound)
             if ports is None:

@@ -16,7 +16,7 @@ import time
 from base64 import b64decode
 from typing import TYPE_CHECKING
 
-from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
+from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session, TLSSetupException
 
 from ..core.aliases import Resolution
 from ..core.authguard import LoginLocked
@@ -201,6 +201,9 @@ class SMTPHandler:
         return f"250 2.0.0 OK queued as {trace_id}"
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            # A failed STARTTLS handshake: logged by the session, and aiosmtpd closes it.
+            return INTERNAL_ERROR
         log.error("smtp: unexpected error in a session", exc_info=error)
         return INTERNAL_ERROR
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..core.connections import LISTEN_BACKLOG
 from ..core.rates import RateLimiter
+from ..tlsaccept import Accepted, TLSAcceptor
 from .handler import SMTPHandler
 from .policy import Policy
 from .session import RmailSMTP
@@ -45,6 +46,8 @@ class SMTPService:
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        #: The 465 listeners' front: connections in their TLS handshake (tlsaccept).
+        self.tls_accept: TLSAcceptor | None = None
 
     async def listen(self, policy: Policy, host: str, port: int, tls: ssl.SSLContext | None) -> int:
         """Bind one listener; returns the bound port (``port`` 0 picks a free one)."""
@@ -53,16 +56,19 @@ class SMTPService:
         loop = asyncio.get_running_loop()
         bound: list[int] = []
 
-        def factory() -> RmailSMTP:
-            return RmailSMTP(self, policy, bound[0] if bound else port, handler)
+        def session(accepted: Accepted | None = None) -> RmailSMTP:
+            return RmailSMTP(self, policy, bound[0] if bound else port, handler, accepted=accepted)
 
-        implicit = policy.implicit_tls
-        # An implicit-TLS handshake runs before the session is registered: it gets no more
-        # time than the whole login (limits.login_timeout).
-        server = await loop.create_server(factory, host, port, ssl=tls if implicit else None,
-                                          reuse_address=True, backlog=LISTEN_BACKLOG,
-                                          ssl_handshake_timeout=(self.runtime.config.limits.login_timeout
-                                                                 if implicit else None))
+        factory: Callable[[], asyncio.Protocol] = session
+        if policy.implicit_tls and tls is not None:
+            # 465 accepts plain TCP: the connection holds a pre-login slot from its first
+            # moment, and tlsaccept runs the handshake (within the login deadline) first.
+            if self.tls_accept is None:
+                self.tls_accept = TLSAcceptor(self.runtime.connections, tls, log=log,
+                                              handshake_timeout=self.runtime.config.limits.login_timeout)
+            factory = self.tls_accept.protocol_factory(policy.protocol, policy.protocol,
+                                                       lambda: bound[0] if bound else port, session)
+        server = await loop.create_server(factory, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
         self.servers.append(server)
         bound.append(server.sockets[0].getsockname()[1])
         return bound[0]
@@ -81,6 +87,8 @@ class SMTPService:
         self.stopping = True
         for server in self.servers:
             server.close()
+        if self.tls_accept is not None:
+            await self.tls_accept.close()
         if self._inflight:
             log.info("smtp: waiting for %d transaction(s) in DATA", self._inflight)
             try:

@@ -35,11 +35,12 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, TLSSetupException, syntax
 
 from ..core.aliases import Resolution
 from ..core.connections import ConnectionInfo
 from ..core.model import Account
+from ..tlsaccept import Accepted, handshake_failure
 from .data import DataStatus, find_data_end, judge_data, unstuff
 from .policy import Policy
 from .replies import (BARE_NEWLINE, LOGIN_TIMEOUT, SESSION_TIMEOUT, SHUTTING_DOWN, TOO_MANY_CONNECTIONS,
@@ -186,7 +187,8 @@ class RmailSMTP(SMTP):
     AuthLoginUsernameChallenge = "Username:"
     AuthLoginPasswordChallenge = "Password:"
 
-    def __init__(self, service: SMTPService, policy: Policy, port: int, handler: Any) -> None:
+    def __init__(self, service: SMTPService, policy: Policy, port: int, handler: Any, *,
+                 accepted: Accepted | None = None) -> None:
         # aiosmtpd 1.4.6 keeps command_size_limits on the class, shared by every session, and
         # grows it on each EHLO; a per-session dict keeps sessions independent.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
@@ -213,6 +215,10 @@ class RmailSMTP(SMTP):
         self.policy = policy
         self.port = port
         self.info: ConnectionInfo | None = None
+        #: Set on 465: admitted and registered at accept, before the handshake (tlsaccept);
+        #: this session takes over that entry, and its login deadline counts from accept.
+        self.accepted = accepted
+        self._connected = False
         self.account: Account | None = None
         self.peer_ip = "?"
         self.errors = 0
@@ -228,17 +234,30 @@ class RmailSMTP(SMTP):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.info is not None:
+        if self._connected:
             # The second call: STARTTLS finished (aiosmtpd resets the session, RFC 3207 §4.2).
             super().connection_made(transport)
             if isinstance(self._reader, _SMTPReader):
                 self._reader.untaint()
-            self.service.runtime.connections.update(self.info, tls=True, state="tls", force=True)
+            if self.info is not None:
+                self.service.runtime.connections.update(self.info, tls=True, state="tls", force=True)
             return
+        self._connected = True
         peer = transport.get_extra_info("peername")
         self.peer_ip = str(peer[0]) if peer else "?"
         registry = self.service.runtime.connections
         inbound = self.policy.protocol == "smtp"
+        limits = self.service.runtime.config.limits
+        seconds = limits.smtp_session_timeout if inbound else limits.login_timeout
+        loop = asyncio.get_running_loop()
+        if self.accepted is not None:
+            self.info = self.accepted.info
+            self.info.close, self.info.evict = self.close, self._evicted
+            self.service.sessions.add(self)
+            left = self.accepted.accepted_at + seconds - loop.time()
+            self._deadline = loop.call_later(max(left, 0.0), self._deadline_passed)
+            super().connection_made(transport)
+            return
         if self.service.stopping:
             reason: str | None = SHUTTING_DOWN
         elif inbound and not self.service.connection_rate.allow(self.peer_ip):
@@ -255,9 +274,7 @@ class RmailSMTP(SMTP):
         self.info = registry.open(self.policy.protocol, self.port, self.peer_ip, self.policy.implicit_tls,
                                   close=self.close, evict=self._evicted)
         self.service.sessions.add(self)
-        limits = self.service.runtime.config.limits
-        seconds = limits.smtp_session_timeout if inbound else limits.login_timeout
-        self._deadline = asyncio.get_running_loop().call_later(seconds, self._deadline_passed)
+        self._deadline = loop.call_later(seconds, self._deadline_passed)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -389,6 +406,17 @@ class RmailSMTP(SMTP):
         finally:
             self._raw_replies = False
         self.set_state("helo")
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        # A client that rejects the certificate (or goes away mid-handshake) is one INFO line,
+        # like a failed implicit-TLS handshake; aiosmtpd then closes the connection, and the
+        # handler's handle_exception stays quiet about it.
+        try:
+            await super().smtp_STARTTLS(arg)
+        except TLSSetupException as exc:
+            log.info("smtp: STARTTLS handshake with %s failed: %s", self.peer_ip, handshake_failure(exc.__cause__))
+            raise
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
