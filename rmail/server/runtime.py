@@ -93,6 +93,8 @@ class BusLogHandler(logging.Handler):
         self.bus = bus
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "rmail.access":
+            return      # one line per API request would drown everything else in the pane
         try:
             event = LogRecord(record.levelname, record.name, record.getMessage(), record.created)
             self.bus.publish_threadsafe([event])
