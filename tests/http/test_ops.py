@@ -42,7 +42,8 @@ async def test_metrics_move_with_smtp_traffic_and_healthz_is_ok(tmp_path: Path) 
             for _ in range(2):
                 await aiosmtplib.send(MESSAGE, sender="carol@example.org", recipients=["alice@example.com"],
                                       hostname="127.0.0.1", port=rt.port("smtp"))
-            async with session.post(f"{base}/auth/login", json={"username": "alice@example.com", "password": "wrong"}) as r:
+            wrong = {"username": "alice@example.com", "password": "wrong"}
+            async with session.post(f"{base}/auth/login", json=wrong) as r:
                 assert r.status == 401
             # Counters are fed by the runtime's event watcher: give it its turn.
             for _ in range(50):
@@ -56,7 +57,8 @@ async def test_metrics_move_with_smtp_traffic_and_healthz_is_ok(tmp_path: Path) 
             assert after[("rmail_auth_failures_total", (("protocol", "api"),))] == 1
             assert after[("rmail_outbound_attempts_total", (("outcome", "bounced"),))] == 0
             # Each delivery is at least one durable commit, timed by the writer.
-            assert after[("rmail_store_commit_seconds_count", ())] >= before[("rmail_store_commit_seconds_count", ())] + 2
+            commits = ("rmail_store_commit_seconds_count", ())
+            assert after[commits] >= before[commits] + 2
             assert after[("rmail_queue_entries", ())] == 0
             assert after[("rmail_queue_oldest_age_seconds", ())] == 0
             # This very scrape's connection is open.

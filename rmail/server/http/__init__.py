@@ -44,7 +44,8 @@ async def start(runtime: Any, stack: contextlib.AsyncExitStack) -> None:
     app = make_app(runtime)
     limits = runtime.config.limits
     # The access log goes to "rmail.access" (access.py); the console's log pane leaves it out
-    # (runtime.BusLogHandler), where per-request lines would flood it under load. aiohttp's keep-alive timer (default about an hour) also closes a connection that never
+    # (runtime.BusLogHandler), where per-request lines would flood it under load.
+    # aiohttp's keep-alive timer (default about an hour) also closes a connection that never
     # sends a request; listener.py adds the request-head deadline aiohttp lacks.
     runner = web.AppRunner(app, access_log=access_log, access_log_class=AccessLogger, handle_signals=False,
                            shutdown_timeout=SHUTDOWN_TIMEOUT, keepalive_timeout=limits.api_keepalive_timeout)
