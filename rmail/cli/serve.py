@@ -1,4 +1,5 @@
-"""``serve``: the server without the console, logging to stderr, stopped by SIGINT/SIGTERM.
+"""``serve``: the server without the console, stopped by SIGINT/SIGTERM. It logs to stderr, or
+appends to ``[log] file``, as text or JSON lines (``[log] format``, see server/logformat.py).
 
 SIGHUP re-reads the config file and reloads the TLS certificate and the keys that can change
 live (``ServerRuntime.reload``); a config that no longer validates is reported and ignored.
@@ -14,6 +15,7 @@ import sys
 
 from rmail.server.config import UNPRIVILEGED_OFFSET, Config, ConfigError, load_config
 from rmail.server.core.errors import RmailError
+from rmail.server.logformat import file_handler, formatter
 from rmail.server.runtime import ServerRuntime
 
 from .common import config_from, fail
@@ -22,7 +24,8 @@ log = logging.getLogger("rmail")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("serve", parents=[common], help="run the server headless (logs to stderr)")
+    p = sub.add_parser("serve", parents=[common],
+                       help="run the server headless (logs to stderr, or to [log] file)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.set_defaults(func=serve)
 
@@ -44,8 +47,14 @@ def serve(args: argparse.Namespace) -> int:
     notice = port_notice(config)
     if notice:
         print(notice, file=sys.stderr, flush=True)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        # [log] file takes the place of stderr (a service manager would otherwise keep two copies).
+        handler: logging.Handler = (file_handler(config.log.file) if config.log.file is not None
+                                    else logging.StreamHandler(sys.stderr))
+    except OSError as exc:
+        return fail(f"config: log.file: cannot open {config.log.file}: {exc.strerror or exc}", 2)
+    handler.setFormatter(formatter(config.log.format))
+    logging.basicConfig(level=args.log_level, handlers=[handler], force=True)
     try:
         asyncio.run(_serve(config, getattr(args, "config", None)))
     except ConfigError as exc:

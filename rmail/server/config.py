@@ -7,6 +7,7 @@ message names the key and what is allowed, in one line.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tomllib
@@ -101,6 +102,15 @@ class RelayConfig:
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
     cors_origins: tuple[str, ...] = ("*",)
+    #: Networks (CIDR) allowed to read GET /metrics and /healthz without a token; loopback
+    #: only by default, widen it for a monitoring host.
+    metrics_from: tuple[str, ...] = ("127.0.0.1/8", "::1")
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    file: Path | None = None               #: append the server log here (``serve``); None = stderr only
+    format: str = "text"                   #: "text" or "json" (one JSON object per line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +148,7 @@ class Config:
     dns: DnsConfig = DnsConfig()
     antispam: AntispamConfig = AntispamConfig()
     mta_sts: MtaStsConfig = MtaStsConfig()
+    log: LogConfig = LogConfig()
     source: Path | None = None             #: the file this came from, if any
     port_offset: int = 0                   #: UNPRIVILEGED_OFFSET when it was applied
     bcrypt_rounds: int = 12                #: tests lower it; never below 4
@@ -148,7 +159,7 @@ class Config:
 
 
 _SECTIONS = {"ports": Ports, "tls": TLSConfig, "limits": Limits, "relay": RelayConfig, "api": ApiConfig,
-             "dns": DnsConfig, "antispam": AntispamConfig, "mta_sts": MtaStsConfig}
+             "dns": DnsConfig, "antispam": AntispamConfig, "mta_sts": MtaStsConfig, "log": LogConfig}
 _TOP_KEYS = {"hostname", "listen", "data_dir", "bcrypt_rounds", *_SECTIONS}
 #: Integer keys where 0 switches the feature off.
 _ZERO_ALLOWED = {"limits.auth_cache_seconds"}
@@ -269,7 +280,8 @@ def build_config(raw: Mapping[str, Any], env: Mapping[str, str], *, source: Path
     return Config(hostname=hostname, listen=tuple(listen), ports=ports, tls=tls,
                   limits=sections["limits"], relay=relay, api=sections["api"],
                   data_dir=data_dir.resolve(), source=source, port_offset=offset, bcrypt_rounds=rounds,
-                  dns=sections["dns"], antispam=sections["antispam"], mta_sts=sections["mta_sts"])
+                  dns=sections["dns"], antispam=sections["antispam"], mta_sts=sections["mta_sts"],
+                  log=sections["log"])
 
 
 def _check_mail_auth(dns: DnsConfig, antispam: AntispamConfig) -> None:
@@ -316,6 +328,8 @@ def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: must be a list of origins, e.g. [\"*\"]")
         return tuple(value)
+    if key in ("api.metrics_from", "log.file", "log.format"):
+        return _coerce_ops(key, value, base)
     if key == "antispam.dnsbl":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: must be a list of zones, e.g. [\"zen.spamhaus.org\"]")
@@ -339,6 +353,27 @@ def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any
     # str or optional str
     if not isinstance(value, str):
         raise ConfigError(f"{key}: must be a string")
+    return value
+
+
+def _coerce_ops(key: str, value: Any, base: Path) -> Any:
+    """[api] metrics_from and [log]: who may scrape, where and how the server logs."""
+    if key == "api.metrics_from":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f'{key}: must be a list of networks, e.g. ["127.0.0.1/8", "::1", "10.0.0.5/32"]')
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ConfigError(f"{key}: {net!r} is not an address or network (CIDR), "
+                                  'e.g. "10.0.0.0/24"') from None
+        return tuple(value)
+    if key == "log.file":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: must be a file path (the log is appended to it)")
+        return (base / Path(value).expanduser()).resolve()
+    if value not in ("text", "json"):
+        raise ConfigError(f'{key}: must be "text" or "json"')
     return value
 
 

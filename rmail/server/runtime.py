@@ -36,6 +36,7 @@ from .core.quota import Quotas
 from .core.rates import RateLimiter
 from .core.space import SpaceState
 from .core.store import MailStore
+from .metrics import Metrics
 from .reload import copy_certificate, live_config
 from .tls import certificate_fingerprint, server_context
 
@@ -94,6 +95,8 @@ class BusLogHandler(logging.Handler):
         self.bus = bus
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "rmail.access":
+            return      # one line per API request would drown everything else in the pane
         try:
             event = LogRecord(record.levelname, record.name, record.getMessage(), record.created)
             self.bus.publish_threadsafe([event])
@@ -113,6 +116,7 @@ class ServerRuntime:
     counters: Counters = field(default_factory=Counters)
     started: float = 0.0
     tls_fingerprint: str | None = None   #: SHA-256 of the TLS certificate, once started with TLS
+    stopping: bool = False               #: stop() was called: /healthz answers 503 from then on
 
     async def start(self) -> None:
         cfg = self.config
@@ -151,6 +155,8 @@ class ServerRuntime:
                                                   max_per_ip=cfg.limits.connections_per_ip,
                                                   max_preauth=cfg.limits.preauth_connections)
             raise_fd_limit(cfg.limits.connections)
+            self.metrics = Metrics(self)
+            self.store.db.on_commit = self.metrics.commit_seconds.observe
             self._watch = self.bus.feed(lambda e: True, maxlen=100000)
             self._stack.callback(self.bus.unsubscribe, self._watch)
             watcher = asyncio.create_task(self._watch_events(), name="rmail-counters")
@@ -210,6 +216,7 @@ class ServerRuntime:
 
     async def stop(self) -> None:
         """Close listeners, let in-flight work finish, close the store."""
+        self.stopping = True
         await self._stack.aclose()
 
     async def __aenter__(self) -> ServerRuntime:
@@ -224,6 +231,7 @@ class ServerRuntime:
             await self._watch.wait()
             for event in self._watch.drain():
                 self.counters.count(event)
+                self.metrics.count(event)
                 self.delivery.forget_cached(event)
 
     async def _watch_space(self) -> None:

@@ -145,6 +145,9 @@ class Database:
         #: Batches committed so far. Bumped before their events are published, so a reader that
         #: saw an event also sees the count move (the store's single-flight reads rely on it).
         self.commits = 0
+        #: Called on the writer thread with the seconds each durable commit took (blob fsyncs
+        #: plus COMMIT): the store-latency histogram of GET /metrics. Must be cheap and not raise.
+        self.on_commit: Callable[[float], None] | None = None
         self._closed = False
         self._writer = threading.Thread(target=self._run_writer, name="rmail-writer", daemon=True)
         self._writer.start()
@@ -192,6 +195,10 @@ class Database:
         return await loop.run_in_executor(self._readers, self.read_sync, fn)
 
     # -- writes ----------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """One trivial read through the reader pool: the health check's "does the store answer"."""
+        await self.read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     def submit(self, fn: Callable[[WriteTxn], T]) -> concurrent.futures.Future[T]:
         if self._closed:
@@ -290,10 +297,13 @@ class Database:
             else:
                 results.append((req, txn, value, None))
         try:
+            began = time.perf_counter()
             # Blobs first: a committed row must never point at a file that is not on disk.
             self._flush([f for _, t, _, _ in results if t is not None for f in t.new_files])
             conn.execute("COMMIT")
             self.commits += 1
+            if self.on_commit is not None:
+                _quietly(lambda: self.on_commit(time.perf_counter() - began))  # type: ignore[misc]
         except (sqlite3.Error, OSError) as exc:
             log.error("store: commit failed: %s", exc)
             self._reset()

@@ -220,3 +220,12 @@ class Bounced(Event):
     sender: str
     recipient: str
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundAttempted(Event):
+    """One delivery attempt of an outbound queue entry ended (metrics count these)."""
+
+    entry_id: int
+    recipient: str
+    outcome: str    #: "delivered", "deferred" (tried again later) or "bounced"

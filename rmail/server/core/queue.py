@@ -36,7 +36,7 @@ from typing import Callable, Protocol, Sequence
 from .aliases import Aliases
 from .db import WriteTxn
 from .errors import InvalidInput, NotFound, RmailError, StorageFull, TemporaryFailure
-from .events import Bounced, EventBus, ExternalChange, QueueChanged
+from .events import Bounced, EventBus, ExternalChange, OutboundAttempted, QueueChanged
 from .model import Address, QueueEntry
 from .store import MailStore
 from .tracefields import return_path, without_return_path
@@ -394,10 +394,10 @@ class OutboundQueue:
             # The store could not take the outcome now (a full disk: no room for the DSN):
             # the entry stays and is tried again; not a bug, so no traceback.
             log.warning("queue: entry %d: %s; trying again later", entry.id, exc)
+            result = AttemptResult.temporary("4.3.1" if isinstance(exc, StorageFull) else "4.3.0", str(exc))
+            self._outcome(entry, "deferred", "-", result)
             with contextlib.suppress(Exception):
-                await self._reschedule(entry, AttemptResult.temporary("4.3.1" if isinstance(exc, StorageFull)
-                                                                      else "4.3.0", str(exc)),
-                                       self.clock(), notified=entry.delayed_notified)
+                await self._reschedule(entry, result, self.clock(), notified=entry.delayed_notified)
         except Exception:  # noqa: BLE001 - one bad entry must not stop the queue
             log.exception("queue: attempt for entry %d failed unexpectedly", entry.id)
             with contextlib.suppress(Exception):
@@ -424,24 +424,35 @@ class OutboundQueue:
         now = self.clock()
         age = now - entry.created.timestamp()
         if result.outcome is Outcome.DELIVERED:
-            log.info("queue: entry %d to <%s> delivered via %s", entry.id, entry.recipient, result.remote_mta or "?")
+            self._outcome(entry, "delivered", result.remote_mta or "?", result)
             await delete_entry(self.store, entry.id, missing_ok=True)
         elif result.outcome is Outcome.PERMANENT:
-            log.info("queue: entry %d to <%s> failed: %s", entry.id, entry.recipient, result.describe())
+            self._outcome(entry, "bounced", result.remote_mta or "?", result)
             await self._bounce(entry, data, result, now)
         elif age >= self.lifetime:
             expired = AttemptResult.permanent(
                 "4.4.7" if not result.status.startswith("5") else result.status,
                 f"gave up after {entry.attempts + 1} attempts over {age / 3600:.0f} hours; last error: "
                 f"{result.describe()}", result.remote_mta)
-            log.info("queue: entry %d to <%s> expired", entry.id, entry.recipient)
+            self._outcome(entry, "bounced", result.remote_mta or "?", expired)
             await self._bounce(entry, data, expired, now)
         else:
             notify = not entry.delayed_notified and age >= self.delay_notice
             if notify:
                 until = datetime.fromtimestamp(entry.created.timestamp() + self.lifetime, timezone.utc)
                 await self._notify(entry, data, result, "delayed", now, until)
+            self._outcome(entry, "deferred", result.remote_mta or "?", result)
             await self._reschedule(entry, result, now, notified=entry.delayed_notified or notify)
+
+    def _outcome(self, entry: QueueEntry, outcome: str, relay: str, result: AttemptResult) -> None:
+        """The one log line per attempt (what an operator greps for an id or a recipient), in
+        one shape for every outcome, and the event metrics count."""
+        reply = result.describe()
+        log.info("queue: id=%d from=<%s> to=<%s> relay=%s outcome=%s reply=%s", entry.id, entry.sender,
+                 entry.recipient, relay, outcome, reply,
+                 extra={"queue_id": entry.id, "sender": entry.sender, "recipient": entry.recipient,
+                        "relay": relay, "outcome": outcome, "reply": reply, "attempts": entry.attempts + 1})
+        self.bus.publish(OutboundAttempted(entry.id, entry.recipient, outcome))
 
     async def _reschedule(self, entry: QueueEntry, result: AttemptResult, now: float, *, notified: bool) -> None:
         attempts = entry.attempts + 1

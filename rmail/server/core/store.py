@@ -194,6 +194,10 @@ class MailStore:
                 log.info("store: recovery removed %d unreferenced blob file(s)", removed)
         return store
 
+    async def ping(self) -> None:
+        """Raises unless the store answers a trivial read (GET /healthz)."""
+        await self.db.ping()
+
     def close(self) -> None:
         self.db.close()
         self._io.shutdown(wait=True)

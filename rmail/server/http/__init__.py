@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .access import AccessLogger
+from .access import log as access_log
 from .app import make_app
 from .listener import listen
 
@@ -41,11 +43,12 @@ async def start(runtime: Any, stack: contextlib.AsyncExitStack) -> None:
 
     app = make_app(runtime)
     limits = runtime.config.limits
-    # No access log: per-request log lines would flood the console's log pane under load.
+    # The access log goes to "rmail.access" (access.py); the console's log pane leaves it out
+    # (runtime.BusLogHandler), where per-request lines would flood it under load.
     # aiohttp's keep-alive timer (default about an hour) also closes a connection that never
     # sends a request; listener.py adds the request-head deadline aiohttp lacks.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT,
-                           keepalive_timeout=limits.api_keepalive_timeout)
+    runner = web.AppRunner(app, access_log=access_log, access_log_class=AccessLogger, handle_signals=False,
+                           shutdown_timeout=SHUTDOWN_TIMEOUT, keepalive_timeout=limits.api_keepalive_timeout)
     await runner.setup()
     servers: list[asyncio.AbstractServer] = []
     # Unwound in reverse: stop accepting, let the runner finish requests and close keep-alive

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import aliases, autoconfig, domains, folders, login, messages, openapi, send
+from . import aliases, autoconfig, domains, folders, login, messages, openapi, ops, send
 from .auth import TOKENS, TokenService
 from .context import RUNTIME
 from .cors import cors_middleware
@@ -58,4 +58,6 @@ def make_app(runtime: Any) -> web.Application:
     r.add_get("/domains/{domain}/dns", domains.dns_records)
     r.add_get("/.well-known/mta-sts.txt", domains.mta_sts)
     r.add_get("/openapi.json", openapi.serve)
+    r.add_get("/metrics", ops.metrics)        # no token; [api] metrics_from decides (ops.py)
+    r.add_get("/healthz", ops.healthz)
     return app

@@ -30,6 +30,8 @@ from aiohttp import web
 
 from rmail.server.core.connections import LISTEN_BACKLOG, ConnectionInfo, ConnectionRegistry
 
+from .access import USER_KEY
+
 #: Seconds for a request head when the caller does not say (``limits.api_header_timeout``).
 HEADER_TIMEOUT = 30.0
 
@@ -158,6 +160,7 @@ async def request_middleware(request: web.Request,
 
 def authenticated(request: web.BaseRequest, user: str) -> None:
     """The request on this connection proved who it is (valid token, or a login)."""
+    request[USER_KEY] = user             # for the access log
     conn = _admitted(request)
     if conn is not None and conn.info is not None and not conn.info.authenticated:
         conn.registry.authenticated(conn.info, user)

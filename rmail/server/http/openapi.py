@@ -68,6 +68,11 @@ ENTRY = {"uid": {"type": "integer", "minimum": 1}, "flags": FLAGS, "size": INT,
 
 SCHEMAS: dict[str, Any] = {
     "Error": obj({"error": STR}),
+    "Health": obj({"status": {"type": "string", "enum": ["ok"]},
+                   "listeners": {"type": "array", "items": STR, "description": "\"protocol host:port\" each."},
+                   "uptime_seconds": {"type": "number", "minimum": 0},
+                   "storage_low": {"type": "boolean", "description": "New mail is refused for want of disk space."}}),
+    "Unhealthy": obj({"status": {"type": "string", "enum": ["unavailable"]}, "error": STR}),
     "LoginRequest": obj({"username": {"type": "string", "minLength": 1, "maxLength": 320,
                                       "description": "Local part, or a full address."},
                          "password": {"type": "string", "minLength": 1, "maxLength": 1024},
@@ -211,6 +216,18 @@ def document() -> dict[str, Any]:
                                                           "application/xml": {"schema": {"type": "string"}}}},
             "responses": {"200": {"description": "Autodiscover XML.", "content": XML}, "400": E400,
                           "413": E413}}},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics (text exposition format); no token, only from [api] metrics_from.",
+            "security": [],
+            "responses": {"200": {"description": "Metrics in the Prometheus text format 0.0.4.",
+                                  "content": {"text/plain": {"schema": STR}}},
+                          "403": error("The client address is outside [api] metrics_from.")}}},
+        "/healthz": {"get": {
+            "summary": "Health: 200 when the store answers a read and the listeners are up; no token, only "
+                       "from [api] metrics_from.", "security": [],
+            "responses": {"200": ok("Healthy.", "Health"),
+                          "403": error("The client address is outside [api] metrics_from."),
+                          "503": ok("Not healthy; error says why.", "Unhealthy")}}},
         "/openapi.json": {"get": {"summary": "This document.", "security": [],
                                   "responses": {"200": {"description": "OpenAPI 3.0 JSON.",
                                                         "content": {JSON: {"schema": {"type": "object"}}}}}}},

@@ -190,14 +190,22 @@ class SMTPHandler:
         if checked.refusal:
             return checked.refusal
         try:
-            await self.runtime.delivery.deliver(sender, envelope.resolutions, checked.data,
-                                                may_relay=bool(session.authenticated),
-                                                protocol=self.policy.protocol,
-                                                sign_as=server.account.domain if session.authenticated
-                                                and server.account else None, junk=checked.junk)
+            report = await self.runtime.delivery.deliver(sender, envelope.resolutions, checked.data,
+                                                         may_relay=bool(session.authenticated),
+                                                         protocol=self.policy.protocol,
+                                                         sign_as=server.account.domain if session.authenticated
+                                                         and server.account else None, junk=checked.junk)
         except RmailError as exc:
             log.warning("smtp: delivery from %s refused: %s", server.peer_ip, exc)
             return error_reply(exc)
+        recipients = [str(r.address) for r in envelope.resolutions]
+        # The one line per accepted message: what an operator greps by id, sender or recipient.
+        log.info("smtp: accepted id=%s from=<%s> to=%s size=%d protocol=%s client=%s queued=%s", trace_id, sender,
+                 ",".join(f"<{r}>" for r in recipients), len(checked.data), self.policy.protocol, server.peer_ip,
+                 ",".join(map(str, report.queued)) or "-",
+                 extra={"message_id": trace_id, "sender": sender, "recipients": recipients,
+                        "size": len(checked.data), "protocol": self.policy.protocol, "client": server.peer_ip,
+                        "queue_ids": list(report.queued)})
         return f"250 2.0.0 OK queued as {trace_id}"
 
     async def handle_exception(self, error: Exception) -> str:
