@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import io
 import os
 import re
 import stat
@@ -167,7 +168,6 @@ def test_restore_refuses_a_non_empty_dir_and_a_damaged_archive(tmp_path: Path) -
             body = src.extractfile(member).read()
             if member.name.startswith("keys/"):
                 body = body[:-1] + bytes([body[-1] ^ 1])
-            import io
             dst.addfile(member, io.BytesIO(body))
     target = tmp_path / "new"
     r = run_cli("restore", str(tampered), "--data-dir", str(target), "--config", str(config), cwd=tmp_path)
