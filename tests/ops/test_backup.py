@@ -178,3 +178,30 @@ def test_restore_refuses_a_non_empty_dir_and_a_damaged_archive(tmp_path: Path) -
     assert r.returncode == 0, r.stderr
     r = run_cli("user", "list", "--config", str(config), cwd=tmp_path)
     assert "alice@example.com" in r.stdout
+
+
+async def test_a_message_file_removed_after_the_snapshot_drops_its_rows(tmp_path: Path) -> None:
+    """The state a backup meets when a large message is expunged between the database copy
+    and the file copy: a row in the snapshot whose file is gone. The archive leaves it out
+    (rows and file) and stays consistent; everything else is there."""
+    from rmail.server.core.backup import create_backup, restore_backup
+
+    data = tmp_path / "data"
+    data.mkdir()
+    store = await MailStore.open(data)
+    try:
+        account = await Accounts(store, bcrypt_rounds=4).add_user("alice@example.com", "pw")
+        inbox = await store.get_mailbox(account.id, "INBOX")
+        for i in range(3):
+            await store.append(inbox.id, message(f"k{i}", big=True))
+        await store.append(inbox.id, message("small", big=False))
+        victim = (await store.list_messages(inbox.id))[1]
+        store.blobs.path(victim.blob_id).unlink()
+    finally:
+        store.close()
+    manifest = await asyncio.to_thread(create_backup, data, tmp_path / "b.tar.gz")
+    assert manifest.counts["deleted_during_backup"] == 1 and manifest.counts["messages"] == 3
+    assert manifest.counts["blob_files"] == 2
+    await asyncio.to_thread(restore_backup, tmp_path / "b.tar.gz", tmp_path / "r")
+    copy = await messages_by_key(tmp_path / "r")
+    assert sorted(copy) == ["k0", "k2", "small"]

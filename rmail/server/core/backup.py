@@ -8,8 +8,8 @@ when the snapshot was taken; one that is gone by the time it is copied was remov
 message was deleted after the snapshot, and its rows are dropped from the copy (the archive
 then holds the store as it was a moment later, for that message). Nothing else changes.
 
-Archive layout: ``rmail.db``, ``blobs/<xx>/<id>``, ``keys/...``, ``config/<name>`` (the config
-file in use, if any) and ``manifest.json`` last: format, rmail version, counts, and the size
+Archive layout, in this order: ``blobs/<xx>/<id>``, ``rmail.db``, ``keys/...``,
+``config/<name>`` (the config file in use, if any) and ``manifest.json`` last: format, rmail version, counts, and the size
 and SHA-256 of every other member. Restore checks every member against it.
 """
 
@@ -68,14 +68,17 @@ class Manifest:
             raise InvalidInput("the backup's manifest is damaged") from None
 
 
-def _sha256_file(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+class _HashingReader:
+    """A file wrapper that hashes what tarfile reads through it."""
+
+    def __init__(self, fh) -> None:
+        self.fh = fh
+        self.hash = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fh.read(size)
+        self.hash.update(data)
+        return data
 
 
 def snapshot_database(db_path: Path, dest: Path) -> None:
@@ -141,34 +144,41 @@ def create_backup(data_dir: Path, out: Path, *, config_file: Path | None = None,
         conn = sqlite3.connect(snap)
         try:
             blob_ids = _file_blobs(conn)
-            present = [b for b in blob_ids if _blob_path(data_dir / "blobs", b).is_file()]
-            gone = sorted(set(blob_ids) - set(present))
-            with conn:
-                for blob_id in gone:
-                    _drop_blob(conn, blob_id)
-            counts = _counts(conn)
         finally:
             conn.close()
-        counts["blob_files"] = len(present)
-        manifest = Manifest(FORMAT, _version(), int(time.time()), counts)
+        manifest = Manifest(FORMAT, _version(), int(time.time()), {})
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
             def add(path: Path, name: str) -> None:
-                digest, size = _sha256_file(path)
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.mtime = size, 0o600, int(path.stat().st_mtime)
+                # One open for hash and copy: a file unlinked meanwhile is still read whole.
                 with open(path, "rb") as fh:
-                    tar.addfile(info, fh)
-                manifest.files[name] = {"sha256": digest, "size": size}
+                    st = os.fstat(fh.fileno())
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mode, info.mtime = st.st_size, 0o600, int(st.st_mtime)
+                    reader = _HashingReader(fh)
+                    tar.addfile(info, reader)
+                manifest.files[name] = {"sha256": reader.hash.hexdigest(), "size": st.st_size}
 
-            add(snap, "rmail.db")
-            for i, blob_id in enumerate(present, 1):
+            # Message files first, so the database copy can forget any that were gone.
+            gone = []
+            for i, blob_id in enumerate(blob_ids, 1):
                 try:
                     add(_blob_path(data_dir / "blobs", blob_id), f"blobs/{blob_id[:2]}/{blob_id}")
                 except FileNotFoundError:
-                    raise InvalidInput(f"message file {blob_id} vanished during the backup; run it again") from None
-                if i % 100 == 0 or i == len(present):
-                    note(f"message files {i}/{len(present)}")
+                    gone.append(blob_id)      # its message was deleted after the snapshot
+                if i % 100 == 0 or i == len(blob_ids):
+                    note(f"message files {i}/{len(blob_ids)}")
+            conn = sqlite3.connect(snap)
+            try:
+                with conn:
+                    for blob_id in gone:
+                        _drop_blob(conn, blob_id)
+                manifest.counts = _counts(conn)
+            finally:
+                conn.close()
+            manifest.counts["blob_files"] = len(blob_ids) - len(gone)
+            manifest.counts["deleted_during_backup"] = len(gone)
+            add(snap, "rmail.db")
             keys = data_dir / "keys"
             if keys.is_dir():
                 for path in sorted(keys.rglob("*")):
