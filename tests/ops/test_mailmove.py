@@ -176,3 +176,25 @@ def test_export_then_import_round_trip(cli, tmp_path: Path) -> None:
     assert b"\n>From here\n>>From there\n" in (tmp_path / "Archive.mbox").read_bytes()
     r = cli("export", "mbox", "alice@example.com", "INBOX", str(tmp_path / "INBOX.mbox"))
     assert r.returncode == 1 and "exists already" in r.stderr
+
+
+def test_progress_is_a_line_rewritten_in_place_only_on_a_terminal() -> None:
+    import io
+
+    from rmail.cli.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Terminal()
+    p = Progress(tty, interval=0)
+    p.update("1 imported")
+    p.update("2 imported")
+    p.clear()
+    assert tty.getvalue() == "\r\x1b[K1 imported\r\x1b[K2 imported\r\x1b[K"
+    pipe = io.StringIO()
+    p = Progress(pipe, interval=0)
+    p.update("1 imported")
+    p.clear()
+    assert pipe.getvalue() == ""
