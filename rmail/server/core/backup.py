@@ -25,6 +25,7 @@ import sqlite3
 import tarfile
 import tempfile
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -68,6 +69,11 @@ class Manifest:
             raise InvalidInput("the backup's manifest is damaged") from None
 
 
+def _readonly_uri(path: Path) -> str:
+    # Quoted: a "?", "#" or "%" in a directory name would otherwise end or bend the URI.
+    return f"file:{urllib.parse.quote(str(path))}?mode=ro"
+
+
 class _HashingReader:
     """A file wrapper that hashes what tarfile reads through it."""
 
@@ -84,7 +90,7 @@ class _HashingReader:
 def snapshot_database(db_path: Path, dest: Path) -> None:
     """Copy the live database with the online backup API (one step: one consistent snapshot)
     into ``dest`` as a single self-contained file (no -wal beside it)."""
-    src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    src = sqlite3.connect(_readonly_uri(db_path), uri=True, timeout=10)
     try:
         fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
@@ -289,7 +295,7 @@ def restore_backup(archive: Path, data_dir: Path, *, progress: Progress | None =
             d = data_dir / sub
             d.mkdir(exist_ok=True, mode=0o700)
             os.chmod(d, 0o700)
-        check = sqlite3.connect(f"file:{data_dir / 'rmail.db'}?mode=ro", uri=True)
+        check = sqlite3.connect(_readonly_uri(data_dir / "rmail.db"), uri=True)
         try:
             result = check.execute("PRAGMA quick_check").fetchone()[0]
         finally:
