@@ -198,3 +198,13 @@ def test_progress_is_a_line_rewritten_in_place_only_on_a_terminal() -> None:
     p.update("1 imported")
     p.clear()
     assert pipe.getvalue() == ""
+
+
+def test_a_keyword_imap_cannot_carry_is_left_out_not_fatal(cli, tmp_path: Path) -> None:
+    mbox = tmp_path / "k.mbox"
+    mbox.write_bytes(b"From x@example.org Thu Jan  1 00:00:10 1970\nSubject: k\nX-Keywords: Work caf\xc3\xa9 Home\n"
+                     b"Status: O\n\nbody\n\n")
+    r = cli("import", "mbox", "alice@example.com", str(mbox))
+    assert r.returncode == 0, r.stderr
+    (data, flags, _), = contents(tmp_path / "data", "alice@example.com")["INBOX"]
+    assert flags == {"Work", "Home"} and data == b"Subject: k\r\n\r\nbody\r\n"

@@ -31,7 +31,7 @@ from .mailformats import (KEYWORD_LETTERS, folder_to_mailbox, format_keywords_fi
                           maildir_flags, maildir_info, parse_keywords_file, read_mbox, split_maildir_name, to_crlf,
                           write_mbox_message)
 from .model import Account, Mailbox
-from .store import MailStore, normalize_mailbox_name
+from .store import MAX_KEYWORDS, MailStore, flags_to_columns, normalize_mailbox_name
 
 Progress = Callable[[str], None]
 
@@ -104,6 +104,7 @@ class Importer:
             self.result.already += 1
             return
         box = await self.mailbox(name)
+        flags = usable_flags(flags)
         user_id, source = self.account.id, self.source
 
         def record(txn: WriteTxn, blob_id: str) -> None:
@@ -117,6 +118,20 @@ class Importer:
         known.add(key)
         self.result.imported += 1
         self.progress(f"{self.result.imported} imported, {self.result.already} already there")
+
+
+def usable_flags(flags: list[str]) -> list[str]:
+    """The flags rmail can store: a keyword IMAP could not carry (a space, a bracket, 8-bit)
+    or one past the per-message limit is left out rather than failing the whole import."""
+    out: list[str] = []
+    for flag in flags:
+        try:
+            flags_to_columns([flag])
+        except InvalidInput:
+            continue
+        if flag.startswith("\\") or sum(not f.startswith("\\") for f in out) < MAX_KEYWORDS:
+            out.append(flag)
+    return out
 
 
 def _read_keywords(folder: Path, root: Path) -> dict[int, str]:
