@@ -112,6 +112,8 @@ async def test_backup_under_load_then_restore_and_serve(tmp_path: Path) -> None:
         names = tar.getnames()
     assert names[-1] == "manifest.json" and "rmail.db" in names and "config/rmail.toml" in names
     assert any(n.startswith("blobs/") for n in names)
+    keys = sorted(p.relative_to(data).as_posix() for p in (data / "keys").rglob("*") if p.is_file())
+    assert keys and keys == sorted(n for n in names if n.startswith("keys/")), (keys, names)
 
     restored = tmp_path / "restored"
     r = run_cli("restore", str(archive), "--data-dir", str(restored), "--config", str(config), cwd=tmp_path)
@@ -120,6 +122,8 @@ async def test_backup_under_load_then_restore_and_serve(tmp_path: Path) -> None:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), f"{path}: {oct(mode)}"
 
+    for key in keys:
+        assert (restored / key).read_bytes() == (data / key).read_bytes()
     original = await messages_by_key(data)
     copy = await messages_by_key(restored)
     for key, msg in before.items():
