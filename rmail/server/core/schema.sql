@@ -96,3 +96,9 @@ CREATE TABLE IF NOT EXISTS quotas(                 -- per-user storage limits (c
     user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
     bytes INTEGER NOT NULL                          -- 0: unlimited; no row: [limits] quota
 );
+CREATE TABLE IF NOT EXISTS imported(               -- source identities of imported mail (core.mailmove)
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,                           -- "maildir" or "mbox"
+    key TEXT NOT NULL,                              -- mailbox NUL file base name / sha256#n
+    PRIMARY KEY(user_id, source, key)
+) WITHOUT ROWID;
