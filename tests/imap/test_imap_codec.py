@@ -6,7 +6,7 @@ import pytest
 
 from rmail.server.imap import encode as e
 from rmail.server.imap import grammar as g
-from rmail.server.imap import mutf7
+from rmail.server.core import mutf7
 from rmail.server.imap.protocol import State, allowed, capabilities
 
 MUTF7 = [

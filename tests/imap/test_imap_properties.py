@@ -17,7 +17,7 @@ from imapclient.response_parser import parse_fetch_response, parse_response
 
 from rmail.server.imap import encode as e
 from rmail.server.imap import grammar as g
-from rmail.server.imap import mutf7
+from rmail.server.core import mutf7
 from rmail.server.imap.wire import NEED_DATA, Frame, Framer, NeedContinuation, WireError
 
 settings.register_profile("rmail", max_examples=150, deadline=None)

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterable, Iterator
 
+from . import mutf7
+
 # -- flags -------------------------------------------------------------------------------------
 
 #: Maildir info letters of the system flags, in the order a file name lists them (ASCII).
@@ -97,25 +99,6 @@ def _mutf7_decode(name: str) -> str:
     return re.sub(r"&([A-Za-z0-9+,]*)-", shift, name)
 
 
-def _mutf7_encode(name: str, also: str = "") -> str:
-    out: list[str] = []
-    run: list[str] = []
-
-    def flush() -> None:
-        if run:
-            raw = "".join(run).encode("utf-16-be", "surrogatepass")
-            out.append("&" + base64.b64encode(raw).decode("ascii").rstrip("=").replace("/", ",") + "-")
-            run.clear()
-    for ch in name:
-        if "\x20" <= ch <= "\x7e" and ch not in also:
-            flush()
-            out.append("&-" if ch == "&" else ch)
-        else:
-            run.append(ch)
-    flush()
-    return "".join(out)
-
-
 def folder_to_mailbox(dirname: str) -> str:
     """``.Work.Projects`` → ``Work/Projects`` (levels in modified UTF-7)."""
     return "/".join(_mutf7_decode(level) for level in dirname[1:].split("."))
@@ -124,7 +107,7 @@ def folder_to_mailbox(dirname: str) -> str:
 def mailbox_to_folder(name: str) -> str:
     """``Work/Projects`` → ``.Work.Projects``; a "." inside a level is written shifted
     (``&AC4-``), since a bare one would split the level."""
-    return "." + ".".join(_mutf7_encode(level, also=".") for level in name.split("/"))
+    return "." + ".".join(mutf7.encode(level, also=".") for level in name.split("/"))
 
 
 # -- mbox ---------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Final, Union
 
-from . import mutf7
+from ..core import mutf7
 from .wire import Frame, ReplyError
 
 __all__ = [

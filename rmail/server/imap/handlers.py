@@ -28,7 +28,7 @@ from rmail.server.core.model import Account, Mailbox, MessageInfo
 from rmail.server.core.slicing import OnePerKey, Slicer
 
 from . import grammar as g
-from . import mutf7
+from ..core import mutf7
 from .encode import string
 from .fetch import FetchPlan, FileRange, file_items, flags_bytes, message_items
 from .protocol import State, allowed, capabilities, login_allowed

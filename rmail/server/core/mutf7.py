@@ -1,4 +1,5 @@
-"""Modified UTF-7 mailbox names (RFC 3501 §5.1.3).
+"""Modified UTF-7 mailbox names (RFC 3501 §5.1.3): IMAP's wire form, and the folder names of
+Dovecot's Maildir++ (core/mailformats.py).
 
 Printable US-ASCII except "&" stands for itself; "&" is written "&-"; any other run of
 characters is UTF-16BE, base64-encoded with "," instead of "/" and no padding, between "&"
@@ -22,8 +23,9 @@ def _printable(ch: str) -> bool:
     return "\x20" <= ch <= "\x7e"
 
 
-def encode(name: str) -> str:
-    """Encode a Unicode mailbox name to modified UTF-7 (ASCII)."""
+def encode(name: str, *, also: str = "") -> str:
+    """Encode a Unicode mailbox name to modified UTF-7 (ASCII). Characters in ``also`` are
+    shifted too although printable (Maildir++ shifts "." , its hierarchy separator)."""
     out: list[str] = []
     run: list[str] = []
 
@@ -35,7 +37,7 @@ def encode(name: str) -> str:
             run.clear()
 
     for ch in name:
-        if _printable(ch):
+        if _printable(ch) and ch not in also:
             flush()
             out.append("&-" if ch == "&" else ch)
         else:
