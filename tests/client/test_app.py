@@ -258,3 +258,29 @@ async def test_draft_saved_and_reopened(server: FakeServer) -> None:
         await wait_for(pilot, lambda: len(server.sent) == 1 and not server.folders["Drafts"].messages)
         assert server.sent[0][1] == ["bob@example.com", "secret@example.com"]
         assert b"secret@example.com" not in server.sent[0][2]  # Bcc is never transmitted
+
+
+async def test_confirmations_default_to_the_safe_answer() -> None:
+    """Enter on a fresh question is No: "Discard this message?" keeps the draft, an untrusted
+    certificate stays untrusted; only y (or clicking Yes) confirms."""
+    from textual.app import App
+
+    from rmail.client.screens.modals import ConfirmScreen
+
+    answers: list[bool] = []
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(ConfirmScreen("Discard this message?", yes="Discard", no="Keep editing"),
+                             answers.append)
+
+    app = Host()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        app.push_screen(ConfirmScreen("Discard this message?"), answers.append)
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+    assert answers == [False, True]

@@ -42,7 +42,8 @@ class PromptScreen(ModalScreen[str | None]):
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Yes/no question; y/enter confirms, n/escape refuses."""
+    """Yes/no question; y confirms, n/escape refuses. The safe answer (No) has the focus, so an
+    Enter typed ahead never discards a message or trusts a certificate."""
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
@@ -61,7 +62,7 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Button(self._no, id="no")
 
     def on_mount(self) -> None:
-        self.query_one("#yes", Button).focus()
+        self.query_one("#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
