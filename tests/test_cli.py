@@ -9,20 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from .helpers.server import cli_runner
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def cli(tmp_path: Path):
-    config = tmp_path / "rmail.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\nbcrypt_rounds = 4\n')
-
-    def run(*args: str, stdin: str | None = None, config_first: bool = False) -> subprocess.CompletedProcess:
-        argv = ["--config", str(config), *args] if config_first else [*args, "--config", str(config)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RMAIL_")}
-        return subprocess.run([sys.executable, str(ROOT / "run.py"), *argv], capture_output=True, text=True,
-                              input=stdin, env=env, cwd=tmp_path, timeout=60)
-    return run
+    return cli_runner(tmp_path)
 
 
 def test_users_domains_aliases(cli) -> None:

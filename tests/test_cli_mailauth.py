@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from .helpers.server import cli_runner
 
 
 @pytest.fixture
 def cli(tmp_path: Path):
-    config = tmp_path / "rmail.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\nbcrypt_rounds = 4\nhostname = "mail.a.test"\n')
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RMAIL_")}
-        return subprocess.run([sys.executable, str(ROOT / "run.py"), *args, "--config", str(config)],
-                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
-    return run
+    return cli_runner(tmp_path, 'hostname = "mail.a.test"\n')
 
 
 def generations(cli, domain: str) -> dict[str, str]:

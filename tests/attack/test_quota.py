@@ -5,9 +5,6 @@ The protocols (SMTP 452 4.2.2, IMAP NO [OVERQUOTA], REST 507) are in test_quota_
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +15,7 @@ from rmail.server.core.quota import UNLIMITED, QuotaState, format_size, parse_si
 from rmail.server.runtime import ServerRuntime
 
 from ..conftest import PASSWORD
-
-ROOT = Path(__file__).resolve().parents[2]
+from ..helpers.server import cli_runner
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
 
@@ -135,14 +131,7 @@ async def test_removing_a_user_removes_its_quota(runtime: ServerRuntime) -> None
 
 @pytest.fixture
 def cli(tmp_path: Path):
-    config = tmp_path / "rmail.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\nbcrypt_rounds = 4\n[limits]\nquota = "1G"\n')
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RMAIL_")}
-        return subprocess.run([sys.executable, str(ROOT / "run.py"), *args, "--config", str(config)],
-                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
-    return run
+    return cli_runner(tmp_path, '[limits]\nquota = "1G"\n')
 
 
 def test_cli_user_quota(cli) -> None:  # noqa: ANN001

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import pytest
 
@@ -95,3 +97,21 @@ def stop_process(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli_runner(workdir: Path, extra_config: str = "") -> Callable[..., subprocess.CompletedProcess]:
+    """``run(*args)`` runs ``run.py ARGS --config workdir/rmail.toml`` as a user types it, on a
+    data dir in ``workdir``, with ``extra_config`` appended to the config. ``stdin`` is typed
+    in; ``config_first`` puts ``--config`` before the sub-command instead."""
+    config = workdir / "rmail.toml"
+    config.write_text(f'data_dir = "{workdir / "data"}"\nbcrypt_rounds = 4\n' + extra_config)
+
+    def run(*args: str, stdin: str | None = None, config_first: bool = False) -> subprocess.CompletedProcess:
+        argv = ["--config", str(config), *args] if config_first else [*args, "--config", str(config)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RMAIL_")}
+        return subprocess.run([sys.executable, str(ROOT / "run.py"), *argv], capture_output=True, text=True,
+                              input=stdin, env=env, cwd=workdir, timeout=60)
+    return run

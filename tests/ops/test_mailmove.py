@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,18 +12,12 @@ import pytest
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.store import MailStore
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..helpers.server import cli_runner
 
 
 @pytest.fixture
 def cli(tmp_path: Path):
-    config = tmp_path / "rmail.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\nbcrypt_rounds = 4\n')
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RMAIL_")}
-        return subprocess.run([sys.executable, str(ROOT / "run.py"), *args, "--config", str(config)],
-                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    run = cli_runner(tmp_path)
     for user in ("alice@example.com", "bob@example.com"):
         assert run("user", "add", user, "--password", "pw").returncode == 0
     return run
