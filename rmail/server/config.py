@@ -61,7 +61,7 @@ class Limits:
     #: Unauthenticated connections per protocol family (IMAP, SMTP 25, submission, API); over
     #: it (or over ``connections``) the oldest one of the address holding the most is dropped.
     preauth_connections: int = 256
-    preauth_literal: int = 8192            #: IMAP literal and command line before login (Dovecot: 4-8 KiB)
+    preauth_literal: int = 8192            #: IMAP literal before login (Dovecot: 4-8 KiB)
     login_timeout: int = 60                #: seconds from connect to authenticated (IMAP, 587/465)
     smtp_session_timeout: int = 1800       #: seconds an unauthenticated session on port 25 may last
     smtp_connection_rate: int = 60         #: port-25 connections per client address per minute

@@ -63,7 +63,7 @@ async def test_literal_plus_over_the_cap_before_login_ends_the_connection(runtim
 async def test_long_line_before_login_is_refused_and_dropped(runtime: ServerRuntime) -> None:
     reader, writer = await connect_from(runtime.port("imap"))
     await read_line(reader)
-    writer.write(b"a LOGIN " + b"x" * 20000 + b" y\r\nb NOOP\r\n")
+    writer.write(b"a LOGIN " + b"x" * 70000 + b" y\r\nb NOOP\r\n")
     assert await read_line(reader) == b"a BAD line too long\r\n"
     assert await read_line(reader) == b"b OK NOOP completed\r\n"
     await close(writer)

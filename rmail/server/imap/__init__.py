@@ -21,8 +21,8 @@ Invariants:
   answered with NO/BAD and the connection stays in sync.
 - A literal over the message-size limit is refused before any continuation is sent; a
   LITERAL+ literal over it is read and dropped, never buffered.
-- Before login everything is smaller (issue 11): lines and literals of
-  ``limits.preauth_literal`` (a LITERAL+ literal over it ends the connection), a deadline of
+- Before login everything is smaller (issue 11): literals of ``limits.preauth_literal`` (a
+  LITERAL+ literal over it ends the connection), lines of 64 KiB, a deadline of
   ``limits.login_timeout`` from connect, and a slot a newcomer may take when all are full.
 """
 

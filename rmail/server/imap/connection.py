@@ -4,9 +4,9 @@ Each connection is an `asyncio.Protocol` feeding a `wire.Framer` plus one task r
 session loop (frame → parse → state check → handler). Reading pauses while unprocessed input
 piles up; writing waits when the transport's buffer is full.
 
-Before login a connection is held to small bounds (issue 11, docs/SECURITY.md): command lines
-and literals of at most ``limits.preauth_literal`` bytes (a larger literal is refused before
-any "+"; a LITERAL+ one ends the connection), a deadline of ``limits.login_timeout`` seconds
+Before login a connection is held to small bounds (issue 11, docs/SECURITY.md): literals of
+at most ``limits.preauth_literal`` bytes (a larger literal is refused before any "+"; a
+LITERAL+ one ends the connection) and command lines of at most ``PREAUTH_LINE``, a deadline of ``limits.login_timeout`` seconds
 from connect that received bytes do not extend, and its slot may be taken by a newcomer when
 the registry is full (``* BYE``).
 
@@ -38,11 +38,14 @@ PAUSE_AT: Final = 256 * 1024
 #: Seconds from connect to logged in, when the config does not say (``limits.login_timeout``);
 #: RFC 3501 §5.4's 30-minute autologout applies after login.
 LOGIN_TIMEOUT: Final = 60
-#: Pre-login literal and line cap when the config does not say (``limits.preauth_literal``).
+#: Pre-login literal cap when the config does not say (``limits.preauth_literal``).
 PREAUTH_LITERAL: Final = 8 * 1024
-#: Before login a whole command (LOGIN with two literals) holds at most this many caps, and
-#: reading pauses at this many caps of unparsed input, so 1,000 connections pending login
-#: hold at most ~32 MiB together.
+#: Pre-login command line cap (without literals). Larger than the literal cap: clients send
+#: long ID lists before login (imaptest's ID test sends a 32 KiB line, which Dovecot takes).
+PREAUTH_LINE: Final = 64 * 1024
+#: Before login a whole command (LOGIN with two literals) holds at most the line cap plus
+#: this many literal caps, and reading pauses there, so the 256 pre-login slots of a family
+#: hold at most ~24 MiB together.
 PREAUTH_COMMAND_CAPS: Final = 4
 
 
@@ -90,10 +93,9 @@ class ImapConnection(asyncio.Protocol):
         self.accepted = accepted
         self.port = port
         self.tls_active = implicit_tls
-        small = server.preauth_literal
-        self.framer = Framer(max_line=min(small, server.max_line), max_literal=small,
-                             max_command=PREAUTH_COMMAND_CAPS * small)
-        self._pause_at = PREAUTH_COMMAND_CAPS * small
+        small, line = server.preauth_literal, min(PREAUTH_LINE, server.max_line)
+        self.framer = Framer(max_line=line, max_literal=small, max_command=line + PREAUTH_COMMAND_CAPS * small)
+        self._pause_at = line + PREAUTH_COMMAND_CAPS * small
         self._logged_in = False
         self._deadline = 0.0
         self.transport: asyncio.Transport | None = None
