@@ -107,3 +107,19 @@ async def test_deleting_own_selected_mailbox_leaves_selected_state(
         b"x BAD EXPUNGE not allowed in the authenticated state\r\n")
     await a.close()
     await b.close()
+
+
+async def test_fetch_of_a_message_expunged_elsewhere_sends_no_made_up_structure(runtime: ServerRuntime) -> None:
+    """Until the session is told (EXPUNGE may not be sent during FETCH), a message another
+    session expunged has no BODYSTRUCTURE or ENVELOPE to show: the FETCH omits it rather than
+    describe an empty body (imaptest: "BODYSTRUCTURE changed"); the next NOOP expunges it."""
+    a, b = await pair(runtime)
+    assert (await b.cmd(b"s", b"SELECT Work")).endswith(b"s OK [READ-WRITE] SELECT completed\r\n")
+    await b.cmd(b"d", b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert (await b.cmd(b"x", b"EXPUNGE")).endswith(b"x OK EXPUNGE completed\r\n")
+    for items in (b"BODYSTRUCTURE", b"(ENVELOPE BODY)", b"(FLAGS BODY RFC822.SIZE)"):
+        reply = await a.cmd(b"f", b"FETCH 1 " + items)
+        assert b"* 1 FETCH" not in reply and reply.endswith(b"f OK FETCH completed\r\n"), reply
+    assert (await a.cmd(b"n", b"NOOP")).startswith(b"* 1 EXPUNGE\r\n")
+    await a.close()
+    await b.close()

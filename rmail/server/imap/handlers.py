@@ -742,6 +742,8 @@ class Session:
             out: list[bytes] = []
             for i, u in zip(batch, uids):
                 data = None
+                if plan.needs_info and u not in infos:
+                    continue  # expunged by another session, not yet announced: no made-up data
                 if plan.needs_blob:
                     blob_id = blob_ids.get(u)
                     if blob_id is None:
