@@ -103,6 +103,13 @@ def _section_bytes(att: FetchAtt, data: bytes) -> bytes | None:
     return mime.body_section(data, section.part, section.text, section.fields)
 
 
+def _info(info: MessageInfo | None) -> MessageInfo:
+    # The session leaves out messages without metadata (expunged elsewhere, not yet announced)
+    # rather than make up an ENVELOPE or BODYSTRUCTURE for them.
+    assert info is not None, "a FETCH of ENVELOPE/BODY/BODYSTRUCTURE needs the message's metadata"
+    return info
+
+
 def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                   size: int, date: float, info: MessageInfo | None, data: bytes | None,
                   force_flags: bool = False) -> bytes:
@@ -133,11 +140,11 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
         elif name == "INTERNALDATE":
             out.append(b"INTERNALDATE " + internaldate(date))
         elif name == "ENVELOPE":
-            out.append(b"ENVELOPE " + (info.envelope if info else _EMPTY_ENVELOPE))
+            out.append(b"ENVELOPE " + _info(info).envelope)
         elif name == "BODYSTRUCTURE":
-            out.append(b"BODYSTRUCTURE " + (info.bodystructure if info else _EMPTY_BODY))
+            out.append(b"BODYSTRUCTURE " + _info(info).bodystructure)
         elif name == "BODY":
-            out.append(b"BODY " + (info.body if info else _EMPTY_BODY))
+            out.append(b"BODY " + _info(info).body)
         elif name == "RFC822":
             assert data is not None
             out.append(b"RFC822 {%d}\r\n" % len(data) + data)
@@ -160,11 +167,11 @@ def _meta_item(name: str, size: int, date: float, info: MessageInfo | None) -> b
     if name == "INTERNALDATE":
         return b"INTERNALDATE " + internaldate(date)
     if name == "ENVELOPE":
-        return b"ENVELOPE " + (info.envelope if info else _EMPTY_ENVELOPE)
+        return b"ENVELOPE " + _info(info).envelope
     if name == "BODYSTRUCTURE":
-        return b"BODYSTRUCTURE " + (info.bodystructure if info else _EMPTY_BODY)
+        return b"BODYSTRUCTURE " + _info(info).bodystructure
     assert name == "BODY"
-    return b"BODY " + (info.body if info else _EMPTY_BODY)
+    return b"BODY " + _info(info).body
 
 
 def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
@@ -228,7 +235,3 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
 def _literal(data: bytes) -> bytes:
     return b"{%d}\r\n" % len(data) + data
 
-
-# Used only if a row lost its parsed fields (cannot happen for rows the store wrote).
-_EMPTY_ENVELOPE: Final = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
-_EMPTY_BODY: Final = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)'
