@@ -1,0 +1,79 @@
+"""A backend bundles the contract's parts over one database, and ``open_backend`` picks one."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from ..events import Event
+from .directory import Directory
+from .mail import MailStore
+from .queuestore import QueueStore
+from .views import MailViews
+
+__all__ = ["Backend", "StoreLocation", "open_backend"]
+
+Publish = Callable[[list[Event]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLocation:
+    """Where the store lives: the data dir (SQLite, blob files) or a PostgreSQL URL."""
+
+    data_dir: Path
+    url: str | None = None           #: "postgresql://user@host:port/db"; None: SQLite in data_dir
+
+    @property
+    def kind(self) -> str:
+        return "postgresql" if self.url else "sqlite"
+
+    def describe(self) -> str:
+        """For logs and the console: never shows a password."""
+        if not self.url:
+            return f"sqlite:{self.data_dir / 'rmail.db'}"
+        from urllib.parse import urlsplit
+        parts = urlsplit(self.url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+        user = f"{parts.username}@" if parts.username else ""
+        return f"postgresql://{user}{host}{port}{parts.path}"
+
+
+class Backend(Protocol):
+    location: StoreLocation
+    mail: MailStore
+    directory: Directory
+    queue: QueueStore
+    views: MailViews
+
+    def set_publisher(self, publish: Publish) -> None:
+        """Where events go after commit: this process's own and, through the change feed,
+        those of other processes and nodes."""
+        ...
+
+    async def ping(self) -> None:
+        """Raises unless the store answers a trivial read (GET /healthz)."""
+        ...
+
+    async def integrity_check(self) -> str:
+        """"ok" or the first problem found (``run.py diagnose``)."""
+        ...
+
+    async def close(self) -> None:
+        ...
+
+
+async def open_backend(location: StoreLocation, *, publish: Publish | None = None, recover: bool = False,
+                       min_free_space: int = 0) -> Backend:
+    """Open (creating or migrating its schema) the store at ``location``.
+
+    ``recover``: the server, holding the data-dir lock, removes crash leftovers at start-up;
+    a second process (the CLI) must not. ``min_free_space`` applies to a local disk only.
+    """
+    name = "postgres" if location.url else "sqlite"
+    module = importlib.import_module(f"rmail.server.core.{name}")
+    backend: Backend = await module.open(location, publish=publish, recover=recover,
+                                         min_free_space=min_free_space)
+    return backend
