@@ -59,3 +59,23 @@ def client_tls_context(tls_files: tuple[Path, Path]):
     import ssl
     ctx = ssl.create_default_context(cafile=str(tls_files[0]))
     return ctx
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for the whole run (tests/helpers/pg.py)."""
+    from .helpers import pg
+    reason = pg.missing_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL: {reason}")
+        pytest.skip(reason)
+    cluster = pg.Cluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """The URL of a fresh, empty database on the test cluster."""
+    return pg_cluster.create_database()
