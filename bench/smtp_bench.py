@@ -171,7 +171,7 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 def start_rmail(workdir: Path) -> tuple[subprocess.Popen, int, int]:
     from rmail.server.core.accounts import Accounts
-    from rmail.server.core.store import MailStore
+    from rmail.server.core.storage import StoreLocation, open_backend
 
     global DNS
     DNS = DNS or start_bench_dns()
@@ -187,11 +187,11 @@ def start_rmail(workdir: Path) -> tuple[subprocess.Popen, int, int]:
                       + dns_toml(DNS))
 
     async def seed() -> None:
-        store = await MailStore.open(data)
-        accounts = Accounts(store, bcrypt_rounds=4)
+        backend = await open_backend(StoreLocation(data))
+        accounts = Accounts(backend.directory, bcrypt_rounds=4)
         for user in USERS:
             await accounts.add_user(user, PASSWORD)
-        store.close()
+        await backend.close()
     asyncio.run(seed())
     proc = subprocess.Popen([sys.executable, "run.py", "serve", "--config", str(config), "--log-level", "WARNING"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from rmail.server.core.accounts import Accounts
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import MailStore, StoreLocation, open_backend
 
 
 def message(size: int, n: int) -> bytes:
@@ -28,9 +28,10 @@ def message(size: int, n: int) -> bytes:
 
 async def deliveries(concurrency: int, size: int, seconds: float) -> float:
     d = Path(tempfile.mkdtemp(prefix="rmail-bench-", dir=os.environ.get("BENCH_DIR")))
-    store = await MailStore.open(d, recover=True)
+    store_backend = await open_backend(StoreLocation(d), recover=True)
+    store = store_backend.mail
     try:
-        user = await Accounts(store, bcrypt_rounds=4).add_user("user@example.com", "pw")
+        user = await Accounts(store_backend.directory, bcrypt_rounds=4).add_user("user@example.com", "pw")
         inbox = (await store.get_mailbox(user.id, "INBOX")).id
         count = 0
         stop = time.perf_counter() + seconds
@@ -46,15 +47,16 @@ async def deliveries(concurrency: int, size: int, seconds: float) -> float:
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
         return count / (time.perf_counter() - start)
     finally:
-        store.close()
+        await store_backend.close()
         shutil.rmtree(d, ignore_errors=True)
 
 
 async def metadata_reads(seconds: float) -> tuple[float, float]:
     d = Path(tempfile.mkdtemp(prefix="rmail-bench-", dir=os.environ.get("BENCH_DIR")))
-    store = await MailStore.open(d, recover=True)
+    store_backend = await open_backend(StoreLocation(d), recover=True)
+    store = store_backend.mail
     try:
-        user = await Accounts(store, bcrypt_rounds=4).add_user("user@example.com", "pw")
+        user = await Accounts(store_backend.directory, bcrypt_rounds=4).add_user("user@example.com", "pw")
         inbox = (await store.get_mailbox(user.id, "INBOX")).id
         await asyncio.gather(*(store.deliver([(inbox, ())], message(2048, i)) for i in range(1000)))
         n, start = 0, time.perf_counter()
@@ -69,7 +71,7 @@ async def metadata_reads(seconds: float) -> tuple[float, float]:
         listing = n * 1000 / (time.perf_counter() - start)
         return single, listing
     finally:
-        store.close()
+        await store_backend.close()
         shutil.rmtree(d, ignore_errors=True)
 
 

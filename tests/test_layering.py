@@ -51,14 +51,39 @@ def test_client_is_independent_of_server(path: Path) -> None:
     assert not bad, f"{path} imports {bad}"
 
 
-FACES_AND_ADAPTERS = [p for sub in ("server/smtp", "server/imap", "server/http", "tui", "cli", "e2e", "client")
-                      for p in modules(sub)]
+BACKENDS = ("server/core/sqlite", "server/core/postgres")
+DRIVERS = ("sqlite3", "asyncpg", "psycopg")
+#: Modules outside the backends allowed to import one, and why.
+BACKEND_USERS = {
+    "cli/backup.py": "backs up the embedded store's own files (a PostgreSQL store is backed up with pg_dump)",
+}
 
 
-@pytest.mark.parametrize("path", FACES_AND_ADAPTERS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_only_the_core_speaks_sql(path: Path) -> None:
-    """DESIGN: the store is the seam (a PostgreSQL store can come later); no adapter or face
-    may assume SQLite: no sqlite3 import and no raw access to the store's database."""
-    text = path.read_text(encoding="utf-8")
-    assert "sqlite3" not in imports_of(path), f"{path} imports sqlite3"
-    assert ".db.read(" not in text and ".db.write(" not in text, f"{path} runs SQL through store.db"
+def _in(path: Path, subs: tuple[str, ...]) -> bool:
+    return any(path.is_relative_to(ROOT / sub) for sub in subs)
+
+
+OUTSIDE_BACKENDS = [p for p in modules("") if not _in(p, BACKENDS)]
+
+
+@pytest.mark.parametrize("path", OUTSIDE_BACKENDS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_drivers_stay_in_their_backend(path: Path) -> None:
+    """DESIGN, the storage contract: nothing outside a backend package imports its driver."""
+    bad = {n for n in imports_of(path) if n.split(".")[0] in DRIVERS}
+    assert not bad, f"{path} imports {bad}"
+
+
+@pytest.mark.parametrize("path", OUTSIDE_BACKENDS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_everything_else_sees_only_the_contract(path: Path) -> None:
+    """Adapters, faces and core services use core.storage's Protocols, never a backend's
+    modules (``storage.open_backend`` picks one by name)."""
+    if str(path.relative_to(ROOT)) in BACKEND_USERS:
+        return
+    bad = {n for n in imports_of(path) if n.startswith(("rmail.server.core.sqlite", "rmail.server.core.postgres"))}
+    assert not bad, f"{path} imports {bad}"
+
+
+@pytest.mark.parametrize("path", modules("server/core/sqlite"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_backends_do_not_lean_on_each_other(path: Path) -> None:
+    bad = {n for n in imports_of(path) if n.startswith("rmail.server.core.postgres")}
+    assert not bad, f"{path} imports {bad}"

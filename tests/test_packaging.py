@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: What the wheel is built from (rmail/tui/rmail.tcss links to the root's rmail.tcss).
 SOURCES = ("pyproject.toml", "README.md", "rmail.tcss", "rmail")
 #: Files the code reads at run time through its package; a wheel without them cannot start.
-DATA_FILES = ("rmail/server/core/schema.sql", "rmail/tui/rmail.tcss", "rmail/client/client.tcss")
+DATA_FILES = ("rmail/server/core/sqlite/schema.sql", "rmail/server/core/postgres/migrations/0001_initial.sql", "rmail/tui/rmail.tcss", "rmail/client/client.tcss")
 
 
 @pytest.fixture(scope="module")

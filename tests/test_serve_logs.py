@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from rmail.server.core.accounts import Accounts
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import MailStore
 from rmail.server.logformat import JsonFormatter
+from tests.helpers.stores import open_sqlite
 
 from .conftest import PASSWORD
 from .helpers.server import dns_toml, free_ports, stop_process
@@ -49,9 +50,10 @@ def login(api: int) -> str:
 async def test_serve_writes_json_lines_to_the_log_file(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    store = await MailStore.open(data)
-    await Accounts(store, bcrypt_rounds=4).add_user("alice@example.com", PASSWORD)
-    store.close()
+    store_backend = await open_sqlite(data)
+    store = store_backend.mail
+    await Accounts(store_backend.directory, bcrypt_rounds=4).add_user("alice@example.com", PASSWORD)
+    await store_backend.close()
     smtp_port, submission, imap_port, api = free_ports(4)
     log_file = tmp_path / "logs" / "rmail.log"
     log_file.parent.mkdir()

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from rmail.server.config import ConfigError
-from rmail.server.core.backup import create_backup, describe, restore_backup
+from rmail.server.core.sqlite.backup import create_backup, describe, restore_backup
 from rmail.server.core.errors import RmailError
 
 from .common import config_from, fail

@@ -15,7 +15,7 @@ from rmail.server.core.aliases import Aliases
 from rmail.server.core.dkimkeys import DkimKeys, FileKeyStore
 from rmail.server.core.errors import RmailError
 from rmail.server.core.quota import Quotas
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import Backend, MailStore, StoreLocation, open_backend
 
 
 def fail(message: str, code: int = 1) -> int:
@@ -30,6 +30,7 @@ def config_from(args: argparse.Namespace) -> Config:
 @dataclass
 class AdminContext:
     config: Config
+    backend: Backend
     store: MailStore
     accounts: Accounts
     aliases: Aliases
@@ -40,14 +41,14 @@ class AdminContext:
 @asynccontextmanager
 async def admin_context(config: Config) -> AsyncIterator[AdminContext]:
     await asyncio.to_thread(ensure_data_dir, config)
-    store = await MailStore.open(config.data_dir)
+    backend = await open_backend(StoreLocation(config.data_dir), min_free_space=config.limits.min_free_space)
     try:
-        accounts = Accounts(store, bcrypt_rounds=config.bcrypt_rounds)
-        yield AdminContext(config, store, accounts, Aliases(accounts),
-                           Quotas(store, default=config.limits.quota),
+        accounts = Accounts(backend.directory, bcrypt_rounds=config.bcrypt_rounds)
+        yield AdminContext(config, backend, backend.mail, accounts, Aliases(accounts),
+                           Quotas(backend.directory, default=config.limits.quota),
                            DkimKeys(FileKeyStore(config.data_dir / "keys" / "dkim")))
     finally:
-        store.close()
+        await backend.close()
 
 
 def run_admin(args: argparse.Namespace, action: Callable[[AdminContext], Awaitable[int]]) -> int:

@@ -10,7 +10,6 @@ import argparse
 import time
 from datetime import datetime, timezone
 
-from rmail.server.core.queue import delete_entry, get_entry, list_entries, retry_entry
 
 from .common import AdminContext, run_admin
 
@@ -38,7 +37,7 @@ def _when(moment: datetime, now: datetime) -> str:
 
 
 async def queue_list(ctx: AdminContext) -> int:
-    entries = await list_entries(ctx.store)
+    entries = await ctx.backend.queue.list()
     if not entries:
         print("the outbound queue is empty")
         return 0
@@ -52,13 +51,13 @@ async def queue_list(ctx: AdminContext) -> int:
 
 
 async def queue_retry(ctx: AdminContext, args: argparse.Namespace) -> int:
-    await retry_entry(ctx.store, args.id, time.time())
+    await ctx.backend.queue.retry(args.id, time.time())
     print(f"queue entry {args.id} will be tried again now")
     return 0
 
 
 async def queue_delete(ctx: AdminContext, args: argparse.Namespace) -> int:
-    entry = await get_entry(ctx.store, args.id)
-    await delete_entry(ctx.store, args.id)
+    entry = await ctx.backend.queue.get(args.id)
+    await ctx.backend.queue.delete(args.id)
     print(f"deleted queue entry {args.id} ({entry.sender or '<>'} → {entry.recipient})")
     return 0

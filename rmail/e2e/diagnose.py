@@ -24,9 +24,8 @@ from typing import Any, Awaitable, Callable
 
 from rmail.server.config import Config, ConfigError, find_config, load_config
 from rmail.server.core.errors import AuthenticationFailed
-from rmail.server.core.db import DB_SUFFIXES
-from rmail.server.core.queue import Outcome, age_summary
-from rmail.server.core.space import MIB, FreeSpace
+from rmail.server.core.queue import Outcome
+from rmail.server.core.space import MIB
 
 from . import clients
 from .report import FAIL, PASS, WARN, Check, Report
@@ -330,11 +329,11 @@ class Diagnosis:
         await self.probe(phase, "data dir permissions", self._permissions)
 
         async def integrity() -> str:
-            result = await self.ctx.store.integrity_check()
+            result = await self.ctx.backend.integrity_check()
             if result != "ok":
-                raise failed(f"rmail.db quick_check: {result}",
-                             f"stop the server and restore {cfg.db_path} from a backup")
-            return "rmail.db passes PRAGMA quick_check"
+                raise failed(f"{self.ctx.backend.location.describe()} integrity check: {result}",
+                             "stop the server and restore the store from a backup")
+            return f"{self.ctx.backend.location.describe()} passes its integrity check"
         await self.probe(phase, "database", integrity)
 
         if self.user is not None:
@@ -356,8 +355,9 @@ class Diagnosis:
 
         async def disk() -> str:
             # Measured as the server measures it (space.py: statvfs, blocks free to non-root).
-            space = FreeSpace(cfg.data_dir, cfg.limits.min_free_space, reusable=self.ctx.store.reusable_bytes)
-            state = await self.blocking(space.measure)
+            state = await self.ctx.store.space.refresh()
+            if state is None:
+                return "the store is not on a local disk"
             free, reserve = state.free // MIB, cfg.limits.min_free_space // MIB
             where = cfg.source or "rmail.toml"
             if state.low:
@@ -373,7 +373,7 @@ class Diagnosis:
         await self.probe(phase, "disk space", disk)
 
         async def queue() -> str:
-            total, old, oldest = await age_summary(self.ctx.store, time.time() - QUEUE_OLD_SECONDS)
+            total, old, oldest = await self.ctx.backend.queue.age_summary(time.time() - QUEUE_OLD_SECONDS)
             if old:
                 hours = (time.time() - oldest) / 3600
                 raise warn(f"{old} of {total} outbound entries are older than 1 hour (oldest {hours:.1f} h)",
@@ -392,7 +392,7 @@ class Diagnosis:
             d = cfg.data_dir
             keys = d / "keys"
             dirs = [d, keys, d / "blobs"]
-            files = [d / f"rmail.db{suffix}" for suffix in DB_SUFFIXES]
+            files = [d / f"rmail.db{suffix}" for suffix in ("", "-wal", "-shm")]   # SQLite in WAL mode
             if keys.is_dir():
                 # keys/dkim/<domain>/ holds the DKIM keys: directories 0700, files 0600 all the way down.
                 for f in sorted(keys.rglob("*")):

@@ -25,7 +25,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .core.events import AuthFailed, Event, MessageReceived, OutboundAttempted
-from .core.queue import age_summary
 
 if TYPE_CHECKING:
     from .runtime import ServerRuntime
@@ -80,7 +79,7 @@ class Metrics:
 
     async def render(self) -> bytes:
         """The exposition text; reads the queue summary first (off the event loop)."""
-        total, _, oldest = await age_summary(self.runtime.store, 0)
+        total, _, oldest = await self.runtime.backend.queue.age_summary(0)
         self.scrape.queue = (total, oldest)
         return generate_latest(self.registry)
 

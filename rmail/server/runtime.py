@@ -35,7 +35,7 @@ from .core.mailauth.signing import Signer
 from .core.quota import Quotas
 from .core.rates import RateLimiter
 from .core.space import SpaceState
-from .core.store import MailStore
+from .core.storage import StoreLocation, open_backend
 from .metrics import Metrics
 from .reload import copy_certificate, live_config
 from .tls import certificate_fingerprint, server_context
@@ -130,15 +130,17 @@ class ServerRuntime:
             self.tls: ssl.SSLContext | None = server_context(cfg)
             self.tls_fingerprint = certificate_fingerprint(cfg.tls.cert) if self.tls is not None else None
             self.dns = Resolver.from_config(cfg.dns, cache=True)   # every DNS lookup of the server goes here
-            self.store = await MailStore.open(cfg.data_dir, publish=self.bus.publish_threadsafe, recover=True,
-                                              min_free_space=cfg.limits.min_free_space)
-            self._stack.callback(self.store.close)
+            self.backend = await open_backend(StoreLocation(cfg.data_dir), publish=self.bus.publish_threadsafe,
+                                              recover=True, min_free_space=cfg.limits.min_free_space)
+            self._stack.push_async_callback(self.backend.close)
+            self.store = self.backend.mail
+            self.views = self.backend.views
             space = asyncio.create_task(self._watch_space(), name="rmail-space")
             self._stack.push_async_callback(_cancel, space)
-            self.accounts = Accounts(self.store, bcrypt_rounds=cfg.bcrypt_rounds,
+            self.accounts = Accounts(self.backend.directory, bcrypt_rounds=cfg.bcrypt_rounds,
                                      cache_seconds=cfg.limits.auth_cache_seconds)
             self.aliases = Aliases(self.accounts)
-            self.quotas = Quotas(self.store, default=cfg.limits.quota)
+            self.quotas = Quotas(self.backend.directory, default=cfg.limits.quota)
             self.send_rate = RateLimiter(cfg.limits.send_per_minute)  # REST send and SMTP AUTH
             self.dkim = DkimKeys(FileKeyStore(cfg.data_dir / "keys" / "dkim"))
             self.inbound = InboundChecker(self.dns, cfg.hostname, cfg.antispam)
@@ -156,7 +158,7 @@ class ServerRuntime:
                                                   max_preauth=cfg.limits.preauth_connections)
             raise_fd_limit(cfg.limits.connections)
             self.metrics = Metrics(self)
-            self.store.db.on_commit = self.metrics.commit_seconds.observe
+            self.store.on_commit = self.metrics.commit_seconds.observe
             self._watch = self.bus.feed(lambda e: True, maxlen=100000)
             self._stack.callback(self.bus.unsubscribe, self._watch)
             watcher = asyncio.create_task(self._watch_events(), name="rmail-counters")

@@ -22,7 +22,8 @@ from typing import AsyncIterator
 import pytest
 
 from rmail.server.core.accounts import Accounts
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import MailStore
+from tests.helpers.stores import open_sqlite
 
 from ..conftest import PASSWORD
 from ..helpers.clients import require_client
@@ -89,11 +90,12 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     config.write_text(f'data_dir = "{data}"\nbcrypt_rounds = 4\nhostname = "mail.example.com"\n'
                       f"[ports]\nsmtp = {smtp_port}\nsubmission = {submission}\nsmtps = 0\n"
                       f"imap = {imap_port}\nimaps = 0\napi = {api_port}\n" + dns_toml(), encoding="utf-8")
-    store = await MailStore.open(data)
-    accounts = Accounts(store, bcrypt_rounds=4)
+    store_backend = await open_sqlite(data)
+    store = store_backend.mail
+    accounts = Accounts(store_backend.directory, bcrypt_rounds=4)
     await accounts.add_user("alice@example.com", PASSWORD)
     await accounts.add_user("bob@example.com", PASSWORD)
-    store.close()
+    await store_backend.close()
     stderr = tmp_path / "stderr.log"
     with stderr.open("wb") as err:
         proc = subprocess.Popen([sys.executable, "run.py", "serve", "--config", str(config)], cwd=ROOT,

@@ -7,19 +7,26 @@ import pytest
 
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.aliases import Aliases
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import Backend, MailStore
+
+from ..helpers.stores import open_sqlite
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[MailStore]:
-    s = await MailStore.open(tmp_path, recover=True)
-    yield s
-    s.close()
+async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
+    b = await open_sqlite(tmp_path, recover=True)
+    yield b
+    await b.close()
 
 
 @pytest.fixture
-def accounts(store: MailStore) -> Accounts:
-    return Accounts(store, bcrypt_rounds=4)
+def store(backend: Backend) -> MailStore:
+    return backend.mail
+
+
+@pytest.fixture
+def accounts(backend: Backend) -> Accounts:
+    return Accounts(backend.directory, bcrypt_rounds=4)
 
 
 @pytest.fixture

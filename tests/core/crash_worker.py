@@ -10,12 +10,14 @@ import sys
 from pathlib import Path
 
 from rmail.server.core.accounts import Accounts
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import MailStore
+from tests.helpers.stores import open_sqlite
 
 
 async def main(data_dir: Path, workers: int) -> None:
-    store = await MailStore.open(data_dir, recover=True)
-    accounts = Accounts(store, bcrypt_rounds=4)
+    store_backend = await open_sqlite(data_dir, recover=True)
+    store = store_backend.mail
+    accounts = Accounts(store_backend.directory, bcrypt_rounds=4)
     user = await accounts.find_user("crash@example.com") or await accounts.add_user("crash@example.com", "pw")
     inbox = (await store.get_mailbox(user.id, "INBOX")).id
     print("READY", flush=True)

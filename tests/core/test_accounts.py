@@ -7,7 +7,7 @@ import pytest
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput, NotFound,
                                       PermissionDenied)
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import MailStore
 
 
 async def test_add_user_creates_domain_and_default_mailboxes(accounts: Accounts, store: MailStore) -> None:

@@ -26,8 +26,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import MailStore
 from rmail.server.imap.selected import SelectedMailbox
+from tests.helpers.stores import open_sqlite
 
 NAMES = ["INBOX", "Work", "Work/Sub", "Play"]
 #: Created at the start, so "Work" has a child and its DELETE keeps it as \Noselect.
@@ -42,8 +43,9 @@ class ChangesReplay(RuleBasedStateMachine):
     def setup(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp())
-        self.store = self.run(MailStore.open(self.dir, recover=True))
-        self.user = self.run(Accounts(self.store, bcrypt_rounds=4).add_user("m@example.com", "pw")).id
+        self.backend = self.run(open_sqlite(self.dir, recover=True))
+        self.store = self.backend.mail
+        self.user = self.run(Accounts(self.backend.directory, bcrypt_rounds=4).add_user("m@example.com", "pw")).id
         self.views: list[SelectedMailbox] = []
         self.lives: dict[int, int] = {}          # every mailbox id seen → its UIDVALIDITY
         self.validity: dict[str, int] = {}       # name → highest UIDVALIDITY seen for it
@@ -56,7 +58,7 @@ class ChangesReplay(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if hasattr(self, "store"):
-            self.store.close()
+            self.run(self.backend.close())
             self.loop.close()
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from rmail.server.core.accounts import Accounts
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import MailStore
+from tests.helpers.stores import open_sqlite
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 
@@ -48,9 +49,10 @@ async def test_acknowledged_messages_survive_sigkill(tmp_path: Path) -> None:
     acked: dict[int, str] = {}
     for round_ in range(2):  # kill twice, recovering in between
         acked.update(run_and_kill(tmp_path, min_acks=150 * (round_ + 1)))
-    store = await MailStore.open(tmp_path, recover=True)
+    store_backend = await open_sqlite(tmp_path, recover=True)
+    store = store_backend.mail
     try:
-        user = await Accounts(store, bcrypt_rounds=4).get_user("crash@example.com")
+        user = await Accounts(store_backend.directory, bcrypt_rounds=4).get_user("crash@example.com")
         inbox = await store.get_mailbox(user.id, "INBOX")
         metas = {m.uid: m for m in await store.list_messages(inbox.id)}
         for uid, digest in acked.items():
@@ -61,4 +63,4 @@ async def test_acknowledged_messages_survive_sigkill(tmp_path: Path) -> None:
         assert len({m.blob_id for m in metas.values()}) == len(metas)
         assert store.blob_ids() == {m.blob_id for m in metas.values()}
     finally:
-        store.close()
+        await store_backend.close()

@@ -12,7 +12,8 @@ from rmail.server.core.accounts import Accounts, UnknownUser, dummy_hash, hash_c
 from rmail.server.core.authguard import AuthGuard, GuardLimits, LoginLocked
 from rmail.server.core.credcache import CredentialCache
 from rmail.server.core.errors import AuthenticationFailed
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import Backend, MailStore
+from tests.helpers.stores import open_sqlite
 
 
 class Clock:
@@ -24,9 +25,9 @@ class Clock:
 
 
 @pytest.fixture
-def counted(store: MailStore) -> tuple[Accounts, list[bytes]]:
+def counted(backend: Backend) -> tuple[Accounts, list[bytes]]:
     """Accounts with a 60 s cache whose bcrypt checks are recorded."""
-    accounts = Accounts(store, bcrypt_rounds=4, cache_seconds=60)
+    accounts = Accounts(backend.directory, bcrypt_rounds=4, cache_seconds=60)
     checks: list[bytes] = []
     real = accounts.check_hash
 
@@ -75,11 +76,12 @@ async def test_password_changed_by_another_process_is_noticed(store: MailStore, 
     accounts, checks = counted
     await accounts.add_user("alice@example.com", "one")
     await accounts.authenticate("alice@example.com", "one")
-    other = await MailStore.open(tmp_path)
+    other_backend = await open_sqlite(tmp_path)
+    other = other_backend.mail
     try:
-        await Accounts(other, bcrypt_rounds=4).set_password("alice@example.com", "two")
+        await Accounts(other_backend.directory, bcrypt_rounds=4).set_password("alice@example.com", "two")
     finally:
-        other.close()
+        await other_backend.close()
     assert len(accounts.credentials) == 1                             # it did not hear of it
     with pytest.raises(AuthenticationFailed):
         await accounts.authenticate("alice@example.com", "one")
@@ -99,12 +101,13 @@ async def test_removed_and_recreated_user_is_not_accepted(counted: tuple[Account
     # Removal by another process: the entry stays here but the user is gone.
     await accounts.add_user("alice@example.com", "one")
     await accounts.authenticate("alice@example.com", "one")
-    other = await MailStore.open(tmp_path)
+    other_backend = await open_sqlite(tmp_path)
+    other = other_backend.mail
     try:
-        await Accounts(other, bcrypt_rounds=4).remove_user("alice@example.com")
-        await Accounts(other, bcrypt_rounds=4).add_user("alice@example.com", "other")
+        await Accounts(other_backend.directory, bcrypt_rounds=4).remove_user("alice@example.com")
+        await Accounts(other_backend.directory, bcrypt_rounds=4).add_user("alice@example.com", "other")
     finally:
-        other.close()
+        await other_backend.close()
     with pytest.raises(AuthenticationFailed):
         await accounts.authenticate("alice@example.com", "one")
 
@@ -148,8 +151,8 @@ def test_cache_holds_no_password() -> None:
     assert not hasattr(entry, "password")
 
 
-async def test_cache_off(store: MailStore) -> None:
-    accounts = Accounts(store, bcrypt_rounds=4, cache_seconds=0)
+async def test_cache_off(backend: Backend) -> None:
+    accounts = Accounts(backend.directory, bcrypt_rounds=4, cache_seconds=0)
     await accounts.add_user("alice@example.com", "right")
     await accounts.authenticate("alice@example.com", "right")
     assert len(accounts.credentials) == 0

@@ -13,7 +13,8 @@ from rmail.server.config import MIB, ConfigError, build_config
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.errors import StorageFull, TemporaryFailure
 from rmail.server.core.space import FreeSpace
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import MailStore
+from tests.helpers.stores import open_sqlite
 
 MSG = b"Subject: s\r\n\r\nbody\r\n"
 
@@ -86,13 +87,14 @@ async def test_no_reserve_means_no_measurement(tmp_path: Path) -> None:
 
 
 async def test_store_refuses_adds_but_not_deletions_when_low(tmp_path: Path) -> None:
-    store = await MailStore.open(tmp_path, recover=True, min_free_space=100 * MIB)
+    store_backend = await open_sqlite(tmp_path, recover=True, min_free_space=100 * MIB)
+    store = store_backend.mail
     assert store.space.reserve == 100 * MIB
     # The real disk has plenty; pretend it has not.
     disk, clock = FakeDisk(500 * MIB), Clock()
     store.space = FreeSpace(tmp_path, 100 * MIB, statvfs=disk, clock=clock)
     try:
-        alice = await Accounts(store, bcrypt_rounds=4).add_user("alice@example.com", "pw")
+        alice = await Accounts(store_backend.directory, bcrypt_rounds=4).add_user("alice@example.com", "pw")
         inbox = (await store.get_mailbox(alice.id, "INBOX")).id
         archive = (await store.get_mailbox(alice.id, "Archive")).id
         uids = [await store.append(inbox, MSG) for _ in range(3)]
@@ -110,7 +112,7 @@ async def test_store_refuses_adds_but_not_deletions_when_low(tmp_path: Path) -> 
         await store.delete_mailbox(alice.id, "Archive")
         assert (await store.status(inbox)).messages == 0
     finally:
-        store.close()
+        await store_backend.close()
 
 
 def test_config_key() -> None:

@@ -10,7 +10,8 @@ import pytest
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from rmail.server.core.events import EventBus, MailboxChanged
-from rmail.server.core.store import MailStore, normalize_mailbox_name
+from rmail.server.core.storage import MailStore, normalize_mailbox_name
+from tests.helpers.stores import open_sqlite
 
 MSG = b"From: Carol <carol@example.org>\r\nTo: alice@example.com\r\nSubject: Hello\r\n\r\nHi there\r\n"
 
@@ -146,9 +147,10 @@ async def test_events_published_after_commit(tmp_path) -> None:
     bus = EventBus()
     bus.bind_loop(asyncio.get_running_loop())
     feed = bus.feed()
-    store = await MailStore.open(tmp_path, publish=bus.publish_threadsafe)
+    store_backend = await open_sqlite(tmp_path, publish=bus.publish_threadsafe)
+    store = store_backend.mail
     try:
-        accounts = Accounts(store, bcrypt_rounds=4)
+        accounts = Accounts(store_backend.directory, bcrypt_rounds=4)
         alice = await accounts.add_user("alice@example.com", "pw")
         inbox = await store.get_mailbox(alice.id, "INBOX")
         await store.append(inbox.id, MSG)
@@ -157,7 +159,7 @@ async def test_events_published_after_commit(tmp_path) -> None:
         events = feed.drain()
         assert MailboxChanged(alice.id, inbox.id) in events
     finally:
-        store.close()
+        await store_backend.close()
 
 
 async def test_cli_process_changes_are_noticed(tmp_path) -> None:
@@ -166,36 +168,40 @@ async def test_cli_process_changes_are_noticed(tmp_path) -> None:
     bus = EventBus()
     bus.bind_loop(asyncio.get_running_loop())
     feed = bus.feed(lambda e: isinstance(e, ExternalChange))
-    server = await MailStore.open(tmp_path, publish=bus.publish_threadsafe)
-    other = await MailStore.open(tmp_path)
+    server_backend = await open_sqlite(tmp_path, publish=bus.publish_threadsafe)
+    server = server_backend.mail
+    other_backend = await open_sqlite(tmp_path)
+    other = other_backend.mail
     try:
-        await Accounts(other, bcrypt_rounds=4).add_user("x@example.com", "pw")
+        await Accounts(other_backend.directory, bcrypt_rounds=4).add_user("x@example.com", "pw")
         await asyncio.wait_for(feed.wait(), 2)
         assert feed.drain()
     finally:
-        other.close()
-        server.close()
+        await other_backend.close()
+        await server_backend.close()
 
 
 async def test_recovery_removes_orphans_only(tmp_path) -> None:
-    store = await MailStore.open(tmp_path)
-    alice = await Accounts(store, bcrypt_rounds=4).add_user("alice@example.com", "pw")
+    store_backend = await open_sqlite(tmp_path)
+    store = store_backend.mail
+    alice = await Accounts(store_backend.directory, bcrypt_rounds=4).add_user("alice@example.com", "pw")
     inbox = await store.get_mailbox(alice.id, "INBOX")
     await store.append(inbox.id, MSG)
     orphan = store.blobs.write(b"never committed")
-    store.close()
-    store = await MailStore.open(tmp_path, recover=True)
+    await store_backend.close()
+    store_backend = await open_sqlite(tmp_path, recover=True)
+    store = store_backend.mail
     try:
         ids = store.blob_ids()
         assert orphan not in ids and len(ids) == 1
         [meta] = await store.list_messages(inbox.id)
         assert await store.read_message(meta.blob_id) == MSG
     finally:
-        store.close()
+        await store_backend.close()
 
 
 async def test_large_messages_live_in_files(store: MailStore, alice) -> None:
-    from rmail.server.core.store import INLINE_BLOB_MAX
+    from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
     inbox = await store.get_mailbox(alice.id, "INBOX")
     trash = await store.get_mailbox(alice.id, "Trash")
     big = MSG + b"x" * (INLINE_BLOB_MAX + 1) + b"\r\n"

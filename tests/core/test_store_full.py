@@ -14,9 +14,10 @@ import threading
 import pytest
 
 from rmail.server.core.accounts import Accounts
-from rmail.server.core.db import WriteTxn
+from rmail.server.core.sqlite.database import WriteTxn
 from rmail.server.core.errors import NotFound, StorageFull, TemporaryFailure
-from rmail.server.core.store import INLINE_BLOB_MAX, MailStore
+from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
+from rmail.server.core.storage import MailStore
 
 #: Generous: a healthy writer answers in milliseconds; a dead one never does.
 ANSWER = 30.0

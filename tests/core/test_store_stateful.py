@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from rmail.server.core.accounts import Accounts
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import MailStore
+from tests.helpers.stores import open_sqlite
 
 FLAGS = st.sets(st.sampled_from(["\\Seen", "\\Flagged", "\\Deleted", "\\Answered", "$work", "todo"]), max_size=3)
 BOXES = ["INBOX", "Archive"]
@@ -24,8 +25,9 @@ class StoreMachine(RuleBasedStateMachine):
     def setup(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp())
-        self.store = self.run(MailStore.open(self.dir, recover=True))
-        user = self.run(Accounts(self.store, bcrypt_rounds=4).add_user("m@example.com", "pw"))
+        self.backend = self.run(open_sqlite(self.dir, recover=True))
+        self.store = self.backend.mail
+        user = self.run(Accounts(self.backend.directory, bcrypt_rounds=4).add_user("m@example.com", "pw"))
         self.ids = {name: self.run(self.store.get_mailbox(user.id, name)).id for name in BOXES}
         # model: mailbox → {uid: (flags, body)}
         self.model: dict[str, dict[int, tuple[frozenset[str], bytes]]] = {name: {} for name in BOXES}
@@ -38,7 +40,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if hasattr(self, "store"):
-            self.store.close()
+            self.run(self.backend.close())
             self.loop.close()
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Sequence
 
+from rmail.server.core.storage.mail import Outbound
 from rmail.server.runtime import ServerRuntime
 
 from ..conftest import PASSWORD
@@ -18,14 +20,15 @@ from ..helpers.server import make_config
 
 
 class RecordingOutbound:
-    """Stands in for the outbound queue: remembers what would be relayed, sends nothing."""
+    """Stands in for the outbound queue: remembers what would be relayed, sends nothing (its
+    entries fall due in ten years, so the real scheduler never picks them up)."""
 
     def __init__(self) -> None:
-        self.queued: list[tuple[str, list[str], bytes]] = []
+        self.queued: list[tuple[str, list[str]]] = []
 
-    def stage(self, txn: object, sender: str, recipients: Sequence[str], blob_id: str, data: bytes) -> list[int]:
-        self.queued.append((sender, list(recipients), data))
-        return list(range(len(self.queued), len(self.queued) + len(recipients)))
+    def entries_for(self, sender: str, recipients: Sequence[str]) -> Outbound:
+        self.queued.append((sender, list(recipients)))
+        return Outbound(sender, tuple(recipients), time.time() + 10 * 365 * 86400)
 
     def wake(self) -> None:
         pass

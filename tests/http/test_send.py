@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import email
 from email import policy
+import time
 from typing import Sequence
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from rmail.server.core.storage.mail import Outbound
 from rmail.server.runtime import ServerRuntime
 
 from .conftest import inbox_id
@@ -122,11 +124,11 @@ async def test_oversized_send_is_413(api: TestClient, runtime, alice) -> None:
 
 class RecordingOutbound:
     def __init__(self) -> None:
-        self.queued: list[tuple[str, list[str], bytes]] = []
+        self.queued: list[tuple[str, list[str]]] = []
 
-    def stage(self, txn: object, sender: str, recipients: Sequence[str], blob_id: str, data: bytes) -> list[int]:
-        self.queued.append((sender, list(recipients), data))
-        return list(range(1, len(recipients) + 1))
+    def entries_for(self, sender: str, recipients: Sequence[str]) -> Outbound:
+        self.queued.append((sender, list(recipients)))
+        return Outbound(sender, tuple(recipients), time.time())
 
     def wake(self) -> None:
         pass
@@ -138,10 +140,14 @@ async def test_remote_recipient_goes_to_the_outbound_queue(api: TestClient, runt
     resp = await api.post("/messages/send", headers=alice, json={
         "to": ["someone@remote.example.org", "bob@example.com"], "subject": "s", "body": "x"})
     assert resp.status == 202
-    assert [(s, r) for s, r, _ in outbound.queued] == [("alice@example.com", ["someone@remote.example.org"])]
+    assert outbound.queued == [("alice@example.com", ["someone@remote.example.org"])]
     inbox, _ = await only_message(runtime, "bob@example.com", "INBOX")
-    # One blob for both, staged in one transaction (the queue drops Return-Path when relaying).
-    assert inbox == outbound.queued[0][2] and inbox.startswith(b"Return-Path: <alice@example.com>\r\n")
+    # One copy of the bytes for both, stored in one transaction (the queue drops Return-Path
+    # when relaying).
+    [entry] = await runtime.backend.queue.list()
+    assert entry.recipient == "someone@remote.example.org"
+    assert await runtime.store.read_message(entry.blob_id) == inbox
+    assert inbox.startswith(b"Return-Path: <alice@example.com>\r\n")
 
 
 async def test_remote_recipient_without_outbound_is_503(api: TestClient, runtime, alice, monkeypatch) -> None:

@@ -7,10 +7,12 @@ import asyncio
 
 import pytest
 
-from rmail.server.core.store import INLINE_BLOB_MAX
+from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
 from rmail.server.imap import fetch as fetch_mod
 from rmail.server.imap import grammar as g
-from rmail.server.imap.stream import HEAD_MAX, MessageFile
+from rmail.server.core.sqlite.blobs import BlobStore, FileBody
+from rmail.server.imap import stream
+from rmail.server.imap.stream import HEAD_MAX
 from rmail.server.runtime import ServerRuntime
 
 from .conftest import RawClient
@@ -86,9 +88,8 @@ async def test_slow_reader_gets_every_byte(big_session: RawClient) -> None:
 
 
 async def test_message_file_reads_in_chunks(tmp_path) -> None:  # noqa: ANN001
-    path = tmp_path / "m"
-    path.write_bytes(BIG)
-    f = await MessageFile.open(path)
+    blobs = BlobStore(tmp_path / "blobs")
+    f = await FileBody.open(blobs, blobs.write(BIG))
     written: list[bytes] = []
 
     class Out:
@@ -100,8 +101,8 @@ async def test_message_file_reads_in_chunks(tmp_path) -> None:  # noqa: ANN001
 
     try:
         assert f.size == len(BIG)
-        assert await f.head() == BIG[:HEAD_MAX]
-        await f.send(Out(), 10, len(BIG) - 20)
+        assert await stream.head(f) == BIG[:HEAD_MAX]
+        await stream.send(f, Out(), 10, len(BIG) - 20)
     finally:
         await f.close()
     assert b"".join(written) == BIG[10:-10]
@@ -123,13 +124,13 @@ def test_header_longer_than_head_falls_back() -> None:
 async def test_whole_reads_only_when_a_part_is_asked(big_session: RawClient,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    original = MessageFile.read_all
+    original = stream.read_all
 
-    async def counting(self: MessageFile) -> bytes:
-        calls.append(self.size)
-        return await original(self)
+    async def counting(body) -> bytes:  # noqa: ANN001 - a MessageBody
+        calls.append(body.size)
+        return await original(body)
 
-    monkeypatch.setattr(MessageFile, "read_all", counting)
+    monkeypatch.setattr(stream, "read_all", counting)
     await big_session.cmd(b"f", b"FETCH 1 (BODY.PEEK[] BODY.PEEK[TEXT]<0.10> RFC822.HEADER)")
     assert calls == []
     await big_session.cmd(b"g", b"FETCH 1 (BODY.PEEK[1])")

@@ -18,7 +18,9 @@ from pathlib import Path
 import aiosmtplib
 
 from rmail.server.core.accounts import Accounts
-from rmail.server.core.store import INLINE_BLOB_MAX, MailStore
+from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
+from rmail.server.core.storage import MailStore
+from tests.helpers.stores import open_sqlite
 
 from ..helpers.server import dns_toml, free_ports, serve_process
 from ..smtp.conftest import strip_received
@@ -48,9 +50,10 @@ def message(key: str, big: bool) -> bytes:
 
 
 async def messages_by_key(data: Path) -> dict[str, bytes]:
-    store = await MailStore.open(data)
+    store_backend = await open_sqlite(data)
+    store = store_backend.mail
     try:
-        account = await Accounts(store, bcrypt_rounds=4).get_user("alice@example.com")
+        account = await Accounts(store_backend.directory, bcrypt_rounds=4).get_user("alice@example.com")
         box = await store.get_mailbox(account.id, "INBOX")
         out: dict[str, bytes] = {}
         for meta in await store.list_messages(box.id):
@@ -60,7 +63,7 @@ async def messages_by_key(data: Path) -> dict[str, bytes]:
             out[key] = raw
         return out
     finally:
-        store.close()
+        await store_backend.close()
 
 
 async def test_backup_under_load_then_restore_and_serve(tmp_path: Path) -> None:
@@ -69,9 +72,10 @@ async def test_backup_under_load_then_restore_and_serve(tmp_path: Path) -> None:
     smtp_port, imap_port = free_ports(2)
     config = tmp_path / "rmail.toml"
     write_config(config, data, smtp_port, imap_port)
-    store = await MailStore.open(data)
-    await Accounts(store, bcrypt_rounds=4).add_user("alice@example.com", "secret-pw")
-    store.close()
+    store_backend = await open_sqlite(data)
+    store = store_backend.mail
+    await Accounts(store_backend.directory, bcrypt_rounds=4).add_user("alice@example.com", "secret-pw")
+    await store_backend.close()
     (data / "keys" / "dkim").mkdir(parents=True, exist_ok=True)
 
     acked: dict[str, bytes] = {}
@@ -188,13 +192,14 @@ async def test_a_message_file_removed_after_the_snapshot_drops_its_rows(tmp_path
     """The state a backup meets when a large message is expunged between the database copy
     and the file copy: a row in the snapshot whose file is gone. The archive leaves it out
     (rows and file) and stays consistent; everything else is there."""
-    from rmail.server.core.backup import create_backup, restore_backup
+    from rmail.server.core.sqlite.backup import create_backup, restore_backup
 
     data = tmp_path / "data"
     data.mkdir()
-    store = await MailStore.open(data)
+    store_backend = await open_sqlite(data)
+    store = store_backend.mail
     try:
-        account = await Accounts(store, bcrypt_rounds=4).add_user("alice@example.com", "pw")
+        account = await Accounts(store_backend.directory, bcrypt_rounds=4).add_user("alice@example.com", "pw")
         inbox = await store.get_mailbox(account.id, "INBOX")
         for i in range(3):
             await store.append(inbox.id, message(f"k{i}", big=True))
@@ -202,7 +207,7 @@ async def test_a_message_file_removed_after_the_snapshot_drops_its_rows(tmp_path
         victim = (await store.list_messages(inbox.id))[1]
         store.blobs.path(victim.blob_id).unlink()
     finally:
-        store.close()
+        await store_backend.close()
     manifest = await asyncio.to_thread(create_backup, data, tmp_path / "b.tar.gz")
     assert manifest.counts["deleted_during_backup"] == 1 and manifest.counts["messages"] == 3
     assert manifest.counts["blob_files"] == 2

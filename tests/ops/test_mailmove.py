@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from rmail.server.core.accounts import Accounts
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import MailStore
+from tests.helpers.stores import open_sqlite
 
 from ..helpers.server import cli_runner
 
@@ -27,9 +28,10 @@ def contents(data_dir: Path, user: str) -> dict[str, list[tuple[bytes, frozenset
     """Every mailbox of ``user`` with (bytes, flags, internal date) of each message, in UID order,
     plus the mailboxes' unclaimed-\\Recent state under the key "!recent"."""
     async def go():
-        store = await MailStore.open(data_dir)
+        store_backend = await open_sqlite(data_dir)
+        store = store_backend.mail
         try:
-            account = await Accounts(store, bcrypt_rounds=4).get_user(user)
+            account = await Accounts(store_backend.directory, bcrypt_rounds=4).get_user(user)
             out = {}
             recent = {}
             for box in await store.list_mailboxes(account.id):
@@ -42,7 +44,7 @@ def contents(data_dir: Path, user: str) -> dict[str, list[tuple[bytes, frozenset
             out["!recent"] = recent
             return out
         finally:
-            store.close()
+            await store_backend.close()
     return asyncio.run(go())
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rmail.cli import main
-from rmail.server.core.queue import enqueue_entries, list_entries
-from rmail.server.core.store import MailStore
+from rmail.server.core.queue import enqueue
+from tests.helpers.stores import open_sqlite
 
 
 @pytest.fixture
@@ -21,23 +21,24 @@ def config(tmp_path: Path) -> Path:
 
     async def seed() -> None:
         data.mkdir()
-        store = await MailStore.open(data)
+        store_backend = await open_sqlite(data)
+        store = store_backend.mail
         try:
-            await enqueue_entries(store, "alice@example.com", ["dave@remote.example.org", "erin@remote.example.org"],
+            await enqueue(store, "alice@example.com", ["dave@remote.example.org", "erin@remote.example.org"],
                                   b"Subject: q\r\n\r\nx\r\n", time.time() + 600)
         finally:
-            store.close()
+            await store_backend.close()
     asyncio.run(seed())
     return path
 
 
 def _entries(data: Path):
     async def go():
-        store = await MailStore.open(data)
+        backend = await open_sqlite(data)
         try:
-            return await list_entries(store)
+            return await backend.queue.list()
         finally:
-            store.close()
+            await backend.close()
     return asyncio.run(go())
 
 

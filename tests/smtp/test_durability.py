@@ -15,7 +15,8 @@ from pathlib import Path
 import aiosmtplib
 
 from rmail.server.core.accounts import Accounts
-from rmail.server.core.store import MailStore
+from rmail.server.core.storage import MailStore
+from tests.helpers.stores import open_sqlite
 
 from ..helpers.dns import shared_server
 from .conftest import strip_received
@@ -59,9 +60,10 @@ async def test_sigkill_loses_no_acknowledged_message(tmp_path: Path) -> None:
                       f"[ports]\nsmtp = {port}\nsubmission = 0\nsmtps = 0\nimap = 0\nimaps = 0\napi = 0\n"
                       f'[dns]\nnameserver = "{shared_server().address}"\n')   # hermetic: no real DNS
     data.mkdir()
-    store = await MailStore.open(data)
-    await Accounts(store, bcrypt_rounds=4).add_user("alice@example.com", "pw")
-    store.close()
+    store_backend = await open_sqlite(data)
+    store = store_backend.mail
+    await Accounts(store_backend.directory, bcrypt_rounds=4).add_user("alice@example.com", "pw")
+    await store_backend.close()
 
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "run.py", "serve", "--config", str(config)], cwd=ROOT,
@@ -99,9 +101,10 @@ async def test_sigkill_loses_no_acknowledged_message(tmp_path: Path) -> None:
         log.close()
     assert proc.returncode == -signal.SIGKILL
 
-    store = await MailStore.open(data, recover=True)
+    store_backend = await open_sqlite(data, recover=True)
+    store = store_backend.mail
     try:
-        account = await Accounts(store, bcrypt_rounds=4).get_user("alice@example.com")
+        account = await Accounts(store_backend.directory, bcrypt_rounds=4).get_user("alice@example.com")
         box = await store.get_mailbox(account.id, "INBOX")
         stored: dict[str, list[bytes]] = {}
         for meta in await store.list_messages(box.id):
@@ -109,7 +112,7 @@ async def test_sigkill_loses_no_acknowledged_message(tmp_path: Path) -> None:
             key = re.search(rb"Message-ID: <(\w+)@load\.test>", raw).group(1).decode()
             stored.setdefault(key, []).append(raw)
     finally:
-        store.close()
+        await store_backend.close()
     assert len(acked) >= KILL_AFTER_ACKS
     for key, msg in acked.items():
         copies = stored.get(key, [])

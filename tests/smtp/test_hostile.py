@@ -11,6 +11,7 @@ import pytest
 
 from rmail.server.core.events import ConnectionClosed, ConnectionOpened, ConnectionUpdated
 from rmail.server.runtime import ServerRuntime
+from tests.helpers.stores import open_sqlite
 from tests.helpers.server import make_config
 
 from .conftest import PASSWORD, RawSession, inbox, strip_received
@@ -190,14 +191,15 @@ async def test_graceful_stop_finishes_data_in_flight(tmp_path: Path) -> None:
         await idle.close()
     finally:
         await rt.stop()
-    from rmail.server.core.store import MailStore
+    from rmail.server.core.storage import MailStore
     from rmail.server.core.accounts import Accounts
-    store = await MailStore.open(tmp_path / "d")
+    store_backend = await open_sqlite(tmp_path / "d")
+    store = store_backend.mail
     try:
-        account = await Accounts(store, bcrypt_rounds=4).get_user("alice@example.com")
+        account = await Accounts(store_backend.directory, bcrypt_rounds=4).get_user("alice@example.com")
         box = await store.get_mailbox(account.id, "INBOX")
         [meta] = await store.list_messages(box.id)
         assert strip_received(await store.read_message(meta.blob_id)) == \
             b"Subject: in flight\r\n\r\nfirst half\r\nsecond half\r\n"
     finally:
-        store.close()
+        await store_backend.close()

@@ -147,7 +147,7 @@ async def test_delayed_notice_then_expiry(runtime: ServerRuntime) -> None:
     clock = FakeClock()
     busy = AttemptResult.temporary("4.4.1", "connection refused", "mx.remote.example.org")
     transport = ScriptedTransport(busy)
-    q = OutboundQueue(runtime.store, runtime.aliases, runtime.bus, transport, hostname="mail.example.com",
+    q = OutboundQueue(runtime.store, runtime.backend.queue, runtime.aliases, runtime.bus, transport, hostname="mail.example.com",
                       lifetime=1000, delay_notice=100, schedule=(60, 120), clock=clock)
     await q.start()
     try:
@@ -185,7 +185,7 @@ async def test_delayed_notice_then_expiry(runtime: ServerRuntime) -> None:
 
 async def test_no_dsn_for_null_or_remote_sender(runtime: ServerRuntime) -> None:
     transport = ScriptedTransport(AttemptResult.permanent("5.1.1", "550 unknown"))
-    q = OutboundQueue(runtime.store, runtime.aliases, runtime.bus, transport, hostname="mail.example.com")
+    q = OutboundQueue(runtime.store, runtime.backend.queue, runtime.aliases, runtime.bus, transport, hostname="mail.example.com")
     await q.start()
     try:
         await q.enqueue("", ["dave@remote.example.org"], MESSAGE)

@@ -13,16 +13,13 @@ backtrack catastrophically on other engines, are refused too so rules stay porta
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from functools import lru_cache
 
 import re2
 
 from .accounts import Accounts, normalize_domain
-from .db import WriteTxn
-from .errors import AlreadyExists, InvalidInput, NotFound
-from .events import AliasesChanged
+from .errors import InvalidInput, NotFound
 from .model import Account, Address, AliasRule
 
 MAX_PATTERN_LENGTH = 256
@@ -94,29 +91,10 @@ class Resolution:
 class Aliases:
     def __init__(self, accounts: Accounts) -> None:
         self.accounts = accounts
-        self.db = accounts.db
-
-    @staticmethod
-    def _domain_id(conn: sqlite3.Connection, domain: str) -> int:
-        row = conn.execute("SELECT id FROM domains WHERE name = ?", (domain,)).fetchone()
-        if row is None:
-            raise NotFound(f"no domain {domain} (add a user in it first)")
-        return row[0]
-
-    @staticmethod
-    def _rules(conn: sqlite3.Connection, domain: str) -> list[AliasRule]:
-        rows = conn.execute("SELECT a.pattern, u.local FROM aliases a JOIN domains d ON d.id = a.domain_id"
-                            " JOIN users u ON u.id = a.target_user_id WHERE d.name = ? ORDER BY a.position, a.id",
-                            (domain,)).fetchall()
-        return [AliasRule(domain, i + 1, pattern, target) for i, (pattern, target) in enumerate(rows)]
+        self.directory = accounts.directory
 
     async def list(self, domain: str) -> list[AliasRule]:
-        name = normalize_domain(domain)
-
-        def q(conn: sqlite3.Connection) -> list[AliasRule]:
-            self._domain_id(conn, name)
-            return self._rules(conn, name)
-        return await self.db.read(q)
+        return await self.directory.alias_rules(normalize_domain(domain))
 
     def _target_local(self, domain: str, target: str) -> str:
         if "@" in target:
@@ -137,77 +115,29 @@ class Aliases:
         """
         name = normalize_domain(domain)
         compile_pattern(pattern)
-        local = self._target_local(name, target)
-
-        def w(txn: WriteTxn) -> AliasRule:
-            conn = txn.conn
-            domain_id = self._domain_id(conn, name)
-            user = conn.execute("SELECT id, local FROM users WHERE domain_id = ? AND local_key = ?",
-                                (domain_id, local.lower())).fetchone()
-            if user is None:
-                raise InvalidInput(f"alias target {local}@{name} is not an existing user")
-            position = conn.execute("SELECT coalesce(max(position), 0) + 1 FROM aliases WHERE domain_id = ?",
-                                    (domain_id,)).fetchone()[0]
-            try:
-                conn.execute("INSERT INTO aliases(domain_id, position, pattern, target_user_id) VALUES(?,?,?,?)",
-                             (domain_id, position, pattern, user[0]))
-            except sqlite3.IntegrityError:
-                raise AlreadyExists(f"alias pattern {pattern!r} already exists in {name}") from None
-            txn.emit(AliasesChanged(name))
-            return next(r for r in self._rules(conn, name) if r.pattern == pattern)
-        return await self.db.write(w)
+        return await self.directory.add_alias(name, pattern, self._target_local(name, target))
 
     async def remove(self, domain: str, pattern: str) -> None:
-        name = normalize_domain(domain)
-
-        def w(txn: WriteTxn) -> None:
-            domain_id = self._domain_id(txn.conn, name)
-            cur = txn.conn.execute("DELETE FROM aliases WHERE domain_id = ? AND pattern = ?", (domain_id, pattern))
-            if cur.rowcount == 0:
-                raise NotFound(f"no alias pattern {pattern!r} in {name}")
-            txn.emit(AliasesChanged(name))
-        await self.db.write(w)
+        await self.directory.remove_alias(normalize_domain(domain), pattern)
 
     async def move(self, domain: str, pattern: str, position: int) -> list[AliasRule]:
         """Move a rule to ``position`` (1-based) in the declaration order."""
-        name = normalize_domain(domain)
-
-        def w(txn: WriteTxn) -> list[AliasRule]:
-            conn = txn.conn
-            domain_id = self._domain_id(conn, name)
-            rows = [r[0] for r in conn.execute("SELECT pattern FROM aliases WHERE domain_id = ? ORDER BY position, id",
-                                               (domain_id,))]
-            if pattern not in rows:
-                raise NotFound(f"no alias pattern {pattern!r} in {name}")
-            if not 1 <= position <= len(rows):
-                raise InvalidInput(f"position must be from 1 to {len(rows)}")
-            rows.remove(pattern)
-            rows.insert(position - 1, pattern)
-            conn.executemany("UPDATE aliases SET position = ? WHERE domain_id = ? AND pattern = ?",
-                             [(i + 1, domain_id, p) for i, p in enumerate(rows)])
-            txn.emit(AliasesChanged(name))
-            return self._rules(conn, name)
-        return await self.db.write(w)
+        return await self.directory.move_alias(normalize_domain(domain), pattern, position)
 
     async def resolve(self, address: str | Address) -> Resolution:
         """Where mail for ``address`` goes: exact user, else the first matching rule."""
         addr = address if isinstance(address, Address) else Address.parse(address)
-
-        def q(conn: sqlite3.Connection) -> Resolution:
-            if conn.execute("SELECT 1 FROM domains WHERE name = ?", (addr.domain,)).fetchone() is None:
-                return Resolution(addr, False, None, None)
-            account = Accounts._find(conn, addr)
-            if account is not None:
-                return Resolution(addr, True, account, None)
-            for rule in self._rules(conn, addr.domain):
-                if _compile(rule.pattern).fullmatch(addr.local):
-                    target = Accounts._find(conn, Address(rule.target, addr.domain))
-                    return Resolution(addr, True, target, rule)
-            if addr.local.lower() == POSTMASTER:
-                target = self._postmaster(conn, addr.domain)
-                return Resolution(addr, True, target, None, postmaster=target is not None)
-            return Resolution(addr, True, None, None)
-        return await self.db.read(q)
+        found = await self.directory.lookup(addr)
+        if not found.local_domain:
+            return Resolution(addr, False, None, None)
+        if found.account is not None:
+            return Resolution(addr, True, found.account, None)
+        for rule, target in found.rules:
+            if _compile(rule.pattern).fullmatch(addr.local):
+                return Resolution(addr, True, target, rule)
+        if addr.local.lower() == POSTMASTER:
+            return Resolution(addr, True, found.postmaster, None, postmaster=found.postmaster is not None)
+        return Resolution(addr, True, None, None)
 
     async def resolve_bare_postmaster(self) -> Resolution:
         """``RCPT TO:<postmaster>`` with no domain (RFC 5321 §4.5.1): the first local
@@ -216,16 +146,7 @@ class Aliases:
         Raises:
             NotFound: there is no local domain yet.
         """
-        def q(conn: sqlite3.Connection) -> str:
-            row = conn.execute("SELECT name FROM domains ORDER BY id LIMIT 1").fetchone()
-            if row is None:
-                raise NotFound("no local domain has a postmaster yet")
-            return row[0]
-        return await self.resolve(Address(POSTMASTER, await self.db.read(q)))
-
-    @staticmethod
-    def _postmaster(conn: sqlite3.Connection, domain: str) -> Account | None:
-        """The domain's first administrator, else its first user (by creation)."""
-        row = conn.execute("SELECT u.local FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = ?"
-                           " ORDER BY u.admin DESC, u.id LIMIT 1", (domain,)).fetchone()
-        return Accounts._find(conn, Address(row[0], domain)) if row else None
+        domain = await self.directory.first_domain()
+        if domain is None:
+            raise NotFound("no local domain has a postmaster yet")
+        return await self.resolve(Address(POSTMASTER, domain))

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 
 from .accounts import Accounts
 from .aliases import POSTMASTER, Aliases, Resolution
-from .db import WriteTxn
 from .errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, QuotaExceeded, TemporaryFailure
 from .events import AccountsChanged, Event, EventBus, ExternalChange, MessageReceived
 from .model import Account, Address, SpecialUse
 from .quota import Quotas
-from .store import MailStore
+from .storage import mail as storage
+from .storage.mail import MailStore
 from .tracefields import return_path, without_return_path
 
 if TYPE_CHECKING:
@@ -31,10 +31,9 @@ log = logging.getLogger("rmail.delivery")
 class Outbound(Protocol):
     """The outbound queue as delivery sees it (core.queue implements it)."""
 
-    def stage(self, txn: WriteTxn, sender: str, recipients: Sequence[str], blob_id: str, data: bytes) -> list[int]:
-        """Add an entry per remote recipient inside ``txn``, which already holds the message
-        bytes as ``blob_id`` and the local copies; returns the entry ids. Runs on the store's
-        writer thread: SQL only, no awaiting, no loop objects."""
+    def entries_for(self, sender: str, recipients: Sequence[str]) -> storage.Outbound:
+        """The entries, one per remote recipient, that the delivery's transaction adds beside
+        the local copies (``MailStore.deliver(..., outbound=...)``)."""
 
     def wake(self) -> None:
         """The transaction has committed: look at the queue again."""
@@ -160,25 +159,22 @@ class Delivery:
         # queue takes the field off again before relaying (core/queue.py).
         stored = return_path(sender) + without_return_path(data) if local else data
 
-        def queue_remote(txn: WriteTxn, blob_id: str) -> list[int]:
-            assert outbound is not None
-            return outbound.stage(txn, sender, remote, blob_id, stored)
-        also = queue_remote if remote else None
+        entries = outbound.entries_for(sender, remote) if remote and outbound is not None else None
         # One transaction for the local copies and the queue entries: either the sender is
         # told 250 and everything is durable, or it is told to retry and nothing was stored.
         targets = [(await self._target(account, junk), ()) for account in local.values()]
         try:
-            _, queued = await self.store.deliver_with(targets, stored, also)
+            done = await self.store.deliver(targets, stored, outbound=entries)
         except NotFound:
             if not local:
                 raise
             # A user was removed since we cached its INBOX; look again once.
             self._inbox.clear()
             targets = [(await self._target(a, junk), ()) for a in local.values()]
-            _, queued = await self.store.deliver_with(targets, stored, also)
+            done = await self.store.deliver(targets, stored, outbound=entries)
         if remote:
             assert outbound is not None
             outbound.wake()
-        queued = queued or []
+        queued = done.queued
         self.bus.publish(MessageReceived(protocol, sender, len(local), len(remote), len(data)))
         return DeliveryReport(tuple(a.address for a in local.values()), tuple(queued))

@@ -1,8 +1,8 @@
 """Moving a user's mail in (Maildir++, mbox) and out (Maildir++, mboxrd).
 
-A re-run imports nothing twice: every imported message records its source identity in the
-``imported`` table, in the same transaction as the message itself, so a crash or ^C never
-leaves a message without its record or the reverse. The identity comes from the source, not
+A re-run imports nothing twice: every imported message records its source identity
+(``MailStore.deliver(..., imported=...)``) in the same transaction as the message itself, so a
+crash or ^C never leaves a message without its record or the reverse. The identity comes from the source, not
 from the message: for Maildir the target mailbox plus the file's unique base name (stable when
 a client changes flags or moves it from new/ to cur/); for mbox the target mailbox plus the
 message's SHA-256 and its occurrence number among equal messages of that file. Message-ID,
@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from .db import WriteTxn
 from .errors import InvalidInput, NotFound
 from .mailformats import (KEYWORD_LETTERS, folder_to_mailbox, format_keywords_file, mailbox_to_folder,
                           maildir_flags, maildir_info, parse_keywords_file, read_mbox, split_maildir_name, to_crlf,
                           write_mbox_message)
 from .model import Account, Mailbox
-from .store import MAX_KEYWORDS, MailStore, flags_to_columns, normalize_mailbox_name
+from .storage.flags import MAX_KEYWORDS, flags_to_columns
+from .storage.mail import Import, MailStore
+from .storage.names import normalize_mailbox_name
 
 Progress = Callable[[str], None]
 
@@ -75,10 +75,7 @@ class Importer:
 
     async def _load_known(self) -> set[str]:
         if self._known is None:
-            def q(conn: sqlite3.Connection) -> set[str]:
-                return {r[0] for r in conn.execute("SELECT key FROM imported WHERE user_id = ? AND source = ?",
-                                                   (self.account.id, self.source))}
-            self._known = await self.store.db.read(q)
+            self._known = await self.store.imported_keys(self.account.id, self.source)
         return self._known
 
     async def mailbox(self, name: str) -> Mailbox:
@@ -105,16 +102,10 @@ class Importer:
             return
         box = await self.mailbox(name)
         flags = usable_flags(flags)
-        user_id, source = self.account.id, self.source
-
-        def record(txn: WriteTxn, blob_id: str) -> None:
-            txn.conn.execute("INSERT INTO imported(user_id, source, key) VALUES(?,?,?)", (user_id, source, key))
-            # Not \Recent: move the recent mark past this message, unless an earlier one
-            # (delivered meanwhile) is still unclaimed by any session.
-            txn.conn.execute("UPDATE mailboxes SET recent_uid = uidnext WHERE id = ? AND recent_uid = uidnext - 1",
-                             (box.id,))
         when = datetime.fromtimestamp(date, timezone.utc) if date is not None else None
-        await self.store.deliver_with([(box.id, flags)], data, record, when)
+        # The source identity is recorded in the message's own transaction, and an imported
+        # message is not \Recent.
+        await self.store.deliver([(box.id, flags)], data, when, imported=Import(self.account.id, self.source, key))
         known.add(key)
         self.result.imported += 1
         self.progress(f"{self.result.imported} imported, {self.result.already} already there")

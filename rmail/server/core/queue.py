@@ -1,7 +1,11 @@
 """The outbound queue: persistent entries, a scheduler, retries with backoff, expiry, DSNs.
 
-One row of the ``queue`` table per remote recipient; the message bytes are a blob shared
-with nothing else (``enqueue`` writes its own), collected when the last entry goes.
+One entry per remote recipient (storage.QueueStore); the message bytes are shared with the
+delivery's local copies, or written for the queue alone (``enqueue``), and collected when the
+last entry and message using them go. Schedulers on several nodes share one store: each due
+entry is leased to one of them for ``LEASE_SECONDS`` (renewed by rescheduling or deleting it),
+so no entry is attempted twice at once, and one held by a node that died is tried again after
+its lease ends.
 
 Invariants:
 
@@ -26,7 +30,6 @@ import contextlib
 import enum
 import logging
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,11 +37,11 @@ from email.utils import format_datetime
 from typing import Callable, Protocol, Sequence
 
 from .aliases import Aliases
-from .db import WriteTxn
 from .errors import InvalidInput, NotFound, RmailError, StorageFull, TemporaryFailure
-from .events import Bounced, EventBus, ExternalChange, OutboundAttempted, QueueChanged
+from .events import Bounced, EventBus, ExternalChange, OutboundAttempted
 from .model import Address, QueueEntry
-from .store import MailStore
+from .storage.mail import MailStore, Outbound
+from .storage.queuestore import QueueStore
 from .tracefields import return_path, without_return_path
 
 log = logging.getLogger("rmail.queue")
@@ -49,8 +52,9 @@ BACKOFF: tuple[float, ...] = (60, 300, 900, 1800, 3600)
 CONCURRENCY = 8
 #: Longest remote diagnostic kept (the DSN and ``queue list`` show it).
 MAX_DIAGNOSTIC = 500
-
-_COLS = "id, sender, recipient, blob_id, size, created, attempts, next_attempt, last_error, delayed_notified"
+#: How long a scheduler holds an entry it is attempting: well past the longest SMTP attempt
+#: (connect, TLS and the data phase time out far sooner), so only a dead node's lease expires.
+LEASE_SECONDS = 1800
 
 
 class Outcome(enum.Enum):
@@ -102,11 +106,6 @@ def _clean(text: str) -> str:
 def retry_delay(attempts: int, schedule: Sequence[float] = BACKOFF) -> float:
     """Seconds to wait after the ``attempts``-th failed attempt."""
     return float(schedule[min(max(attempts, 1), len(schedule)) - 1])
-
-
-def _entry(row: Sequence) -> QueueEntry:
-    return QueueEntry(row[0], row[1], row[2], row[3], row[4], datetime.fromtimestamp(row[5], timezone.utc),
-                      row[6], datetime.fromtimestamp(row[7], timezone.utc), row[8], bool(row[9]))
 
 
 # -- DSN (RFC 3464) -----------------------------------------------------------------------------
@@ -174,84 +173,11 @@ def build_dsn(*, hostname: str, entry: QueueEntry, original: bytes, result: Atte
     return (head + body).encode("utf-8", "replace") + _header_block(original) + tail.encode()
 
 
-# -- entries in the store (used by the server and by ``run.py queue``) ----------------------------
-
-def insert_entries(txn: WriteTxn, sender: str, recipients: Sequence[str], blob_id: str, size: int,
-                   now: float) -> list[int]:
-    """Add one entry per recipient for a blob already written in ``txn``; returns their ids.
-    Runs inside the caller's transaction (delivery stores local copies in the same one)."""
+async def enqueue(store: MailStore, sender: str, recipients: Sequence[str], data: bytes, now: float) -> list[int]:
+    """Durably add one entry per recipient, all sharing one new copy of ``data``; returns their ids."""
     if not recipients:
         raise InvalidInput("no recipients to queue")
-    ids = []
-    for rcpt in recipients:
-        cur = txn.conn.execute(
-            "INSERT INTO queue(sender, recipient, blob_id, size, created, next_attempt) VALUES(?,?,?,?,?,?)",
-            (sender, rcpt, blob_id, size, int(now), int(now)))
-        ids.append(int(cur.lastrowid))
-    txn.emit(QueueChanged())
-    return ids
-
-
-async def enqueue_entries(store: MailStore, sender: str, recipients: Sequence[str], data: bytes,
-                          now: float) -> list[int]:
-    """Durably add one entry per recipient, all sharing one new blob; returns their ids."""
-    if not recipients:
-        raise InvalidInput("no recipients to queue")
-    _, ids = await store.deliver_with(
-        [], data, lambda txn, blob_id: insert_entries(txn, sender, recipients, blob_id, len(data), now))
-    assert ids is not None
-    return ids
-
-
-async def list_entries(store: MailStore, *, by_next_attempt: bool = False,
-                       limit: int | None = None) -> list[QueueEntry]:
-    """Entries by id, or in the order they will be tried; at most ``limit`` of them."""
-    order = "next_attempt, id" if by_next_attempt else "id"
-
-    def q(conn: sqlite3.Connection) -> list[QueueEntry]:
-        return [_entry(r) for r in conn.execute(f"SELECT {_COLS} FROM queue ORDER BY {order} LIMIT ?",
-                                                (-1 if limit is None else limit,))]
-    return await store.db.read(q)
-
-
-async def age_summary(store: MailStore, older_than: float) -> tuple[int, int, float | None]:
-    """(entries, entries created before ``older_than``, oldest creation time) for health checks."""
-    def q(conn: sqlite3.Connection) -> tuple[int, int, float | None]:
-        total, old, oldest = conn.execute("SELECT count(*), coalesce(sum(created < ?), 0), min(created) FROM queue",
-                                          (int(older_than),)).fetchone()
-        return total, old, oldest
-    return await store.db.read(q)
-
-
-async def get_entry(store: MailStore, entry_id: int) -> QueueEntry:
-    def q(conn: sqlite3.Connection) -> QueueEntry:
-        row = conn.execute(f"SELECT {_COLS} FROM queue WHERE id = ?", (entry_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"no queue entry {entry_id}")
-        return _entry(row)
-    return await store.db.read(q)
-
-
-async def retry_entry(store: MailStore, entry_id: int, now: float) -> None:
-    """Make an entry due now (``queue retry``)."""
-    def w(txn: WriteTxn) -> None:
-        if txn.conn.execute("UPDATE queue SET next_attempt = ? WHERE id = ?", (int(now), entry_id)).rowcount == 0:
-            raise NotFound(f"no queue entry {entry_id}")
-        txn.emit(QueueChanged())
-    await store.db.write(w)
-
-
-async def delete_entry(store: MailStore, entry_id: int, *, missing_ok: bool = False) -> None:
-    """Remove an entry without delivering it; its blob goes with the last entry using it."""
-    def w(txn: WriteTxn) -> None:
-        row = txn.conn.execute("DELETE FROM queue WHERE id = ? RETURNING blob_id", (entry_id,)).fetchone()
-        if row is None:
-            if missing_ok:
-                return
-            raise NotFound(f"no queue entry {entry_id}")
-        store._collect_blobs(txn, [row[0]])
-        txn.emit(QueueChanged())
-    await store.db.write(w)
+    return list((await store.deliver([], data, outbound=Outbound(sender, tuple(recipients), now))).queued)
 
 
 # -- the scheduler ------------------------------------------------------------------------------------
@@ -259,13 +185,14 @@ async def delete_entry(store: MailStore, entry_id: int, *, missing_ok: bool = Fa
 class OutboundQueue:
     """Implements core.delivery.Outbound and runs delivery attempts in the background."""
 
-    def __init__(self, store: MailStore, aliases: Aliases, bus: EventBus, transport: Transport, *,
+    def __init__(self, store: MailStore, entries: QueueStore, aliases: Aliases, bus: EventBus, transport: Transport, *,
                  hostname: str, lifetime: float = 120 * 3600, delay_notice: float = 4 * 3600,
                  schedule: Sequence[float] = BACKOFF, clock: Callable[[], float] = time.time,
                  concurrency: int = CONCURRENCY) -> None:
         if not schedule:
             raise ValueError("the retry schedule needs at least one step")
         self.store = store
+        self.entries = entries
         self.aliases = aliases
         self.bus = bus
         self.transport = transport
@@ -277,6 +204,7 @@ class OutboundQueue:
         self.concurrency = concurrency
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._leased: dict[int, QueueEntry] = {}      #: the entries of ``_inflight``
         self._runner: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = False
@@ -285,24 +213,24 @@ class OutboundQueue:
 
     async def enqueue(self, sender: str, recipients: Sequence[str], data: bytes) -> list[int]:
         """Queue ``data`` in a transaction of its own (DSN-free admin and test path)."""
-        ids = await enqueue_entries(self.store, sender, recipients, data, self.clock())
+        ids = await enqueue(self.store, sender, recipients, data, self.clock())
         self.wake()
         return ids
 
-    def stage(self, txn: WriteTxn, sender: str, recipients: Sequence[str], blob_id: str, data: bytes) -> list[int]:
-        """Add entries inside a delivery's transaction (core.delivery.Outbound); ``wake``
+    def entries_for(self, sender: str, recipients: Sequence[str]) -> Outbound:
+        """The entries a delivery adds in its transaction (core.delivery.Outbound); ``wake``
         once it has committed."""
-        return insert_entries(txn, sender, recipients, blob_id, len(data), self.clock())
+        return Outbound(sender, tuple(recipients), self.clock())
 
     async def list(self) -> list[QueueEntry]:
-        return await list_entries(self.store)
+        return await self.entries.list()
 
     async def retry(self, entry_id: int) -> None:
-        await retry_entry(self.store, entry_id, self.clock())
+        await self.entries.retry(entry_id, self.clock())
         self.wake()
 
     async def delete(self, entry_id: int) -> None:
-        await delete_entry(self.store, entry_id)
+        await self.entries.delete(entry_id)
 
     def wake(self) -> None:
         """Look at the table again now (new entry, admin action, a test moving the clock)."""
@@ -326,7 +254,8 @@ class OutboundQueue:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop scheduling; give running attempts ``grace`` seconds, then cancel them (they
-        stay in the table and are tried again after the next start)."""
+        stay in the queue, their leases released, and are tried again at once by another
+        node or after the next start)."""
         self._stopping = True
         for task in (self._runner, self._watcher):
             if task is not None:
@@ -340,6 +269,11 @@ class OutboundQueue:
                 task.cancel()
             if still:
                 await asyncio.wait(still)
+                for entry in [self._leased[i] for i, t in list(self._inflight.items()) if t in still]:
+                    with contextlib.suppress(RmailError):
+                        await self.entries.reschedule(entry.id, attempts=entry.attempts, next_attempt=self.clock(),
+                                                      last_error=entry.last_error,
+                                                      delayed_notified=entry.delayed_notified)
         await self.transport.close()
 
     async def _run(self) -> None:
@@ -350,6 +284,7 @@ class OutboundQueue:
             try:
                 if free > 0:
                     for entry in await self._due(self.clock(), free):
+                        self._leased[entry.id] = entry
                         self._inflight[entry.id] = asyncio.create_task(self._attempt(entry),
                                                                        name=f"rmail-queue-{entry.id}")
                     if len(self._inflight) < self.concurrency:
@@ -363,25 +298,12 @@ class OutboundQueue:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _due(self, now: float, limit: int) -> list[QueueEntry]:
-        busy = tuple(self._inflight)
-
-        def q(conn: sqlite3.Connection) -> list[QueueEntry]:
-            marks = ",".join("?" * len(busy))
-            skip = f" AND id NOT IN ({marks})" if busy else ""
-            rows = conn.execute(f"SELECT {_COLS} FROM queue WHERE next_attempt <= ?{skip}"
-                                " ORDER BY next_attempt, id LIMIT ?", (int(now), *busy, limit))
-            return [_entry(r) for r in rows]
-        return await self.store.db.read(q)
+        # Entries this scheduler attempts right now hold leases, so they are not handed out
+        # again; one whose attempt outlived its lease is skipped here rather than doubled.
+        return [e for e in await self.entries.lease_due(now, limit, LEASE_SECONDS) if e.id not in self._inflight]
 
     async def _next_due(self) -> float | None:
-        busy = tuple(self._inflight)
-
-        def q(conn: sqlite3.Connection) -> float | None:
-            marks = ",".join("?" * len(busy))
-            skip = f" WHERE id NOT IN ({marks})" if busy else ""
-            row = conn.execute(f"SELECT MIN(next_attempt) FROM queue{skip}", busy).fetchone()
-            return None if row is None or row[0] is None else float(row[0])
-        return await self.store.db.read(q)
+        return await self.entries.next_due(self.clock())
 
     # -- one attempt ---------------------------------------------------------------------------------
 
@@ -404,7 +326,9 @@ class OutboundQueue:
                 await self._reschedule(entry, AttemptResult.temporary("4.3.0", "internal error"), self.clock(),
                                        notified=entry.delayed_notified)
         finally:
-            self._inflight.pop(entry.id, None)
+            if not self._stopping:
+                self._inflight.pop(entry.id, None)
+                self._leased.pop(entry.id, None)
             self.wake()
 
     async def _attempt_once(self, entry: QueueEntry) -> None:
@@ -414,7 +338,7 @@ class OutboundQueue:
             data = without_return_path(await self.store.read_message(entry.blob_id))
         except NotFound:
             log.error("queue: entry %d lost its message; removing it", entry.id)
-            await delete_entry(self.store, entry.id, missing_ok=True)
+            await self.entries.delete(entry.id, missing_ok=True)
             return
         try:
             result = await self.transport.send(entry.sender, entry.recipient, data)
@@ -425,7 +349,7 @@ class OutboundQueue:
         age = now - entry.created.timestamp()
         if result.outcome is Outcome.DELIVERED:
             self._outcome(entry, "delivered", result.remote_mta or "?", result)
-            await delete_entry(self.store, entry.id, missing_ok=True)
+            await self.entries.delete(entry.id, missing_ok=True)
         elif result.outcome is Outcome.PERMANENT:
             self._outcome(entry, "bounced", result.remote_mta or "?", result)
             await self._bounce(entry, data, result, now)
@@ -456,17 +380,12 @@ class OutboundQueue:
 
     async def _reschedule(self, entry: QueueEntry, result: AttemptResult, now: float, *, notified: bool) -> None:
         attempts = entry.attempts + 1
-        when = now + retry_delay(attempts, self.schedule)
-
-        def w(txn: WriteTxn) -> None:
-            txn.conn.execute("UPDATE queue SET attempts = ?, next_attempt = ?, last_error = ?, delayed_notified = ?"
-                             " WHERE id = ?", (attempts, int(when), result.describe(), int(notified), entry.id))
-            txn.emit(QueueChanged())
-        await self.store.db.write(w)
+        await self.entries.reschedule(entry.id, attempts=attempts, next_attempt=now + retry_delay(attempts, self.schedule),
+                                      last_error=result.describe(), delayed_notified=notified)
 
     async def _bounce(self, entry: QueueEntry, data: bytes, result: AttemptResult, now: float) -> None:
         await self._notify(entry, data, result, "failed", now)
-        await delete_entry(self.store, entry.id, missing_ok=True)
+        await self.entries.delete(entry.id, missing_ok=True)
         self.bus.publish(Bounced(entry.id, entry.sender, entry.recipient, result.status))
 
     async def _notify(self, entry: QueueEntry, data: bytes, result: AttemptResult, action: str, now: float,

@@ -20,23 +20,20 @@ default. Removing a user removes its row (ON DELETE CASCADE).
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Iterable
 
 from .errors import InvalidInput, QuotaExceeded
-from .events import AccountsChanged
 from .model import Account
 
 if TYPE_CHECKING:  # the config imports parse_size: keep this module light to import
-    from .db import WriteTxn
-    from .store import MailStore
+    from .storage.directory import Directory
 
 __all__ = ["UNLIMITED", "QuotaState", "Quotas", "format_size", "parse_size"]
 
 #: A limit of 0 bytes means no limit, in the config and in the quotas table alike.
 UNLIMITED: Final = 0
-#: Largest quota accepted: 1 PiB, far past any disk, well inside SQLite's 64-bit integers.
+#: Largest quota accepted: 1 PiB, far past any disk, well inside 64-bit integers.
 MAX_QUOTA: Final = 1 << 50
 
 _UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
@@ -89,51 +86,30 @@ class QuotaState:
         return f"{format_size(self.used)} of {format_size(self.limit)}{source}"
 
 
-_USAGE_SQL: Final = ("SELECT coalesce(sum(m.size), 0) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"
-                     " WHERE b.user_id = ?")
-
-
 class Quotas:
-    """Quota limits and usage over the store's database.
+    """Quota limits and usage over the store's directory.
 
     Args:
-        store: the mail store (its database holds the quotas table).
+        directory: where users and their own limits are kept.
         default: the limit of users without an override, in bytes; UNLIMITED for none.
     """
 
-    def __init__(self, store: MailStore, *, default: int = UNLIMITED) -> None:
-        self.db = store.db
+    def __init__(self, directory: Directory, *, default: int = UNLIMITED) -> None:
+        self.directory = directory
         self.default = default
-
-    def _limit(self, conn: sqlite3.Connection, user_id: int) -> tuple[int, bool]:
-        row = conn.execute("SELECT bytes FROM quotas WHERE user_id = ?", (user_id,)).fetchone()
-        return (self.default, False) if row is None else (row[0], True)
-
-    def _state(self, conn: sqlite3.Connection, user_id: int) -> QuotaState:
-        limit, override = self._limit(conn, user_id)
-        return QuotaState(conn.execute(_USAGE_SQL, (user_id,)).fetchone()[0], limit, override)
-
-    def _refusal(self, conn: sqlite3.Connection, user_id: int, incoming: int) -> QuotaState | None:
-        """The user's state when `incoming` bytes do not fit, else None. A user without a
-        limit costs one primary-key lookup: usage is summed only when there is a limit."""
-        limit, override = self._limit(conn, user_id)
-        if limit == UNLIMITED:
-            return None
-        state = QuotaState(conn.execute(_USAGE_SQL, (user_id,)).fetchone()[0], limit, override)
-        return None if state.fits(incoming) else state
 
     async def state(self, user_id: int) -> QuotaState:
         """Usage and limit of one user, from one snapshot."""
-        return await self.db.read(lambda conn: self._state(conn, user_id))
+        found = await self.directory.quota_usage([user_id], self.default)
+        used, limit, own = found.get(user_id, (0, self.default, False))
+        return QuotaState(used, limit, own)
 
     async def limits(self) -> dict[int, tuple[int, bool]]:
         """user id → (limit, is an override) for every user (usage comes from
         ``Accounts.usage``, which the console and ``user list`` read anyway)."""
-        def q(conn: sqlite3.Connection) -> dict[int, tuple[int, bool]]:
-            overrides = dict(conn.execute("SELECT user_id, bytes FROM quotas").fetchall())
-            return {uid: ((overrides[uid], True) if uid in overrides else (self.default, False))
-                    for (uid,) in conn.execute("SELECT id FROM users")}
-        return await self.db.read(q)
+        overrides = await self.directory.quota_overrides()
+        return {a.id: ((overrides[a.id], True) if a.id in overrides else (self.default, False))
+                for a in await self.directory.list_users()}
 
     async def set(self, account: Account, limit: int | None) -> None:
         """Give a user its own limit (UNLIMITED for none), or None to use the default again.
@@ -143,16 +119,14 @@ class Quotas:
         """
         if limit is not None and not 0 <= limit <= MAX_QUOTA:
             raise InvalidInput("a quota is 0 (unlimited) to 1P bytes")
+        await self.directory.set_quota(account.id, limit)
 
-        def w(txn: WriteTxn) -> None:
-            if limit is None:
-                txn.conn.execute("DELETE FROM quotas WHERE user_id = ?", (account.id,))
-            else:
-                txn.conn.execute("INSERT INTO quotas(user_id, bytes) VALUES(?, ?)"
-                                 " ON CONFLICT(user_id) DO UPDATE SET bytes = excluded.bytes",
-                                 (account.id, limit))
-            txn.emit(AccountsChanged())
-        await self.db.write(w)
+    async def _refusals(self, accounts: list[Account], incoming: int) -> dict[int, QuotaState]:
+        """The states of the accounts that ``incoming`` more bytes do not fit. A user without
+        a limit costs one lookup: usage is summed only when there is a limit."""
+        found = await self.directory.quota_usage([a.id for a in accounts], self.default, limited_only=True)
+        states = {uid: QuotaState(used, limit, own) for uid, (used, limit, own) in found.items()}
+        return {uid: st for uid, st in states.items() if not st.fits(incoming)}
 
     async def check(self, account: Account, incoming: int) -> None:
         """Refuse `incoming` more bytes for a user whose quota they would exceed.
@@ -160,7 +134,7 @@ class Quotas:
         Raises:
             QuotaExceeded: the message does not fit (its text names the address).
         """
-        state = await self.db.read(lambda conn: self._refusal(conn, account.id, incoming))
+        state = (await self._refusals([account], incoming)).get(account.id)
         if state is not None:
             raise QuotaExceeded(f"mailbox of {account.address} is full: {format_size(state.used)} of"
                                 f" {format_size(state.limit)} used, {format_size(incoming)} more does not fit")
@@ -168,7 +142,5 @@ class Quotas:
     async def over(self, accounts: Iterable[Account], incoming: int) -> list[Account]:
         """The accounts among `accounts` that `incoming` more bytes would take over quota."""
         accounts = list(accounts)
-
-        def q(conn: sqlite3.Connection) -> list[Account]:
-            return [a for a in accounts if self._refusal(conn, a.id, incoming) is not None]
-        return await self.db.read(q)
+        refused = await self._refusals(accounts, incoming)
+        return [a for a in accounts if a.id in refused]

@@ -2,7 +2,7 @@
 
 Used for values whose key pins their content exactly, so nothing is ever served stale:
 a rendered message-list page keyed by (mailbox id, HIGHESTMODSEQ, offset, limit) — every
-change to a mailbox bumps its MODSEQ (core/store.py) — and a decoded message view keyed by
+change to a mailbox bumps its MODSEQ (the storage contract) — and a decoded message view keyed by
 its immutable blob id.
 """
 

@@ -12,7 +12,7 @@ DELIMITER = "/"
 
 async def list_folders(request: web.Request) -> web.Response:
     who = principal(request)
-    rows = await runtime(request).store.views.folders(who)
+    rows = await runtime(request).views.folders(who)
     return web.json_response({"delimiter": DELIMITER, "folders": [
         {"name": f.name, "messages": f.messages, "unseen": f.unseen, "special_use": f.special_use,
          "parent": f.name.rpartition(DELIMITER)[0] or None, "selectable": f.selectable,

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from rmail.server.core.errors import InvalidInput, LimitExceeded
-from rmail.server.core.store import normalize_mailbox_name
+from rmail.server.core.storage.names import normalize_mailbox_name
 
 from .errors import ApiError
 

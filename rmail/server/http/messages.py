@@ -16,9 +16,9 @@ from aiohttp import web
 
 from rmail.server.core.errors import InvalidInput, NotFound
 from rmail.server.core.mime import MessageView, message_view
-from rmail.server.core.store import flags_to_columns
+from rmail.server.core.storage.flags import validate_flags
 
-from rmail.server.core.views import MessageRow, flag_list
+from rmail.server.core.storage.views import MessageRow, flag_list, ordered_flags
 
 from .auth import principal
 from .cache import ByteLRU
@@ -64,7 +64,7 @@ async def list_messages(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
 
     pages = request.app[PAGES]
-    key, result = await runtime(request).store.views.page(who, name, offset, limit, pages.get)
+    key, result = await runtime(request).views.page(who, name, offset, limit, pages.get)
     if isinstance(result, tuple):
         total, rows = result
         result = json.dumps({"total": total, "offset": offset, "limit": limit,
@@ -88,7 +88,7 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     who = principal(request)
     name, uid = folder_name(request), path_uid(request)
     rt = runtime(request)
-    row = await rt.store.views.message(who, name, uid)
+    row = await rt.views.message(who, name, uid)
     raw = wants_raw(request)
 
     if raw:
@@ -114,7 +114,7 @@ async def append_message(request: web.Request) -> web.Response:
     if request.content_type != RAW_TYPE:
         raise ApiError(415, f"the body must be a raw message with Content-Type: {RAW_TYPE}")
     rt = runtime(request)
-    box = await rt.store.views.mailbox_id(who, name)
+    box = await rt.views.mailbox_id(who, name)
     data = await read_body(request, rt.config.limits.message_size)
     if not data.strip():
         raise InvalidInput("the message is empty")
@@ -133,22 +133,20 @@ async def set_flags(request: web.Request) -> web.Response:
     flags = get_str_list(body, "flags", max_items=MAX_FLAGS, max_length=128)
     if any(f.lower() == "\\recent" for f in flags):
         raise InvalidInput("\\Recent is set by the server and cannot be stored (RFC 3501 §2.3.2)")
-    flags_to_columns(flags)  # unknown system flags and bad keywords: 400 before any lookup
+    validate_flags(flags)  # unknown system flags and bad keywords: 400 before any lookup
     rt = runtime(request)
-    box = await rt.store.views.mailbox_id(who, name)
+    box = await rt.views.mailbox_id(who, name)
     metas = await rt.store.store_flags(box, [uid], "set", flags)
     if not metas:
         raise NotFound(f"no message with uid {uid} in {name}")
-    meta = metas[0]
-    mask, keywords = flags_to_columns(meta.flags)
-    return web.json_response({"uid": uid, "flags": flag_list(mask, keywords)})
+    return web.json_response({"uid": uid, "flags": ordered_flags(metas[0].flags)})
 
 
 async def delete_message(request: web.Request) -> web.Response:
     who = principal(request)
     name, uid = folder_name(request), path_uid(request)
     rt = runtime(request)
-    box = await rt.store.views.mailbox_id(who, name)
+    box = await rt.views.mailbox_id(who, name)
     if not await rt.store.delete_messages(box, [uid]):
         raise NotFound(f"no message with uid {uid} in {name}")
     return web.Response(status=204)

@@ -41,7 +41,7 @@ async def send_message(request: web.Request) -> web.Response:
                                                hostname=rt.config.hostname, now=datetime.now(timezone.utc))
     if len(data) > limit:
         raise LimitExceeded(f"the message is larger than {limit} bytes")
-    sent = await rt.store.views.special_mailbox(who, SpecialUse.SENT.value)
+    sent = await rt.views.special_mailbox(who, SpecialUse.SENT.value)
     if sent is not None:
         # Refuse before sending rather than send and lose the Sent copy: 507 when it cannot fit.
         await rt.quotas.check(await rt.accounts.get_user(who.address), len(data))

@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Final, NoReturn, Protocol
 
-from rmail.server.core.authguard import LoginLocked
+from rmail.server.core.accounts import Accounts
+from rmail.server.core.authguard import AuthGuard, LoginLocked
 from rmail.server.core.connections import ConnectionInfo, ConnectionRegistry
 from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput,
                                       LimitExceeded, NotFound, PermissionDenied, QuotaExceeded,
@@ -25,7 +26,10 @@ from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, Inval
 from rmail.server.core.events import (Doorbell, Event, EventBus, ExternalChange,
                                       MailboxChanged, MailboxesChanged, MessageReceived)
 from rmail.server.core.model import Account, Mailbox, MessageInfo
+from rmail.server.core.quota import Quotas
 from rmail.server.core.slicing import OnePerKey, Slicer
+from rmail.server.core.storage.body import MessageBody
+from rmail.server.core.storage.mail import MailStore
 
 from . import grammar as g
 from ..core import mutf7
@@ -34,7 +38,8 @@ from .fetch import FetchPlan, FileRange, file_items, flags_bytes, message_items
 from .protocol import State, allowed, capabilities, login_allowed
 from .search import search
 from .selected import InvalidSequence, SelectedMailbox, Update
-from .stream import MessageFile, StreamBroken
+from . import stream
+from .stream import StreamBroken
 
 __all__ = ["CommandError", "Output", "Services", "Session", "SessionClosed"]
 
@@ -88,9 +93,9 @@ class CommandError(Exception):
 class Services:
     """What sessions need from the runtime (built once per listener set)."""
 
-    store: object            # MailStore (typed loosely to keep tests free to fake it)
-    accounts: object         # Accounts
-    throttle: object         # AuthGuard
+    store: MailStore
+    accounts: Accounts
+    throttle: AuthGuard
     bus: EventBus
     connections: ConnectionRegistry
     tls_configured: bool
@@ -98,7 +103,7 @@ class Services:
     autologout: float = AUTOLOGOUT
     #: CPU seconds one SEARCH may spend on the event loop (config [limits] search_budget).
     search_budget: float | None = None
-    quotas: object | None = None    # Quotas: APPEND and COPY check them; None in tests without
+    quotas: Quotas | None = None    # APPEND and COPY check them; None in tests without
     scans: OnePerKey = field(default_factory=OnePerKey)
 
 
@@ -748,14 +753,18 @@ class Session:
                     blob_id = blob_ids.get(u)
                     if blob_id is None:
                         continue  # expunged by another session, not yet announced
-                    data = await self.store.read_inline(blob_id)
+                    try:
+                        body = await self.store.open_message(blob_id)
+                    except NotFound:
+                        continue  # expunged by another session meanwhile
+                    data = body.inline
                     if data is None:
-                        # A large message lives in a file: stream it (or read it whole when
-                        # a section needs the MIME tree).
+                        # A large message the store does not hold in memory: stream it (or
+                        # read it whole when a section needs the MIME tree).
                         self.out.write(b"".join(out))
                         out.clear()
-                        data = await self._fetch_file(plan, view, i, u, blob_id, infos.get(u),
-                                                      force_flags=u in seen_now)
+                        data = await self._fetch_streamed(plan, view, i, u, body, infos.get(u),
+                                                          force_flags=u in seen_now)
                         if data is None:
                             continue
                 out.append(b"* %d FETCH " % (i + 1) + message_items(
@@ -772,30 +781,26 @@ class Session:
             await self.out.drain()
         return _tagged(cmd.tag, "OK", "FETCH completed")
 
-    async def _fetch_file(self, plan: FetchPlan, view: SelectedMailbox, i: int, uid: int,
-                          blob_id: str, info: MessageInfo | None, *,
-                          force_flags: bool) -> bytes | None:
-        """Send one file-backed message's FETCH response, streaming its body literals; or
-        return the whole message when the plan needs more than header and byte ranges.
-        Returns None once the response is sent, or when the message is gone."""
-        try:
-            file = await MessageFile.open(self.store.blobs.path(blob_id))
-        except (NotFound, ValueError):
-            return None
+    async def _fetch_streamed(self, plan: FetchPlan, view: SelectedMailbox, i: int, uid: int,
+                              body: MessageBody, info: MessageInfo | None, *,
+                              force_flags: bool) -> bytes | None:
+        """Send one large message's FETCH response, streaming its body literals; or return
+        the whole message when the plan needs more than header and byte ranges. Returns None
+        once the response is sent. Closes ``body``."""
         try:
             pieces = None
             if plan.streamable:
-                head = await file.head() if plan.needs_head else b""
+                head = await stream.head(body) if plan.needs_head else b""
                 pieces = file_items(plan, uid=uid, flags=view.flags[i], recent=view.is_recent(uid),
                                     size=view.sizes[i], date=view.dates[i],
-                                    info=info, file_size=file.size,
+                                    info=info, file_size=body.size,
                                     head=head, force_flags=force_flags)
             if pieces is None:
-                return await file.read_all()
+                return await stream.read_all(body)
             self.out.write(b"* %d FETCH " % (i + 1))
             for piece in pieces:
                 if isinstance(piece, FileRange):
-                    await file.send(self.out, piece.start, piece.length)
+                    await stream.send(body, self.out, piece.start, piece.length)
                 else:
                     self.out.write(piece)
             self.out.write(b"\r\n")
@@ -803,10 +808,10 @@ class Session:
             return None
         except StreamBroken:
             # The literal's length is on the wire already: the session cannot continue.
-            log.error("imap: message file %s is shorter than its size", blob_id)
+            log.error("imap: message of uid %d is shorter than its size", uid)
             raise SessionClosed() from None
         finally:
-            await file.close()
+            await body.close()
 
     async def _store(self, cmd: g.Store) -> bytes:
         view = self._require_writable()

@@ -1,94 +1,53 @@
-"""File-backed message bytes for FETCH: read on worker threads, written in chunks.
+"""Streaming a large message's bytes into a FETCH response.
 
-Messages over the store's inline limit live in immutable files (`store.blobs.path`). FETCH
-BODY[]/RFC822/BODY[TEXT] of such a message is sent as a literal whose bytes are read chunk by
-chunk with `os.pread` on a worker thread (never on the loop) and written only as fast as the
-transport takes them (`Output.drain`), so memory stays at one chunk per session instead of
-the whole message. The file is opened once and its size taken from that descriptor: an
-expunge that unlinks it mid-literal cannot shorten what was announced.
+The store hands out a message as a ``MessageBody`` (a size and async chunks, never a path).
+FETCH BODY[]/RFC822/BODY[TEXT] of a message the store does not keep in memory is sent as a
+literal whose bytes are read chunk by chunk and written only as fast as the transport takes
+them (`Output.drain`), so memory stays at one chunk per session instead of the whole message.
+The size is fixed when the body is opened: an expunge meanwhile cannot shorten what was
+announced; if the bytes end early anyway, the session cannot recover (StreamBroken).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-from pathlib import Path
 from typing import Final
 
-from rmail.server.core.blobs import CHUNK
-from rmail.server.core.errors import NotFound
+from rmail.server.core.storage.body import BodyTruncated, MessageBody
 
-__all__ = ["HEAD_MAX", "MessageFile", "StreamBroken"]
+__all__ = ["HEAD_MAX", "StreamBroken", "head", "read_all", "send"]
 
-#: How much of a file is read to find the end of its header (HEADER, TEXT sections); a
+#: How much of a message is read to find the end of its header (HEADER, TEXT sections); a
 #: header longer than this makes the FETCH read the whole message instead.
 HEAD_MAX: Final = 64 * 1024
 
 
 class StreamBroken(Exception):
-    """A file ended before the bytes its literal announced: the session cannot recover."""
+    """A body ended before the bytes its literal announced: the session cannot recover."""
 
 
-def _open(path: Path) -> tuple[int, int]:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+async def head(body: MessageBody) -> bytes:
     try:
-        return fd, os.fstat(fd).st_size
-    except BaseException:
-        os.close(fd)
-        raise
+        return await body.read(0, min(body.size, HEAD_MAX))
+    except BodyTruncated as exc:
+        raise StreamBroken(str(exc)) from None
 
 
-def _read(fd: int, offset: int, length: int) -> bytes:
-    parts = []
-    while length > 0:
-        chunk = os.pread(fd, length, offset)
-        if not chunk:
-            break
-        parts.append(chunk)
-        offset += len(chunk)
-        length -= len(chunk)
-    return b"".join(parts)
+async def read_all(body: MessageBody) -> bytes:
+    try:
+        return await body.read()
+    except BodyTruncated as exc:
+        raise StreamBroken(str(exc)) from None
 
 
-class MessageFile:
-    """One open message file; `close` it when done."""
+async def send(body: MessageBody, out, start: int, length: int) -> None:  # noqa: ANN001 - Output
+    """Write bytes [start, start+length) to `out`, one chunk at a time.
 
-    __slots__ = ("fd", "size")
-
-    def __init__(self, fd: int, size: int) -> None:
-        self.fd, self.size = fd, size
-
-    @classmethod
-    async def open(cls, path: Path) -> MessageFile:
-        """Raises: NotFound: the file is gone (the message was expunged meanwhile)."""
-        try:
-            return cls(*await asyncio.to_thread(_open, path))
-        except FileNotFoundError:
-            raise NotFound("message no longer exists") from None
-
-    async def head(self) -> bytes:
-        return await asyncio.to_thread(_read, self.fd, 0, min(self.size, HEAD_MAX))
-
-    async def read_all(self) -> bytes:
-        data = await asyncio.to_thread(_read, self.fd, 0, self.size)
-        if len(data) != self.size:
-            raise StreamBroken("message file shorter than its size")
-        return data
-
-    async def send(self, out, start: int, length: int) -> None:  # noqa: ANN001 - Output
-        """Write bytes [start, start+length) to `out`, one chunk at a time.
-
-        Raises:
-            StreamBroken: the file ended early (the literal's length was already sent).
-        """
-        end = start + length
-        while start < end:
-            chunk = await asyncio.to_thread(_read, self.fd, start, min(CHUNK, end - start))
-            if not chunk:
-                raise StreamBroken("message file shorter than its size")
+    Raises:
+        StreamBroken: the body ended early (the literal's length was already sent).
+    """
+    try:
+        async for chunk in body.chunks(start, length):
             out.write(chunk)
-            start += len(chunk)
             await out.drain()
-
-    async def close(self) -> None:
-        await asyncio.to_thread(os.close, self.fd)
+    except BodyTruncated as exc:
+        raise StreamBroken(str(exc)) from None

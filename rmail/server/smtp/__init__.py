@@ -57,7 +57,7 @@ async def start(runtime: ServerRuntime, stack: contextlib.AsyncExitStack) -> Non
     # Every lookup through runtime.dns; recipient domains' MTA-STS policies honoured (RFC 8461).
     transport = SMTPTransport(relay, cfg.hostname, resolver=runtime.dns,
                               mta_sts=MtaSts(runtime.dns) if cfg.mta_sts.outbound else None)
-    queue = OutboundQueue(runtime.store, runtime.aliases, runtime.bus, transport,
+    queue = OutboundQueue(runtime.store, runtime.backend.queue, runtime.aliases, runtime.bus, transport,
                           hostname=cfg.hostname, lifetime=relay.queue_lifetime_hours * 3600,
                           delay_notice=relay.delay_notice_hours * 3600)
     await queue.start()

@@ -15,7 +15,6 @@ from textual.binding import Binding
 from rmail.server.core.errors import NotFound, RmailError
 from rmail.server.core.events import Event, MessageReceived, QueueChanged
 from rmail.server.core.model import QueueEntry
-from rmail.server.core.queue import get_entry, list_entries
 
 from ..format import cell, relative, size
 from ..screens.confirm import ConfirmScreen
@@ -34,10 +33,10 @@ async def queue_entries(runtime: ServerRuntime, entry_id: int | None = None) -> 
     """Entries by next attempt (the order they will be tried), or the one with ``entry_id``."""
     if entry_id is not None:
         try:
-            return [await get_entry(runtime.store, entry_id)]
+            return [await runtime.backend.queue.get(entry_id)]
         except NotFound:
             return []
-    return await list_entries(runtime.store, by_next_attempt=True, limit=MAX_ROWS)
+    return await runtime.backend.queue.list(by_next_attempt=True, limit=MAX_ROWS)
 
 
 def outbound_queue(runtime: ServerRuntime) -> Any | None:

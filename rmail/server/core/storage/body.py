@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import AsyncIterator, Protocol
 
-__all__ = ["BytesBody", "MessageBody", "CHUNK"]
+from ..errors import TemporaryFailure
+
+__all__ = ["BodyTruncated", "BytesBody", "CHUNK", "MessageBody"]
 
 #: Bytes per chunk when a body is streamed (IMAP FETCH writes one chunk, then drains).
 CHUNK = 256 * 1024
+
+
+class BodyTruncated(TemporaryFailure):
+    """The stored bytes ended before ``size``: a reader that already announced the size (an
+    IMAP literal) cannot recover and must drop its connection."""
 
 
 class MessageBody(Protocol):
@@ -27,13 +34,16 @@ class MessageBody(Protocol):
         """Bytes [start, start+length) (to the end when ``length`` is None).
 
         Raises:
-            TemporaryFailure: the bytes could not be read.  StreamBroken-like errors are the
-            backend's to map to TemporaryFailure.
+            BodyTruncated: fewer bytes than asked for are left.
+            TemporaryFailure: the bytes could not be read.
         """
         ...
 
     def chunks(self, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        """The same bytes as ``read``, at most ``CHUNK`` at a time, read as they are consumed."""
+        """The same bytes as ``read``, at most ``CHUNK`` at a time, read as they are consumed.
+
+        Raises: BodyTruncated, TemporaryFailure (as ``read``).
+        """
         ...
 
     async def close(self) -> None:

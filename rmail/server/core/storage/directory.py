@@ -19,7 +19,7 @@ class UserUsage:
     account: Account
     mailboxes: int
     messages: int
-    bytes: int
+    size: int                                            #: bytes stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +145,12 @@ class Directory(Protocol):
         """user id → own limit, for the users that have one."""
         ...
 
-    async def quota_usage(self, user_ids: Sequence[int], default: int) -> dict[int, tuple[int, int, bool]]:
-        """user id → (bytes used, limit, whether the limit is the user's own). ``default`` is
-        the limit of users without their own; bytes used are summed only for users with a
-        limit (0 is reported for the others, whose usage costs a scan)."""
+    async def quota_usage(self, user_ids: Sequence[int], default: int, *,
+                          limited_only: bool = False) -> dict[int, tuple[int, int, bool]]:
+        """user id → (bytes used, limit, whether the limit is the user's own), for the users
+        among ``user_ids`` that exist. ``default`` is the limit of users without their own (0:
+        none). ``limited_only``: sum bytes only for users with a limit and report 0 for the
+        others (delivery's check; a sum costs a scan of the user's messages)."""
         ...
 
     # -- shared secrets ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Callable, Protocol, TypeVar
 
 from ..model import SYSTEM_FLAGS
 
-__all__ = ["FolderRow", "MailViews", "MessageRow", "Owner", "flag_list"]
+__all__ = ["FolderRow", "MailViews", "MessageRow", "Owner", "flag_list", "ordered_flags"]
 
 T = TypeVar("T")
 
@@ -41,6 +41,12 @@ def flag_list(mask: int, keywords: str) -> list[str]:
         if len(_FLAG_LISTS) < 4096:
             _FLAG_LISTS[key] = flags
     return list(flags)
+
+
+def ordered_flags(flags: frozenset[str]) -> list[str]:
+    """A message's flags as ``flag_list`` orders them (MessageMeta.flags is a set)."""
+    system = [name for name, _ in _SYSTEM_ORDER if name in flags]
+    return system + sorted(f for f in flags if not f.startswith("\\"))
 
 
 @dataclass(frozen=True, slots=True)

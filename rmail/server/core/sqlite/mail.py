@@ -1,4 +1,4 @@
-"""The mail store: mailboxes and messages over SQLite metadata plus immutable blob files.
+"""The SQLite mail store: mailboxes and messages over SQLite metadata plus immutable blob files.
 
 Write path (DESIGN.md): blob to a temp file → fsync → rename (worker thread) → the row in the
 next group commit, which fsyncs the blob directories and then commits with synchronous=FULL →
@@ -23,24 +23,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
-from . import mime
-from .blobs import BlobStore
-from .db import Database, WriteTxn, write_error
-from .errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
-from .events import Event, MailboxChanged, MailboxesChanged
-from .space import FreeSpace
-from .views import MailViews
-from .model import (DEFAULT_MAILBOXES, SYSTEM_FLAGS, Mailbox, MailboxChanges, MailboxStatus,
-                    MessageInfo, MessageMeta)
+from .. import mime
+from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
+from ..events import MailboxChanged, MailboxesChanged, QueueChanged
+from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
+from ..space import FreeSpace
+from ..storage.body import BytesBody, MessageBody
+from ..storage.flags import DELETED, MAX_KEYWORDS, SEEN, columns_to_flags, flags_to_columns
+from ..storage.mail import Delivered, Import, MailboxSnapshot, Outbound
+from ..storage.names import normalize_mailbox_name
+from .blobs import BlobStore, FileBody
+from .database import Database, WriteTxn, write_error
 
 log = logging.getLogger("rmail.store")
 T = TypeVar("T")
 
-#: RFC 3501 leaves mailbox name length open; Dovecot caps a name at 255 bytes per level.
-MAX_MAILBOX_NAME = 512
-MAX_MAILBOX_DEPTH = 16
-MAX_KEYWORD_LENGTH = 128
-MAX_KEYWORDS = 64
 IO_THREADS = 8
 #: Messages up to this size are parsed on the event loop (about 0.3 ms for 2 KiB; see prepare).
 INLINE_PARSE_MAX = 32 * 1024
@@ -49,106 +46,19 @@ INLINE_PARSE_MAX = 32 * 1024
 #: the WAL append of a small row does not: measured under load, a file with its flush took
 #: ~4 ms against ~0.5 ms for a committed row, and unlinks were a fifth of the writer's time.
 INLINE_BLOB_MAX = 128 * 1024
-SEEN = SYSTEM_FLAGS["\\Seen"]
-DELETED = SYSTEM_FLAGS["\\Deleted"]
 
 _MAILBOX_COLS = "id, user_id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq"
 _META_COLS = "uid, modseq, sysflags, keywords, internaldate, size, blob_id"
 
 
 @dataclass(frozen=True, slots=True)
-class MailboxSnapshot:
-    """A mailbox with its messages in UID order, as parallel columns."""
-
-    mailbox: Mailbox
-    recent_uid: int                  #: first UID no session has claimed as \Recent yet
-    uids: array
-    flags: list[frozenset[str]]
-    sizes: array                     #: RFC822.SIZE
-    dates: array                     #: INTERNALDATE, unix seconds
-
-    @property
-    def unclaimed_recent(self) -> bool:
-        return self.recent_uid < self.mailbox.uidnext
-
-
-@dataclass(frozen=True, slots=True)
 class StagedBlob:
-    """A parsed message whose bytes are ready to be committed with ``_insert_blob``."""
+    """A parsed message whose bytes are ready to be committed with ``insert_blob``."""
 
     id: str
     size: int
     parsed: mime.ParsedMessage
     inline: bytes | None      #: the bytes, when they go into the database; None: a file
-
-
-def schema() -> str:
-    return resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
-
-
-# -- names and flags (pure) ------------------------------------------------------------------
-
-def normalize_mailbox_name(name: str) -> str:
-    """Validate a Unicode mailbox name; "INBOX" is case-insensitive (RFC 3501 §5.1).
-
-    Raises:
-        InvalidInput: empty, too long, too deep, wildcards, control characters or empty levels.
-    """
-    if not name or len(name) > MAX_MAILBOX_NAME:
-        raise InvalidInput("mailbox name must be 1 to 512 characters")
-    if any(ord(c) < 0x20 or c in "*%\x7f" for c in name):
-        raise InvalidInput("mailbox name may not contain wildcards or control characters")
-    parts = name.split("/")
-    if any(p == "" for p in parts):
-        raise InvalidInput("mailbox name may not have empty levels (leading, trailing or double /)")
-    if any(p in (".", "..") for p in parts):
-        raise InvalidInput("mailbox name levels may not be . or ..")
-    if len(parts) > MAX_MAILBOX_DEPTH:
-        raise InvalidInput(f"mailbox hierarchy is limited to {MAX_MAILBOX_DEPTH} levels")
-    if parts[0].upper() == "INBOX":
-        parts[0] = "INBOX"
-    return "/".join(parts)
-
-
-def flags_to_columns(flags: Iterable[str]) -> tuple[int, str]:
-    """Split flags into the system-flag mask and a canonical keyword string.
-
-    Raises:
-        InvalidInput: an unknown system flag (\\Foo), \\Recent, or a malformed keyword.
-    """
-    mask = 0
-    keywords: set[str] = set()
-    for flag in flags:
-        if flag.startswith("\\"):
-            canonical = _SYSTEM_BY_LOWER.get(flag.lower())
-            if canonical is None:
-                raise InvalidInput(f"unknown system flag {flag[:40]}")
-            mask |= SYSTEM_FLAGS[canonical]
-        else:
-            if not flag or len(flag) > MAX_KEYWORD_LENGTH or any(
-                    c in '(){ %*"\\]' or ord(c) <= 0x20 or ord(c) >= 0x7f for c in flag):
-                raise InvalidInput(f"invalid keyword {flag[:40]!r}")
-            keywords.add(flag)
-    if len(keywords) > MAX_KEYWORDS:
-        raise LimitExceeded(f"at most {MAX_KEYWORDS} keywords per message")
-    return mask, " ".join(sorted(keywords))
-
-
-_SYSTEM_BY_LOWER = {name.lower(): name for name in SYSTEM_FLAGS}
-_FLAG_CACHE: dict[tuple[int, str], frozenset[str]] = {}
-
-
-def columns_to_flags(mask: int, keywords: str) -> frozenset[str]:
-    key = (mask, keywords)
-    flags = _FLAG_CACHE.get(key)
-    if flags is None:
-        names = [name for name, bit in SYSTEM_FLAGS.items() if mask & bit]
-        if keywords:
-            names.extend(keywords.split(" "))
-        flags = frozenset(names)
-        if len(_FLAG_CACHE) < 4096:
-            _FLAG_CACHE[key] = flags
-    return flags
 
 
 def _meta(row: Sequence) -> MessageMeta:
@@ -166,40 +76,30 @@ def _chunks(seq: Sequence[int], n: int = 500) -> Iterator[Sequence[int]]:
         yield seq[i:i + n]
 
 
-class MailStore:
-    """Mailboxes and messages of every user. All methods are coroutines and never block the loop."""
+class SqliteMailStore:
+    """storage.MailStore over rmail.db and blobs/. All methods are coroutines and never block
+    the loop; ``recover``, ``reusable_bytes`` and ``blob_ids`` are the backend's own (blocking)."""
 
-    def __init__(self, data_dir: Path, *, publish=None, min_free_space: int = 0) -> None:
-        self.data_dir = data_dir
-        self.blobs = BlobStore(data_dir / "blobs")
-        self.db = Database(data_dir / "rmail.db", schema(), publish=publish, flush=self.blobs.flush)
+    def __init__(self, db: Database, blobs: BlobStore, data_dir: Path, *, min_free_space: int = 0) -> None:
+        self.db = db
+        self.blobs = blobs
         #: Writes that add mail need this much free space (config limits.min_free_space).
         self.space = FreeSpace(data_dir, min_free_space, reusable=self.reusable_bytes)
-        self.views = MailViews(self.db)
         # Single-flight reads: (commit count when issued, the pending result).
         self._changes_inflight: dict[tuple[int, int], tuple[int, asyncio.Future[MailboxChanges]]] = {}
         self._claims_inflight: dict[int, tuple[int, asyncio.Future[tuple[int, int]]]] = {}
         # Parsing and writing blobs in parallel with the writer's commits.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 
-    @classmethod
-    async def open(cls, data_dir: Path, *, publish=None, recover: bool = False,
-                   min_free_space: int = 0) -> MailStore:
-        """Open the store. Only the server recovers (it holds the data-dir lock): recovery
-        in a second process could remove a blob the server is about to commit."""
-        store = await asyncio.to_thread(cls, data_dir, publish=publish, min_free_space=min_free_space)
-        if recover:
-            removed = await asyncio.to_thread(store.recover)
-            if removed:
-                log.info("store: recovery removed %d unreferenced blob file(s)", removed)
-        return store
+    @property
+    def on_commit(self) -> Callable[[float], None] | None:
+        return self.db.on_commit
 
-    async def ping(self) -> None:
-        """Raises unless the store answers a trivial read (GET /healthz)."""
-        await self.db.ping()
+    @on_commit.setter
+    def on_commit(self, hook: Callable[[float], None] | None) -> None:
+        self.db.on_commit = hook
 
     def close(self) -> None:
-        self.db.close()
         self._io.shutdown(wait=True)
 
     # -- recovery --------------------------------------------------------------------------
@@ -270,7 +170,7 @@ class MailStore:
         return bool(row[0]) if row else False
 
     def create_default_mailboxes(self, txn: WriteTxn, user_id: int) -> None:
-        """Called inside the transaction that creates a user."""
+        """Called inside the transaction that creates a user (the directory's add_user)."""
         for name, special in DEFAULT_MAILBOXES:
             self._insert_mailbox(txn.conn, user_id, name, special_use=special.value if special else None)
 
@@ -352,7 +252,7 @@ class MailStore:
             subscribed = self._end_life(conn, mailbox_id)
             if has_children:
                 self._insert_mailbox(conn, user_id, name, noselect=True, subscribed=subscribed)
-            self._collect_blobs(txn, (blob_id for _, blob_id in rows))
+            self.collect_blobs(txn, (blob_id for _, blob_id in rows))
             txn.emit(MailboxChanged(user_id, mailbox_id))
             txn.emit(MailboxesChanged(user_id))
         await self.db.write(w)
@@ -548,24 +448,36 @@ class MailStore:
             return out
         return await self.db.read(q)
 
-    async def read_inline(self, blob_id: str) -> bytes | None:
+    async def _read_inline(self, blob_id: str) -> bytes | None:
         """The bytes of a message kept in the database (at most INLINE_BLOB_MAX), or None
-        when they live in a file, ``blobs.path(blob_id)``, which a caller may then stream
-        (IMAP FETCH) rather than read whole. Files are immutable once committed."""
+        when they live in a file. Files are immutable once committed."""
         def q(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute("SELECT data FROM blob_data WHERE id = ?", (blob_id,)).fetchone()
             return row[0] if row else None
         return await self.db.read(q)
 
+    async def open_message(self, blob_id: str) -> MessageBody:
+        """From the database when small, else the open file (streamed on worker threads)."""
+        data = await self._read_inline(blob_id)
+        if data is not None:
+            return BytesBody(data)
+        return await FileBody.open(self.blobs, blob_id)
+
     async def read_message(self, blob_id: str) -> bytes:
         """The raw bytes of a message (off the loop): from the database or its file."""
-        data = await self.read_inline(blob_id)
+        data = await self._read_inline(blob_id)
         if data is not None:
             return data
         try:
             return await asyncio.get_running_loop().run_in_executor(self._io, self.blobs.read, blob_id)
         except (FileNotFoundError, ValueError):
             raise NotFound("message no longer exists") from None
+
+    async def imported_keys(self, user_id: int, source: str) -> set[str]:
+        def q(conn: sqlite3.Connection) -> set[str]:
+            return {r[0] for r in conn.execute("SELECT key FROM imported WHERE user_id = ? AND source = ?",
+                                               (user_id, source))}
+        return await self.db.read(q)
 
     def reusable_bytes(self) -> int:
         """Bytes of free pages inside rmail.db, which new rows reuse without growing the file
@@ -636,7 +548,7 @@ class MailStore:
 
     async def prepare(self, data: bytes) -> StagedBlob:
         """Parse ``data`` and stage its bytes. The caller then commits a row with
-        ``_insert_blob`` (whose commit makes the bytes durable first) or calls ``discard``;
+        ``insert_blob`` (whose commit makes the bytes durable first) or calls ``discard``;
         a crash in between leaves at most a file that start-up recovery removes.
 
         A small message is parsed on the loop: the parse is pure Python, so a thread would
@@ -663,7 +575,7 @@ class MailStore:
         if staged.inline is None:
             await asyncio.get_running_loop().run_in_executor(self._io, self.blobs.remove, staged.id)
 
-    def _insert_blob(self, txn: WriteTxn, staged: StagedBlob) -> None:
+    def insert_blob(self, txn: WriteTxn, staged: StagedBlob) -> None:
         p = staged.parsed
         date = int(p.date.timestamp()) if p.date is not None else None
         txn.conn.execute(
@@ -698,45 +610,55 @@ class MailStore:
     async def append(self, mailbox_id: int, data: bytes, flags: Iterable[str] = (),
                      internaldate: datetime | None = None) -> int:
         """Store a message durably in one mailbox; returns its UID."""
-        results = await self.deliver([(mailbox_id, tuple(flags))], data, internaldate)
-        return results[0]
+        return (await self.deliver([(mailbox_id, tuple(flags))], data, internaldate)).uids[0]
 
     async def deliver(self, targets: Sequence[tuple[int, Iterable[str]]], data: bytes,
-                      internaldate: datetime | None = None) -> list[int]:
-        """Store one message in several mailboxes (one blob, one row each); returns the UIDs.
-
-        Returns only after the blob and every row are durable.
+                      internaldate: datetime | None = None, *, outbound: Outbound | None = None,
+                      imported: Import | None = None) -> Delivered:
+        """Store one message in several mailboxes (one blob, one row each), plus outbound
+        queue entries and an import record, in one transaction (storage.MailStore.deliver):
+        all of it commits or none of it, so a failure never leaves local copies behind an
+        error that makes the sender retry.
 
         Raises:
             StorageFull: below the free-space reserve, or the disk filled up.
             NotFound: a target mailbox no longer exists (nothing is stored).
         """
-        return (await self.deliver_with(targets, data, None, internaldate))[0]
-
-    async def deliver_with(self, targets: Sequence[tuple[int, Iterable[str]]], data: bytes,
-                           also: Callable[[WriteTxn, str], T] | None,
-                           internaldate: datetime | None = None) -> tuple[list[int], T | None]:
-        """``deliver``, plus ``also(txn, blob_id)`` run in the same transaction after the rows
-        (the outbound queue adds its entries there): all of it commits or none of it, so a
-        failure never leaves local copies behind an error that makes the sender retry.
-        Returns the UIDs and what ``also`` returned. ``targets`` may be empty.
-        """
         columns = [flags_to_columns(flags) for _, flags in targets]
+        if outbound is not None and not outbound.recipients:
+            raise InvalidInput("no recipients to queue")
         when = int((internaldate or datetime.now(timezone.utc)).timestamp())
         await self.space.require(len(data))
         staged = await self.prepare(data)
 
-        def w(txn: WriteTxn) -> tuple[list[int], T | None]:
-            self._insert_blob(txn, staged)
+        def w(txn: WriteTxn) -> Delivered:
+            self.insert_blob(txn, staged)
+            conn = txn.conn
             uids = []
             for (mailbox_id, _), (mask, keywords) in zip(targets, columns):
-                uid, modseq = self._next_uid(txn.conn, mailbox_id)
-                txn.conn.execute(
+                uid, modseq = self._next_uid(conn, mailbox_id)
+                conn.execute(
                     "INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id)"
                     " VALUES(?,?,?,?,?,?,?,?)", (mailbox_id, uid, modseq, mask, keywords, when, len(data), staged.id))
                 uids.append(uid)
-                txn.emit(MailboxChanged(self._owner(txn.conn, mailbox_id), mailbox_id))
-            return uids, (also(txn, staged.id) if also is not None else None)
+                txn.emit(MailboxChanged(self._owner(conn, mailbox_id), mailbox_id))
+            queued: list[int] = []
+            if outbound is not None:
+                for rcpt in outbound.recipients:
+                    cur = conn.execute("INSERT INTO queue(sender, recipient, blob_id, size, created, next_attempt)"
+                                       " VALUES(?,?,?,?,?,?)", (outbound.sender, rcpt, staged.id, len(data),
+                                                                int(outbound.created), int(outbound.created)))
+                    queued.append(int(cur.lastrowid))
+                txn.emit(QueueChanged())
+            if imported is not None:
+                conn.execute("INSERT INTO imported(user_id, source, key) VALUES(?,?,?)",
+                             (imported.user_id, imported.source, imported.key))
+                # Not \Recent: move the recent mark past the message, unless an earlier one
+                # (delivered meanwhile) is still unclaimed by any session.
+                for mailbox_id, _ in targets:
+                    conn.execute("UPDATE mailboxes SET recent_uid = uidnext WHERE id = ? AND recent_uid = uidnext - 1",
+                                 (mailbox_id,))
+            return Delivered(tuple(uids), tuple(queued))
         try:
             return await self.db.write(w)
         except asyncio.CancelledError:
@@ -830,7 +752,7 @@ class MailStore:
 
     def _expunge_rows(self, txn: WriteTxn, mailbox_id: int, uids: Sequence[int] | None, *,
                       tombstones: bool, only_deleted: bool = False) -> list[tuple[int, str]]:
-        """Delete message rows; returns their (uid, blob id) pairs (for ``_collect_blobs``)."""
+        """Delete message rows; returns their (uid, blob id) pairs (for ``collect_blobs``)."""
         conn = txn.conn
         cond = " AND (sysflags & ?) != 0" if only_deleted else ""
         extra: tuple = (DELETED,) if only_deleted else ()
@@ -853,7 +775,7 @@ class MailStore:
         txn.emit(MailboxChanged(user_id, mailbox_id))
         return [(r[0], r[1]) for r in rows]
 
-    def _collect_blobs(self, txn: WriteTxn, blob_ids: Iterable[str]) -> None:
+    def collect_blobs(self, txn: WriteTxn, blob_ids: Iterable[str]) -> None:
         """Drop blob rows nothing references any more; unlink their files after commit."""
         conn = txn.conn
         for blob_id in set(blob_ids):
@@ -875,7 +797,7 @@ class MailStore:
         given). Returns the expunged UIDs in ascending order."""
         def w(txn: WriteTxn) -> list[int]:
             rows = self._expunge_rows(txn, mailbox_id, uids, tombstones=True, only_deleted=True)
-            self._collect_blobs(txn, (blob_id for _, blob_id in rows))
+            self.collect_blobs(txn, (blob_id for _, blob_id in rows))
             return sorted(uid for uid, _ in rows)
         return await self.db.write(w)
 
@@ -883,6 +805,6 @@ class MailStore:
         """Remove messages whatever their flags (REST DELETE). Returns the removed UIDs."""
         def w(txn: WriteTxn) -> list[int]:
             rows = self._expunge_rows(txn, mailbox_id, uids, tombstones=True)
-            self._collect_blobs(txn, (blob_id for _, blob_id in rows))
+            self.collect_blobs(txn, (blob_id for _, blob_id in rows))
             return sorted(uid for uid, _ in rows)
         return await self.db.write(w)

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from .errors import RmailError, StorageFull, TemporaryFailure
-from .events import Event, ExternalChange
+from ..errors import RmailError, StorageFull, TemporaryFailure
+from ..events import Event, ExternalChange
+from .migrate import migrate
 
 log = logging.getLogger("rmail.store")
 T = TypeVar("T")
@@ -124,8 +125,11 @@ class Database:
             raise TemporaryFailure(f"cannot open the store {path}: {exc.strerror}") from None
         try:
             setup = connect(path)
-            setup.executescript(schema)
-            setup.close()
+            try:
+                setup.executescript(schema)
+                migrate(setup)
+            finally:
+                setup.close()
         except sqlite3.Error as exc:
             raise TemporaryFailure(f"cannot open the store {path}: {exc}") from None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()

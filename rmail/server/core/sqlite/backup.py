@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 FORMAT = 1
 MANIFEST = "manifest.json"

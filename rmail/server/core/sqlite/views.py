@@ -1,81 +1,21 @@
-"""Read models for the REST API and other listings: one snapshot, one reader-thread hop each.
+"""storage.MailViews over rmail.db: one snapshot, one reader-thread hop each.
 
 The hot paths (folder list, message list, message entry) need the caller's user id, the
 folder's id and the rows in one go; chaining the store's coroutines would cost three thread
-hops per request. ``MailViews`` (``store.views``) runs each in a single read.
-
-Every lookup starts from the caller's address (domain, local part) → user id, so a token whose
-user was removed reaches nothing, and no query can name another user's mailbox.
+hops per request.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from typing import Callable, TypeVar
 
-from typing import Callable, Protocol, TypeVar
-
-from .db import Database
-from .errors import AuthenticationFailed, NotFound
-from .model import SYSTEM_FLAGS
+from ..errors import AuthenticationFailed, NotFound
+from ..model import SYSTEM_FLAGS
+from ..storage.views import FolderRow, MessageRow, Owner
+from .database import Database
 
 T = TypeVar("T")
-
-
-class Owner(Protocol):
-    """Whose mail a view reads: anything with a domain and a local part."""
-
-    @property
-    def local(self) -> str: ...
-
-    @property
-    def domain(self) -> str: ...
-
-_SYSTEM_ORDER = tuple(SYSTEM_FLAGS.items())
-_FLAG_LISTS: dict[tuple[int, str], list[str]] = {}
-
-
-def flag_list(mask: int, keywords: str) -> list[str]:
-    """System flags in RFC 3501 order, then keywords (sorted as the store keeps them)."""
-    key = (mask, keywords)
-    flags = _FLAG_LISTS.get(key)
-    if flags is None:
-        flags = [name for name, bit in _SYSTEM_ORDER if mask & bit]
-        if keywords:
-            flags.extend(keywords.split(" "))
-        if len(_FLAG_LISTS) < 4096:
-            _FLAG_LISTS[key] = flags
-    return list(flags)
-
-
-@dataclass(frozen=True, slots=True)
-class FolderRow:
-    name: str
-    special_use: str | None
-    subscribed: bool
-    selectable: bool
-    messages: int
-    unseen: int
-    size: int
-    uidvalidity: int
-    uidnext: int
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRow:
-    uid: int
-    mask: int
-    keywords: str
-    size: int
-    internaldate: int
-    date: int | None
-    from_: str
-    to: str
-    subject: str
-    preview: str
-    cc: str = ""
-    message_id: str = ""
-    blob_id: str = ""
 
 
 def user_id(conn: sqlite3.Connection, who: Owner) -> int:
@@ -152,7 +92,7 @@ def message(conn: sqlite3.Connection, who: Owner, name: str, uid: int) -> Messag
     return MessageRow(*row)
 
 
-class MailViews:
+class SqliteMailViews:
     """The views above as coroutines, each one read on one reader thread."""
 
     def __init__(self, db: Database) -> None:

@@ -13,9 +13,13 @@ import ctypes
 import ctypes.util
 import os
 import re
+import asyncio
 import secrets
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import AsyncIterator, Iterable, Iterator
+
+from ..errors import NotFound
+from ..storage.body import CHUNK, BodyTruncated
 
 
 def _load_syncfs():
@@ -47,8 +51,6 @@ def private_dir(path: Path) -> None:
 
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
-#: Read blobs in chunks of this size when streaming to a socket.
-CHUNK = 256 * 1024
 
 
 class BlobStore:
@@ -119,18 +121,6 @@ class BlobStore:
     def read(self, blob_id: str) -> bytes:
         return self.path(blob_id).read_bytes()
 
-    def stream(self, blob_id: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-        with open(self.path(blob_id), "rb") as fh:
-            fh.seek(start)
-            remaining = length
-            while remaining is None or remaining > 0:
-                chunk = fh.read(CHUNK if remaining is None else min(CHUNK, remaining))
-                if not chunk:
-                    return
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
-
     def remove(self, blob_id: str) -> None:
         try:
             self.path(blob_id).unlink()
@@ -150,3 +140,66 @@ class BlobStore:
             f.unlink(missing_ok=True)
             n += 1
         return n
+
+
+def _open(path: Path) -> tuple[int, int]:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return fd, os.fstat(fd).st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _pread(fd: int, offset: int, length: int) -> bytes:
+    parts = []
+    while length > 0:
+        chunk = os.pread(fd, length, offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        offset += len(chunk)
+        length -= len(chunk)
+    return b"".join(parts)
+
+
+class FileBody:
+    """storage.MessageBody of one open blob file, read with ``os.pread`` on worker threads
+    (never on the loop). Opened once, its size taken from that descriptor: an expunge that
+    unlinks the file meanwhile cannot shorten what a reader announced."""
+
+    __slots__ = ("fd", "size", "inline")
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.size = fd, size
+        self.inline: bytes | None = None
+
+    @classmethod
+    async def open(cls, blobs: BlobStore, blob_id: str) -> FileBody:
+        """Raises: NotFound: the file is gone (the message was expunged meanwhile)."""
+        try:
+            return cls(*await asyncio.to_thread(_open, blobs.path(blob_id)))
+        except (FileNotFoundError, ValueError):
+            raise NotFound("message no longer exists") from None
+
+    def _span(self, start: int, length: int | None) -> int:
+        return self.size - start if length is None else min(length, self.size - start)
+
+    async def read(self, start: int = 0, length: int | None = None) -> bytes:
+        want = self._span(start, length)
+        data = await asyncio.to_thread(_pread, self.fd, start, want)
+        if len(data) != want:
+            raise BodyTruncated("message file shorter than its size")
+        return data
+
+    async def chunks(self, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        end = start + self._span(start, length)
+        while start < end:
+            chunk = await asyncio.to_thread(_pread, self.fd, start, min(CHUNK, end - start))
+            if not chunk:
+                raise BodyTruncated("message file shorter than its size")
+            yield chunk
+            start += len(chunk)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(os.close, self.fd)
