@@ -275,3 +275,26 @@ async def test_a_change_committed_while_a_shared_query_runs_is_not_missed(store:
     finally:
         gate.set()
         store.db.read = real_read  # type: ignore[method-assign]
+
+
+async def test_queue_leases_are_exclusive_and_released_at_recovery(tmp_path) -> None:  # noqa: ANN001
+    from rmail.server.core.queue import enqueue
+    backend = await open_sqlite(tmp_path)
+    try:
+        ids = await enqueue(backend.mail, "a@example.com", ["x@remote.example", "y@remote.example"], b"S: x\r\n\r\nb\r\n", 100)
+        first = await backend.queue.lease_due(200, 10, 60)
+        assert sorted(e.id for e in first) == sorted(ids)
+        assert await backend.queue.lease_due(200, 10, 60) == []          # held
+        assert await backend.queue.next_due(200) == 260                   # when the leases end
+        again = await backend.queue.lease_due(261, 10, 60)               # expired: handed out again
+        assert sorted(e.id for e in again) == sorted(ids)
+        await backend.queue.reschedule(ids[0], attempts=1, next_attempt=300, last_error="4.0.0 later",
+                                       delayed_notified=False)
+        assert [e.id for e in await backend.queue.lease_due(300, 10, 60)] == [ids[0]]   # released
+    finally:
+        await backend.close()
+    backend = await open_sqlite(tmp_path, recover=True)    # the server starting after a crash
+    try:
+        assert sorted(e.id for e in await backend.queue.lease_due(1000, 10, 60)) == sorted(ids)
+    finally:
+        await backend.close()

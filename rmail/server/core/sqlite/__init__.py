@@ -77,4 +77,7 @@ async def open(location: StoreLocation, *, publish: Callable[[list[Event]], None
         removed = await asyncio.to_thread(backend.mail.recover)
         if removed:
             log.info("store: recovery removed %d unreferenced blob file(s)", removed)
+        released = await asyncio.to_thread(backend.queue.release_all)
+        if released:
+            log.info("store: recovery released %d outbound queue lease(s) of a previous run", released)
     return backend

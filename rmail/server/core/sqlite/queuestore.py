@@ -25,6 +25,14 @@ class SqliteQueueStore:
         self.db = db
         self.mail = mail
 
+    def release_all(self) -> int:
+        """Release every lease (blocking). Only the server, holding the data-dir lock at
+        start-up, may: it is the one scheduler of an embedded store, so a lease found then
+        was held by a process that ended without releasing it (a crash, SIGKILL)."""
+        def w(txn: WriteTxn) -> int:
+            return txn.conn.execute("UPDATE queue SET leased_until = 0 WHERE leased_until > 0").rowcount
+        return self.db.write_sync(w)
+
     async def list(self, *, by_next_attempt: bool = False, limit: int | None = None) -> list[QueueEntry]:
         order = "next_attempt, id" if by_next_attempt else "id"
 
