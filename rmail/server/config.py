@@ -13,13 +13,17 @@ import socket
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+from urllib.parse import urlsplit
 
 import platformdirs
 
 from .core.errors import InvalidInput
 from ..ports import UNPRIVILEGED_OFFSET, may_bind_privileged_ports
 from .core.quota import MAX_QUOTA, parse_size
+
+if TYPE_CHECKING:
+    from .core.storage import StoreLocation
 
 APP_NAME = "rmail"
 MIB = 1024 * 1024
@@ -135,6 +139,20 @@ class MtaStsConfig:
     outbound: bool = True                  #: honour recipient domains' policies when delivering
 
 
+#: [store] pool_size bounds: the pool keeps 2 connections open; past 500 a node would hold
+#: more than a stock PostgreSQL serves (max_connections = 100, raised by hand to a few hundred).
+MIN_POOL_SIZE = 2
+MAX_POOL_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    #: "postgresql://user:password@host:port/db": users and mail in PostgreSQL, shared by
+    #: several nodes; None: SQLite in data_dir. $RMAIL_STORE_URL overrides.
+    url: str | None = None
+    pool_size: int = 20                    #: PostgreSQL connections per node
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     hostname: str
@@ -149,6 +167,7 @@ class Config:
     antispam: AntispamConfig = AntispamConfig()
     mta_sts: MtaStsConfig = MtaStsConfig()
     log: LogConfig = LogConfig()
+    store: StoreConfig = StoreConfig()
     source: Path | None = None             #: the file this came from, if any
     port_offset: int = 0                   #: UNPRIVILEGED_OFFSET when it was applied
     bcrypt_rounds: int = 12                #: tests lower it; never below 4
@@ -157,9 +176,16 @@ class Config:
     def db_path(self) -> Path:
         return self.data_dir / "rmail.db"
 
+    @property
+    def store_location(self) -> StoreLocation:
+        """Where the store lives: PostgreSQL at [store] url, else SQLite in data_dir."""
+        from .core.storage import StoreLocation   # the storage contract is heavier than the config
+        return StoreLocation(self.data_dir, self.store.url)
+
 
 _SECTIONS = {"ports": Ports, "tls": TLSConfig, "limits": Limits, "relay": RelayConfig, "api": ApiConfig,
-             "dns": DnsConfig, "antispam": AntispamConfig, "mta_sts": MtaStsConfig, "log": LogConfig}
+             "dns": DnsConfig, "antispam": AntispamConfig, "mta_sts": MtaStsConfig, "log": LogConfig,
+             "store": StoreConfig}
 _TOP_KEYS = {"hostname", "listen", "data_dir", "bcrypt_rounds", *_SECTIONS}
 #: Integer keys where 0 switches the feature off.
 _ZERO_ALLOWED = {"limits.auth_cache_seconds"}
@@ -265,6 +291,10 @@ def build_config(raw: Mapping[str, Any], env: Mapping[str, str], *, source: Path
     if sections["mta_sts"].max_age > 31557600:
         raise ConfigError("mta_sts.max_age: at most 31557600 seconds (one year, RFC 8461 §3.2)")
 
+    store: StoreConfig = sections["store"]
+    if env.get("RMAIL_STORE_URL"):
+        store = replace(store, url=_store_url("RMAIL_STORE_URL", env["RMAIL_STORE_URL"]))
+
     ports: Ports = sections["ports"]
     offset = 0
     explicit_ports = set(raw.get("ports", {}))
@@ -281,7 +311,7 @@ def build_config(raw: Mapping[str, Any], env: Mapping[str, str], *, source: Path
                   limits=sections["limits"], relay=relay, api=sections["api"],
                   data_dir=data_dir.resolve(), source=source, port_offset=offset, bcrypt_rounds=rounds,
                   dns=sections["dns"], antispam=sections["antispam"], mta_sts=sections["mta_sts"],
-                  log=sections["log"])
+                  log=sections["log"], store=store)
 
 
 def _check_mail_auth(dns: DnsConfig, antispam: AntispamConfig) -> None:
@@ -328,6 +358,12 @@ def _coerce(key: str, default: Any, value: Any, base: Path, section: str) -> Any
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: must be a list of origins, e.g. [\"*\"]")
         return tuple(value)
+    if key == "store.url":
+        return _store_url(key, value)
+    if key == "store.pool_size":
+        if not isinstance(value, int) or isinstance(value, bool) or not MIN_POOL_SIZE <= value <= MAX_POOL_SIZE:
+            raise ConfigError(f"{key}: must be an integer from {MIN_POOL_SIZE} to {MAX_POOL_SIZE}")
+        return value
     if key in ("api.metrics_from", "log.file", "log.format"):
         return _coerce_ops(key, value, base)
     if key == "antispam.dnsbl":
@@ -374,6 +410,21 @@ def _coerce_ops(key: str, value: Any, base: Path) -> Any:
         return (base / Path(value).expanduser()).resolve()
     if value not in ("text", "json"):
         raise ConfigError(f'{key}: must be "text" or "json"')
+    return value
+
+
+def _store_url(key: str, value: Any) -> str:
+    """[store] url (or $RMAIL_STORE_URL). The message never repeats the value: it may hold a
+    password."""
+    example = 'e.g. "postgresql://rmail:PASSWORD@db.example.com:5432/rmail"'
+    if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{key}: must be a PostgreSQL URL starting with postgresql:// or postgres://, {example}")
+    if any(c.isspace() for c in value):
+        raise ConfigError(f"{key}: must be a PostgreSQL URL without spaces, {example}")
+    try:
+        urlsplit(value).port
+    except ValueError:
+        raise ConfigError(f"{key}: is not a valid URL (look at the host and the port), {example}") from None
     return value
 
 

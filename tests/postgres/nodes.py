@@ -1,0 +1,97 @@
+"""Open PostgreSQL backends as rmail nodes do, several on one database.
+
+``pg_open`` opens backends through ``rmail.server.core.postgres.open`` and closes them after
+the test. Where the backend's mail store and views modules are not present in this tree, it
+stands in a minimal private mail store for the two things the directory and the queue ask of
+it (a new user's default mailboxes, collecting unreferenced message bytes), for this test only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable, Iterable
+
+import pytest
+
+from rmail.server.core.events import Event
+from rmail.server.core.model import DEFAULT_MAILBOXES
+from rmail.server.core.postgres import PostgresBackend, open as open_pg
+from rmail.server.core.postgres.database import PgDatabase, PgTxn
+from rmail.server.core.storage import StoreLocation
+
+Opener = Callable[..., Awaitable[PostgresBackend]]
+
+
+class _FallbackMail:
+    def __init__(self, db: PgDatabase) -> None:
+        self.db = db
+
+    async def create_default_mailboxes(self, txn: PgTxn, user_id: int) -> None:
+        for name, special in DEFAULT_MAILBOXES:
+            await txn.conn.execute("INSERT INTO mailboxes(user_id, name, special_use, uidvalidity)"
+                                   " VALUES($1, $2, $3, 1)", user_id, name, special.value if special else None)
+
+    async def collect_blobs(self, txn: PgTxn, blob_ids: Iterable[str]) -> None:
+        for blob_id in set(blob_ids):
+            await txn.conn.execute(
+                "DELETE FROM blobs b WHERE b.id = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = $1)"
+                " AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_id = $1)", blob_id)
+
+
+class _FallbackViews:
+    def __init__(self, db: PgDatabase) -> None:
+        self.db = db
+
+
+def _stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, attr, cls in (("mail", "PgMailStore", _FallbackMail), ("views", "PgMailViews", _FallbackViews)):
+        full = f"rmail.server.core.postgres.{name}"
+        if importlib.util.find_spec(full) is None:
+            module = types.ModuleType(full)
+            setattr(module, attr, cls)
+            monkeypatch.setitem(sys.modules, full, module)
+
+
+@pytest.fixture
+async def pg_open(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Opener]:
+    """``await pg_open(events=list)``: a new node on the test's database; events it
+    publishes are appended to ``events`` when given."""
+    _stand_in(monkeypatch)
+    opened: list[PostgresBackend] = []
+
+    async def opener(events: list[Event] | None = None, url: str = pg_url, **kwargs: object) -> PostgresBackend:
+        publish = events.extend if events is not None else None
+        backend = await open_pg(StoreLocation(tmp_path, url), publish=publish, **kwargs)  # type: ignore[arg-type]
+        opened.append(backend)
+        return backend
+    yield opener
+    for backend in opened:
+        await backend.close()
+
+
+async def insert_blob(db: PgDatabase, blob_id: str, data: bytes = b"Subject: x\r\n\r\nbody\r\n") -> None:
+    """Message bytes as a delivery would leave them (tests of the queue and of removals)."""
+    async def w(txn: PgTxn) -> None:
+        await txn.conn.execute(
+            "INSERT INTO blobs(id, size, subject, from_, to_, cc, message_id, in_reply_to, refs, preview,"
+            " envelope, body, bodystructure, header_text, search_text)"
+            " VALUES($1, $2, '', '', '', '', '', '', '', '', ''::bytea, ''::bytea, ''::bytea, '', '')",
+            blob_id, len(data))
+        await txn.conn.execute("INSERT INTO blob_data(id, data) VALUES($1, $2)", blob_id, data)
+    await db.write(w)
+
+
+async def put_message(db: PgDatabase, user_id: int, mailbox: str, blob_id: str, size: int) -> int:
+    """A message row in a user's mailbox, with the mailbox's UIDNEXT and MODSEQ moved as a
+    delivery would; returns its UID."""
+    async def w(txn: PgTxn) -> int:
+        row = await txn.conn.fetchrow(
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1"
+            " WHERE user_id = $1 AND name = $2 RETURNING id, uidnext - 1, highestmodseq", user_id, mailbox)
+        await txn.conn.execute("INSERT INTO messages(mailbox_id, uid, modseq, internaldate, size, blob_id)"
+                               " VALUES($1, $2, $3, 0, $4, $5)", row[0], row[1], row[2], size, blob_id)
+        return int(row[1])
+    return await db.write(w)
