@@ -20,7 +20,7 @@ PASSWORD = "secret-password"
 def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep tests off the real user's config and data dirs."""
     home = tmp_path_factory.mktemp("home")
-    for var in ("RMAIL_CONFIG", "RMAIL_DATA_DIR", "RMAIL_PASSWORD"):
+    for var in ("RMAIL_CONFIG", "RMAIL_DATA_DIR", "RMAIL_PASSWORD", "RMAIL_STORE_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))

@@ -34,6 +34,9 @@ def backup(args: argparse.Namespace) -> int:
         config = config_from(args)
     except ConfigError as exc:
         return fail(f"config: {exc}", 2)
+    if config.store.url:
+        return fail("the store is in PostgreSQL ([store] url): back it up with pg_dump (docs/SCALING.md); "
+                    "rmail backup copies an embedded store's data dir", 2)
     progress = Progress()
     try:
         manifest = create_backup(config.data_dir, args.file, config_file=config.source, progress=progress.update)

@@ -15,7 +15,7 @@ from rmail.server.core.aliases import Aliases
 from rmail.server.core.dkimkeys import DkimKeys, FileKeyStore
 from rmail.server.core.errors import RmailError
 from rmail.server.core.quota import Quotas
-from rmail.server.core.storage import Backend, MailStore, StoreLocation, open_backend
+from rmail.server.core.storage import Backend, MailStore, open_backend
 
 
 def fail(message: str, code: int = 1) -> int:
@@ -41,7 +41,8 @@ class AdminContext:
 @asynccontextmanager
 async def admin_context(config: Config) -> AsyncIterator[AdminContext]:
     await asyncio.to_thread(ensure_data_dir, config)
-    backend = await open_backend(StoreLocation(config.data_dir), min_free_space=config.limits.min_free_space)
+    backend = await open_backend(config.store_location, min_free_space=config.limits.min_free_space,
+                                 pool_size=min(config.store.pool_size, 4))
     try:
         accounts = Accounts(backend.directory, bcrypt_rounds=config.bcrypt_rounds)
         yield AdminContext(config, backend, backend.mail, accounts, Aliases(accounts),

@@ -35,7 +35,7 @@ from .core.mailauth.signing import Signer
 from .core.quota import Quotas
 from .core.rates import RateLimiter
 from .core.space import SpaceState
-from .core.storage import StoreLocation, open_backend
+from .core.storage import open_backend
 from .metrics import Metrics
 from .reload import copy_certificate, live_config
 from .tls import certificate_fingerprint, server_context
@@ -130,8 +130,9 @@ class ServerRuntime:
             self.tls: ssl.SSLContext | None = server_context(cfg)
             self.tls_fingerprint = certificate_fingerprint(cfg.tls.cert) if self.tls is not None else None
             self.dns = Resolver.from_config(cfg.dns, cache=True)   # every DNS lookup of the server goes here
-            self.backend = await open_backend(StoreLocation(cfg.data_dir), publish=self.bus.publish_threadsafe,
-                                              recover=True, min_free_space=cfg.limits.min_free_space)
+            self.backend = await open_backend(cfg.store_location, publish=self.bus.publish_threadsafe,
+                                              recover=True, min_free_space=cfg.limits.min_free_space,
+                                              pool_size=cfg.store.pool_size)
             self._stack.push_async_callback(self.backend.close)
             self.store = self.backend.mail
             self.views = self.backend.views

@@ -133,7 +133,7 @@ async def test_usage(node: PostgresBackend) -> None:
             await put_message(node.db, alice.id, mailbox, "m", size)
     await node.db.write(lambda txn: txn.conn.execute(
         "UPDATE mailboxes SET noselect = true WHERE user_id = $1 AND name = 'Junk'", alice.id))
-    rows = {u.account.id: (u.mailboxes, u.messages, u.bytes) for u in await d.usage()}
+    rows = {u.account.id: (u.mailboxes, u.messages, u.size) for u in await d.usage()}
     assert rows == {alice.id: (len(DEFAULT_MAILBOXES) - 1, 4, 600), bob.id: (len(DEFAULT_MAILBOXES), 0, 0)}
 
 
@@ -206,10 +206,12 @@ async def test_quotas(node: PostgresBackend) -> None:
     await d.set_quota(bob.id, 0)
     await d.set_quota(alice.id, 6000)                  # replaces
     assert await d.quota_overrides() == {alice.id: 6000, bob.id: 0}
-    usage = await d.quota_usage([alice.id, bob.id, carol.id], 1000)
-    # bob's own limit is "none": his usage is not summed.
+    usage = await d.quota_usage([alice.id, bob.id, carol.id, 999999], 1000, limited_only=True)
+    # bob's own limit is "none": with limited_only his usage is not summed; no row for a
+    # user that does not exist.
     assert usage == {alice.id: (700, 6000, True), bob.id: (0, 0, True), carol.id: (700, 1000, False)}
-    assert await d.quota_usage([carol.id], 0) == {carol.id: (0, 0, False)}
+    assert await d.quota_usage([carol.id], 0, limited_only=True) == {carol.id: (0, 0, False)}
+    assert await d.quota_usage([bob.id, carol.id], 0) == {bob.id: (700, 0, True), carol.id: (700, 0, False)}
     await d.set_quota(alice.id, None)
     assert await d.quota_overrides() == {bob.id: 0}
 

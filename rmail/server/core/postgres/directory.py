@@ -334,17 +334,20 @@ class PgDirectory:
             return {int(r[0]): int(r[1]) for r in await conn.fetch("SELECT user_id, bytes FROM quotas")}
         return await self.db.read(q)
 
-    async def quota_usage(self, user_ids: Sequence[int], default: int) -> dict[int, tuple[int, int, bool]]:
+    async def quota_usage(self, user_ids: Sequence[int], default: int, *,
+                          limited_only: bool = False) -> dict[int, tuple[int, int, bool]]:
         ids = list(dict.fromkeys(user_ids))
 
-        # Usage is summed only where a limit applies (0 means none): the scan is the cost.
+        # With limited_only, usage is summed only where a limit applies (0 means none): the
+        # scan is the cost.
         async def q(conn: asyncpg.Connection) -> dict[int, tuple[int, int, bool]]:
             rows = await conn.fetch(
-                "SELECT i.id, q.bytes, CASE WHEN coalesce(q.bytes, $2) = 0 THEN 0 ELSE"
+                "SELECT u.id, q.bytes, CASE WHEN $3 AND coalesce(q.bytes, $2) = 0 THEN 0 ELSE"
                 " (SELECT coalesce(sum(m.size), 0) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"
-                "  WHERE b.user_id = i.id) END"
-                " FROM unnest($1::bigint[]) AS i(id) LEFT JOIN quotas q ON q.user_id = i.id",
-                ids, default)
+                "  WHERE b.user_id = u.id) END"
+                " FROM unnest($1::bigint[]) AS i(id) JOIN users u ON u.id = i.id"
+                " LEFT JOIN quotas q ON q.user_id = u.id",
+                ids, default, limited_only)
             return {int(r[0]): (int(r[2]), default if r[1] is None else int(r[1]), r[1] is not None) for r in rows}
         return await self.db.read(q)
 

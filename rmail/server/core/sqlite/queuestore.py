@@ -33,14 +33,6 @@ class SqliteQueueStore:
             return txn.conn.execute("UPDATE queue SET leased_until = 0 WHERE leased_until > 0").rowcount
         return self.db.write_sync(w)
 
-    async def list(self, *, by_next_attempt: bool = False, limit: int | None = None) -> list[QueueEntry]:
-        order = "next_attempt, id" if by_next_attempt else "id"
-
-        def q(conn: sqlite3.Connection) -> list[QueueEntry]:
-            return [_entry(r) for r in conn.execute(f"SELECT {_COLS} FROM queue ORDER BY {order} LIMIT ?",
-                                                    (-1 if limit is None else limit,))]
-        return await self.db.read(q)
-
     async def age_summary(self, older_than: float) -> tuple[int, int, float | None]:
         def q(conn: sqlite3.Connection) -> tuple[int, int, float | None]:
             total, old, oldest = conn.execute("SELECT count(*), coalesce(sum(created < ?), 0), min(created) FROM queue",
@@ -106,3 +98,11 @@ class SqliteQueueStore:
             self.mail.collect_blobs(txn, [row[0]])
             txn.emit(QueueChanged())
         await self.db.write(w)
+
+    async def list(self, *, by_next_attempt: bool = False, limit: int | None = None) -> list[QueueEntry]:
+        order = "next_attempt, id" if by_next_attempt else "id"
+
+        def q(conn: sqlite3.Connection) -> list[QueueEntry]:
+            return [_entry(r) for r in conn.execute(f"SELECT {_COLS} FROM queue ORDER BY {order} LIMIT ?",
+                                                    (-1 if limit is None else limit,))]
+        return await self.db.read(q)

@@ -66,14 +66,19 @@ class Backend(Protocol):
 
 
 async def open_backend(location: StoreLocation, *, publish: Publish | None = None, recover: bool = False,
-                       min_free_space: int = 0) -> Backend:
+                       min_free_space: int = 0, pool_size: int | None = None) -> Backend:
     """Open (creating or migrating its schema) the store at ``location``.
 
     ``recover``: the server, holding the data-dir lock, removes crash leftovers at start-up;
-    a second process (the CLI) must not. ``min_free_space`` applies to a local disk only.
+    a second process (the CLI) must not. ``min_free_space`` applies to a local disk only,
+    ``pool_size`` (connections at most; None: the backend's default) to PostgreSQL only.
     """
-    name = "postgres" if location.url else "sqlite"
-    module = importlib.import_module(f"rmail.server.core.{name}")
-    backend: Backend = await module.open(location, publish=publish, recover=recover,
-                                         min_free_space=min_free_space)
+    if location.url:
+        module = importlib.import_module("rmail.server.core.postgres")
+        extra = {} if pool_size is None else {"pool_size": pool_size}
+        backend: Backend = await module.open(location, publish=publish, recover=recover,
+                                             min_free_space=min_free_space, **extra)
+    else:
+        module = importlib.import_module("rmail.server.core.sqlite")
+        backend = await module.open(location, publish=publish, recover=recover, min_free_space=min_free_space)
     return backend

@@ -17,10 +17,6 @@ __all__ = ["QueueStore"]
 class QueueStore(Protocol):
     """Changes publish QueueChanged after commit."""
 
-    async def list(self, *, by_next_attempt: bool = False, limit: int | None = None) -> list[QueueEntry]:
-        """Entries by id, or in the order they will be tried; at most ``limit``."""
-        ...
-
     async def age_summary(self, older_than: float) -> tuple[int, int, float | None]:
         """(entries, entries created before ``older_than``, oldest creation time)."""
         ...
@@ -52,4 +48,8 @@ class QueueStore(Protocol):
     async def delete(self, entry_id: int, *, missing_ok: bool = False) -> None:
         """Remove an entry (delivered, bounced, or by an administrator); its message bytes go
         with the last entry and message using them. Raises: NotFound unless ``missing_ok``."""
+        ...
+
+    async def list(self, *, by_next_attempt: bool = False, limit: int | None = None) -> list[QueueEntry]:
+        """Entries by id, or in the order they will be tried; at most ``limit``."""
         ...
