@@ -12,7 +12,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from rmail.server.http import make_app
-from rmail.server.http.auth import load_or_create_key
 
 from ..conftest import PASSWORD
 from .conftest import bearer, token_for
@@ -96,7 +95,7 @@ def forged(runtime, **overrides) -> dict:
 
 
 def real_key(runtime) -> bytes:
-    return load_or_create_key(runtime.config.data_dir / "keys" / "jwt.key")
+    return bytes.fromhex((runtime.config.data_dir / "keys" / "jwt.key").read_text().strip())
 
 
 async def test_valid_token_works(api: TestClient, runtime) -> None:
@@ -163,10 +162,11 @@ async def test_key_is_private_and_survives_a_restart(api: TestClient, runtime) -
         assert (await again.get("/folders", headers=bearer(token))).status == 200
 
 
-def test_short_key_file_is_refused(tmp_path) -> None:
+@pytest.mark.parametrize("text", ["abcd", "not hex at all"])
+async def test_a_key_file_that_holds_no_key_is_refused(runtime, text: str) -> None:
     from rmail.server.config import ConfigError
-    path = tmp_path / "keys" / "jwt.key"
-    path.parent.mkdir()
-    path.write_text("abcd")
-    with pytest.raises(ConfigError):
-        load_or_create_key(path)
+    from rmail.server.http.auth import TokenService
+    path = runtime.config.data_dir / "keys" / "jwt.key"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="remove"):
+        await TokenService(runtime.backend.directory.secret).load()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +21,7 @@ FOLDER = "/folders/{folder:.+}/messages"
 def make_app(runtime: Any) -> web.Application:
     """The API for ``runtime``; usable with aiohttp's test client as well as AppRunner.
 
-    The signing key is loaded (or created) once at start-up, off the event loop.
+    The signing key is fetched (or created) from the store once, at start-up.
     """
     cfg = runtime.config
     app = web.Application(
@@ -31,11 +30,11 @@ def make_app(runtime: Any) -> web.Application:
         client_max_size=max(json_limit(cfg.limits.message_size), MAX_JSON_BODY),
     )
     app[RUNTIME] = runtime
-    app[TOKENS] = TokenService(cfg.data_dir / "keys" / "jwt.key")
+    app[TOKENS] = TokenService(runtime.backend.directory.secret)
     messages.install_caches(app)
 
     async def load_key(app: web.Application) -> None:
-        await asyncio.to_thread(app[TOKENS].load)
+        await app[TOKENS].load()
 
     app.on_startup.append(load_key)
     r = app.router

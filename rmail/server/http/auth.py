@@ -1,4 +1,6 @@
-"""Bearer tokens: HS256 JWTs signed with a key kept in ``data_dir/keys/jwt.key`` (mode 0600).
+"""Bearer tokens: HS256 JWTs signed with the store's shared secret "jwt" (storage.Directory.secret:
+``data_dir/keys/jwt.key``, mode 0600, on the embedded store; a row every node reads on PostgreSQL,
+so a token from one node works on all).
 
 Only HS256 is accepted when verifying (RFC 8725 §3.1: never let the token pick its algorithm),
 so ``alg: none`` and RS/HS confusion are refused. Tokens carry integer ``iat`` and ``exp``
@@ -8,11 +10,10 @@ created on first use and survives restarts, so tokens do too.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Awaitable, Callable
 
 import jwt
 from aiohttp import web
@@ -48,48 +49,43 @@ class Principal:
     admin: bool
 
 
-def load_or_create_key(path: Path) -> bytes:
-    """Read the signing key, creating it (0600, in a 0700 directory) on first use.
+#: The name of the signing key among the store's shared secrets.
+SECRET_NAME = "jwt"
 
-    Raises:
-        ConfigError: the key file exists but is too short to be a key.
-    """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(KEY_BYTES) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o600)
-    text = path.read_text(encoding="ascii", errors="replace").strip()
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(f"{path}: not a valid API signing key; remove the file to generate a new one")
-    return key
+
+def new_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
 
 
 class TokenService:
-    """Issues and verifies tokens with one cached key (no file read per request)."""
+    """Issues and verifies tokens with one cached key (no store read per request).
 
-    def __init__(self, key_path: Path) -> None:
-        self.key_path = key_path
+    ``fetch_key(name, create)`` is the store's ``Directory.secret``: the first node to start
+    creates the key, every other one reads the same bytes.
+    """
+
+    def __init__(self, fetch_key: Callable[[str, Callable[[], bytes]], Awaitable[bytes]]) -> None:
+        self._fetch_key = fetch_key
         self._key: bytes | None = None
         # Tokens already verified → (principal, exp). A client sends the same token on every
         # request; re-checking its HMAC and re-parsing its JSON was the largest cost of a
         # message-list request. Keyed by the exact token text, so only what passed is served.
         self._verified: dict[str, tuple[Principal, int]] = {}
 
-    def load(self) -> None:
-        """Blocking; run it in a thread at start-up."""
-        self._key = load_or_create_key(self.key_path)
+    async def load(self) -> None:
+        """Fetch (or create) the key once, at start-up.
+
+        Raises:
+            ConfigError: the stored key is too short to be one (RFC 7518 §3.2).
+        """
+        try:
+            key = await self._fetch_key(SECRET_NAME, new_key)
+        except InvalidInput as exc:   # an embedded store's key file that holds no key
+            raise ConfigError(f"API signing key: {exc}") from None
+        if len(key) < MIN_KEY_BYTES:
+            raise ConfigError(f"the API signing key is {len(key)} bytes, fewer than {MIN_KEY_BYTES}; "
+                              "remove it (data_dir/keys/jwt.key on the embedded store) to generate a new one")
+        self._key = key
 
     @property
     def key(self) -> bytes:
