@@ -8,6 +8,7 @@ from rmail.server.core.accounts import Accounts
 from rmail.server.core.errors import (AlreadyExists, AuthenticationFailed, InvalidInput, NotFound,
                                       PermissionDenied)
 from rmail.server.core.storage import MailStore
+from tests.helpers.stores import stored_blobs
 
 
 async def test_add_user_creates_domain_and_default_mailboxes(accounts: Accounts, store: MailStore) -> None:
@@ -50,7 +51,7 @@ async def test_authenticate(accounts: Accounts) -> None:
             await accounts.authenticate(user, pw)
 
 
-async def test_passwd_admin_remove(accounts: Accounts, store: MailStore) -> None:
+async def test_passwd_admin_remove(backend, accounts: Accounts, store: MailStore) -> None:  # noqa: ANN001
     alice = await accounts.add_user("alice@example.com", "one")
     await accounts.set_password("alice@example.com", "two")
     await accounts.authenticate("alice@example.com", "two")
@@ -61,7 +62,7 @@ async def test_passwd_admin_remove(accounts: Accounts, store: MailStore) -> None
     await accounts.remove_user("alice@example.com")
     with pytest.raises(NotFound):
         await accounts.get_user("alice@example.com")
-    assert store.blob_ids() == set()
+    assert await stored_blobs(backend) == set()
 
 
 async def test_domains(accounts: Accounts) -> None:

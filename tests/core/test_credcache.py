@@ -4,7 +4,6 @@ verified recently and never accepts a wrong, changed or removed one."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,7 @@ from rmail.server.core.accounts import Accounts, UnknownUser, dummy_hash, hash_c
 from rmail.server.core.authguard import AuthGuard, GuardLimits, LoginLocked
 from rmail.server.core.credcache import CredentialCache
 from rmail.server.core.errors import AuthenticationFailed
-from rmail.server.core.storage import Backend, MailStore
-from tests.helpers.stores import open_sqlite
+from rmail.server.core.storage import Backend, MailStore, open_backend
 
 
 class Clock:
@@ -70,14 +68,14 @@ async def test_password_change_invalidates(counted: tuple[Accounts, list[bytes]]
     assert checks == [b"one", b"one", b"two"]
 
 
-async def test_password_changed_by_another_process_is_noticed(store: MailStore, tmp_path: Path,
+async def test_password_changed_by_another_process_is_noticed(backend: Backend,
                                                               counted: tuple[Accounts, list[bytes]]) -> None:
-    """The CLI changes passwords through its own store: no in-process event reaches the cache."""
+    """The CLI (or another node) changes passwords through its own store: no in-process event
+    reaches the cache."""
     accounts, checks = counted
     await accounts.add_user("alice@example.com", "one")
     await accounts.authenticate("alice@example.com", "one")
-    other_backend = await open_sqlite(tmp_path)
-    other = other_backend.mail
+    other_backend = await open_backend(backend.location)
     try:
         await Accounts(other_backend.directory, bcrypt_rounds=4).set_password("alice@example.com", "two")
     finally:
@@ -90,7 +88,7 @@ async def test_password_changed_by_another_process_is_noticed(store: MailStore, 
 
 
 async def test_removed_and_recreated_user_is_not_accepted(counted: tuple[Accounts, list[bytes]],
-                                                          store: MailStore, tmp_path: Path) -> None:
+                                                          backend: Backend) -> None:
     accounts, _ = counted
     await accounts.add_user("alice@example.com", "one")
     await accounts.authenticate("alice@example.com", "one")
@@ -101,8 +99,7 @@ async def test_removed_and_recreated_user_is_not_accepted(counted: tuple[Account
     # Removal by another process: the entry stays here but the user is gone.
     await accounts.add_user("alice@example.com", "one")
     await accounts.authenticate("alice@example.com", "one")
-    other_backend = await open_sqlite(tmp_path)
-    other = other_backend.mail
+    other_backend = await open_backend(backend.location)
     try:
         await Accounts(other_backend.directory, bcrypt_rounds=4).remove_user("alice@example.com")
         await Accounts(other_backend.directory, bcrypt_rounds=4).add_user("alice@example.com", "other")

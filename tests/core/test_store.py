@@ -11,7 +11,7 @@ from rmail.server.core.accounts import Accounts
 from rmail.server.core.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from rmail.server.core.events import EventBus, MailboxChanged
 from rmail.server.core.storage import MailStore, normalize_mailbox_name
-from tests.helpers.stores import open_sqlite
+from tests.helpers.stores import open_sqlite, stored_blobs
 
 MSG = b"From: Carol <carol@example.org>\r\nTo: alice@example.com\r\nSubject: Hello\r\n\r\nHi there\r\n"
 
@@ -72,13 +72,13 @@ async def test_flags_modes_and_modseq(store: MailStore, alice) -> None:
         await store.store_flags(inbox.id, [1], "add", ["bad keyword"])
 
 
-async def test_copy_shares_blob_and_move_expunges(store: MailStore, alice) -> None:
+async def test_copy_shares_blob_and_move_expunges(backend, store: MailStore, alice) -> None:  # noqa: ANN001
     inbox = await store.get_mailbox(alice.id, "INBOX")
     trash = await store.get_mailbox(alice.id, "Trash")
     await store.append(inbox.id, MSG, ["\\Seen"])
     await store.append(inbox.id, MSG + b"2")
     assert await store.copy(inbox.id, [1, 2], trash.id) == [(1, 1), (2, 2)]
-    assert len(store.blob_ids()) == 2
+    assert len(await stored_blobs(backend)) == 2
     assert (await store.list_messages(trash.id))[0].flags == {"\\Seen"}
     assert await store.move(inbox.id, [2], trash.id) == [(2, 3)]
     assert [m.uid for m in await store.list_messages(inbox.id)] == [1]
@@ -87,7 +87,7 @@ async def test_copy_shares_blob_and_move_expunges(store: MailStore, alice) -> No
     # Removing every reference removes the file.
     await store.delete_messages(trash.id, [1, 2, 3])
     await store.delete_messages(inbox.id, [1])
-    assert store.blob_ids() == set()
+    assert await stored_blobs(backend) == set()
 
 
 async def test_mailbox_lifecycle(store: MailStore, alice) -> None:
@@ -130,6 +130,7 @@ def test_inbox_is_case_insensitive() -> None:
     assert normalize_mailbox_name("Inboxes") == "Inboxes"
 
 
+@pytest.mark.sqlite_only
 async def test_mailbox_names_never_touch_the_filesystem(store: MailStore, alice, tmp_path) -> None:
     await store.create_mailbox(alice.id, "..x/etc")
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -200,6 +201,7 @@ async def test_recovery_removes_orphans_only(tmp_path) -> None:
         await store_backend.close()
 
 
+@pytest.mark.sqlite_only
 async def test_large_messages_live_in_files(store: MailStore, alice) -> None:
     from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
     inbox = await store.get_mailbox(alice.id, "INBOX")
@@ -220,6 +222,7 @@ async def test_large_messages_live_in_files(store: MailStore, alice) -> None:
     assert store.blob_ids() == set()
 
 
+@pytest.mark.sqlite_only
 async def test_concurrent_sessions_share_change_queries_and_one_wins_recent(store: MailStore, alice) -> None:
     inbox = await store.get_mailbox(alice.id, "INBOX")
     start = (await store.status(inbox.id)).highestmodseq
@@ -243,6 +246,7 @@ async def test_concurrent_sessions_share_change_queries_and_one_wins_recent(stor
     assert sorted(marks) == [1] + [2] * 19   # exactly one session sees UID 1 as \Recent
 
 
+@pytest.mark.sqlite_only
 async def test_a_change_committed_while_a_shared_query_runs_is_not_missed(store: MailStore, alice) -> None:
     """A caller told of a change must not join a change query that read its snapshot earlier."""
     import threading

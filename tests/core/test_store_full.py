@@ -19,6 +19,9 @@ from rmail.server.core.errors import NotFound, StorageFull, TemporaryFailure
 from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
 from rmail.server.core.storage import MailStore
 
+#: SQLite's own failure modes (SQLITE_FULL, the writer thread's batches).
+pytestmark = pytest.mark.sqlite_only
+
 #: Generous: a healthy writer answers in milliseconds; a dead one never does.
 ANSWER = 30.0
 
