@@ -1,8 +1,9 @@
 """Durable store throughput: deliveries/s with 1, 8 and 32 concurrent deliverers (2 KiB and
-100 KiB messages), and metadata reads/s. Every delivery counted returned only after its blob
-and row were fsynced/committed (group commit).
+100 KiB messages), and metadata reads/s, on the embedded SQLite store and on PostgreSQL (a
+throwaway cluster on this machine with its durable defaults). Every delivery counted returned
+only after its bytes and rows were committed durably.
 
-    .venv/bin/python bench/store_bench.py [--seconds 5]
+    .venv/bin/python bench/store_bench.py [--seconds 5] [--backend sqlite|postgres|both]
 """
 
 from __future__ import annotations
@@ -11,12 +12,27 @@ import argparse
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from rmail.server.core.accounts import Accounts
-from rmail.server.core.storage import MailStore, StoreLocation, open_backend
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rmail.server.core.accounts import Accounts  # noqa: E402
+from rmail.server.core.storage import StoreLocation, open_backend  # noqa: E402
+
+CLUSTER = None
+
+
+def location(d: Path, kind: str) -> StoreLocation:
+    if kind == "sqlite":
+        return StoreLocation(d)
+    global CLUSTER
+    if CLUSTER is None:
+        from benchpg import start_bench_cluster
+        CLUSTER = start_bench_cluster()
+    return StoreLocation(d, CLUSTER.create_database())
 
 
 def message(size: int, n: int) -> bytes:
@@ -26,9 +42,9 @@ def message(size: int, n: int) -> bytes:
     return head + line * max(1, (size - len(head)) // len(line))
 
 
-async def deliveries(concurrency: int, size: int, seconds: float) -> float:
+async def deliveries(kind: str, concurrency: int, size: int, seconds: float) -> float:
     d = Path(tempfile.mkdtemp(prefix="rmail-bench-", dir=os.environ.get("BENCH_DIR")))
-    store_backend = await open_backend(StoreLocation(d), recover=True)
+    store_backend = await open_backend(location(d, kind), recover=True, pool_size=max(concurrency, 2))
     store = store_backend.mail
     try:
         user = await Accounts(store_backend.directory, bcrypt_rounds=4).add_user("user@example.com", "pw")
@@ -51,9 +67,9 @@ async def deliveries(concurrency: int, size: int, seconds: float) -> float:
         shutil.rmtree(d, ignore_errors=True)
 
 
-async def metadata_reads(seconds: float) -> tuple[float, float]:
+async def metadata_reads(kind: str, seconds: float) -> tuple[float, float]:
     d = Path(tempfile.mkdtemp(prefix="rmail-bench-", dir=os.environ.get("BENCH_DIR")))
-    store_backend = await open_backend(StoreLocation(d), recover=True)
+    store_backend = await open_backend(location(d, kind), recover=True)
     store = store_backend.mail
     try:
         user = await Accounts(store_backend.directory, bcrypt_rounds=4).add_user("user@example.com", "pw")
@@ -78,14 +94,22 @@ async def metadata_reads(seconds: float) -> tuple[float, float]:
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
     args = ap.parse_args()
-    print(f"{'deliverers':>10} {'size':>7} {'durable deliveries/s':>22}")
-    for size in (2048, 100 * 1024):
-        for conc in (1, 8, 32):
-            rate = await deliveries(conc, size, args.seconds)
-            print(f"{conc:>10} {size // 1024:>5}KiB {rate:>22.0f}", flush=True)
-    single, listing = await metadata_reads(args.seconds)
-    print(f"metadata reads: {single:.0f} single-message fetch_info/s; {listing:.0f} message rows/s via list_messages")
+    kinds = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    try:
+        for kind in kinds:
+            print(f"{kind}:\n{'deliverers':>10} {'size':>7} {'durable deliveries/s':>22}")
+            for size in (2048, 100 * 1024):
+                for conc in (1, 8, 32):
+                    rate = await deliveries(kind, conc, size, args.seconds)
+                    print(f"{conc:>10} {size // 1024:>5}KiB {rate:>22.0f}", flush=True)
+            single, listing = await metadata_reads(kind, args.seconds)
+            print(f"metadata reads: {single:.0f} single-message fetch_info/s; {listing:.0f} message rows/s"
+                  " via list_messages", flush=True)
+    finally:
+        if CLUSTER is not None:
+            CLUSTER.stop()
 
 
 if __name__ == "__main__":

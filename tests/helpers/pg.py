@@ -42,8 +42,9 @@ def _free_port() -> int:
 class Cluster:
     """One PostgreSQL server on 127.0.0.1, trusting local connections (tests only)."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, durable: bool = False) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="rmail-pg-"))
+        self.durable = durable
         self.data = self.root / "data"
         self.port = _free_port()
         self._as_postgres = os.geteuid() == 0
@@ -62,11 +63,13 @@ class Cluster:
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
         self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust",
                   "--encoding=UTF8", "--no-sync", "-E", "UTF8")
-        # fsync off: tests kill rmail nodes, not the database server, and an acknowledged commit
-        # survives in the server's memory and page cache; benches start their own cluster with
-        # the production default.
+        # Tests run with fsync off: they kill rmail nodes, not the database server, and an
+        # acknowledged commit survives in the server's memory and page cache. Benchmarks ask
+        # for ``durable``: PostgreSQL's defaults, every commit flushed to disk.
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root}"
-                " -c fsync=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB")
+                " -c max_connections=300 -c shared_buffers=128MB")
+        if not self.durable:
+            opts += " -c fsync=off -c full_page_writes=off"
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60",
                   "-o", opts, "start")
         return self
