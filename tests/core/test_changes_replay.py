@@ -19,16 +19,18 @@ import asyncio
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
+                                 run_state_machine_as_test)
 
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from rmail.server.core.storage import MailStore
 from rmail.server.imap.selected import SelectedMailbox
-from tests.helpers.stores import open_sqlite
+from tests.helpers.stores import open_kind
 
 NAMES = ["INBOX", "Work", "Work/Sub", "Play"]
 #: Created at the start, so "Work" has a child and its DELETE keeps it as \Noselect.
@@ -39,11 +41,14 @@ MAX_VIEWS = 3
 
 
 class ChangesReplay(RuleBasedStateMachine):
+    kind = "sqlite"
+    cluster: Any = None       #: the PostgreSQL test cluster, for kind "postgres"
+
     @initialize()
     def setup(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp())
-        self.backend = self.run(open_sqlite(self.dir, recover=True))
+        self.backend = self.run(open_kind(self.kind, self.dir, self.cluster, recover=True))
         self.store = self.backend.mail
         self.user = self.run(Accounts(self.backend.directory, bcrypt_rounds=4).add_user("m@example.com", "pw")).id
         self.views: list[SelectedMailbox] = []
@@ -202,9 +207,18 @@ class ChangesReplay(RuleBasedStateMachine):
                 assert changes.expunged == () and changes.changed == (), "a new life starts empty"
 
 
-ChangesReplay.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None,
-                                           suppress_health_check=[HealthCheck.too_slow])
-TestChangesReplay = ChangesReplay.TestCase
+def test_changes_replay_sqlite() -> None:
+    run_state_machine_as_test(ChangesReplay, settings=settings(
+        max_examples=100, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]))
+
+
+def test_changes_replay_postgres(pg_cluster: Any) -> None:
+    class OnPostgres(ChangesReplay):
+        kind = "postgres"
+        cluster = pg_cluster
+    # Fewer examples: each one is a new database.
+    run_state_machine_as_test(OnPostgres, settings=settings(
+        max_examples=30, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]))
 
 
 class Pick:

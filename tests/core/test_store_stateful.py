@@ -1,5 +1,6 @@
 """Hypothesis drives the store with random operation sequences against a simple model and
-checks the invariants: UIDs ascending and never reused, counts, flags, MODSEQ monotonic."""
+checks the invariants: UIDs ascending and never reused, counts, flags, MODSEQ monotonic, and
+no message bytes kept past their last reference. It runs against every backend."""
 
 from __future__ import annotations
 
@@ -8,24 +9,30 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from typing import Any
+
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
+                                 run_state_machine_as_test)
 
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.storage import MailStore
-from tests.helpers.stores import open_sqlite
+from tests.helpers.stores import open_kind, stored_blobs
 
 FLAGS = st.sets(st.sampled_from(["\\Seen", "\\Flagged", "\\Deleted", "\\Answered", "$work", "todo"]), max_size=3)
 BOXES = ["INBOX", "Archive"]
 
 
 class StoreMachine(RuleBasedStateMachine):
+    kind = "sqlite"
+    cluster: Any = None       #: the PostgreSQL test cluster, for kind "postgres"
+
     @initialize()
     def setup(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp())
-        self.backend = self.run(open_sqlite(self.dir, recover=True))
+        self.backend = self.run(open_kind(self.kind, self.dir, self.cluster, recover=True))
         self.store = self.backend.mail
         user = self.run(Accounts(self.backend.directory, bcrypt_rounds=4).add_user("m@example.com", "pw"))
         self.ids = {name: self.run(self.store.get_mailbox(user.id, name)).id for name in BOXES}
@@ -107,11 +114,20 @@ class StoreMachine(RuleBasedStateMachine):
         for box in BOXES:
             for meta in self.run(self.store.list_messages(self.ids[box])):
                 assert self.run(self.store.read_message(meta.blob_id)) == self.model[box][meta.uid][1]
-        # Blob files: exactly those still referenced.
+        # Message bytes: exactly those still referenced.
         referenced = {m.blob_id for b in BOXES for m in self.run(self.store.list_messages(self.ids[b]))}
-        assert self.store.blob_ids() == referenced
+        assert self.run(stored_blobs(self.backend)) == referenced
 
 
-StoreMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=25, deadline=None,
-                                          suppress_health_check=[HealthCheck.too_slow])
-TestStore = StoreMachine.TestCase
+SETTINGS = settings(max_examples=25, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_store_machine_sqlite() -> None:
+    run_state_machine_as_test(StoreMachine, settings=SETTINGS)
+
+
+def test_store_machine_postgres(pg_cluster: Any) -> None:
+    class OnPostgres(StoreMachine):
+        kind = "postgres"
+        cluster = pg_cluster
+    run_state_machine_as_test(OnPostgres, settings=SETTINGS)
