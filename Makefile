@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 TSTAMP  := $(VENV)/.installed-test
 ARGS    ?=
 
-.PHONY: install install-test run serve test client alias delalias listaliases diagnose bench clean
+.PHONY: install install-test run serve typecheck test client alias delalias listaliases diagnose bench clean
 
 # install: what running rmail needs; install-test adds the test tools (make test uses it).
 install: $(STAMP)
@@ -34,7 +34,12 @@ serve: install
 client: install
 	$(PYTHON) -m rmail.client $(ARGS)
 
-test: install-test
+# typecheck: mypy with pyproject's [tool.mypy] (rmail/server/core, strict); make test runs it first,
+# so a type error fails the build like a failing test.
+typecheck: install-test
+	$(PYTHON) -m mypy
+
+test: install-test typecheck
 	$(PYTHON) -m pytest $(ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -54,4 +59,4 @@ diagnose: install
 	$(PYTHON) run.py diagnose $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info

@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 import aiosmtplib
+import pytest
 
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
@@ -186,6 +187,23 @@ def test_restore_refuses_a_non_empty_dir_and_a_damaged_archive(tmp_path: Path) -
     assert r.returncode == 0, r.stderr
     r = run_cli("user", "list", "--config", str(config), cwd=tmp_path)
     assert "alice@example.com" in r.stdout
+
+
+def test_restore_refuses_an_archive_whose_manifest_is_not_a_file(tmp_path: Path) -> None:
+    """tarfile hands back no reader for a directory member: that is a foreign archive, told
+    as InvalidInput like any other, with nothing left behind."""
+    from rmail.server.core.errors import InvalidInput
+    from rmail.server.core.sqlite.backup import restore_backup
+
+    archive = tmp_path / "odd.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        entry = tarfile.TarInfo("manifest.json")
+        entry.type = tarfile.DIRTYPE
+        tar.addfile(entry)
+    target = tmp_path / "new"
+    with pytest.raises(InvalidInput, match="manifest is not a file"):
+        restore_backup(archive, target)
+    assert not target.exists()
 
 
 async def test_a_message_file_removed_after_the_snapshot_drops_its_rows(tmp_path: Path) -> None:

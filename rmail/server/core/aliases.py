@@ -12,6 +12,7 @@ backtrack catastrophically on other engines, are refused too so rules stay porta
 
 from __future__ import annotations
 
+import builtins         # builtins.list: Aliases has a list() method
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -120,7 +121,7 @@ class Aliases:
     async def remove(self, domain: str, pattern: str) -> None:
         await self.directory.remove_alias(normalize_domain(domain), pattern)
 
-    async def move(self, domain: str, pattern: str, position: int) -> list[AliasRule]:
+    async def move(self, domain: str, pattern: str, position: int) -> builtins.list[AliasRule]:
         """Move a rule to ``position`` (1-based) in the declaration order."""
         return await self.directory.move_alias(normalize_domain(domain), pattern, position)
 

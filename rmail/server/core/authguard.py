@@ -358,7 +358,7 @@ class AuthGuard:
         if not self.limits.base_delay:
             return 0.0
         n = max(1, math.ceil(max(levels)))
-        return min(self.limits.max_delay, self.limits.base_delay * (2 ** (n - 1)))
+        return min(self.limits.max_delay, self.limits.base_delay * 2.0 ** (n - 1))
 
     def _log_failure(self, attempt: LoginAttempt, reason: str) -> None:
         log.warning("auth failed: protocol=%s address=%s user=%s reason=%s", attempt.protocol, attempt.peer,

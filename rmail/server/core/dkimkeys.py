@@ -214,6 +214,7 @@ def _write_secret(path: Path, data: bytes) -> None:
 
 
 def _new_key(domain: str, selector: str, algorithm: str) -> DkimKey:
+    private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
     if algorithm == "rsa":
         private = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
     else:

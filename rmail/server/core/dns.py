@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.asyncresolver
 import dns.exception
@@ -28,6 +28,8 @@ import dns.rdatatype
 import dns.resolver
 
 __all__ = ["Resolver", "TempDNSError", "parse_nameserver", "DEFAULT_TIMEOUT"]
+
+_R = TypeVar("_R", dns.resolver.Resolver, dns.asyncresolver.Resolver)
 
 #: Answers the server's cache holds at most (least recently used dropped first).
 CACHE_SIZE = 10_000
@@ -94,7 +96,7 @@ class Resolver:
         host, port = self.settings.nameserver
         return f"{host}:{port}"
 
-    def _configure(self, resolver: Any) -> Any:
+    def _configure(self, resolver: _R) -> _R:
         if self.settings.nameserver is not None:
             host, port = self.settings.nameserver
             resolver.nameservers = [host]
@@ -104,7 +106,7 @@ class Resolver:
         resolver.cache = self.cache
         return resolver
 
-    def _make(self, cls: Any) -> Any:
+    def _make(self, cls: type[_R]) -> _R:
         if self.settings.nameserver is not None:
             return self._configure(cls(configure=False))
         try:

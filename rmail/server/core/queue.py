@@ -26,6 +26,7 @@ stays free of protocol code and tests can drive the queue against a sink server.
 from __future__ import annotations
 
 import asyncio
+import builtins         # builtins.list: the class below has a list() method
 import contextlib
 import enum
 import logging
@@ -297,7 +298,7 @@ class OutboundQueue:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    async def _due(self, now: float, limit: int) -> list[QueueEntry]:
+    async def _due(self, now: float, limit: int) -> builtins.list[QueueEntry]:
         # Entries this scheduler attempts right now hold leases, so they are not handed out
         # again; one whose attempt outlived its lease is skipped here rather than doubled.
         return [e for e in await self.entries.lease_due(now, limit, LEASE_SECONDS) if e.id not in self._inflight]

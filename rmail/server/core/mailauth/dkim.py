@@ -96,7 +96,8 @@ class _Lookup:
 
 def _signature_fields(value: bytes) -> dict[bytes, bytes]:
     try:
-        return parse_tag_value(value)
+        fields: dict[bytes, bytes] = parse_tag_value(value)     # dkimpy is untyped
+        return fields
     except (InvalidTagValueList, ValueError):
         return {}
 
@@ -144,7 +145,7 @@ def verify_all(data: bytes, txt: TxtLookup, *, limit: int = MAX_SIGNATURES) -> l
 
 
 def _raw_signature(verifier: dkim.DKIM, index: int) -> bytes:
-    sigs = [v for k, v in verifier.headers if k.lower() == b"dkim-signature"]
+    sigs: list[bytes] = [v for k, v in verifier.headers if k.lower() == b"dkim-signature"]
     return sigs[index] if index < len(sigs) else b""
 
 

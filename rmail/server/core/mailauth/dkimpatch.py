@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from typing import Callable, Protocol
 
 import dkim
 import dkim.canonicalization as canonicalization
@@ -37,6 +37,10 @@ __all__ = ["install", "rsa_sign", "strip_trailing_whitespace", "compress_whitesp
 _HASHES = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
 #: Keys converted at most (one per domain and selector in use; a bound against a leak).
 MAX_KEYS = 1024
+
+#: dkimpy's untyped functions this module replaces or calls, with the signatures they have.
+Step = Callable[[bytes], bytes]
+Parse = Callable[[bytes], tuple[list[list[bytes]], bytes]]
 
 _keys: dict[int, rsa.RSAPrivateKey] = {}
 _lock = threading.Lock()
@@ -58,7 +62,16 @@ def _private_key(pk: dict[str, int]) -> rsa.RSAPrivateKey:
     return key
 
 
-def rsa_sign(hash_obj: Any, pk: dict[str, int]) -> bytes:
+class _Hash(Protocol):
+    """What dkimpy hands the signer (its HashThrough): a hashlib-like object."""
+
+    @property
+    def name(self) -> str: ...
+
+    def digest(self) -> bytes: ...
+
+
+def rsa_sign(hash_obj: _Hash, pk: dict[str, int]) -> bytes:
     """``dkim.crypto.RSASSA_PKCS1_v1_5_sign`` with OpenSSL: ``hash_obj`` has ``name`` and
     ``digest()`` (dkimpy's HashThrough), ``pk`` is dkimpy's parsed private key."""
     algorithm = _HASHES[hash_obj.name]()
@@ -69,11 +82,11 @@ def rsa_sign(hash_obj: Any, pk: dict[str, int]) -> bytes:
 #: interval, and few enough pieces that the per-piece overhead is lost in the noise.
 PIECE = 64 * 1024
 
-_original_strip = canonicalization.strip_trailing_whitespace
-_original_compress = canonicalization.compress_whitespace
+_original_strip: Step = canonicalization.strip_trailing_whitespace
+_original_compress: Step = canonicalization.compress_whitespace
 
 
-def _in_pieces(step: Any, content: bytes) -> bytes:
+def _in_pieces(step: Step, content: bytes) -> bytes:
     """``step`` applied to pieces of whole lines (each ends just after a LF). Both steps only
     ever match within one line, so the pieces' results joined are the whole's result."""
     if len(content) <= PIECE:
@@ -111,7 +124,7 @@ def compress_whitespace(content: bytes) -> bytes:
     return _in_pieces(_compress_piece, content)
 
 
-_original_parse = dkim.rfc822_parse
+_original_parse: Parse = dkim.rfc822_parse
 #: The first empty line (dkimpy accepts LF or CRLF line ends): the end of the header block.
 _HEADER_END = re.compile(rb"(?:^|\n)\r?\n")
 _LINE_END = re.compile(rb"\r?\n")

@@ -77,8 +77,9 @@ def authserv_id_of(value: bytes) -> str:
     text = unfold(value).decode("utf-8", "replace")
     try:
         header = _FEATURES.parse_value(text)
-        if header.authserv_id:
-            return header.authserv_id.lower()
+        authserv_id: str | None = header.authserv_id     # authres is untyped
+        if authserv_id:
+            return authserv_id.lower()
     except Exception:  # noqa: BLE001 - authres raises its own and plain errors on junk
         pass
     stripped = _COMMENT.sub(" ", text)

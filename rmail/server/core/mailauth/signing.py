@@ -13,6 +13,8 @@ import asyncio
 import logging
 import threading
 
+from dkim import DKIMException
+
 from ..dkimkeys import DkimKey, DkimKeys
 from ..errors import RmailError
 from . import dkim
@@ -49,7 +51,7 @@ class Signer:
         try:
             keys = self.keys.signing_keys(domain)
             headers = dkim.sign(data, keys, [self._key_material(k) for k in keys])
-        except (OSError, ValueError, RmailError, dkim.dkim.DKIMException) as exc:
+        except (OSError, ValueError, RmailError, DKIMException) as exc:
             log.error("dkim: cannot sign for %s, sending unsigned: %s", domain, exc)
             return data
         return headers + data

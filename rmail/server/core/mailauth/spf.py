@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Callable
 
 import spf as pyspf
 
@@ -27,11 +27,16 @@ RESULTS = ("none", "neutral", "pass", "fail", "softfail", "temperror", "permerro
 #: RFC 7208 §4.6.4: a check_host() evaluation should be bounded to about 20 seconds.
 QUERY_SECONDS = 20
 
+#: pyspf's DNSLookup contract: (name, type, strict, timeout) → [((name, type), data), ...],
+#: where strict is pyspf's False, True or 2 ("harsh") and data depends on the type.
+Answers = list[tuple[tuple[str, str], object]]
+Lookup = Callable[[str, str, bool | int, float], Answers]
+
 _bound = threading.local()
-_pyspf_lookup = pyspf.DNSLookup
+_pyspf_lookup: Lookup = pyspf.DNSLookup
 
 
-def _lookup(name: str, qtype: str, strict: Any = True, timeout: float = 20) -> list[tuple[tuple[str, str], Any]]:
+def _lookup(name: str, qtype: str, strict: bool | int = True, timeout: float = 20) -> Answers:
     """pyspf's DNSLookup contract: [((name, type), data), ...]; TempError on trouble."""
     resolver: Resolver | None = getattr(_bound, "resolver", None)
     if resolver is None:
@@ -40,7 +45,7 @@ def _lookup(name: str, qtype: str, strict: Any = True, timeout: float = 20) -> l
         rdatas = resolver.lookup_sync(name, qtype)
     except TempDNSError as exc:
         raise pyspf.TempError(f"DNS {exc}") from None
-    out: list[tuple[tuple[str, str], Any]] = []
+    out: Answers = []
     for rdata in rdatas:
         if qtype in ("A", "AAAA"):
             out.append(((name, qtype), rdata.address))

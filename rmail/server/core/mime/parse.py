@@ -86,8 +86,6 @@ def parse_date(raw: bytes | None) -> datetime | None:
         dt = parsedate_to_datetime(decode_bytes(raw))
     except Exception:  # the stdlib raises several types on junk
         return None
-    if dt is None:
-        return None
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 

@@ -37,14 +37,15 @@ import asyncpg
 
 from ..errors import TemporaryFailure
 from ..events import Event
-from ..storage import Directory, MailStore, MailViews, QueueStore, StoreLocation
-from .database import SERVER_SETTINGS, PgDatabase
+from ..storage import StoreLocation
+from .database import SERVER_SETTINGS, PgDatabase, as_connection
 from .directory import PgDirectory
 from .feed import ChangeFeed
 from .migrate import latest_version, migrate
 from .queuestore import PgQueueStore
 
 if TYPE_CHECKING:
+    from ..storage import Backend, Directory, MailStore, MailViews, QueueStore
     from .mail import PgMailStore
     from .views import PgMailViews
 
@@ -87,11 +88,10 @@ class PostgresBackend:
         self.location = location
         self.db = db
         self.feed = feed
-        # Typed as the contract's parts: storage.Backend's attributes are invariant.
-        self.mail: MailStore = mail
-        self.directory: Directory = PgDirectory(db, mail)
-        self.queue: QueueStore = PgQueueStore(db, mail)
-        self.views: MailViews = views
+        self.mail = mail
+        self.directory = PgDirectory(db, mail)
+        self.queue = PgQueueStore(db, mail)
+        self.views = views
 
     def set_publisher(self, publish: Publish) -> None:
         self.db.set_publisher(publish)
@@ -171,8 +171,8 @@ async def open(location: StoreLocation, *, publish: Publish | None = None, recov
                       where=where)
     try:
         try:
-            async with pool.acquire() as conn:
-                version = await migrate(conn, where=where)
+            async with pool.acquire() as proxy:
+                version = await migrate(as_connection(proxy), where=where)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise TemporaryFailure(f"cannot migrate the schema of {where}: {_scrub(str(exc), location)}") from None
         await feed.start()
@@ -182,3 +182,22 @@ async def open(location: StoreLocation, *, publish: Publish | None = None, recov
         raise
     log.info("store: %s, schema version %d, node %s", where, version, node)
     return PostgresBackend(location, db, feed, PgMailStore(db), PgMailViews(db))
+
+
+if TYPE_CHECKING:
+    # Never called: mypy proves here that the classes satisfy the contract's Protocols, one
+    # function each, so an error names the class and the member at fault.
+    def _backend(x: PostgresBackend) -> Backend:
+        return x
+
+    def _mail(x: PgMailStore) -> MailStore:
+        return x
+
+    def _directory(x: PgDirectory) -> Directory:
+        return x
+
+    def _queue(x: PgQueueStore) -> QueueStore:
+        return x
+
+    def _views(x: PgMailViews) -> MailViews:
+        return x

@@ -15,9 +15,10 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar, cast
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from ..errors import RmailError, StorageFull, TemporaryFailure
 from ..events import Event
@@ -45,6 +46,13 @@ class PgTxn:
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
+
+
+def as_connection(proxy: PoolConnectionProxy) -> asyncpg.Connection:
+    """A pooled connection as the Connection it stands for. asyncpg's pool proxy forwards
+    every Connection method and passes ``isinstance(proxy, asyncpg.Connection)``; only the
+    stubs type the two apart, so request functions take an ``asyncpg.Connection`` either way."""
+    return cast(asyncpg.Connection, proxy)
 
 
 def store_error(exc: BaseException, default: str = "the store could not be written; try again") -> TemporaryFailure:
@@ -85,7 +93,8 @@ class PgDatabase:
         if self._closed:
             raise TemporaryFailure("the store is closed")
         try:
-            async with self.pool.acquire() as conn:
+            async with self.pool.acquire() as proxy:
+                conn = as_connection(proxy)
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     return await fn(conn)
         except RmailError:
@@ -102,7 +111,8 @@ class PgDatabase:
             raise TemporaryFailure("the store is closed")
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                async with self.pool.acquire() as conn:
+                async with self.pool.acquire() as proxy:
+                    conn = as_connection(proxy)
                     txn = PgTxn(conn)
                     began = time.perf_counter()
                     async with conn.transaction():

@@ -52,6 +52,7 @@ class PgQueueStore:
             # created is whole seconds: created < older_than exactly when created < ceil(older_than).
             row = await conn.fetchrow("SELECT count(*), count(*) FILTER (WHERE created < $1), min(created)"
                                       " FROM queue", math.ceil(older_than))
+            assert row is not None      # an aggregate without GROUP BY returns one row
             return int(row[0]), int(row[1]), None if row[2] is None else float(row[2])
         return await self.db.read(q)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from importlib import resources
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..events import Event
 from ..storage.backend import StoreLocation
@@ -26,6 +26,9 @@ from .directory import SqliteDirectory
 from .mail import SqliteMailStore
 from .queuestore import SqliteQueueStore
 from .views import SqliteMailViews
+
+if TYPE_CHECKING:
+    from ..storage import Backend, Directory, MailStore, MailViews, QueueStore
 
 __all__ = ["SqliteBackend", "open"]
 
@@ -81,3 +84,22 @@ async def open(location: StoreLocation, *, publish: Callable[[list[Event]], None
         if released:
             log.info("store: recovery released %d outbound queue lease(s) of a previous run", released)
     return backend
+
+
+if TYPE_CHECKING:
+    # Never called: mypy proves here that the classes satisfy the contract's Protocols, one
+    # function each, so an error names the class and the member at fault.
+    def _backend(x: SqliteBackend) -> Backend:
+        return x
+
+    def _mail(x: SqliteMailStore) -> MailStore:
+        return x
+
+    def _directory(x: SqliteDirectory) -> Directory:
+        return x
+
+    def _queue(x: SqliteQueueStore) -> QueueStore:
+        return x
+
+    def _views(x: SqliteMailViews) -> MailViews:
+        return x

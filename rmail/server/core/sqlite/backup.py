@@ -28,7 +28,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import IO, Callable
 
 from ..errors import InvalidInput
 
@@ -77,7 +77,7 @@ def _readonly_uri(path: Path) -> str:
 class _HashingReader:
     """A file wrapper that hashes what tarfile reads through it."""
 
-    def __init__(self, fh) -> None:
+    def __init__(self, fh: IO[bytes]) -> None:
         self.fh = fh
         self.hash = hashlib.sha256()
 
@@ -243,8 +243,10 @@ def restore_backup(archive: Path, data_dir: Path, *, progress: Progress | None =
             raise InvalidInput(f"{archive} is not an rmail backup ({exc})") from None
         with tar:
             try:
-                entry = tar.getmember(MANIFEST)
-                manifest = Manifest.from_json(tar.extractfile(entry).read())  # type: ignore[union-attr]
+                source = tar.extractfile(tar.getmember(MANIFEST))
+                if source is None:        # a directory, link or device by that name
+                    raise InvalidInput(f"{archive} is not an rmail backup (its manifest is not a file)")
+                manifest = Manifest.from_json(source.read())
             except KeyError:
                 raise InvalidInput(f"{archive} is not an rmail backup (no manifest)") from None
             except (tarfile.TarError, EOFError, OSError, zlib_error()) as exc:

@@ -16,13 +16,13 @@ import re
 import asyncio
 import secrets
 from pathlib import Path
-from typing import AsyncIterator, Iterable, Iterator
+from typing import AsyncIterator, Callable, Iterable, Iterator
 
 from ..errors import NotFound
 from ..storage.body import CHUNK, BodyTruncated
 
 
-def _load_syncfs():
+def _load_syncfs() -> Callable[[int], int] | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         fn = libc.syncfs

@@ -54,8 +54,8 @@ class WriteTxn:
     conn: sqlite3.Connection
     events: list[Event] = field(default_factory=list)
     new_files: list[str] = field(default_factory=list)   #: blob ids to flush before COMMIT
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
-    on_rollback: list[Callable[[], None]] = field(default_factory=list)
+    after_commit: list[Callable[[], object]] = field(default_factory=list)   #: results ignored
+    on_rollback: list[Callable[[], object]] = field(default_factory=list)
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
@@ -306,19 +306,20 @@ class Database:
             self._flush([f for _, t, _, _ in results if t is not None for f in t.new_files])
             conn.execute("COMMIT")
             self.commits += 1
-            if self.on_commit is not None:
-                _quietly(lambda: self.on_commit(time.perf_counter() - began))  # type: ignore[misc]
+            on_commit = self.on_commit
+            if on_commit is not None:
+                _quietly(lambda: on_commit(time.perf_counter() - began))
         except (sqlite3.Error, OSError) as exc:
             log.error("store: commit failed: %s", exc)
             self._reset()
             self._fail_results(results, write_error(exc, "could not save; try again"))
             return []
         events: list[Event] = []
-        for _, txn, _, err in results:
-            if err is None and txn is not None:
-                for done in txn.after_commit:
+        for _, committed, _, err in results:
+            if err is None and committed is not None:
+                for done in committed.after_commit:
                     _quietly(done)
-                events.extend(txn.events)
+                events.extend(committed.events)
         # Publish before resolving the callers: both hops go through the loop's queue in this
         # order, so a caller that acknowledges (REST 2xx, IMAP OK) never races ahead of the
         # notice other sessions get; a client's next command already sees the change.
@@ -375,7 +376,7 @@ class Database:
         self._writer_conn = fresh
 
     def _current_data_version(self) -> int:
-        return self._writer_conn.execute("PRAGMA data_version").fetchone()[0]
+        return int(self._writer_conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _check_external(self) -> None:
         """data_version moves only for commits by *other* connections: the CLI, say (our own
@@ -430,7 +431,7 @@ def _fail(future: concurrent.futures.Future[Any], exc: BaseException) -> None:
             future.set_exception(exc)
 
 
-def _quietly(fn: Callable[[], None]) -> None:
+def _quietly(fn: Callable[[], object]) -> None:
     try:
         fn()
     except Exception:  # noqa: BLE001 - cleanup must not break a commit

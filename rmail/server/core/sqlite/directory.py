@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from ..events import AccountsChanged, AliasesChanged
@@ -21,7 +21,7 @@ _USAGE_SQL = ("SELECT coalesce(sum(m.size), 0) FROM messages m JOIN mailboxes b 
               " WHERE b.user_id = ?")
 
 
-def _account(row: Sequence) -> Account:
+def _account(row: Sequence[Any]) -> Account:
     return Account(row[0], row[1], row[2], bool(row[3]))
 
 
@@ -35,7 +35,7 @@ def _domain_id(conn: sqlite3.Connection, domain: str) -> int:
     row = conn.execute("SELECT id FROM domains WHERE name = ?", (domain,)).fetchone()
     if row is None:
         raise NotFound(f"no domain {domain} (add a user in it first)")
-    return row[0]
+    return int(row[0])
 
 
 def _rules(conn: sqlite3.Connection, domain: str) -> list[AliasRule]:
@@ -104,7 +104,8 @@ class SqliteDirectory:
                                                             password_hash, int(admin), int(time.time())))
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"user {address} already exists") from None
-            user_id = int(cur.lastrowid)
+            assert cur.lastrowid is not None      # set by every INSERT
+            user_id = cur.lastrowid
             self.mail.create_default_mailboxes(txn, user_id)
             txn.emit(AccountsChanged())
             return Account(user_id, address.local, address.domain, admin)
@@ -125,7 +126,7 @@ class SqliteDirectory:
     async def list_users(self, domain: str | None = None) -> list[Account]:
         def q(conn: sqlite3.Connection) -> list[Account]:
             sql = f"SELECT {_USER_COLS} FROM users u JOIN domains d ON d.id = u.domain_id"
-            args: tuple = ()
+            args: tuple[str, ...] = ()
             if domain is not None:
                 sql += " WHERE d.name = ?"
                 args = (domain,)
@@ -151,7 +152,7 @@ class SqliteDirectory:
             return (_account(row), bytes(row[4])) if row else None
         return await self.db.read(q)
 
-    async def _update_user(self, sql: str, args: tuple) -> None:
+    async def _update_user(self, sql: str, args: tuple[object, ...]) -> None:
         def w(txn: WriteTxn) -> None:
             if txn.conn.execute(sql, args).rowcount == 0:
                 raise NotFound("user no longer exists")

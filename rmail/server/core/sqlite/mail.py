@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import secrets
 import sqlite3
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .. import mime
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
@@ -61,13 +62,13 @@ class StagedBlob:
     inline: bytes | None      #: the bytes, when they go into the database; None: a file
 
 
-def _meta(row: Sequence) -> MessageMeta:
+def _meta(row: Sequence[Any]) -> MessageMeta:
     uid, modseq, mask, keywords, internaldate, size, blob_id = row
     return MessageMeta(uid, modseq, columns_to_flags(mask, keywords),
                        datetime.fromtimestamp(internaldate, timezone.utc), size, blob_id)
 
 
-def _mailbox(row: Sequence) -> Mailbox:
+def _mailbox(row: Sequence[Any]) -> Mailbox:
     return Mailbox(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
 
 
@@ -124,7 +125,7 @@ class SqliteMailStore:
             for blob_id in ids:
                 txn.conn.execute("DELETE FROM blob_data WHERE id = ?", (blob_id,))
                 txn.conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
-                txn.after_commit.append(lambda b=blob_id: self.blobs.remove(b))
+                txn.after_commit.append(functools.partial(self.blobs.remove, blob_id))
             return ids
         return removed + len(self.db.write_sync(sweep))
 
@@ -145,7 +146,7 @@ class SqliteMailStore:
         an id names one life of a mailbox, so whatever still refers to an old life (a session,
         an in-flight write) finds it gone instead of meeting a later mailbox of that name."""
         row = conn.execute("SELECT value FROM meta WHERE key = 'mailbox_id'").fetchone()
-        top = conn.execute("SELECT coalesce(max(id), 0) FROM mailboxes").fetchone()[0]
+        top = int(conn.execute("SELECT coalesce(max(id), 0) FROM mailboxes").fetchone()[0])
         value = max(top, int(row[0]) if row else 0) + 1
         conn.execute("INSERT INTO meta(key, value) VALUES('mailbox_id', ?)"
                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(value),))
@@ -483,7 +484,8 @@ class SqliteMailStore:
         """Bytes of free pages inside rmail.db, which new rows reuse without growing the file
         (blocking; 0 when the store cannot be read)."""
         def q(conn: sqlite3.Connection) -> int:
-            return conn.execute("PRAGMA freelist_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+            free_pages = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+            return free_pages * int(conn.execute("PRAGMA page_size").fetchone()[0])
         try:
             return self.db.read_sync(q)
         except TemporaryFailure:
@@ -520,7 +522,7 @@ class SqliteMailStore:
             row = conn.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
             if row is None:
                 raise NotFound("mailbox no longer exists")
-            return row
+            return int(row[0]), int(row[1])
 
         async def claim() -> tuple[int, int]:
             # Most SELECTs find nothing new to claim: answer from a read, skip the write.
@@ -648,7 +650,8 @@ class SqliteMailStore:
                     cur = conn.execute("INSERT INTO queue(sender, recipient, blob_id, size, created, next_attempt)"
                                        " VALUES(?,?,?,?,?,?)", (outbound.sender, rcpt, staged.id, len(data),
                                                                 int(outbound.created), int(outbound.created)))
-                    queued.append(int(cur.lastrowid))
+                    assert cur.lastrowid is not None      # set by every INSERT
+                    queued.append(cur.lastrowid)
                 txn.emit(QueueChanged())
             if imported is not None:
                 conn.execute("INSERT INTO imported(user_id, source, key) VALUES(?,?,?)",
@@ -671,7 +674,7 @@ class SqliteMailStore:
 
     @staticmethod
     def _owner(conn: sqlite3.Connection, mailbox_id: int) -> int:
-        return conn.execute("SELECT user_id FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()[0]
+        return int(conn.execute("SELECT user_id FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()[0])
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
                           flags: Iterable[str]) -> list[MessageMeta]:
@@ -755,7 +758,7 @@ class SqliteMailStore:
         """Delete message rows; returns their (uid, blob id) pairs (for ``collect_blobs``)."""
         conn = txn.conn
         cond = " AND (sysflags & ?) != 0" if only_deleted else ""
-        extra: tuple = (DELETED,) if only_deleted else ()
+        extra: tuple[int, ...] = (DELETED,) if only_deleted else ()
         if uids is None:
             rows = conn.execute(f"SELECT uid, blob_id FROM messages WHERE mailbox_id = ?{cond}",
                                 (mailbox_id, *extra)).fetchall()

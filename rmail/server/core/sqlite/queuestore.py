@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..errors import NotFound
 from ..events import QueueChanged
@@ -15,7 +15,7 @@ from .mail import SqliteMailStore
 _COLS = "id, sender, recipient, blob_id, size, created, attempts, next_attempt, last_error, delayed_notified"
 
 
-def _entry(row: Sequence) -> QueueEntry:
+def _entry(row: Sequence[Any]) -> QueueEntry:
     return QueueEntry(row[0], row[1], row[2], row[3], row[4], datetime.fromtimestamp(row[5], timezone.utc),
                       row[6], datetime.fromtimestamp(row[7], timezone.utc), row[8], bool(row[9]))
 

@@ -23,7 +23,7 @@ def user_id(conn: sqlite3.Connection, who: Owner) -> int:
                        " WHERE d.name = ? AND u.local_key = ?", (who.domain, who.local.lower())).fetchone()
     if row is None:
         raise AuthenticationFailed("the account of this token no longer exists")
-    return row[0]
+    return int(row[0])
 
 
 def mailbox_id(conn: sqlite3.Connection, who: Owner, name: str) -> int:
@@ -32,7 +32,7 @@ def mailbox_id(conn: sqlite3.Connection, who: Owner, name: str) -> int:
                        (user_id(conn, who), name)).fetchone()
     if row is None:
         raise NotFound(f"no folder named {name}")
-    return row[0]
+    return int(row[0])
 
 
 def special_mailbox(conn: sqlite3.Connection, who: Owner, special_use: str) -> int | None:

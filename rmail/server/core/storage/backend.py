@@ -42,11 +42,18 @@ class StoreLocation:
 
 
 class Backend(Protocol):
-    location: StoreLocation
-    mail: MailStore
-    directory: Directory
-    queue: QueueStore
-    views: MailViews
+    # Read-only: callers use the parts and never replace them, so a backend may hold its own
+    # classes (SqliteMailStore...) and still satisfy the contract.
+    @property
+    def location(self) -> StoreLocation: ...
+    @property
+    def mail(self) -> MailStore: ...
+    @property
+    def directory(self) -> Directory: ...
+    @property
+    def queue(self) -> QueueStore: ...
+    @property
+    def views(self) -> MailViews: ...
 
     def set_publisher(self, publish: Publish) -> None:
         """Where events go after commit: this process's own and, through the change feed,

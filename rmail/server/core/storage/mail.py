@@ -24,10 +24,10 @@ class MailboxSnapshot:
 
     mailbox: Mailbox
     recent_uid: int                  #: first UID no session has claimed as \Recent yet
-    uids: array                      #: array("I")
+    uids: array[int]                 #: array("I")
     flags: list[frozenset[str]]
-    sizes: array                     #: array("Q"), RFC822.SIZE
-    dates: array                     #: array("d"), INTERNALDATE in unix seconds
+    sizes: array[int]                #: array("Q"), RFC822.SIZE
+    dates: array[float]              #: array("d"), INTERNALDATE in unix seconds
 
     @property
     def unclaimed_recent(self) -> bool:
@@ -85,7 +85,11 @@ class MailStore(Protocol):
     TemporaryFailure (the store could not be reached or written; nothing was changed).
     """
 
-    space: SpaceGuard
+    @property
+    def space(self) -> SpaceGuard:
+        """Read-only, so a backend may hold its own guard class (SQLite's FreeSpace)."""
+        ...
+
     #: Called with the seconds each durable commit took (GET /metrics); cheap, never raises.
     on_commit: Callable[[float], None] | None
 
