@@ -38,11 +38,13 @@ import asyncpg
 from ..errors import TemporaryFailure
 from ..events import Event
 from ..storage import Directory, MailStore, MailViews, QueueStore, StoreLocation
+from ..storage.transfer import Transfer
 from .database import SERVER_SETTINGS, PgDatabase
 from .directory import PgDirectory
 from .feed import ChangeFeed
 from .migrate import latest_version, migrate
 from .queuestore import PgQueueStore
+from .transfer import PgTransfer
 
 if TYPE_CHECKING:
     from .mail import PgMailStore
@@ -92,6 +94,7 @@ class PostgresBackend:
         self.directory: Directory = PgDirectory(db, mail)
         self.queue: QueueStore = PgQueueStore(db, mail)
         self.views: MailViews = views
+        self.transfer: Transfer = PgTransfer(db.pool, location)
 
     def set_publisher(self, publish: Publish) -> None:
         self.db.set_publisher(publish)
