@@ -38,11 +38,13 @@ import asyncpg
 from ..errors import TemporaryFailure
 from ..events import Event
 from ..storage import StoreLocation
+from ..storage.transfer import Transfer
 from .database import SERVER_SETTINGS, PgDatabase, as_connection
 from .directory import PgDirectory
 from .feed import ChangeFeed
 from .migrate import latest_version, migrate
 from .queuestore import PgQueueStore
+from .transfer import PgTransfer
 
 if TYPE_CHECKING:
     from ..storage import Backend, Directory, MailStore, MailViews, QueueStore
@@ -92,6 +94,7 @@ class PostgresBackend:
         self.directory = PgDirectory(db, mail)
         self.queue = PgQueueStore(db, mail)
         self.views = views
+        self.transfer: Transfer = PgTransfer(db.pool, location)
 
     def set_publisher(self, publish: Publish) -> None:
         self.db.set_publisher(publish)

@@ -25,6 +25,7 @@ from .database import Database
 from .directory import SqliteDirectory
 from .mail import SqliteMailStore
 from .queuestore import SqliteQueueStore
+from .transfer import SqliteTransfer
 from .views import SqliteMailViews
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class SqliteBackend:
         self.directory = SqliteDirectory(self.db, self.mail, data_dir / "keys")
         self.queue = SqliteQueueStore(self.db, self.mail)
         self.views = SqliteMailViews(self.db)
+        self.transfer = SqliteTransfer(data_dir)
 
     def set_publisher(self, publish: Callable[[list[Event]], None]) -> None:
         self.db.set_publisher(publish)

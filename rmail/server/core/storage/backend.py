@@ -5,13 +5,16 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from ..events import Event
 from .directory import Directory
 from .mail import MailStore
 from .queuestore import QueueStore
 from .views import MailViews
+
+if TYPE_CHECKING:
+    from .transfer import Transfer
 
 __all__ = ["Backend", "StoreLocation", "open_backend"]
 
@@ -54,6 +57,10 @@ class Backend(Protocol):
     def queue(self) -> QueueStore: ...
     @property
     def views(self) -> MailViews: ...
+    @property
+    def transfer(self) -> Transfer:
+        """The store as a source or target of ``store copy``."""
+        ...
 
     def set_publisher(self, publish: Publish) -> None:
         """Where events go after commit: this process's own and, through the change feed,
