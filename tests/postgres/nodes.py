@@ -1,23 +1,17 @@
 """Open PostgreSQL backends as rmail nodes do, several on one database.
 
 ``pg_open`` opens backends through ``rmail.server.core.postgres.open`` and closes them after
-the test. Where the backend's mail store and views modules are not present in this tree, it
-stands in a minimal private mail store for the two things the directory and the queue ask of
-it (a new user's default mailboxes, collecting unreferenced message bytes), for this test only.
+the test.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import types
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Iterable
+from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from rmail.server.core.events import Event
-from rmail.server.core.model import DEFAULT_MAILBOXES
 from rmail.server.core.postgres import PostgresBackend, open as open_pg
 from rmail.server.core.postgres.database import PgDatabase, PgTxn
 from rmail.server.core.storage import StoreLocation
@@ -25,41 +19,10 @@ from rmail.server.core.storage import StoreLocation
 Opener = Callable[..., Awaitable[PostgresBackend]]
 
 
-class _FallbackMail:
-    def __init__(self, db: PgDatabase) -> None:
-        self.db = db
-
-    async def create_default_mailboxes(self, txn: PgTxn, user_id: int) -> None:
-        for name, special in DEFAULT_MAILBOXES:
-            await txn.conn.execute("INSERT INTO mailboxes(user_id, name, special_use, uidvalidity)"
-                                   " VALUES($1, $2, $3, 1)", user_id, name, special.value if special else None)
-
-    async def collect_blobs(self, txn: PgTxn, blob_ids: Iterable[str]) -> None:
-        for blob_id in set(blob_ids):
-            await txn.conn.execute(
-                "DELETE FROM blobs b WHERE b.id = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = $1)"
-                " AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_id = $1)", blob_id)
-
-
-class _FallbackViews:
-    def __init__(self, db: PgDatabase) -> None:
-        self.db = db
-
-
-def _stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, attr, cls in (("mail", "PgMailStore", _FallbackMail), ("views", "PgMailViews", _FallbackViews)):
-        full = f"rmail.server.core.postgres.{name}"
-        if importlib.util.find_spec(full) is None:
-            module = types.ModuleType(full)
-            setattr(module, attr, cls)
-            monkeypatch.setitem(sys.modules, full, module)
-
-
 @pytest.fixture
-async def pg_open(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Opener]:
+async def pg_open(pg_url: str, tmp_path: Path) -> AsyncIterator[Opener]:
     """``await pg_open(events=list)``: a new node on the test's database; events it
     publishes are appended to ``events`` when given."""
-    _stand_in(monkeypatch)
     opened: list[PostgresBackend] = []
 
     async def opener(events: list[Event] | None = None, url: str = pg_url, **kwargs: object) -> PostgresBackend:

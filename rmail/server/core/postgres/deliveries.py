@@ -152,7 +152,9 @@ async def insert(txn: PgTxn, batch: Sequence[StagedDelivery]) -> list[Delivered]
     recorded before), NotFound (an import for a user that is gone).
     """
     try:
-        found, boxes, owners, uids, queued = await txn.conn.fetchrow(_DELIVER, *_arguments(batch))
+        row = await txn.conn.fetchrow(_DELIVER, *_arguments(batch))
+        assert row is not None, "the delivery statement always returns one row"
+        found, boxes, owners, uids, queued = row
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "imported_pkey":
             raise AlreadyExists("this message was imported already") from None

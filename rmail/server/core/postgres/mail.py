@@ -130,13 +130,13 @@ class NoSpaceGuard:
         return None
 
 
-def _meta(row: Sequence[Any]) -> MessageMeta:
+def _meta(row: Sequence[Any] | asyncpg.Record) -> MessageMeta:
     uid, modseq, mask, keywords, internaldate, size, blob_id = row
     return MessageMeta(uid, modseq, columns_to_flags(mask, keywords),
                        datetime.fromtimestamp(internaldate, timezone.utc), size, blob_id)
 
 
-def _mailbox(row: Sequence[Any]) -> Mailbox:
+def _mailbox(row: Sequence[Any] | asyncpg.Record) -> Mailbox:
     return Mailbox(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
 
 
@@ -188,12 +188,15 @@ async def _insert_mailbox(conn: asyncpg.Connection, user_id: int, name: str, *, 
     """Start a new life of a mailbox: a fresh id and UIDVALIDITY, UIDs and MODSEQs from 1."""
     now = int(time.time()) & 0xFFFFFFFF or 1
     row = await conn.fetchrow(_INSERT_MAILBOX, now, user_id, name, special_use, subscribed, noselect)
+    assert row is not None, "INSERT ... RETURNING returns the row it inserted"
     return _mailbox(row)
 
 
 async def _end_life(conn: asyncpg.Connection, mailbox_id: int) -> tuple[bool, list[str]]:
     """Remove a mailbox with its messages and expunge records: (was subscribed, its blobs)."""
     row = await conn.fetchrow(_END_LIFE, mailbox_id)
+    if row is None:
+        raise NotFound("mailbox no longer exists")
     return bool(row[0]), list(row[1])
 
 

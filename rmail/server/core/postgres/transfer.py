@@ -27,7 +27,7 @@ from ..storage.transfer import (
     DomainRecord, Dump, ExpungedRecord, ImportedRecord, MailboxRecord, MessageRecord, QueueRecord, QuotaRecord,
     Record, SecretRecord, Summary, UserRecord,
 )
-from .database import SERVER_SETTINGS, store_error
+from .database import SERVER_SETTINGS, as_connection, store_error
 from .migrate import current_version, latest_version, migrate
 
 __all__ = ["PgTransfer", "open_transfer"]
@@ -67,6 +67,7 @@ SELECT (SELECT value::bigint FROM meta WHERE key = 'uidvalidity'), (SELECT max(u
 
 async def _counts(conn: asyncpg.Connection) -> dict[str, int]:
     row = await conn.fetchrow("SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in EMPTY_TABLES))
+    assert row is not None, "a SELECT without FROM returns one row"
     return {t: int(n) for t, n in zip(EMPTY_TABLES, row)}
 
 
@@ -121,7 +122,9 @@ async def _batches(conn: asyncpg.Connection) -> AsyncGenerator[Batch, None]:
     for table, sql, make in _LATER_SCANS:
         async for batch in _scan(conn, table, sql, make):
             yield batch
-    uidvalidity, top_validity, mailbox_id, top_id = await conn.fetchrow(_COUNTERS)
+    counters = await conn.fetchrow(_COUNTERS)
+    assert counters is not None, "a SELECT of aggregates returns one row"
+    uidvalidity, top_validity, mailbox_id, top_id = counters
     yield Batch("counters", (CounterRecord("uidvalidity", max(uidvalidity or 0, top_validity or 0)),
                              CounterRecord("mailbox_id", max(mailbox_id or 0, top_id or 0))))
     async for batch in _scan(conn, "secrets", "SELECT name, value FROM secrets", lambda r: SecretRecord(*r)):
@@ -167,7 +170,7 @@ class PgTransfer:
         """A connection of the pool; driver errors become rmail errors naming ``what``."""
         try:
             async with self.pool.acquire() as conn:
-                yield conn
+                yield as_connection(conn)
         except RmailError:
             raise
         except _DRIVER_ERRORS as exc:
