@@ -1,7 +1,10 @@
 """SMTP delivery throughput: rmail on 25 and 587 (AUTH) against a bare aiosmtpd+fsync ceiling.
 
     .venv/bin/python bench/smtp_bench.py [--seconds 5] [--sessions 1,10,50] [--sizes 2,100]
-                                         [--write FILE]
+                                         [--write FILE] [--backend sqlite|postgres]
+
+``--backend postgres`` runs rmail on a throwaway PostgreSQL cluster on this machine with its
+durable defaults (bench/benchpg.py) instead of the embedded SQLite store.
 
 Each server runs in its own process (``run.py serve`` for rmail); this process is the client
 for both, with the same code: one asyncio connection per session, MAIL/RCPT/DATA pipelined
@@ -169,7 +172,7 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
     raise RuntimeError("server did not start")
 
 
-def start_rmail(workdir: Path) -> tuple[subprocess.Popen, int, int]:
+def start_rmail(workdir: Path, url: str | None = None) -> tuple[subprocess.Popen, int, int]:
     from rmail.server.core.accounts import Accounts
     from rmail.server.core.storage import StoreLocation, open_backend
 
@@ -184,10 +187,10 @@ def start_rmail(workdir: Path) -> tuple[subprocess.Popen, int, int]:
                       "[limits]\nconnections_per_ip = 1000\nsmtp_connection_rate = 1000000000\n"
                       "smtp_message_rate = 1000000000\nsend_per_minute = 0\n"
                       f"[ports]\nsmtp = {smtp}\nsubmission = {submission}\nsmtps = 0\nimap = 0\nimaps = 0\napi = 0\n"
-                      + dns_toml(DNS))
+                      + dns_toml(DNS) + (f'[store]\nurl = "{url}"\n' if url else ""))
 
     async def seed() -> None:
-        backend = await open_backend(StoreLocation(data))
+        backend = await open_backend(StoreLocation(data, url))
         accounts = Accounts(backend.directory, bcrypt_rounds=4)
         for user in USERS:
             await accounts.add_user(user, PASSWORD)
@@ -244,6 +247,7 @@ def main() -> int:
     parser.add_argument("--sessions", default="1,10,50")
     parser.add_argument("--sizes", default="2,100", help="message sizes in KiB")
     parser.add_argument("--write", metavar="FILE", help="also write the markdown table to FILE")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite", help="rmail's store")
     parser.add_argument("--ceiling-server", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ceiling_server:
@@ -254,8 +258,14 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="rmail-smtp-bench-"))
     rows: list[Row] = []
     procs: list[subprocess.Popen] = []
+    cluster = None
     try:
-        rmail, smtp, submission = start_rmail(workdir)
+        url = None
+        if args.backend == "postgres":
+            from benchpg import start_bench_cluster
+            cluster = start_bench_cluster()
+            url = cluster.create_database()
+        rmail, smtp, submission = start_rmail(workdir, url)
         procs.append(rmail)
         ceiling, ceiling_port = start_ceiling(workdir)
         procs.append(ceiling)
@@ -274,8 +284,10 @@ def main() -> int:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if cluster is not None:
+            cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    table = render(rows, args.seconds, sessions, sizes)
+    table = f"rmail's store: {args.backend}\n\n" + render(rows, args.seconds, sessions, sizes)
     print()
     print(table)
     if args.write:
