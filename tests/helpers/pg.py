@@ -70,9 +70,19 @@ class Cluster:
                 " -c max_connections=300 -c shared_buffers=128MB")
         if not self.durable:
             opts += " -c fsync=off -c full_page_writes=off"
+        self._opts = opts
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60",
                   "-o", opts, "start")
         return self
+
+    def pause(self) -> None:
+        """Stop the server (fast shutdown: sessions are cut), keeping its data and port."""
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start a paused server again on the same port."""
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60",
+                  "-o", self._opts, "start")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"

@@ -66,8 +66,7 @@ async def healthz(request: web.Request) -> web.Response:
     if rt.stopping or not rt.started or not rt.listeners:
         return _unhealthy("the server is not serving (starting or shutting down)")
     try:
-        await asyncio.wait_for(rt.backend.ping(),
-                               HEALTH_READ_TIMEOUT)
+        await asyncio.wait_for(rt.backend.ping(), HEALTH_READ_TIMEOUT)
     except asyncio.TimeoutError:
         return _unhealthy(f"the store did not answer a read within {HEALTH_READ_TIMEOUT:g} s")
     except Exception as exc:  # noqa: BLE001 - any failure to read is the answer, not a crash
