@@ -80,8 +80,8 @@ class _Watch:
         async for batch in self.dump:
             done[batch.table] = done.get(batch.table, 0) + len(batch.rows)
             self.data_bytes += batch.data_bytes
-            self.progress.update(f"copying {batch.table} {done[batch.table]}/{totals.get(batch.table, '?')},"
-                                 f" message bytes {self.data_bytes / MIB:.1f}/{total} MiB")
+            self.progress.update(f"copying {batch.table} ({self.data_bytes / MIB:.1f}/{total} MiB of messages)",
+                                 done[batch.table], totals.get(batch.table))
             yield batch
 
 

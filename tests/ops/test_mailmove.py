@@ -172,7 +172,7 @@ def test_export_then_import_round_trip(cli, tmp_path: Path) -> None:
     assert r.returncode == 1 and "exists already" in r.stderr
 
 
-def test_progress_is_a_line_rewritten_in_place_only_on_a_terminal() -> None:
+def test_progress_is_drawn_in_place_only_on_a_terminal() -> None:
     import io
 
     from rmail.cli.progress import Progress
@@ -183,15 +183,44 @@ def test_progress_is_a_line_rewritten_in_place_only_on_a_terminal() -> None:
 
     tty = Terminal()
     p = Progress(tty, interval=0)
-    p.update("1 imported")
-    p.update("2 imported")
+    p.update("scanning")                       # amount unknown: the text alone
+    p.update("1 imported", 1, 4)
+    p.update("4 imported", 4, 4)
+    drawn = tty.getvalue()
     p.clear()
-    assert tty.getvalue() == "\r\x1b[K1 imported\r\x1b[K2 imported\r\x1b[K"
+    assert "scanning" in drawn and "4 imported" in drawn and "4/4" in drawn and "━" in drawn
+    assert "\r" in drawn or "\x1b[" in drawn      # rewritten in place, not a line each
     pipe = io.StringIO()
     p = Progress(pipe, interval=0)
-    p.update("1 imported")
+    p.update("1 imported", 1, 4)
     p.clear()
     assert pipe.getvalue() == ""
+
+
+async def test_imports_report_how_much_of_the_source_is_done(tmp_path: Path) -> None:
+    from rmail.server.core.mailmove import import_maildir, import_mbox
+    from tests.helpers.stores import accounts_of, open_sqlite
+    root = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True)
+    for i in range(3):
+        (root / "cur" / f"{i}.host:2,S").write_bytes(b"Subject: %d\n\nbody\n" % i)
+    mbox = tmp_path / "m.mbox"
+    mbox.write_bytes(b"From a@example.org Thu Jan  1 00:00:10 1970\nSubject: a\n\nx\n\n"
+                     b"From b@example.org Thu Jan  1 00:00:10 1970\nSubject: b\n\ny\n\n")
+    backend = await open_sqlite(tmp_path / "data")
+    try:
+        account = await accounts_of(backend).add_user("alice@example.com", "pw")
+        seen: list[tuple[int | None, int | None]] = []
+        await import_maildir(backend.mail, account, root, lambda text, done=None, total=None: seen.append((done, total)))
+        assert seen == [(1, 3), (2, 3), (3, 3)]
+        seen.clear()
+        await import_mbox(backend.mail, account, mbox, "INBOX",
+                          lambda text, done=None, total=None: seen.append((done, total)))
+        size = mbox.stat().st_size
+        assert [t for _, t in seen] == [size, size] and seen[-1][0] == size
+    finally:
+        await backend.close()
 
 
 def test_a_keyword_imap_cannot_carry_is_left_out_not_fatal(cli, tmp_path: Path) -> None:

@@ -22,18 +22,17 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from .errors import InvalidInput, NotFound
 from .mailformats import (KEYWORD_LETTERS, folder_to_mailbox, format_keywords_file, mailbox_to_folder,
                           maildir_flags, maildir_info, parse_keywords_file, read_mbox, split_maildir_name, to_crlf,
                           write_mbox_message)
 from .model import Account, Mailbox
+from .progress import Progress, no_progress
 from .storage.flags import MAX_KEYWORDS, flags_to_columns
 from .storage.mail import Import, MailStore
 from .storage.names import normalize_mailbox_name
 
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -68,7 +67,10 @@ class Importer:
         self.store = store
         self.account = account
         self.source = source
-        self.progress = progress or (lambda text: None)
+        self.progress = progress or no_progress
+        #: Units of work done and in all (files of a Maildir, bytes of an mbox), when known.
+        self.done = 0
+        self.total: int | None = None
         self.result = ImportResult()
         self._known: set[str] | None = None
         self._boxes: dict[str, Mailbox] = {}
@@ -108,7 +110,10 @@ class Importer:
         await self.store.deliver([(box.id, flags)], data, when, imported=Import(self.account.id, self.source, key))
         known.add(key)
         self.result.imported += 1
-        self.progress(f"{self.result.imported} imported, {self.result.already} already there")
+        self.report()
+
+    def report(self) -> None:
+        self.progress(f"{self.result.imported} imported, {self.result.already} already there", self.done, self.total)
 
 
 def usable_flags(flags: list[str]) -> list[str]:
@@ -149,7 +154,10 @@ def maildir_folders(root: Path) -> list[tuple[str, Path]]:
 async def import_maildir(store: MailStore, account: Account, root: Path,
                          progress: Progress | None = None) -> ImportResult:
     importer = Importer(store, account, "maildir", progress)
-    for mailbox, folder in maildir_folders(root):
+    folders = maildir_folders(root)
+    importer.total = sum(1 for _, folder in folders for sub in ("cur", "new") if (folder / sub).is_dir()
+                         for path in (folder / sub).iterdir() if not path.name.startswith("."))
+    for mailbox, folder in folders:
         try:
             mailbox = normalize_mailbox_name(mailbox)
         except InvalidInput as exc:
@@ -162,11 +170,13 @@ async def import_maildir(store: MailStore, account: Account, root: Path,
             for path in sorted(directory.iterdir()):
                 if path.name.startswith(".") or not path.is_file():
                     continue
+                importer.done += 1
                 base, info = split_maildir_name(path.name)
                 key = f"{mailbox}\x00{base}"
                 if await importer.seen(key):
                     importer.result.mailboxes.add(mailbox)
                     importer.result.already += 1
+                    importer.report()
                     continue
                 # new/ holds mail no client has seen: unseen, whatever its name says.
                 flags = maildir_flags(info, keywords) if sub == "cur" else []
@@ -185,7 +195,9 @@ async def import_mbox(store: MailStore, account: Account, path: Path, mailbox: s
     except FileNotFoundError:
         raise InvalidInput(f"no mbox file {path}") from None
     with fh:
+        importer.total = os.fstat(fh.fileno()).st_size
         for message in read_mbox(fh):
+            importer.done = fh.tell()
             digest = hashlib.sha256(message.data).hexdigest()
             n = occurrences[digest] = occurrences.get(digest, 0) + 1
             await importer.add(mailbox, f"{mailbox}\x00{digest}#{n}", message.data, message.flags, message.date)
@@ -206,7 +218,7 @@ async def export_maildir(store: MailStore, account: Account, root: Path,
     """Every mailbox of ``account`` as a Maildir++ tree at ``root`` (new or empty). Files hold
     the stored bytes (CRLF line ends, as delivered), all in cur/ with their flags; a file's
     mtime is the message's internal date. Written 0600 in 0700 directories (it is mail)."""
-    note = progress or (lambda text: None)
+    note = progress or no_progress
     _require_new(root)
     result = ExportResult()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -220,7 +232,8 @@ async def export_maildir(store: MailStore, account: Account, root: Path,
         if box.subscribed and box.name != "INBOX":
             subscribed.append(box.name)
         letters: dict[str, str] = {}
-        for meta in await store.list_messages(box.id):
+        metas = await store.list_messages(box.id)
+        for n, meta in enumerate(metas, 1):
             for flag in sorted(meta.flags):
                 if not flag.startswith("\\") and flag not in letters:
                     if len(letters) < len(KEYWORD_LETTERS):
@@ -236,7 +249,7 @@ async def export_maildir(store: MailStore, account: Account, root: Path,
                 fh.write(data)
             os.utime(target, (when, when))
             result.messages += 1
-            note(f"{result.messages} exported")
+            note(f"{box.name}: {result.messages} exported", n, len(metas))
         if letters:
             numbered = {KEYWORD_LETTERS.index(letter): flag for flag, letter in letters.items()}
             _write_private(folder / "dovecot-keywords", format_keywords_file(numbered).encode())
@@ -255,7 +268,7 @@ def _write_private(path: Path, data: bytes) -> None:
 async def export_mbox(store: MailStore, account: Account, mailbox: str, path: Path,
                       progress: Progress | None = None) -> ExportResult:
     """One mailbox as an mboxrd file (new; written 0600), flags in Status/X-Status/X-Keywords."""
-    note = progress or (lambda text: None)
+    note = progress or no_progress
     box = await store.get_mailbox(account.id, mailbox)
     result = ExportResult(mailboxes=1)
     try:
@@ -263,9 +276,10 @@ async def export_mbox(store: MailStore, account: Account, mailbox: str, path: Pa
     except FileExistsError:
         raise InvalidInput(f"{path} exists already; export into a new file") from None
     with os.fdopen(fd, "wb") as fh:
-        for meta in await store.list_messages(box.id):
+        metas = await store.list_messages(box.id)
+        for meta in metas:
             data = await store.read_message(meta.blob_id)
             fh.write(write_mbox_message(data, meta.flags, int(meta.internaldate.timestamp())))
             result.messages += 1
-            note(f"{result.messages} exported")
+            note(f"{result.messages} exported", result.messages, len(metas))
     return result

@@ -28,15 +28,15 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable
+from typing import IO
 
 from ..errors import InvalidInput
+from ..progress import Progress, no_progress
 
 FORMAT = 1
 MANIFEST = "manifest.json"
 CHUNK = 1024 * 1024
 
-Progress = Callable[[str], None]
 
 
 def _version() -> str:
@@ -134,7 +134,7 @@ def create_backup(data_dir: Path, out: Path, *, config_file: Path | None = None,
     Raises:
         InvalidInput: ``out`` exists, or ``data_dir`` holds no store.
     """
-    note = progress or (lambda text: None)
+    note = progress or no_progress
     db_path = data_dir / "rmail.db"
     if not db_path.is_file():
         raise InvalidInput(f"no rmail store in {data_dir}")
@@ -173,7 +173,7 @@ def create_backup(data_dir: Path, out: Path, *, config_file: Path | None = None,
                 except FileNotFoundError:
                     gone.append(blob_id)      # its message was deleted after the snapshot
                 if i % 100 == 0 or i == len(blob_ids):
-                    note(f"message files {i}/{len(blob_ids)}")
+                    note("message files", i, len(blob_ids))
             conn = sqlite3.connect(snap)
             try:
                 with conn:
@@ -228,7 +228,7 @@ def restore_backup(archive: Path, data_dir: Path, *, progress: Progress | None =
     Raises:
         InvalidInput: a non-empty target, a damaged or foreign archive, a checksum mismatch.
     """
-    note = progress or (lambda text: None)
+    note = progress or no_progress
     if not _is_empty(data_dir):
         raise InvalidInput(f"{data_dir} is not empty; restore only into a new or empty data dir")
     if not archive.is_file():
@@ -287,7 +287,7 @@ def restore_backup(archive: Path, data_dir: Path, *, progress: Progress | None =
                         raise InvalidInput(f"checksum mismatch for {member.name}: the backup is damaged")
                     seen.add(member.name)
                     if len(seen) % 200 == 0 or len(seen) == total:
-                        note(f"restored {len(seen)}/{total} files")
+                        note("restoring files", len(seen), total)
             except (tarfile.TarError, EOFError, zlib_error()) as exc:
                 raise InvalidInput(f"{archive} is damaged ({exc})") from None
             missing = sorted(set(manifest.files) - seen)
