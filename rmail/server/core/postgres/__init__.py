@@ -2,9 +2,10 @@
 
 What is shared: everything a user or a session can see lives in the database and nowhere
 else: domains, users, alias rules, quotas, mailboxes, messages with their bytes (``blob_data``,
-whatever their size: no node has files another one cannot read), the outbound queue and the
-shared secrets (the JWT key, DKIM keys). Per node: the config, TLS files, listeners, and a
-random node id (``PgDatabase.node``) that tells its change notices apart.
+whatever their size: no node has files another one cannot read), the outbound queue, the
+shared secrets (the JWT key, DKIM keys) and the failed-login counts (throttle.py). Per node:
+the config, TLS files, listeners, password checks in flight, and a random node id
+(``PgDatabase.node``) that tells its change notices apart.
 
 Invariants, on top of those of the storage contract:
 
@@ -37,12 +38,13 @@ import asyncpg
 
 from ..errors import TemporaryFailure
 from ..events import Event
-from ..storage import Directory, MailStore, MailViews, QueueStore, StoreLocation
+from ..storage import Directory, FailureLedger, MailStore, MailViews, QueueStore, StoreLocation
 from .database import SERVER_SETTINGS, PgDatabase
 from .directory import PgDirectory
 from .feed import ChangeFeed
 from .migrate import latest_version, migrate
 from .queuestore import PgQueueStore
+from .throttle import PgFailureLedger
 
 if TYPE_CHECKING:
     from .mail import PgMailStore
@@ -92,6 +94,7 @@ class PostgresBackend:
         self.directory: Directory = PgDirectory(db, mail)
         self.queue: QueueStore = PgQueueStore(db, mail)
         self.views: MailViews = views
+        self.login_failures: FailureLedger = PgFailureLedger(db)
 
     def set_publisher(self, publish: Publish) -> None:
         self.db.set_publisher(publish)

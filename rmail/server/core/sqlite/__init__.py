@@ -25,6 +25,7 @@ from .database import Database
 from .directory import SqliteDirectory
 from .mail import SqliteMailStore
 from .queuestore import SqliteQueueStore
+from .throttle import MemoryFailureLedger
 from .views import SqliteMailViews
 
 __all__ = ["SqliteBackend", "open"]
@@ -49,6 +50,7 @@ class SqliteBackend:
         self.directory = SqliteDirectory(self.db, self.mail, data_dir / "keys")
         self.queue = SqliteQueueStore(self.db, self.mail)
         self.views = SqliteMailViews(self.db)
+        self.login_failures = MemoryFailureLedger()   # one process serves this store: nothing to share
 
     def set_publisher(self, publish: Callable[[list[Event]], None]) -> None:
         self.db.set_publisher(publish)

@@ -11,6 +11,7 @@ from ..events import Event
 from .directory import Directory
 from .mail import MailStore
 from .queuestore import QueueStore
+from .throttle import FailureLedger
 from .views import MailViews
 
 __all__ = ["Backend", "StoreLocation", "open_backend"]
@@ -47,6 +48,8 @@ class Backend(Protocol):
     directory: Directory
     queue: QueueStore
     views: MailViews
+    #: Failed-login counts (core/authguard.py): shared by every node of the store.
+    login_failures: FailureLedger
 
     def set_publisher(self, publish: Publish) -> None:
         """Where events go after commit: this process's own and, through the change feed,
