@@ -148,12 +148,15 @@ class ServerRuntime:
             self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus, quotas=self.quotas,
                                      signer=Signer(self.dkim))
             lim = cfg.limits
-            #: Every password check goes through this guard (core/authguard.py).
+            #: Every password check goes through this guard (core/authguard.py); its counts
+            #: live in the store's ledger, shared by every node of a PostgreSQL store.
             self.throttle = AuthGuard(GuardLimits(
                 pair_failures=lim.auth_pair_failures, address_failures=lim.auth_failures,
                 account_failures=lim.auth_account_failures, lockout_seconds=lim.auth_lockout_seconds,
                 account_lockout_seconds=lim.auth_account_lockout_seconds, concurrent=lim.auth_concurrent,
-                base_delay=self.auth_delay), bus=self.bus, on_lockout=self.accounts.forget_login)
+                base_delay=self.auth_delay), bus=self.bus, on_lockout=self.accounts.forget_login,
+                ledger=self.backend.login_failures)
+            self._stack.push_async_callback(self.throttle.settle)   # before the store closes
             self.connections = ConnectionRegistry(self.bus, max_total=cfg.limits.connections,
                                                   max_per_ip=cfg.limits.connections_per_ip,
                                                   max_preauth=cfg.limits.preauth_connections)

@@ -1,4 +1,8 @@
-"""AuthGuard on a fake clock: which counter locks when, what a success clears, reservations."""
+"""AuthGuard on a fake clock: which counter locks when, what a success clears, reservations.
+
+Every guard here runs twice: with its own tables only, and with the embedded store's failure
+ledger behind them, as the runtime builds it: the semantics must be the same.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from rmail.server.core.authguard import (KNOWN_SECONDS, AuthGuard, GuardLimits, 
                                          log_quote)
 from rmail.server.core.errors import AuthenticationFailed, TemporaryFailure
 from rmail.server.core.events import AuthFailed, EventBus
+from rmail.server.core.sqlite.throttle import MemoryFailureLedger
 
 LIMITS = GuardLimits(pair_failures=3, address_failures=6, account_failures=8, lockout_seconds=300,
                      account_lockout_seconds=60, concurrent=2, base_delay=0)
@@ -29,9 +34,14 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["local", "ledger"])
+def ledger(request: pytest.FixtureRequest, clock: Clock) -> MemoryFailureLedger | None:
+    return MemoryFailureLedger(clock=clock) if request.param == "ledger" else None
+
+
 @pytest.fixture
-def guard(clock: Clock) -> AuthGuard:
-    return AuthGuard(LIMITS, clock=clock)
+def guard(clock: Clock, ledger: MemoryFailureLedger | None) -> AuthGuard:
+    return AuthGuard(LIMITS, clock=clock, ledger=ledger)
 
 
 async def fail(guard: AuthGuard, peer: str, user: str) -> None:
@@ -143,8 +153,8 @@ async def test_other_exceptions_count_nothing(guard: AuthGuard) -> None:
     await succeed(guard, "192.0.2.1", "bob@example.com")
 
 
-async def test_parallel_checks_never_exceed_the_budget(clock: Clock) -> None:
-    guard = AuthGuard(LIMITS, clock=clock)
+async def test_parallel_checks_never_exceed_the_budget(clock: Clock, ledger: MemoryFailureLedger | None) -> None:
+    guard = AuthGuard(LIMITS, clock=clock, ledger=ledger)
     running = peak = checked = 0
 
     async def one() -> str:
@@ -168,8 +178,8 @@ async def test_parallel_checks_never_exceed_the_budget(clock: Clock) -> None:
     assert results.count("failed") == LIMITS.pair_failures and results.count("locked") == 40 - LIMITS.pair_failures
 
 
-async def test_in_flight_checks_per_address_are_capped(clock: Clock) -> None:
-    guard = AuthGuard(LIMITS, clock=clock)
+async def test_in_flight_checks_per_address_are_capped(clock: Clock, ledger: MemoryFailureLedger | None) -> None:
+    guard = AuthGuard(LIMITS, clock=clock, ledger=ledger)
     running = peak = 0
 
     async def one(i: int) -> None:
@@ -184,8 +194,8 @@ async def test_in_flight_checks_per_address_are_capped(clock: Clock) -> None:
     assert peak == LIMITS.concurrent
 
 
-async def test_cancelled_waiter_leaves_no_trace(clock: Clock) -> None:
-    guard = AuthGuard(LIMITS, clock=clock)
+async def test_cancelled_waiter_leaves_no_trace(clock: Clock, ledger: MemoryFailureLedger | None) -> None:
+    guard = AuthGuard(LIMITS, clock=clock, ledger=ledger)
     gate = asyncio.Event()
 
     async def slow(i: int) -> None:
@@ -206,23 +216,26 @@ async def test_cancelled_waiter_leaves_no_trace(clock: Clock) -> None:
     await succeed(guard, "192.0.2.1", "u99@example.com")
 
 
-async def test_failure_delay_grows_and_is_capped(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_failure_delay_grows_and_is_capped(clock: Clock, ledger: MemoryFailureLedger | None,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
     monkeypatch.setattr("rmail.server.core.authguard.asyncio.sleep", fake_sleep)
-    guard = AuthGuard(GuardLimits(pair_failures=10, address_failures=10, base_delay=0.5, max_delay=2), clock=clock)
+    guard = AuthGuard(GuardLimits(pair_failures=10, address_failures=10, base_delay=0.5, max_delay=2), clock=clock,
+                      ledger=ledger)
     for _ in range(5):
         await fail(guard, "192.0.2.1", "bob@example.com")
     assert slept == [0.5, 1.0, 2.0, 2.0, 2.0]
 
 
-async def test_lockout_callback_and_log_lines(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+async def test_lockout_callback_and_log_lines(clock: Clock, ledger: MemoryFailureLedger | None,
+                                              caplog: pytest.LogCaptureFixture) -> None:
     forgotten: list[str] = []
     bus = EventBus()
     feed = bus.feed(lambda e: isinstance(e, AuthFailed))
-    guard = AuthGuard(LIMITS, clock=clock, bus=bus, on_lockout=forgotten.append)
+    guard = AuthGuard(LIMITS, clock=clock, bus=bus, on_lockout=forgotten.append, ledger=ledger)
     with caplog.at_level(logging.WARNING, logger="rmail.auth"):
         for _ in range(LIMITS.pair_failures):
             await fail(guard, "192.0.2.1", "Bob@Example.com")

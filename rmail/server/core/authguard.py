@@ -16,7 +16,7 @@ Every password check runs inside ``AuthGuard.attempt()``. The guard answers four
   starts only while ``failures + checks in flight < limit`` for each of them, else it waits
   for an in-flight one to finish. And at most ``limits.auth_concurrent`` checks run per
   address, so one address cannot occupy every bcrypt thread. The budget is exact: no more
-  checks than the limit, whatever the parallelism.
+  checks than the limit, whatever the parallelism (on one node; several: see below).
 
 Why this does not lock real users out: the address and account locks do not apply to a
 *known* pair, one that logged in successfully within ``KNOWN_SECONDS``. One user behind an
@@ -36,8 +36,35 @@ IPv6 clients are counted per /64 (what one subscriber usually gets); IPv4-mapped
 
 Every failed password check is one ``rmail.auth`` WARNING line in a stable format for
 fail2ban (``contrib/fail2ban``); so is a login refused by a lock (``reason=locked``, at most
-one a minute per lock, since refusals cost nothing and may come fast); a lock that starts is
-one more line.
+one a minute per lock and node, since refusals cost nothing and may come fast); a lock that
+starts is one more line, on the node whose failure started it.
+
+**Several nodes on one store** (PostgreSQL, behind a load balancer). The three counters and
+their locks live in the store's failure ledger (``Backend.login_failures``,
+storage/throttle.py), so guesses spread over nodes meet the limits that guesses at one node
+meet, a lock started through one node refuses on every node, and a success through any node
+clears its pair everywhere. Known pairs are shared too, because it is nearly free: the one
+look a login makes anyway also says whether its pair is known, and a pair's mark is written
+again at most once a day (``KNOWN_REFRESH_SECONDS``), after the login was answered. Without
+that, a device known through node A would be refused by node B during the very attack (a
+botnet hammering its account) the exemption exists for. (The embedded store's ledger lives
+in this process, core/sqlite/throttle.py: one process serves that store.)
+
+Per node by nature: checks in flight, their reservations and the cap on concurrent checks
+per address, which guard this node's password-checking threads. So the budget is exact per
+node; checks that start on k nodes at the same instant may pass a limit by the checks then
+in flight on the other nodes, once, before the lock that every node then sees. The guard's
+own tables stay as the working copy of the ledger: each counter carries the ledger's version
+of it, so an answer overtaken by a fresher one (they may arrive out of order) is ignored.
+
+Cost and failure: a login asks the ledger once, before its check (one round trip for the
+three counters and the known mark); a refusal under a pair lock that the ledger confirmed
+within ``RELOOK_SECONDS`` asks nothing. A failure is recorded before it is answered; a
+success writes only when there is something to change (failures to clear, a day-old known
+mark), in the background (``settle()`` waits for those writes). A ledger call that fails or
+takes longer than ``LEDGER_TIMEOUT`` falls back to this node's own counters for
+``LEDGER_PAUSE`` seconds (one WARNING a minute at most): a slow database never makes a login
+hang or fail, it only makes the counts per node for a while.
 """
 
 from __future__ import annotations
@@ -50,14 +77,16 @@ import math
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from .errors import AuthenticationFailed, TemporaryFailure
 from .events import AuthFailed, EventBus
+from .storage.throttle import Bucket, FailureCount, FailureLedger, Standing
 
 __all__ = ["AuthGuard", "GuardLimits", "LoginAttempt", "LoginLocked", "address_key", "log_quote"]
 
 log = logging.getLogger("rmail.auth")
+T = TypeVar("T")
 
 #: Counters remembered per table (pairs, addresses, user names). An attacker rotating names or
 #: addresses cannot grow memory past this (~200 bytes a record); the least recently touched
@@ -73,6 +102,22 @@ MAX_NAME = 320
 LOG_NAME = 200
 #: A refused login (under a lock) is logged at most this often per lock.
 REFUSAL_LOG_SECONDS = 60
+#: A known pair's mark in the ledger is written again once it is this old, not on every login.
+KNOWN_REFRESH_SECONDS = 24 * 3600
+#: Longest wait for the failure ledger. A healthy database answers in a millisecond; past
+#: this, the login goes on with this node's own counts rather than wait.
+LEDGER_TIMEOUT = 1.0
+#: After a ledger call failed or timed out, count on this node alone this long, so a database
+#: that is down or stuck does not add ``LEDGER_TIMEOUT`` to every login.
+LEDGER_PAUSE = 5.0
+#: A ledger problem is logged at most this often.
+LEDGER_LOG_SECONDS = 60
+#: A pair lock the ledger confirmed this recently refuses without asking it again (only a
+#: success racing the lock can end one early).
+RELOOK_SECONDS = 5.0
+#: Ledger writes left running in the background (a success's) at most; past it, a success
+#: skips its write (the counts then stay stricter than they need to, never looser).
+MAX_PENDING_WRITES = 1000
 #: Float slack when comparing leaked counts with integer limits.
 _EPSILON = 1e-9
 
@@ -110,6 +155,8 @@ class _Counter:
     locked_until: float = 0.0
     in_flight: int = 0          #: checks running that may add a failure here
     refusal_logged: float = -math.inf   #: when a refusal under this lock was last logged
+    version: int = 0            #: the ledger's version of this counter last taken (0: none)
+    looked: float = -math.inf   #: when the ledger last told us about this counter
 
 
 class _Tier:
@@ -120,6 +167,12 @@ class _Tier:
         self.limit = limit
         self.seconds = seconds
         self.table: collections.OrderedDict[object, _Counter] = collections.OrderedDict()
+
+    def bucket(self, key: object) -> Bucket:
+        """The ledger's counter for ``key`` (an address never holds NUL, so the join is
+        unambiguous whatever the user name holds)."""
+        parts = key if isinstance(key, tuple) else (key,)
+        return Bucket("\0".join((self.scope, *map(str, parts))), self.limit, self.seconds)
 
     def get(self, key: object, now: float, *, create: bool) -> _Counter | None:
         c = self.table.get(key)
@@ -208,13 +261,21 @@ class AuthGuard:
 
     def __init__(self, limits: GuardLimits = GuardLimits(), *, bus: EventBus | None = None,
                  on_lockout: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, ledger: FailureLedger | None = None,
+                 ledger_timeout: float = LEDGER_TIMEOUT) -> None:
         self.limits = limits
         self.bus = bus
-        #: Called with the user name when a pair or account lock starts (the credential cache
-        #: forgets that user, so a lock is never bypassed by a cached password).
+        #: Called with the user name when a pair or account lock starts, or when this node
+        #: first hears of one another node started (the credential cache forgets that user,
+        #: so a lock is never bypassed by a cached password).
         self.on_lockout = on_lockout
         self._clock = clock
+        #: Where the counts are shared (the store's ``login_failures``); None: this process only.
+        self.ledger = ledger
+        self.ledger_timeout = ledger_timeout
+        self._ledger_paused_until = -math.inf
+        self._ledger_logged = -math.inf
+        self._pending: set[asyncio.Task[Any]] = set()
         self._pairs = _Tier("pair", limits.pair_failures, limits.lockout_seconds)
         self._addresses = _Tier("address", limits.address_failures, limits.lockout_seconds)
         self._accounts = _Tier("account", limits.account_failures, limits.account_lockout_seconds)
@@ -251,6 +312,12 @@ class AuthGuard:
     def is_known(self, peer: str, username: str) -> bool:
         return self._is_known(address_key(peer), user_key(username), self._clock())
 
+    async def settle(self) -> None:
+        """Wait for ledger writes still running in the background (each is bounded by
+        ``ledger_timeout``); the runtime calls it before it closes the store."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
     # -- internals -----------------------------------------------------------------------------
 
     def _is_known(self, addr: str, user: str, now: float) -> bool:
@@ -273,26 +340,33 @@ class AuthGuard:
         addr, user = attempt.addr, attempt.user
         while True:
             now = self._clock()
+            pair = self._pairs.get((addr, user), now, create=False)
+            if pair is not None and pair.locked_until > now and now - pair.looked < RELOOK_SECONDS:
+                # A pair lock applies known or not: refuse without a round trip, so a client
+                # retrying under its lock costs nothing.
+                self._refuse(attempt, [(self._pairs, pair)], now)
+            standing = await self._look(attempt)
+            attempt.standing = standing
+            now = self._clock()
+            if standing is not None:
+                self._adopt(attempt, standing, now)
             known = self._is_known(addr, user, now)
             # Look, do not create: a refused attempt must leave nothing behind, or a stream of
             # cheap refusals with fresh names would push real records (locks) out of the tables.
             applying = self._counters(addr, user, now, create=False, known=known)
-            locks = [(t.locked_for(c, now), t.scope, c) for t, c in applying
-                     if c is not None and c.locked_until > now]
+            locks = [(t, c) for t, c in applying if c is not None and c.locked_until > now]
             if locks:
-                seconds, scope, c = max(locks, key=lambda lock: lock[0])
-                # Refusals cost nothing, so a client may send them fast: log one a minute per
-                # lock, enough for an operator (fail2ban counts only checked failures).
-                if now - c.refusal_logged >= REFUSAL_LOG_SECONDS:
-                    c.refusal_logged = now
-                    self._log_failure(attempt, "locked")
-                raise LoginLocked(seconds, scope)
+                self._refuse(attempt, locks, now)
             # All three counters are reserved even when the pair is known: its failure still
             # counts against the address and the account.
-            pair = self._pairs.get((addr, user), now, create=True)
-            address = self._addresses.get(addr, now, create=True)
-            account = self._accounts.get(user, now, create=True)
-            assert pair is not None and address is not None and account is not None
+            counters = []
+            for tier, key in self._keys(attempt):
+                c = tier.get(key, now, create=True)
+                assert c is not None
+                if standing is not None:
+                    self._take(tier, c, standing.counts.get(tier.bucket(key).key), attempt, now)
+                counters.append(c)
+            pair, address, account = counters
             checked = [(self._pairs, pair)] if known else \
                 [(self._pairs, pair), (self._addresses, address), (self._accounts, account)]
             if address.in_flight < self.limits.concurrent and all(t.has_room(c) for t, c in checked):
@@ -301,6 +375,87 @@ class AuthGuard:
                 attempt.counters = (pair, address, account)
                 return
             await self._wait(addr, user)
+
+    def _refuse(self, attempt: LoginAttempt, locks: list[tuple[_Tier, _Counter]], now: float) -> None:
+        """Raise LoginLocked for the lock that ends last."""
+        tier, c = max(locks, key=lambda lock: lock[0].locked_for(lock[1], now))
+        # Refusals cost nothing, so a client may send them fast: log one a minute per lock,
+        # enough for an operator (fail2ban counts only checked failures).
+        if now - c.refusal_logged >= REFUSAL_LOG_SECONDS:
+            c.refusal_logged = now
+            self._log_failure(attempt, "locked")
+        raise LoginLocked(tier.locked_for(c, now), tier.scope)
+
+    def _keys(self, attempt: LoginAttempt) -> tuple[tuple[_Tier, object], ...]:
+        """Each tier with this attempt's key in it: pair, address, account."""
+        return ((self._pairs, (attempt.addr, attempt.user)), (self._addresses, attempt.addr),
+                (self._accounts, attempt.user))
+
+    # -- the shared ledger ---------------------------------------------------------------------
+
+    async def _look(self, attempt: LoginAttempt) -> Standing | None:
+        ledger = self.ledger
+        if ledger is None:
+            return None
+        keys = [tier.bucket(key).key for tier, key in self._keys(attempt)]
+        return await self._ledger_call(lambda: ledger.look(keys, keys[0]))
+
+    def _adopt(self, attempt: LoginAttempt, standing: Standing, now: float) -> None:
+        """Take what the ledger said into the working copy: the counters this node holds,
+        and the locks it did not know of (their counters are made, to hold them)."""
+        if standing.known_for > 0:
+            pair_key = (attempt.addr, attempt.user)
+            until = max(self._known.pop(pair_key, now), now + standing.known_for)
+            self._known[pair_key] = until
+            while len(self._known) > MAX_KNOWN:
+                self._known.popitem(last=False)
+        for tier, key in self._keys(attempt):
+            tally = standing.counts.get(tier.bucket(key).key)
+            c = tier.get(key, now, create=tally is not None and tally.locked_for > 0)
+            if c is not None:
+                self._take(tier, c, tally, attempt, now)
+
+    def _take(self, tier: _Tier, c: _Counter, tally: FailureCount | None, attempt: LoginAttempt, now: float) -> None:
+        """Make ``c`` what the ledger holds, unless this node already holds a later version.
+        No tally (the ledger holds no such counter) changes nothing: the working copy
+        leaks to 0 on its own, as the ledger's row did before it was dropped."""
+        c.looked = now
+        if tally is None or tally.version <= c.version:
+            return
+        was_locked = c.locked_until > now
+        c.level, c.stamp, c.version = tally.level, now, tally.version
+        c.locked_until = now + tally.locked_for if tally.locked_for > 0 else 0.0
+        if (c.locked_until > now and not was_locked and not tally.started and tier is not self._addresses
+                and self.on_lockout is not None):
+            self.on_lockout(attempt.user)    # another node started it
+
+    async def _ledger_call(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """``call()`` within ``ledger_timeout``; None (count locally) if it fails or if the
+        ledger is resting after a failure."""
+        if self._clock() < self._ledger_paused_until:
+            return None
+        try:
+            async with asyncio.timeout(self.ledger_timeout):
+                return await call()
+        except Exception as exc:  # noqa: BLE001 - whatever the ledger's trouble, logins go on
+            now = self._clock()
+            self._ledger_paused_until = now + LEDGER_PAUSE
+            if now - self._ledger_logged >= LEDGER_LOG_SECONDS:
+                self._ledger_logged = now
+                reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+                log.warning("failed-login counts unavailable (%s): counting on this node only for %d s",
+                            reason, LEDGER_PAUSE)
+            return None
+
+    def _spawn(self, call: Callable[[], Awaitable[T]]) -> asyncio.Task[T | None] | None:
+        """Run a ledger write as a task of its own, kept until done (for ``settle``); None
+        when too many are running already."""
+        if len(self._pending) >= MAX_PENDING_WRITES:
+            return None
+        task = asyncio.get_running_loop().create_task(self._ledger_call(call))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return task
 
     async def _wait(self, addr: str, user: str) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -330,20 +485,52 @@ class AuthGuard:
         now = self._clock()
         pair_key = (attempt.addr, attempt.user)
         # Only the pair starts afresh: a success proves nothing about other names or addresses.
-        self._pairs.table.pop(pair_key, None)
+        pair = self._pairs.table.pop(pair_key, None)
         self._known.pop(pair_key, None)
         self._known[pair_key] = now + KNOWN_SECONDS
         while len(self._known) > MAX_KNOWN:
             self._known.popitem(last=False)
+        ledger, standing = self.ledger, attempt.standing
+        if ledger is None or standing is None:
+            return
+        # Write only what changes something; after the answer, so a success costs one round
+        # trip (the look) whatever it has to tell the other nodes.
+        key = self._pairs.bucket(pair_key).key
+        tally = standing.counts.get(key)
+        failures = (pair is not None and pair.level > 0) or (tally is not None and tally.level > 0)
+        if failures or standing.known_for < KNOWN_SECONDS - KNOWN_REFRESH_SECONDS:
+            self._spawn(lambda: ledger.succeed(key, KNOWN_SECONDS))
 
-    def _failed(self, attempt: LoginAttempt, reason: str) -> float:
+    async def _failed(self, attempt: LoginAttempt, reason: str) -> float:
         """Record a checked failure; returns the delay before answering it."""
+        counted = list(zip((self._pairs, self._addresses, self._accounts), attempt.counters))
+        buckets = [tier.bucket(key) for tier, key in self._keys(attempt)]
+        tallies: dict[str, FailureCount] | None = None
+        ledger = self.ledger
+        if ledger is not None:
+            # Shielded: a caller that goes away (a dropped connection) must not take the
+            # failure with it. It is then counted here too, and reaches the ledger anyway.
+            task = self._spawn(lambda: ledger.fail(buckets))
+            if task is not None:
+                try:
+                    await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    now = self._clock()
+                    for tier, c in counted:
+                        tier.fail(c, now)
+                    raise
+                tallies = task.result()
         now = self._clock()
-        pair, address, account = attempt.counters
         levels = []
         locked: list[_Tier] = []
-        for tier, c in ((self._pairs, pair), (self._addresses, address), (self._accounts, account)):
-            if tier.fail(c, now):
+        for (tier, c), bucket in zip(counted, buckets):
+            tally = tallies.get(bucket.key) if tallies is not None else None
+            if tally is None:
+                started = tier.fail(c, now)
+            else:
+                self._take(tier, c, tally, attempt, now)
+                started = tally.started
+            if started:
                 locked.append(tier)
                 levels.append(float(tier.limit))
             elif tier is not self._accounts:
@@ -390,6 +577,8 @@ class LoginAttempt:
         #: Logged with a failure; a caller may set a more precise one before raising.
         self.reason = "bad-password"
         self.counters: tuple[_Counter, ...] = ()
+        #: What the ledger said when this attempt was admitted (None: nothing was asked).
+        self.standing: Standing | None = None
 
     async def __aenter__(self) -> LoginAttempt:
         await self.guard._admit(self)
@@ -407,8 +596,10 @@ class LoginAttempt:
             self.guard._release(self)       # not a verdict on the password: nothing counted
             return
         reason = getattr(exc, "reason", None) or self.reason
-        delay = self.guard._failed(self, reason)
-        self.guard._release(self)
+        try:
+            delay = await self.guard._failed(self, reason)
+        finally:
+            self.guard._release(self)
         if delay:
             # Slows each connection's guessing; the slot is already free, so a failing client
             # does not hold up others behind the same address.

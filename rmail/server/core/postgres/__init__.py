@@ -2,9 +2,10 @@
 
 What is shared: everything a user or a session can see lives in the database and nowhere
 else: domains, users, alias rules, quotas, mailboxes, messages with their bytes (``blob_data``,
-whatever their size: no node has files another one cannot read), the outbound queue and the
-shared secrets (the JWT key, DKIM keys). Per node: the config, TLS files, listeners, and a
-random node id (``PgDatabase.node``) that tells its change notices apart.
+whatever their size: no node has files another one cannot read), the outbound queue, the
+shared secrets (the JWT key, DKIM keys) and the failed-login counts (throttle.py). Per node:
+the config, TLS files, listeners, password checks in flight, and a random node id
+(``PgDatabase.node``) that tells its change notices apart.
 
 Invariants, on top of those of the storage contract:
 
@@ -37,7 +38,7 @@ import asyncpg
 
 from ..errors import TemporaryFailure
 from ..events import Event
-from ..storage import StoreLocation
+from ..storage import FailureLedger, StoreLocation
 from ..storage.transfer import Transfer
 from .database import SERVER_SETTINGS, PgDatabase, as_connection
 from .directory import PgDirectory
@@ -45,6 +46,7 @@ from .feed import ChangeFeed
 from .migrate import latest_version, migrate
 from .queuestore import PgQueueStore
 from .transfer import PgTransfer
+from .throttle import PgFailureLedger
 
 if TYPE_CHECKING:
     from ..storage import Backend, Directory, MailStore, MailViews, QueueStore
@@ -95,6 +97,7 @@ class PostgresBackend:
         self.queue = PgQueueStore(db, mail)
         self.views = views
         self.transfer: Transfer = PgTransfer(db.pool, location)
+        self.login_failures: FailureLedger = PgFailureLedger(db)
 
     def set_publisher(self, publish: Publish) -> None:
         self.db.set_publisher(publish)

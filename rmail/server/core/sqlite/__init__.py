@@ -26,6 +26,7 @@ from .directory import SqliteDirectory
 from .mail import SqliteMailStore
 from .queuestore import SqliteQueueStore
 from .transfer import SqliteTransfer
+from .throttle import MemoryFailureLedger
 from .views import SqliteMailViews
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class SqliteBackend:
         self.queue = SqliteQueueStore(self.db, self.mail)
         self.views = SqliteMailViews(self.db)
         self.transfer = SqliteTransfer(data_dir)
+        self.login_failures = MemoryFailureLedger()   # one process serves this store: nothing to share
 
     def set_publisher(self, publish: Callable[[list[Event]], None]) -> None:
         self.db.set_publisher(publish)

@@ -31,11 +31,12 @@ from .flags import columns_to_flags, flags_to_columns, validate_flags
 from .mail import Import, MailboxSnapshot, MailStore, Outbound, SpaceGuard
 from .names import normalize_mailbox_name
 from .queuestore import QueueStore
+from .throttle import Bucket, FailureCount, FailureLedger, Standing
 from .views import FolderRow, MailViews, MessageRow, Owner, flag_list, ordered_flags
 
 __all__ = [
-    "AddressLookup", "Backend", "BytesBody", "Directory", "FolderRow", "Import", "MailStore", "MailViews",
-    "MailboxSnapshot", "MessageBody", "MessageRow", "Outbound", "Owner", "QueueStore", "SpaceGuard",
-    "StoreLocation", "UserUsage", "columns_to_flags", "flag_list", "flags_to_columns", "normalize_mailbox_name",
-    "open_backend", "ordered_flags", "validate_flags",
+    "AddressLookup", "Backend", "Bucket", "BytesBody", "Directory", "FailureCount", "FailureLedger", "FolderRow",
+    "Import", "MailStore", "MailViews", "MailboxSnapshot", "MessageBody", "MessageRow", "Outbound", "Owner",
+    "QueueStore", "SpaceGuard", "Standing", "StoreLocation", "UserUsage", "columns_to_flags", "flag_list",
+    "flags_to_columns", "normalize_mailbox_name", "open_backend", "ordered_flags", "validate_flags",
 ]

@@ -11,6 +11,7 @@ from ..events import Event
 from .directory import Directory
 from .mail import MailStore
 from .queuestore import QueueStore
+from .throttle import FailureLedger
 from .views import MailViews
 
 if TYPE_CHECKING:
@@ -60,6 +61,10 @@ class Backend(Protocol):
     @property
     def transfer(self) -> Transfer:
         """The store as a source or target of ``store copy``."""
+        ...
+    @property
+    def login_failures(self) -> FailureLedger:
+        """Failed-login counts (core/authguard.py): shared by every node of the store."""
         ...
 
     def set_publisher(self, publish: Publish) -> None:
