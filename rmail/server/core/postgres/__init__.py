@@ -35,10 +35,12 @@ from typing import TYPE_CHECKING, Callable
 
 import asyncpg
 
+from ..dkimkeys import KeyStore
 from ..errors import TemporaryFailure
 from ..events import Event
 from ..storage import Directory, MailStore, MailViews, QueueStore, StoreLocation
 from .database import SERVER_SETTINGS, PgDatabase
+from .dkimkeys import PgKeyStore
 from .directory import PgDirectory
 from .feed import ChangeFeed
 from .migrate import latest_version, migrate
@@ -92,6 +94,8 @@ class PostgresBackend:
         self.directory: Directory = PgDirectory(db, mail)
         self.queue: QueueStore = PgQueueStore(db, mail)
         self.views: MailViews = views
+        self._key_store = PgKeyStore(location)
+        self.dkim_keys: KeyStore = self._key_store
 
     def set_publisher(self, publish: Publish) -> None:
         self.db.set_publisher(publish)
@@ -114,6 +118,7 @@ class PostgresBackend:
         return await self.db.read(q)
 
     async def close(self) -> None:
+        await asyncio.to_thread(self._key_store.close)   # blocking: it joins the key store's thread
         await self.feed.close()
         await self.db.close()
 

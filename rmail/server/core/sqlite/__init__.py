@@ -18,6 +18,7 @@ import logging
 from importlib import resources
 from typing import Callable
 
+from ..dkimkeys import FileKeyStore, KeyStore
 from ..events import Event
 from ..storage.backend import StoreLocation
 from .blobs import BlobStore
@@ -49,6 +50,7 @@ class SqliteBackend:
         self.directory = SqliteDirectory(self.db, self.mail, data_dir / "keys")
         self.queue = SqliteQueueStore(self.db, self.mail)
         self.views = SqliteMailViews(self.db)
+        self.dkim_keys: KeyStore = FileKeyStore(data_dir / "keys" / "dkim")
 
     def set_publisher(self, publish: Callable[[list[Event]], None]) -> None:
         self.db.set_publisher(publish)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+from ..dkimkeys import KeyStore
 from ..events import Event
 from .directory import Directory
 from .mail import MailStore
@@ -47,6 +48,7 @@ class Backend(Protocol):
     directory: Directory
     queue: QueueStore
     views: MailViews
+    dkim_keys: KeyStore       #: DKIM signing keys; blocking, for worker threads (core/dkimkeys.py)
 
     def set_publisher(self, publish: Publish) -> None:
         """Where events go after commit: this process's own and, through the change feed,
