@@ -12,7 +12,7 @@ from typing import AsyncIterator, Awaitable, Callable
 from rmail.server.config import Config, ConfigError, ensure_data_dir, load_config
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.aliases import Aliases
-from rmail.server.core.dkimkeys import DkimKeys, FileKeyStore
+from rmail.server.core.dkimkeys import DkimKeys
 from rmail.server.core.errors import RmailError
 from rmail.server.core.quota import Quotas
 from rmail.server.core.storage import Backend, MailStore, open_backend
@@ -47,7 +47,7 @@ async def admin_context(config: Config) -> AsyncIterator[AdminContext]:
         accounts = Accounts(backend.directory, bcrypt_rounds=config.bcrypt_rounds)
         yield AdminContext(config, backend, backend.mail, accounts, Aliases(accounts),
                            Quotas(backend.directory, default=config.limits.quota),
-                           DkimKeys(FileKeyStore(config.data_dir / "keys" / "dkim")))
+                           DkimKeys(backend.dkim_keys))
     finally:
         await backend.close()
 

@@ -27,7 +27,7 @@ from .core.aliases import Aliases
 from .core.authguard import AuthGuard, GuardLimits
 from .core.connections import ConnectionRegistry, raise_fd_limit
 from .core.delivery import Delivery
-from .core.dkimkeys import DkimKeys, FileKeyStore
+from .core.dkimkeys import DkimKeys
 from .core.dns import Resolver
 from .core.events import AuthFailed, Bounced, Event, EventBus, LogRecord, MessageReceived
 from .core.mailauth.inbound import InboundChecker
@@ -143,7 +143,7 @@ class ServerRuntime:
             self.aliases = Aliases(self.accounts)
             self.quotas = Quotas(self.backend.directory, default=cfg.limits.quota)
             self.send_rate = RateLimiter(cfg.limits.send_per_minute)  # REST send and SMTP AUTH
-            self.dkim = DkimKeys(FileKeyStore(cfg.data_dir / "keys" / "dkim"))
+            self.dkim = DkimKeys(self.backend.dkim_keys)
             self.inbound = InboundChecker(self.dns, cfg.hostname, cfg.antispam)
             self.delivery = Delivery(self.store, self.accounts, self.aliases, self.bus, quotas=self.quotas,
                                      signer=Signer(self.dkim))

@@ -13,11 +13,13 @@ selectors, ``<generation>-rsa`` and ``<generation>-ed``. A generation is
 The first generation of a domain is made active at once (on the first signature, the first
 ``run.py dns``, or when the domain is created): there is nothing to switch over from.
 
-Keys are secrets. ``KeyStore`` is the seam for keeping them elsewhere later (the store's
-shared secrets); ``FileKeyStore`` keeps them in ``data_dir/keys/dkim/<domain>/`` with the
-directory 0700 and every file 0600, written to a temporary file and renamed into place so
-a crash never leaves half a key. The methods here block (key generation, files): call them
-from a worker thread.
+Keys are secrets, kept by the backend's ``KeyStore`` (``backend.dkim_keys``). The embedded
+store's ``FileKeyStore`` keeps them in ``data_dir/keys/dkim/<domain>/`` with the directory
+0700 and every file 0600, written to a temporary file and renamed into place so a crash never
+leaves half a key. With ``[store] url`` they live in PostgreSQL (core/postgres/dkimkeys.py),
+so every node signs with the same keys; that store saves conditionally (``save_if``), so
+nodes changing one domain at once never overwrite each other: the loser looks again. The
+methods here block (key generation, files, the database): call them from a worker thread.
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from .errors import AlreadyExists, InvalidInput, NotFound
+from .errors import AlreadyExists, InvalidInput, NotFound, TemporaryFailure
 
-__all__ = ["DkimKey", "Generation", "KeyState", "KeyStore", "FileKeyStore", "DkimKeys", "key_domain"]
+__all__ = ["ConditionalKeyStore", "DkimKey", "Generation", "KeyState", "KeyStore", "FileKeyStore", "DkimKeys",
+           "key_domain"]
 
 #: RFC 8301 §3.2: signers MUST use RSA keys of at least 1024 bits and SHOULD use 2048.
 RSA_BITS = 2048
@@ -46,6 +49,9 @@ RSA_BITS = 2048
 SUFFIXES = {"rsa": "rsa", "ed25519": "ed"}
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
 _GENERATION = re.compile(r"^[a-z0-9]{1,40}$")
+#: Tries of one change when other processes keep saving the domain in between (each one
+#: loses only to a save that committed, so running out means something is wrong).
+SAVE_ATTEMPTS = 5
 
 
 class KeyState(str, enum.Enum):
@@ -140,6 +146,16 @@ class KeyStore(Protocol):
 
     def delete(self, domain: str) -> None:
         """Forget the domain's keys."""
+
+
+@runtime_checkable
+class ConditionalKeyStore(KeyStore, Protocol):
+    """A KeyStore shared by several processes that may change one domain at once (nodes on
+    one database): a change is saved only onto the version it was made from."""
+
+    def save_if(self, domain: str, generations: list[Generation], expected: object) -> bool:
+        """``save`` only if ``version(domain)`` still equals ``expected`` (None: no keys);
+        False, with nothing written, when another process saved or deleted meanwhile."""
 
 
 class FileKeyStore:
@@ -237,20 +253,41 @@ class DkimKeys:
         """Every generation, oldest first (no keys are made)."""
         name = key_domain(domain)
         with self._lock:
-            return list(self._load(name))
+            return list(self._load(name)[1])
 
-    def _load(self, name: str) -> list[Generation]:
+    def _load(self, name: str) -> tuple[object, list[Generation]]:
+        """(the store's version, the generations); read again only when the version moved."""
         version = self.store.version(name)
         cached = self._cache.get(name)
         if cached is not None and cached[0] == version and version is not None:
-            return cached[1]
+            return version, cached[1]
         generations = self.store.load(name)
         self._cache[name] = (version, generations)
-        return generations
+        return version, generations
 
-    def _save(self, name: str, generations: list[Generation]) -> None:
-        self.store.save(name, generations)
-        self._cache.pop(name, None)
+    def _change(self, name: str, change: Callable[[list[Generation]], list[Generation] | None]) -> list[Generation]:
+        """Save what ``change`` makes of the domain's generations (None: nothing to save) and
+        return the generations as they are then. Called with the lock held.
+
+        On a ConditionalKeyStore the save is made only onto the version ``change`` saw; when
+        another process saved first, ``change`` runs again on what that one saved (and may
+        find nothing left to do, or raise). A plain KeyStore saves unconditionally.
+
+        Raises:
+            TemporaryFailure: the domain kept changing under every attempt.
+        """
+        for _ in range(SAVE_ATTEMPTS):
+            version, generations = self._load(name)
+            updated = change(list(generations))
+            if updated is None:
+                return generations
+            self._cache.pop(name, None)
+            if not isinstance(self.store, ConditionalKeyStore):
+                self.store.save(name, updated)
+                return updated
+            if self.store.save_if(name, updated, version):
+                return updated
+        raise TemporaryFailure(f"the DKIM keys of {name} kept changing while being saved; try again")
 
     def _new_generation(self, name: str, existing: list[Generation], state: KeyState) -> Generation:
         now = int(self.clock())
@@ -261,15 +298,16 @@ class DkimKeys:
         return Generation(label, state, now, keys, now)
 
     def ensure(self, domain: str) -> list[Generation]:
-        """The domain's generations, making a first, active one when it has none."""
+        """The domain's generations, making a first, active one when it has none. Nodes that
+        make it at once on a shared store end with one of theirs (see ``_change``)."""
         name = key_domain(domain)
+
+        def first(generations: list[Generation]) -> list[Generation] | None:
+            if any(g.state is KeyState.ACTIVE for g in generations):
+                return None
+            return [*generations, self._new_generation(name, generations, KeyState.ACTIVE)]
         with self._lock:
-            generations = self._load(name)
-            if not any(g.state is KeyState.ACTIVE for g in generations):
-                generations = [*generations, self._new_generation(name, generations, KeyState.ACTIVE)]
-                self._save(name, generations)
-                generations = self._load(name)
-            return list(generations)
+            return list(self._change(name, first))
 
     def signing_keys(self, domain: str) -> tuple[DkimKey, ...]:
         """The keys to sign with now (the active generation's), made on first use."""
@@ -292,15 +330,15 @@ class DkimKeys:
         """
         name = key_domain(domain)
         self.ensure(name)
-        with self._lock:
-            generations = self._load(name)
+
+        def add_pending(generations: list[Generation]) -> list[Generation]:
             pending = [g for g in generations if g.state is KeyState.PENDING]
             if pending:
                 raise AlreadyExists(f"{name} already has a pending key generation {pending[0].name}: "
                                     f"publish its records, then run: dkim publish {name} {pending[0].name}")
-            new = self._new_generation(name, generations, KeyState.PENDING)
-            self._save(name, [*generations, new])
-            return new
+            return [*generations, self._new_generation(name, generations, KeyState.PENDING)]
+        with self._lock:
+            return self._change(name, add_pending)[-1]
 
     def publish(self, domain: str, generation: str) -> Generation:
         """Declare a pending generation's records published: it signs from now on, and the
@@ -310,19 +348,20 @@ class DkimKeys:
             NotFound: no such generation.  InvalidInput: it is not pending.
         """
         name = key_domain(domain)
-        with self._lock:
-            generations = self._load(name)
+
+        def switch(generations: list[Generation]) -> list[Generation]:
             target = next((g for g in generations if g.name == generation), None)
             if target is None:
                 raise NotFound(f"{name} has no key generation {generation!r}")
             if target.state is not KeyState.PENDING:
                 raise InvalidInput(f"key generation {generation} of {name} is {target.state.value}, not pending")
             now = int(self.clock())
-            updated = [replace(g, state=KeyState.RETIRED, changed=now) if g.state is KeyState.ACTIVE
-                       else replace(g, state=KeyState.ACTIVE, changed=now) if g.name == generation
-                       else g for g in generations]
-            self._save(name, updated)
-            return next(g for g in updated if g.name == generation)
+            return [replace(g, state=KeyState.RETIRED, changed=now) if g.state is KeyState.ACTIVE
+                    else replace(g, state=KeyState.ACTIVE, changed=now) if g.name == generation
+                    else g for g in generations]
+        with self._lock:
+            updated = self._change(name, switch)
+        return next(g for g in updated if g.name == generation)
 
     def forget(self, domain: str) -> None:
         name = key_domain(domain)

@@ -36,11 +36,13 @@ from typing import TYPE_CHECKING, Callable
 
 import asyncpg
 
+from ..dkimkeys import KeyStore
 from ..errors import TemporaryFailure
 from ..events import Event
 from ..storage import FailureLedger, StoreLocation
 from ..storage.transfer import Transfer
 from .database import SERVER_SETTINGS, PgDatabase, as_connection
+from .dkimkeys import PgKeyStore
 from .directory import PgDirectory
 from .feed import ChangeFeed
 from .migrate import latest_version, migrate
@@ -98,6 +100,8 @@ class PostgresBackend:
         self.views = views
         self.transfer: Transfer = PgTransfer(db.pool, location)
         self.login_failures: FailureLedger = PgFailureLedger(db)
+        self._key_store = PgKeyStore(location)
+        self.dkim_keys: KeyStore = self._key_store
 
     def set_publisher(self, publish: Publish) -> None:
         self.db.set_publisher(publish)
@@ -120,6 +124,7 @@ class PostgresBackend:
         return await self.db.read(q)
 
     async def close(self) -> None:
+        await asyncio.to_thread(self._key_store.close)   # blocking: it joins the key store's thread
         await self.feed.close()
         await self.db.close()
 

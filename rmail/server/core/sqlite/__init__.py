@@ -18,6 +18,7 @@ import logging
 from importlib import resources
 from typing import TYPE_CHECKING, Callable
 
+from ..dkimkeys import FileKeyStore, KeyStore
 from ..events import Event
 from ..storage.backend import StoreLocation
 from .blobs import BlobStore
@@ -56,6 +57,7 @@ class SqliteBackend:
         self.views = SqliteMailViews(self.db)
         self.transfer = SqliteTransfer(data_dir)
         self.login_failures = MemoryFailureLedger()   # one process serves this store: nothing to share
+        self.dkim_keys: KeyStore = FileKeyStore(data_dir / "keys" / "dkim")
 
     def set_publisher(self, publish: Callable[[list[Event]], None]) -> None:
         self.db.set_publisher(publish)

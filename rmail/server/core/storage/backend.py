@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
+from ..dkimkeys import KeyStore
 from ..events import Event
 from .directory import Directory
 from .mail import MailStore
@@ -65,6 +66,10 @@ class Backend(Protocol):
     @property
     def login_failures(self) -> FailureLedger:
         """Failed-login counts (core/authguard.py): shared by every node of the store."""
+        ...
+    @property
+    def dkim_keys(self) -> KeyStore:
+        """DKIM signing keys; blocking, for worker threads (core/dkimkeys.py)."""
         ...
 
     def set_publisher(self, publish: Publish) -> None:
