@@ -16,7 +16,8 @@ from typing import AsyncIterator, Iterator
 
 from rmail.server.config import Config, ConfigError
 from rmail.server.core.errors import InvalidInput, RmailError
-from rmail.server.core.storage import StoreLocation
+from rmail.server.core.dkimkeys import KeyStore
+from rmail.server.core.storage import StoreLocation, open_key_store
 from rmail.server.core.storage.transfer import Batch, Dump, Summary, open_transfer
 
 from .common import config_from, fail
@@ -72,6 +73,7 @@ class _Watch:
         self.dump = dump
         self.progress = progress
         self.data_bytes = 0
+        self.domains: list[str] = []     #: whose DKIM keys to carry across afterwards
 
     async def __aiter__(self) -> AsyncIterator[Batch]:
         totals = self.dump.totals
@@ -80,6 +82,8 @@ class _Watch:
         async for batch in self.dump:
             done[batch.table] = done.get(batch.table, 0) + len(batch.rows)
             self.data_bytes += batch.data_bytes
+            if batch.table == "domains":
+                self.domains.extend(row.name for row in batch.rows)  # type: ignore[attr-defined]
             self.progress.update(f"copying {batch.table} ({self.data_bytes / MIB:.1f}/{total} MiB of messages)",
                                  done[batch.table], totals.get(batch.table))
             yield batch
@@ -124,11 +128,14 @@ async def _copy(config: Config, target_location: StoreLocation, progress: Progre
                 copied, notes = dump.summary(), dump.notes
             progress.update("verifying the copy")
             check = await target.summary()
+            progress.update("copying DKIM keys")
+            keys = await asyncio.to_thread(_copy_dkim_keys, config.store_location, target_location, watch.domains)
         progress.clear()
         _report(source.describe(), target.describe(), copied, watch.data_bytes, notes)
         differences = copied.differences(check)
         if differences:
             return fail("verification failed, the copy differs from the source: " + "; ".join(differences))
+        print(f"DKIM keys: {keys} domain(s) carried across" if keys else "DKIM keys: none to carry across")
         print(f"checksum: sha256 {copied.digest}")
         print("verified: counts and checksums match")
         where = config.source or "rmail.toml"
@@ -138,3 +145,27 @@ async def _copy(config: Config, target_location: StoreLocation, progress: Progre
             print(f"next: set data_dir = \"{target_location.data_dir}\" and remove [store] url in {where},"
                   " then restart rmail")
         return 0
+
+
+def _copy_dkim_keys(source: StoreLocation, target: StoreLocation, domains: list[str]) -> int:
+    """Carry every domain's DKIM key generations across (blocking): the published DNS records
+    name these keys, so the target must sign with them, not make new ones. Returns how many
+    domains had keys."""
+    src, dst = open_key_store(source), open_key_store(target)
+    try:
+        copied = 0
+        for domain in domains:
+            generations = src.load(domain)
+            if generations:
+                dst.save(domain, generations)
+                copied += 1
+        return copied
+    finally:
+        for store in (src, dst):
+            _close(store)
+
+
+def _close(store: KeyStore) -> None:
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()

@@ -35,7 +35,8 @@ from rmail.server.core.postgres.queuestore import PgQueueStore
 from rmail.server.core.queue import enqueue
 from rmail.server.core.quota import Quotas
 from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
-from rmail.server.core.storage import Backend, Import, StoreLocation, open_backend
+from rmail.server.core.dkimkeys import DkimKeys, FileKeyStore
+from rmail.server.core.storage import Backend, Import, StoreLocation, open_backend, open_key_store
 from rmail.server.core.storage.transfer import (
     Batch, BlobRecord, DomainRecord, QueueRecord, Tally, encode_row, open_transfer, row_hash,
 )
@@ -89,6 +90,7 @@ async def build_source(data: Path) -> None:
     UIDVALIDITY must never be handed out again."""
     backend = await open_backend(StoreLocation(data))
     try:
+        await asyncio.to_thread(DkimKeys(backend.dkim_keys).ensure, "example.com")
         accounts = Accounts(backend.directory, bcrypt_rounds=4)
         alice = await accounts.add_user("alice@example.com", PASSWORDS["alice@example.com"], admin=True)
         bob = await accounts.add_user("bob@example.com", PASSWORDS["bob@example.com"])
@@ -260,7 +262,14 @@ async def test_copy_to_postgresql_and_back(tmp_path: Path, pg_url: str) -> None:
     assert code == 0, err
     assert "verified: counts and checksums match" in out
     assert "  messages   6\n" in out and "  queue      2\n" in out and "  users      3\n" in out
+    assert "DKIM keys: 1 domain(s) carried across" in out
     assert sqlite_rows(source) == before                                          # the source is untouched
+    keys = FileKeyStore(source / "keys" / "dkim").load("example.com")
+    on_pg = open_key_store(StoreLocation(tmp_path, pg_url))
+    try:
+        assert on_pg.load("example.com") == keys and keys     # the published keys sign on every node
+    finally:
+        on_pg.close()  # type: ignore[attr-defined]
 
     # Raw tables: every row as it was, ids included; counters where they were.
     copied = await pg_rows(pg_url)
@@ -301,6 +310,7 @@ async def test_copy_to_postgresql_and_back(tmp_path: Path, pg_url: str) -> None:
     assert sqlite_rows(back) == before
     assert len(list((back / "blobs").glob("??/*"))) == 1                          # the large one is a file again
     assert ((back / "keys" / "jwt.key").stat().st_mode & 0o777) == 0o600
+    assert FileKeyStore(back / "keys" / "dkim").load("example.com") == keys
 
     restored = await open_backend(StoreLocation(back))
     try:

@@ -212,3 +212,8 @@ if TYPE_CHECKING:
 
     def _views(x: PgMailViews) -> MailViews:
         return x
+
+
+def key_store(location: StoreLocation) -> PgKeyStore:
+    """The DKIM keys in the database at ``location.url``, on a connection of their own."""
+    return PgKeyStore(location)

@@ -109,3 +109,8 @@ if TYPE_CHECKING:
 
     def _views(x: SqliteMailViews) -> MailViews:
         return x
+
+
+def key_store(location: StoreLocation) -> FileKeyStore:
+    """The embedded store's DKIM keys: files under data_dir/keys/dkim."""
+    return FileKeyStore(location.data_dir / "keys" / "dkim")

@@ -24,7 +24,7 @@ Invariants every backend keeps (the contract tests in tests/contract/ check them
 
 from __future__ import annotations
 
-from .backend import Backend, StoreLocation, open_backend
+from .backend import Backend, StoreLocation, open_backend, open_key_store
 from .body import BytesBody, MessageBody
 from .directory import AddressLookup, Directory, UserUsage
 from .flags import columns_to_flags, flags_to_columns, validate_flags
@@ -38,5 +38,5 @@ __all__ = [
     "AddressLookup", "Backend", "Bucket", "BytesBody", "Directory", "FailureCount", "FailureLedger", "FolderRow",
     "Import", "MailStore", "MailViews", "MailboxSnapshot", "MessageBody", "MessageRow", "Outbound", "Owner",
     "QueueStore", "SpaceGuard", "Standing", "StoreLocation", "UserUsage", "columns_to_flags", "flag_list",
-    "flags_to_columns", "normalize_mailbox_name", "open_backend", "ordered_flags", "validate_flags",
+    "flags_to_columns", "normalize_mailbox_name", "open_backend", "open_key_store", "ordered_flags", "validate_flags",
 ]

@@ -18,7 +18,7 @@ from .views import MailViews
 if TYPE_CHECKING:
     from .transfer import Transfer
 
-__all__ = ["Backend", "StoreLocation", "open_backend"]
+__all__ = ["Backend", "StoreLocation", "open_backend", "open_key_store"]
 
 Publish = Callable[[list[Event]], None]
 
@@ -106,3 +106,12 @@ async def open_backend(location: StoreLocation, *, publish: Publish | None = Non
         module = importlib.import_module("rmail.server.core.sqlite")
         backend = await module.open(location, publish=publish, recover=recover, min_free_space=min_free_space)
     return backend
+
+
+def open_key_store(location: StoreLocation) -> KeyStore:
+    """The DKIM key store of the store at ``location`` alone, without opening the rest
+    (``store copy`` carries the keys across). Blocking; ``close`` it if it has ``close``."""
+    name = "postgres" if location.url else "sqlite"
+    module = importlib.import_module(f"rmail.server.core.{name}")
+    store: KeyStore = module.key_store(location)
+    return store
