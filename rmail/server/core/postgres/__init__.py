@@ -41,7 +41,7 @@ from ..errors import TemporaryFailure
 from ..events import Event
 from ..storage import FailureLedger, StoreLocation
 from ..storage.transfer import Transfer
-from .database import SERVER_SETTINGS, PgDatabase, as_connection
+from .database import SERVER_SETTINGS, PgDatabase, as_connection, keep_session
 from .dkimkeys import PgKeyStore
 from .directory import PgDirectory
 from .feed import ChangeFeed
@@ -167,7 +167,7 @@ async def open(location: StoreLocation, *, publish: Publish | None = None, recov
     except ValueError:     # urlsplit: a bad port or IPv6 literal
         raise TemporaryFailure("[store] url is not a valid PostgreSQL URL (look at the host and the port)") from None
     try:
-        pool = await asyncpg.create_pool(url, min_size=min(2, pool_size), max_size=pool_size,
+        pool = await asyncpg.create_pool(url, min_size=min(2, pool_size), max_size=pool_size, reset=keep_session,
                                          server_settings=SERVER_SETTINGS, timeout=CONNECT_TIMEOUT)
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else _scrub(str(exc), location)

@@ -55,6 +55,16 @@ def as_connection(proxy: PoolConnectionProxy) -> asyncpg.Connection:
     return cast(asyncpg.Connection, proxy)
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release. asyncpg's default runs a reset statement (advisory locks,
+    cursors, LISTEN, settings) on every release: a round trip per request. rmail leaves none of
+    that behind on pooled connections (the feed listens on its own connection, the migration
+    lock is released explicitly, cursors live in transactions), so only a transaction left
+    open by a cancelled request is rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 def store_error(exc: BaseException, default: str = "the store could not be written; try again") -> TemporaryFailure:
     """What a caller is told when the database failed it for a reason not its own."""
     if isinstance(exc, TemporaryFailure):
@@ -88,13 +98,20 @@ class PgDatabase:
         except Exception:  # noqa: BLE001 - a subscriber bug must not break a commit
             log.exception("store: publishing events failed")
 
-    async def read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run ``fn`` in a read-only REPEATABLE READ transaction (one consistent snapshot)."""
+    async def read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], *, single: bool = False) -> T:
+        """Run ``fn`` in a read-only REPEATABLE READ transaction (one consistent snapshot).
+
+        ``single``: ``fn`` runs exactly one statement, which is a consistent snapshot by
+        itself; it then runs outside an explicit transaction, saving the BEGIN and COMMIT
+        round trips (the hot lookups: a recipient, a login, a mailbox by name).
+        """
         if self._closed:
             raise TemporaryFailure("the store is closed")
         try:
             async with self.pool.acquire() as proxy:
                 conn = as_connection(proxy)
+                if single:
+                    return await fn(conn)
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     return await fn(conn)
         except RmailError:

@@ -127,10 +127,11 @@ class PgDirectory:
     async def is_local_domain(self, name: str) -> bool:
         name = name.lower()
         return await self.db.read(
-            lambda conn: conn.fetchval("SELECT EXISTS(SELECT 1 FROM domains WHERE name = $1)", name))
+            lambda conn: conn.fetchval("SELECT EXISTS(SELECT 1 FROM domains WHERE name = $1)", name), single=True)
 
     async def first_domain(self) -> str | None:
-        return await self.db.read(lambda conn: conn.fetchval("SELECT name FROM domains ORDER BY id LIMIT 1"))
+        return await self.db.read(lambda conn: conn.fetchval("SELECT name FROM domains ORDER BY id LIMIT 1"),
+                                  single=True)
 
     # -- users --------------------------------------------------------------------------------
 
@@ -154,7 +155,7 @@ class PgDirectory:
             row = await conn.fetchrow(f"SELECT {_USER_COLS} FROM {_USER_FROM} WHERE d.name = $1 AND u.local_key = $2",
                                       address.domain, address.local.lower())
             return _account(row) if row else None
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def get_user_by_id(self, user_id: int) -> Account:
         async def q(conn: asyncpg.Connection) -> Account:
@@ -162,7 +163,7 @@ class PgDirectory:
             if row is None:
                 raise NotFound("user no longer exists")
             return _account(row)
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def list_users(self, domain: str | None = None) -> list[Account]:
         async def q(conn: asyncpg.Connection) -> list[Account]:
@@ -193,7 +194,7 @@ class PgDirectory:
                                       " WHERE d.name = $1 AND u.local_key = $2",
                                       address.domain, address.local.lower())
             return (_account(row), bytes(row[4])) if row else None
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def set_password_hash(self, user_id: int, password_hash: bytes) -> None:
         await self._update_user(user_id, "password_hash", password_hash)
@@ -311,7 +312,7 @@ class PgDirectory:
             rules = tuple((AliasRule(address.domain, i + 1, r[0], r[2]), Account(r[1], r[2], address.domain, r[3]))
                           for i, r in enumerate(row[3] or ()))
             return AddressLookup(True, user(row[1]), rules, user(row[2]))
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     # -- quotas -------------------------------------------------------------------------------
 
@@ -349,7 +350,7 @@ class PgDirectory:
                 " LEFT JOIN quotas q ON q.user_id = u.id",
                 ids, default, limited_only)
             return {int(r[0]): (int(r[2]), default if r[1] is None else int(r[1]), r[1] is not None) for r in rows}
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     # -- shared secrets -----------------------------------------------------------------------
 

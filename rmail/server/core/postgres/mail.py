@@ -290,7 +290,7 @@ class PgMailStore:
             if row is None:
                 raise NotFound(f"no mailbox named {name}")
             return _mailbox(row)
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def create_mailbox(self, user_id: int, name: str, special_use: str | None = None) -> Mailbox:
         name = normalize_mailbox_name(name)
@@ -542,7 +542,7 @@ class PgMailStore:
         async def q(conn: asyncpg.Connection) -> bytes | None:
             data: bytes | None = await conn.fetchval("SELECT data FROM blob_data WHERE id = $1", blob_id)
             return data
-        data = await self.db.read(q)
+        data = await self.db.read(q, single=True)
         if data is None:
             raise NotFound("message no longer exists")
         return data
