@@ -240,11 +240,15 @@ class ConsoleSession:
                 await asyncio.wait_for(self.writer.drain(), WRITE_TIMEOUT)
             except TimeoutError:
                 log.warning("admin: %s has not read for %.0f s; disconnected", self.who, WRITE_TIMEOUT)
-                self.close()
+                self.close(abort=True)
             except (ConnectionError, OSError):
-                self.close()
+                self.close(abort=True)
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
+        """``abort``: drop what is unsent (a console that does not read would otherwise keep
+        the connection, and its buffer, open forever)."""
+        if abort:
+            self.writer.transport.abort()
         if not self.closed:
             self.closed = True
             self.writer.close()

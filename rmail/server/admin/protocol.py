@@ -208,9 +208,9 @@ def _parse(line: bytes) -> dict[str, Any]:
     raw_id = body.get("id")
     request_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
     version = body.get("v")
+    if not isinstance(version, int) or isinstance(version, bool):     # JSON true is no 1
+        raise ProtocolError('missing or malformed "v" (the protocol version)', request_id=request_id)
     if version not in SUPPORTED_VERSIONS:
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise ProtocolError('missing or malformed "v" (the protocol version)', request_id=request_id)
         raise UnsupportedVersion(f"admin protocol version {version} is not supported (this side speaks "
                                  f"{', '.join(map(str, sorted(SUPPORTED_VERSIONS)))})", request_id=request_id)
     return body
@@ -261,6 +261,8 @@ def decode_from_server(line: bytes) -> Message:
     if "bye" in body:
         return Bye(str(body["bye"]))
     request_id = body.get("id")
+    if isinstance(request_id, bool):
+        raise ProtocolError('malformed "id"')
     if "ok" in body and isinstance(request_id, int):
         return Reply(request_id, body["ok"])
     if "error" in body:
