@@ -25,15 +25,15 @@ def run_console(args: argparse.Namespace, *, attach: bool | None = None) -> int:
         config = config_from(args)
     except ConfigError as exc:
         return fail(f"config: {exc}", 2)
-    if not sys.stdout.isatty():
-        return fail("the console needs a terminal; use `python run.py serve` to run headless", 2)
     from rmail.server.admin import socket_path
-    from rmail.tui.app import run_app
     from rmail.tui.remote import unreachable
     problem = unreachable(socket_path(config.data_dir)) if attach else None
     if problem is not None:
         return fail(f"{problem}: start the server (`rmail serve`, or systemctl start rmail), or run "
                     "`rmail` alone for a console with the server inside")
+    if not sys.stdout.isatty():
+        return fail("the console needs a terminal; use `python run.py serve` to run headless", 2)
+    from rmail.tui.app import run_app
     return run_app(config, notice=port_notice(config), attach=attach)
 
 

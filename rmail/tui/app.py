@@ -444,7 +444,7 @@ class ConsoleApp(App[int]):
             return
         if not remote.connected and self._generation == remote.generation:
             self._generation = -remote.generation            # told: until the next connection
-            self.notify(f"lost the server: {remote.problem}; reconnecting…", severity="warning", timeout=10)
+            self.notify(f"lost the server: {remote.lost_because}; reconnecting…", severity="warning", timeout=10)
             self.refresh_header()
         elif remote.connected and abs(self._generation) != remote.generation:
             self._generation = remote.generation

@@ -68,7 +68,7 @@ def probe(path: Path) -> bool:
 
 def connect_problem(path: Path, exc: OSError) -> str:
     if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
-        return f"no rmail server is running on {path.parent} (nothing answers at {path})"
+        return f"no rmail server is running on {path.parent}"
     if isinstance(exc, PermissionError):
         return f"{path}: permission denied; run the console as the user the server runs as"
     return f"cannot connect to {path}: {exc.strerror or exc}"
@@ -113,6 +113,8 @@ class RemoteRuntime:
         self.retry = retry
         self.request_timeout = request_timeout
         self.problem: str | None = "not attached yet"
+        #: Why the last connection ended (``problem`` moves on with each reconnection attempt).
+        self.lost_because: str | None = None
         #: Connections made so far: the app notices a reconnection when it grows.
         self.generation = 0
         self._info: ServerInfo | None = None
@@ -232,7 +234,7 @@ class RemoteRuntime:
         if self._conn is not conn:
             return
         self._conn = None
-        self.problem = reason
+        self.problem = self.lost_because = reason
         conn.writer.close()
         pending, self._pending = self._pending, {}
         for future in pending.values():
