@@ -66,6 +66,8 @@ FEED_SIZE = 20000
 
 #: Seconds a notice stays up; the same notice again meanwhile is not shown twice.
 NOTICE_SECONDS = 5.0
+#: Notices remembered in ``ConsoleApp.notices`` (at least this many, at most twice).
+MAX_NOTICES_KEPT = 100
 
 RuntimeSource = ServerRuntime | Callable[[], ServerRuntime] | RemoteRuntime
 
@@ -210,7 +212,7 @@ class ConsoleApp(App[int]):
     @work(group="server", exit_on_error=False)
     async def serve(self) -> None:
         if self.remote is not None:
-            await self._attach(self.remote)
+            await self._run_attached(self.remote)
             return
         assert self._factory is not None
         try:
@@ -239,7 +241,7 @@ class ConsoleApp(App[int]):
             await runtime.stop()
             self._stop_forwarding_logs()
 
-    async def _attach(self, remote: RemoteRuntime) -> None:
+    async def _run_attached(self, remote: RemoteRuntime) -> None:
         """Connect to the server at ``remote``; then keep the connection (reconnecting) until
         the app leaves. The server keeps running either way."""
         try:
@@ -302,6 +304,8 @@ class ConsoleApp(App[int]):
         shown = NOTICE_SECONDS if timeout is None else timeout
         self._notices[key] = now + shown
         self.notices.append(key)
+        if len(self.notices) > 2 * MAX_NOTICES_KEPT:
+            del self.notices[:MAX_NOTICES_KEPT]
         super().notify(message, title=title, severity=severity, timeout=shown, markup=False)
 
     @on(ServerStarted)

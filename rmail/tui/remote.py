@@ -186,6 +186,8 @@ class RemoteRuntime:
             delay = self.retry
             reason = await self._serve(conn)
             self._lost(conn, reason)
+        if self._conn is not None:       # closed while a connection was being made
+            self._lost(self._conn, "the console closed the connection")
 
     def close(self) -> None:
         """Leave: close the connection (the server keeps running) and stop ``run``."""

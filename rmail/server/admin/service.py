@@ -22,6 +22,7 @@ from ..config import default_config_path
 from ..core.errors import NotFound, TemporaryFailure
 from ..core.mailauth.records import records_for, zone_text
 from ..core.model import Account, AliasRule, QueueEntry
+from ..core.queue import OutboundQueue
 from ..metrics import MetricsSummary
 from .firstrun import CertificateView, make_certificate
 from .views import ConnectionView, QueueView, ResolveView, ServerInfo, UserView
@@ -82,9 +83,10 @@ class AdminService:
         except NotFound:
             return None
 
-    def _outbound(self):  # noqa: ANN202 - the SMTP service's OutboundQueue, untyped here
+    def _outbound(self) -> OutboundQueue:
+        """The queue the SMTP service runs (it owns the delivery attempts)."""
         outbound = getattr(self.runtime.delivery, "outbound", None)
-        if outbound is None:
+        if not isinstance(outbound, OutboundQueue):
             raise TemporaryFailure("the outbound queue is not running (the SMTP service has not started)")
         return outbound
 
