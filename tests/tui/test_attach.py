@@ -343,3 +343,25 @@ def test_rmail_console_without_a_server_says_so_in_one_line(tmp_path: Path) -> N
     assert result.returncode == 1
     assert result.stderr.startswith(f"rmail: no rmail server is running on {tmp_path / 'data'}")
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_a_connection_is_closed_from_the_attached_console(tmp_path: Path) -> None:
+    async with headless(tmp_path) as h, attached(h) as (app, pilot):
+        smtp = await in_thread(smtplib.SMTP, "127.0.0.1", h.ports["smtp"], "client.example.org", 10)
+        try:
+            await wait_for(pilot, lambda: len(rows(app, "connections")) == 1)
+            [key] = rows(app, "connections")
+            app.pane("connections").focus_main()
+            await pilot.press("x")
+            await wait_for(pilot, lambda: not rows(app, "connections"))
+            assert (f"connection {key}: closing", "information") in app.notices
+
+            # The server closed it: the client's next command finds the connection gone.
+            def noop() -> int:
+                try:
+                    return smtp.noop()[0]
+                except (smtplib.SMTPServerDisconnected, ConnectionError):
+                    return 0
+            assert await in_thread(noop) in (0, 421)
+        finally:
+            smtp.close()
