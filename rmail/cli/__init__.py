@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 #: Sub-command modules, in help order.
-COMMANDS = ("serve", "admin", "dkim", "dnsrecords", "queue", "backup", "store", "mailmove", "selftest", "diagnose")
+COMMANDS = ("serve", "console", "admin", "dkim", "dnsrecords", "queue", "backup", "store", "mailmove", "selftest", "diagnose")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,12 +12,17 @@ Two kinds of numbers:
   registry, queue depth and the age of its oldest entry (one indexed read, made by ``render``
   before the text is built, so the collector itself never touches the store), free disk space
   against the reserve.
+
+``summary`` gives the same numbers as one ``MetricsSummary`` value (the console's Metrics pane,
+local or over the admin socket), read from the very registry ``/metrics`` renders.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -36,6 +41,37 @@ OUTCOMES = ("delivered", "deferred", "bounced")
 #: the long tail shows a struggling disk.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSummary:
+    """The numbers of ``GET /metrics`` at one moment, for the console."""
+
+    received: dict[str, int]            #: messages accepted, by protocol
+    delivered_local: int                #: local recipients' copies stored
+    queued_remote: int                  #: remote recipients queued
+    outbound: dict[str, int]            #: outbound attempts, by outcome
+    auth_failures: dict[str, int]       #: failed logins, by protocol
+    sessions: dict[str, int]            #: open connections, by protocol
+    queue_entries: int
+    queue_oldest_age: float             #: seconds (0 when the queue is empty)
+    commits: int                        #: durable store commits
+    commit_seconds: float               #: their total time
+    #: (upper bound in seconds, commits that took at most that long), the finite buckets.
+    commit_buckets: tuple[tuple[float, int], ...] = ()
+    storage_free: int | None = None     #: bytes free on the data dir's filesystem
+    storage_reserve: int = 0
+
+    def commit_quantile(self, q: float) -> float | None:
+        """The upper bound of the bucket holding the ``q`` quantile of commit times; None
+        without commits or beyond the last bucket."""
+        if not self.commits:
+            return None
+        rank = q * self.commits
+        for bound, count in self.commit_buckets:
+            if count >= rank:
+                return bound
+        return None
 
 
 class Metrics:
@@ -82,6 +118,43 @@ class Metrics:
         total, _, oldest = await self.runtime.backend.queue.age_summary(0)
         self.scrape.queue = (total, oldest)
         return generate_latest(self.registry)
+
+    async def summary(self) -> MetricsSummary:
+        """The same numbers as ``render``, as one value."""
+        total, _, oldest = await self.runtime.backend.queue.age_summary(0)
+        self.scrape.queue = (total, oldest)
+        by_metric: dict[str, dict[str, float]] = collections.defaultdict(dict)
+        buckets: list[tuple[float, int]] = []
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name == "rmail_store_commit_seconds_bucket":
+                    bound = float(sample.labels["le"])
+                    if math.isfinite(bound):
+                        buckets.append((bound, int(sample.value)))
+                    continue
+                label = next(iter(sample.labels.values()), "")
+                by_metric[sample.name][label] = sample.value
+
+        def labelled(name: str) -> dict[str, int]:
+            return {k: int(v) for k, v in sorted(by_metric[name].items())}
+
+        def single(name: str) -> float:
+            return by_metric[name].get("", 0.0)
+        space = self.runtime.store.space.state
+        return MetricsSummary(
+            received=labelled("rmail_messages_received_total"),
+            delivered_local=int(single("rmail_messages_delivered_local_total")),
+            queued_remote=int(single("rmail_messages_queued_remote_total")),
+            outbound=labelled("rmail_outbound_attempts_total"),
+            auth_failures=labelled("rmail_auth_failures_total"),
+            sessions=labelled("rmail_sessions_open"),
+            queue_entries=int(single("rmail_queue_entries")),
+            queue_oldest_age=single("rmail_queue_oldest_age_seconds"),
+            commits=int(single("rmail_store_commit_seconds_count")),
+            commit_seconds=single("rmail_store_commit_seconds_sum"),
+            commit_buckets=tuple(sorted(buckets)),
+            storage_free=space.free if space is not None else None,
+            storage_reserve=space.reserve if space is not None else 0)
 
 
 class ScrapeCollector(Collector):

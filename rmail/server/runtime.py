@@ -19,7 +19,7 @@ import ssl
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .config import Config, ConfigError, ensure_data_dir
 from .core.accounts import Accounts
@@ -40,10 +40,14 @@ from .metrics import Metrics
 from .reload import copy_certificate, live_config
 from .tls import certificate_fingerprint, server_context
 
+if TYPE_CHECKING:
+    from .admin import AdminServer
+
 log = logging.getLogger("rmail")
 
-#: Adapter modules, started in this order (SMTP first: it owns the outbound queue).
-SERVICES = ("rmail.server.smtp", "rmail.server.imap", "rmail.server.http")
+#: Adapter modules, started in this order (SMTP first: it owns the outbound queue; the admin
+#: socket last, so an attached console finds every other service up, and it goes first at stop).
+SERVICES = ("rmail.server.smtp", "rmail.server.imap", "rmail.server.http", "rmail.server.admin")
 #: Seconds between free-space measurements when no mail arrives (each is one statvfs).
 SPACE_POLL_SECONDS = 5.0
 
@@ -117,6 +121,9 @@ class ServerRuntime:
     started: float = 0.0
     tls_fingerprint: str | None = None   #: SHA-256 of the TLS certificate, once started with TLS
     stopping: bool = False               #: stop() was called: /healthz answers 503 from then on
+    admin: AdminServer | None = None     #: the admin socket consoles attach to, once listening
+    _log_forwarders: int = field(default=0, repr=False)
+    _log_handler: BusLogHandler | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         cfg = self.config
@@ -220,6 +227,27 @@ class ServerRuntime:
             log.warning("reload: changes to %s need a restart; not applied", ", ".join(restart))
         return ok
 
+    def forward_logs(self) -> Callable[[], None]:
+        """Copy log records to the bus (a console's Log pane) until the returned function is
+        called. One handler on the root logger however many consoles watch, so no line shows
+        twice; it catches every library too (aiosmtpd, aiohttp, asyncio)."""
+        if self._log_forwarders == 0:
+            self._log_handler = BusLogHandler(self.bus)
+            logging.getLogger().addHandler(self._log_handler)
+        self._log_forwarders += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self._log_forwarders -= 1
+            if self._log_forwarders == 0 and self._log_handler is not None:
+                logging.getLogger().removeHandler(self._log_handler)
+                self._log_handler = None
+        return release
+
     async def stop(self) -> None:
         """Close listeners, let in-flight work finish, close the store."""
         self.stopping = True
@@ -276,19 +304,27 @@ def is_loopback(host: str) -> bool:
         return False     # a host name: it may resolve to anything
 
 
+class AlreadyRunning(ConfigError):
+    """Another rmail server holds the data dir (the console offers to attach to it)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(f"data_dir: another rmail server is already running on {data_dir}")
+        self.data_dir = data_dir
+
+
 @contextlib.contextmanager
 def data_dir_lock(data_dir: Path) -> Iterator[None]:
     """One server per data dir: a second one would race the first one's recovery and queue.
 
     Raises:
-        ConfigError: another rmail server holds the lock.
+        AlreadyRunning: another rmail server holds the lock.
     """
     fd = os.open(data_dir / "rmail.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise ConfigError(f"data_dir: another rmail server is already running on {data_dir}") from None
+        raise AlreadyRunning(data_dir) from None
     try:
         yield
     finally:

@@ -1,13 +1,19 @@
-"""The console: one Textual app that runs the mail server in its own asyncio loop and shows it live.
+"""The console: one Textual app that shows a mail server live and administers it.
+
+Two ways to run: embedded, the app runs the server in its own asyncio loop (``python run.py``);
+attached, it talks to a server already running headless over the data dir's admin socket
+(``rmail console``, or ``python run.py`` when a server runs). Panes see a ``ConsoleRuntime``
+(source.py) either way and cannot tell the difference.
 
 Lifecycle: a worker starts the ``ServerRuntime`` (or adopts one already running, in tests),
-then waits; quitting (q, ctrl+c, the palette) asks it to stop and the app exits once the runtime
-has shut down gracefully. A start error (port in use, bad TLS files, a locked data dir) is shown
-in a dialog, never as a traceback.
+or attaches, then waits; quitting (q, ctrl+c, the palette) asks the embedded server to stop and
+the app exits once it has shut down gracefully; attached, quitting only closes the connection.
+A start error (port in use, bad TLS files, a bad config) is shown in a dialog, never as a
+traceback; when another server holds the data dir, the dialog offers to attach to it.
 
-Updates: one bus ``Feed`` is drained by a timer a few times a second. Events only mark panes
-dirty; the active pane reloads from the source of truth, rate-limited, so the cost of the UI
-does not grow with the event rate and the server never waits for it.
+Updates: one ``Feed`` of events is drained by a timer a few times a second. Events only mark
+panes dirty; the active pane reloads from the source of truth, rate-limited, so the cost of the
+UI does not grow with the event rate and the server never waits for it.
 """
 
 from __future__ import annotations
@@ -23,19 +29,27 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import TabbedContent, TabPane
 
-from rmail.server.config import Config, ConfigError, default_config_path
-from rmail.server.core.events import Event, Feed, LogRecord, MessageReceived
-from rmail.server.runtime import BusLogHandler, ServerRuntime
+from textual.notifications import SeverityLevel
+
+from rmail.server.admin import socket_path
+from rmail.server.config import Config, ConfigError
+from rmail.server.core.errors import RmailError
+from rmail.server.core.events import Event, LogRecord, MessageReceived
+from rmail.server.runtime import AlreadyRunning, ServerRuntime
 
 from .commands import ConsoleCommands
 from .messages import FirstRunDone, ServerFailed, ServerStarted
+from .remote import AttachError, RemoteRuntime, probe
+from .screens.attach import AttachScreen
 from .screens.error import ErrorScreen
 from .screens.wizard import WizardScreen
+from .source import ConsoleRuntime, LocalRuntime
 from .widgets.aliases import AliasesPane
 from .widgets.connections import ConnectionsPane
 from .widgets.header import ServerHeader
 from .widgets.keys import KeyBar
 from .widgets.log import LogPane
+from .widgets.metrics import MetricsPane
 from .widgets.pane import Pane
 from .widgets.queue import QueuePane
 from .widgets.users import UsersPane
@@ -50,10 +64,16 @@ TICK = 0.25
 #: Events buffered between drains before the feed drops the oldest and panes resynchronise.
 FEED_SIZE = 20000
 
-RuntimeSource = ServerRuntime | Callable[[], ServerRuntime]
+#: Seconds a notice stays up; the same notice again meanwhile is not shown twice.
+NOTICE_SECONDS = 5.0
+#: Notices remembered in ``ConsoleApp.notices`` (at least this many, at most twice).
+MAX_NOTICES_KEPT = 100
+
+RuntimeSource = ServerRuntime | Callable[[], ServerRuntime] | RemoteRuntime
 
 TABS = (("connections", "Connections", ConnectionsPane), ("queue", "Queue", QueuePane),
-        ("users", "Users", UsersPane), ("aliases", "Aliases", AliasesPane), ("log", "Log", LogPane))
+        ("users", "Users", UsersPane), ("aliases", "Aliases", AliasesPane), ("log", "Log", LogPane),
+        ("metrics", "Metrics", MetricsPane))
 
 
 def activity_record(event: Event, now: float) -> LogRecord | None:
@@ -83,6 +103,11 @@ def received_records(received: list[MessageReceived], now: float) -> list[LogRec
 
 def describe_start_error(exc: BaseException) -> tuple[str, str]:
     """A start failure as (message, hint) for the error dialog."""
+    if isinstance(exc, AlreadyRunning):
+        return str(exc), "Attach to it: the console shows that server, which keeps running when you leave."
+    if isinstance(exc, AttachError):
+        return str(exc), ("Start the server (rmail serve, or systemctl start rmail), or run rmail without a "
+                          "command for a console with the server inside.")
     if isinstance(exc, ConfigError):
         return f"config: {exc}", "Fix rmail.toml (or the environment) and start rmail again."
     if isinstance(exc, OSError):
@@ -95,7 +120,8 @@ def describe_start_error(exc: BaseException) -> tuple[str, str]:
 
 class ConsoleApp(App[int]):
     """``ConsoleApp(runtime_factory)`` owns the runtime it builds; ``ConsoleApp(runtime)`` with a
-    runtime that is already started only shows it (tests), and leaves stopping it to the caller."""
+    runtime that is already started only shows it (tests), and leaves stopping it to the caller;
+    ``ConsoleApp(RemoteRuntime(socket))`` attaches to a server in another process."""
 
     TITLE = "rmail"
     CSS_PATH = STYLESHEET if STYLESHEET.is_file() else None
@@ -113,8 +139,13 @@ class ConsoleApp(App[int]):
         # The tab underline glides at 60 frames/s for 0.3 s after each switch: CPU the server
         # under load needs more than the console needs the effect.
         self.animation_level = "none"
-        if isinstance(runtime, ServerRuntime):
-            self._factory: Callable[[], ServerRuntime] = lambda: runtime
+        self.remote: RemoteRuntime | None = None
+        self._factory: Callable[[], ServerRuntime] | None = None
+        if isinstance(runtime, RemoteRuntime):
+            self.remote = runtime
+            self.owned = False
+        elif isinstance(runtime, ServerRuntime):
+            self._factory = lambda: runtime
             self.owned = not runtime.started
         else:
             self._factory = runtime
@@ -124,14 +155,20 @@ class ConsoleApp(App[int]):
         self.config_path = config_path
         self.first_run = first_run
         self.tick_interval = tick
-        self.runtime: ServerRuntime | None = None
+        #: What the panes show: the embedded server or the one attached to (None: neither yet).
+        self.runtime: ConsoleRuntime | None = None
+        #: The embedded server (None when attached).
+        self.server: ServerRuntime | None = None
         self.failure: str | None = None
-        self._feed: Feed | None = None
         self._stop = asyncio.Event()
         self._stopping = False
-        self._log_handler: BusLogHandler | None = None
+        self._release_logs: Callable[[], None] | None = None
         self._saved_level = logging.NOTSET
         self._last_header = 0.0
+        self._generation = 0             # the attached connection the app last saw
+        self._notices: dict[tuple[str, str], float] = {}
+        #: Every notice shown, oldest first (tests check there is one per action).
+        self.notices: list[tuple[str, str]] = []
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -159,7 +196,7 @@ class ConsoleApp(App[int]):
         return pane.selected if isinstance(pane, Pane) else None
 
     def on_mount(self) -> None:
-        self.header.show_state("", "starting the server…")
+        self.header.show_state("", "attaching…" if self.remote is not None else "starting the server…")
         if self.notice:
             self.notify(self.notice, timeout=10)
         self.serve()
@@ -174,17 +211,24 @@ class ConsoleApp(App[int]):
 
     @work(group="server", exit_on_error=False)
     async def serve(self) -> None:
+        if self.remote is not None:
+            await self._run_attached(self.remote)
+            return
+        assert self._factory is not None
         try:
             runtime = self._factory()
-            self._attach_log(runtime)
+            self._forward_logs(runtime)
             if self.owned:
                 await runtime.start()
         except Exception as exc:  # noqa: BLE001 - any start failure is shown, never raised over the screen
-            log.error("server failed to start: %s", exc, exc_info=not isinstance(exc, (ConfigError, OSError)))
-            self.post_message(ServerFailed(*describe_start_error(exc)))
+            if not isinstance(exc, AlreadyRunning):
+                log.error("server failed to start: %s", exc, exc_info=not isinstance(exc, (ConfigError, OSError)))
+            self._stop_forwarding_logs()
+            running = exc.data_dir if isinstance(exc, AlreadyRunning) else None
+            self.post_message(ServerFailed(*describe_start_error(exc), running_on=running))
             return
-        self._feed = runtime.bus.feed(maxlen=FEED_SIZE)
-        self.runtime = runtime
+        local = LocalRuntime(runtime, feed_size=FEED_SIZE)
+        self.server, self.runtime = runtime, local
         self.post_message(ServerStarted())
         if not self.owned:
             return
@@ -192,32 +236,77 @@ class ConsoleApp(App[int]):
             await self._stop.wait()
         finally:
             # Panes stop reading before the store closes.
-            self.runtime = None
-            runtime.bus.unsubscribe(self._feed)
+            self.runtime = self.server = None
+            local.close()
             await runtime.stop()
-            self._detach_log()
+            self._stop_forwarding_logs()
 
-    def _attach_log(self, runtime: ServerRuntime) -> None:
-        # The root logger catches every library too (aiosmtpd, aiohttp, asyncio); while the
-        # console runs, nothing may print to the terminal Textual is drawing on.
-        self._log_handler = BusLogHandler(runtime.bus)
-        logging.getLogger().addHandler(self._log_handler)
+    async def _run_attached(self, remote: RemoteRuntime) -> None:
+        """Connect to the server at ``remote``; then keep the connection (reconnecting) until
+        the app leaves. The server keeps running either way."""
+        try:
+            await remote.connect()
+        except AttachError as exc:
+            self.post_message(ServerFailed(*describe_start_error(exc)))
+            return
+        self._generation = remote.generation
+        self.runtime = remote
+        info = remote.info()
+        self.notify(f"attached to the rmail server on {info.data_dir} (pid {info.pid}); "
+                    "q leaves it running", timeout=10)
+        self.post_message(ServerStarted())
+        try:
+            await remote.run()
+        finally:
+            self.runtime = None
+
+    def attach(self, data_dir: Path) -> None:
+        """Switch to the server running on ``data_dir`` (after "already running")."""
+        self.remote = RemoteRuntime(socket_path(data_dir), feed_size=FEED_SIZE)
+        self.owned = False
+        self.failure = None
+        self.header.show_state("", "attaching…")
+        self.serve()
+
+    def _forward_logs(self, runtime: ServerRuntime) -> None:
+        # Everything logged reaches the Log pane (runtime.forward_logs); while the console
+        # runs, nothing may print to the terminal Textual is drawing on.
+        self._release_logs = runtime.forward_logs()
         rmail_logger = logging.getLogger("rmail")
         self._saved_level = rmail_logger.level
         if rmail_logger.getEffectiveLevel() > logging.INFO:
             rmail_logger.setLevel(logging.INFO)
 
-    def _detach_log(self) -> None:
-        if self._log_handler is not None:
-            logging.getLogger().removeHandler(self._log_handler)
+    def _stop_forwarding_logs(self) -> None:
+        if self._release_logs is not None:
+            self._release_logs()
             logging.getLogger("rmail").setLevel(self._saved_level)
-            self._log_handler = None
+            self._release_logs = None
 
     def on_unmount(self) -> None:
         self._stop.set()
-        if not self.owned and self.runtime is not None and self._feed is not None:
-            self.runtime.bus.unsubscribe(self._feed)
-        self._detach_log()
+        if self.remote is not None:
+            self.remote.close()
+        elif not self.owned and isinstance(self.runtime, LocalRuntime):
+            self.runtime.close()
+        self._stop_forwarding_logs()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """One notice per thing that happened: the same text again while it is still shown
+        (a key pressed twice, a reload failing every second) is dropped. Never markup: notices
+        carry addresses and patterns as typed (``[bold]x[/bold]`` is a valid alias pattern)."""
+        now = time.monotonic()
+        key = (message, severity)
+        if self._notices.get(key, 0.0) > now:
+            return
+        self._notices = {k: until for k, until in self._notices.items() if until > now}
+        shown = NOTICE_SECONDS if timeout is None else timeout
+        self._notices[key] = now + shown
+        self.notices.append(key)
+        if len(self.notices) > 2 * MAX_NOTICES_KEPT:
+            del self.notices[:MAX_NOTICES_KEPT]
+        super().notify(message, title=title, severity=severity, timeout=shown, markup=False)
 
     @on(ServerStarted)
     def _started(self) -> None:
@@ -232,13 +321,23 @@ class ConsoleApp(App[int]):
     @on(ServerFailed)
     def _failed(self, message: ServerFailed) -> None:
         self.failure = message.error
-        hostname = "?"
-        self.header.show_state(hostname, f"not running: {message.error}")
+        self.header.show_state("?", f"not running: {message.error}")
+        if message.running_on is not None:
+            data_dir = message.running_on
+
+            def chosen(choice: str | None) -> None:
+                if choice == "attach":
+                    self.attach(data_dir)
+                elif choice == "quit":
+                    self.exit(1, return_code=1)
+            self.push_screen(AttachScreen(data_dir), chosen)
+            return
 
         def answered(quit_now: bool | None) -> None:
             if quit_now:
                 self.exit(1, return_code=1)
-        self.push_screen(ErrorScreen("The server could not start", message.error, message.hint), answered)
+        title = "Cannot attach to the server" if self.remote is not None else "The server could not start"
+        self.push_screen(ErrorScreen(title, message.error, message.hint), answered)
 
     async def action_quit(self) -> None:
         self.shutdown()
@@ -249,17 +348,20 @@ class ConsoleApp(App[int]):
         if self._stopping:
             return
         self._stopping = True
-        if self.runtime is not None and self.owned:
-            self.header.show_state(self.runtime.config.hostname, "stopping: finishing in-flight work…")
+        if self.server is not None and self.owned:
+            self.header.show_state(self.server.config.hostname, "stopping: finishing in-flight work…")
         self._stop.set()
+        if self.remote is not None:
+            self.remote.close()
         for worker in self.workers:
             if worker.group == "server":
                 await worker.wait()
         code = 1 if self.failure else 0
         self.exit(code, return_code=code)
 
-    async def wait_until_running(self, timeout: float = 10.0) -> ServerRuntime:
-        """For tests and benchmarks: the runtime once it serves."""
+    async def wait_until_ready(self, timeout: float = 10.0) -> ConsoleRuntime:
+        """For tests and benchmarks: what the panes show, once the server serves or the
+        console has attached."""
         async with asyncio.timeout(timeout):
             while self.runtime is None:
                 if self.failure:
@@ -267,24 +369,33 @@ class ConsoleApp(App[int]):
                 await asyncio.sleep(0.01)
         return self.runtime
 
+    async def wait_until_running(self, timeout: float = 10.0) -> ServerRuntime:
+        """For tests and benchmarks: the embedded server once it serves."""
+        await self.wait_until_ready(timeout)
+        if self.server is None:
+            raise RuntimeError("the console is attached to a server in another process")
+        return self.server
+
     # -- first run -----------------------------------------------------------------------------
 
     @work(group="wizard", exclusive=True, exit_on_error=False)
     async def offer_wizard(self) -> None:
         runtime = self.runtime
-        if runtime is not None and not await runtime.accounts.list_users():
-            self.action_wizard()
+        try:
+            if runtime is not None and not await runtime.has_users():
+                self.action_wizard()
+        except RmailError as exc:
+            self.notify(str(exc), severity="error")
 
     def action_wizard(self) -> None:
-        if self.runtime is None:
+        if self.runtime is None or not self.runtime.connected:
             self.notify("the server is not running", severity="warning")
             return
-        config_path = self.config_path or self.runtime.config.source or default_config_path()
 
         def finished(address: str | None) -> None:
             if address:
                 self.post_message(FirstRunDone(address))
-        self.push_screen(WizardScreen(self.runtime, config_path), finished)
+        self.push_screen(WizardScreen(self.runtime, self.config_path), finished)
 
     @on(FirstRunDone)
     def _first_user(self, message: FirstRunDone) -> None:
@@ -297,9 +408,11 @@ class ConsoleApp(App[int]):
 
     def pump(self) -> None:
         """Drain the feed: LogRecords go to the Log pane, the rest mark panes dirty."""
-        runtime, feed = self.runtime, self._feed
-        if runtime is None or feed is None:
+        runtime = self.runtime
+        if runtime is None:
             return
+        self._watch_connection(runtime)
+        feed = runtime.feed
         overflowed = feed.overflowed
         events = feed.drain()
         panes = self.table_panes
@@ -328,12 +441,41 @@ class ConsoleApp(App[int]):
         if time.monotonic() - self._last_header >= 1.0:
             self.refresh_header()
 
+    def _watch_connection(self, runtime: ConsoleRuntime) -> None:
+        """Attached: say once when the connection drops, and once when it is back."""
+        remote = self.remote
+        if remote is None or runtime is not remote:
+            return
+        if not remote.connected and self._generation == remote.generation:
+            self._generation = -remote.generation            # told: until the next connection
+            self.notify(f"lost the server: {remote.lost_because}; reconnecting…", severity="warning", timeout=10)
+            self.refresh_header()
+        elif remote.connected and abs(self._generation) != remote.generation:
+            self._generation = remote.generation
+            self.notify("attached to the server again")
+            self.refresh_header()
+
     def refresh_header(self) -> None:
         """Redraw uptime, counters and listeners now (the pump does it once a second)."""
         self._last_header = time.monotonic()
-        if self.runtime is not None:
-            self.header.show(self.runtime.snapshot(), self.clock(),
-                             state="stopping" if self._stopping else "running")
+        runtime = self.runtime
+        if runtime is None:
+            return
+        snap = runtime.snapshot()
+        if not runtime.connected:
+            hostname = snap.hostname if snap is not None else "?"
+            self.header.show_state(hostname, f"not connected: {runtime.problem}; retrying…")
+            return
+        if snap is None:
+            self.header.show_state(runtime.info().hostname, "attached; waiting for the server's status…")
+            return
+        attached = None
+        if runtime.attached:
+            info = runtime.info()
+            attached = f"attached to pid {info.pid}"
+        self.header.show(snap, self.clock(), state="stopping" if self._stopping else "running", attached=attached)
+        # The numbers move on their own (queue age, sessions): the Metrics pane reloads when shown.
+        self.panes["metrics"].mark_dirty()  # type: ignore[union-attr]
 
     def active_pane_tick(self) -> None:
         # Hidden panes stay dirty and reload when shown: no store queries for what nobody sees.
@@ -368,8 +510,17 @@ class ConsoleApp(App[int]):
         await self.pane(tab).run_action(action)
 
 
-def run_app(config: Config, notice: str | None = None) -> int:
-    """``python run.py``: run the console with a server built from ``config``; the exit status."""
-    app = ConsoleApp(lambda: ServerRuntime(config), notice=notice)
+def run_app(config: Config, notice: str | None = None, *, attach: bool | None = None) -> int:
+    """``python run.py`` and ``rmail console``: run the console and return the exit status.
+
+    ``attach`` True attaches to the server running on the config's data dir; False embeds a
+    server built from ``config``; None (``python run.py``) attaches when a server answers on the
+    data dir's admin socket, and embeds one otherwise.
+    """
+    path = socket_path(config.data_dir)
+    if attach is None:
+        attach = probe(path)
+    app = (ConsoleApp(RemoteRuntime(path, feed_size=FEED_SIZE)) if attach
+           else ConsoleApp(lambda: ServerRuntime(config), notice=notice))
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)

@@ -28,7 +28,7 @@ def _pane(tab: str, action: str) -> str:
 def console_commands(app: ConsoleApp) -> Iterator[ConsoleCommand]:
     """The actions available now; those acting on a selection name it, or are left out."""
     for tab, title in (("connections", "Connections"), ("queue", "Queue"), ("users", "Users"),
-                       ("aliases", "Aliases"), ("log", "Log")):
+                       ("aliases", "Aliases"), ("log", "Log"), ("metrics", "Metrics")):
         yield ConsoleCommand(f"Show {title}", f"Switch to the {title} pane", f"show_tab({tab!r})")
     conn, entry, user, rule = (app.selection(t) for t in ("connections", "queue", "users", "aliases"))
     if conn:
@@ -69,7 +69,10 @@ def console_commands(app: ConsoleApp) -> Iterator[ConsoleCommand]:
                          _pane("log", "cycle_protocol"))
     yield ConsoleCommand("Log: clear", "Forget the lines shown so far", _pane("log", "clear"))
     yield ConsoleCommand("First-run wizard", "Create an admin user and a TLS certificate", "wizard")
-    yield ConsoleCommand("Quit", "Stop the server gracefully and leave", "quit")
+    if app.remote is not None:
+        yield ConsoleCommand("Quit", "Leave the console; the server keeps running", "quit")
+    else:
+        yield ConsoleCommand("Quit", "Stop the server gracefully and leave", "quit")
 
 
 def highlight(matcher: Matcher, title: str) -> Content:

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, RowKey
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
 Row = Sequence[Text]
 
@@ -33,13 +33,22 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
+def _wider(table: DataTable, column: ColumnKey, value: object) -> bool:
+    """Whether ``value`` needs more room than its column has. Asked per changed cell, so a
+    cell that still fits costs no re-measuring (Textual's ``update_width`` re-measures the
+    whole column whenever a value gets shorter)."""
+    width = value.cell_len if isinstance(value, Text) else len(str(value))
+    return width > table.columns[column].content_width
+
+
 def sync_table(table: DataTable, rows: Mapping[str, Row], *, ordered: bool = False) -> None:
     """Make ``table`` show ``rows`` (key → cells, in display order).
 
     Rows that went away are removed, new keys appended, changed cells updated in place. With
     ``ordered`` the display order must equal the order of ``rows`` (alias rules are evaluated
     in that order), so when appending cannot produce it the table is rebuilt.
-    The cursor stays on the same key while that row exists.
+    The cursor stays on the same key while that row exists. A column widens when a value
+    grows past it (a byte count, a longer state), and never narrows while the table lives.
     """
     keep = selected_key(table)
     current = [k.value for k in table.rows]
@@ -62,6 +71,6 @@ def sync_table(table: DataTable, rows: Mapping[str, Row], *, ordered: bool = Fal
             continue                     # the pane reused the row's cells: nothing changed
         for column, before, after in zip(columns, old, cells):
             if before is not after and not _same(before, after):
-                table.update_cell(key, column, after)
+                table.update_cell(key, column, after, update_width=_wider(table, column, after))
     if keep is not None and keep in rows:
         table.move_cursor(row=table.get_row_index(RowKey(keep)), animate=False)

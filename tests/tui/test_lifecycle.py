@@ -3,14 +3,16 @@ error is shown in a dialog."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rmail.server.runtime import ServerRuntime
 from rmail.tui.app import ConsoleApp
+from rmail.tui.screens.attach import AttachScreen
 from rmail.tui.screens.error import ErrorScreen
 
 from ..helpers.server import make_config
-from .conftest import has_service, wait_for
+from .conftest import has_service, rows, wait_for
 
 
 async def test_starts_shows_listeners_and_stops_on_q(tmp_path: Path) -> None:
@@ -49,17 +51,40 @@ async def test_ctrl_c_quits_gracefully(tmp_path: Path) -> None:
     assert app.return_code == 0
 
 
-async def test_data_dir_in_use_is_shown_not_raised(tmp_path: Path) -> None:
+async def test_data_dir_in_use_offers_to_attach(tmp_path: Path) -> None:
+    """Another server holds the data dir: the dialog offers to attach (the focused default);
+    Quit leaves with status 1."""
     async with ServerRuntime(make_config(tmp_path / "data"), auth_delay=0, services=()):
         app = ConsoleApp(lambda: ServerRuntime(make_config(tmp_path / "data"), auth_delay=0),
                          first_run=False, tick=0.05)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen) and app.screen.query("#quit"))
+            await wait_for(pilot, lambda: isinstance(app.screen, AttachScreen) and app.screen.query("#attach"))
             assert "another rmail server is already running" in str(app.failure)
             assert "not running" in str(app.header.render())
+            assert app.screen.focused is app.screen.query_one("#attach")
             await pilot.click("#quit")
             await wait_for(pilot, lambda: not app.is_running)
         assert app.return_code == 1
+
+
+async def test_enter_in_the_dialog_attaches_to_the_running_server(tmp_path: Path) -> None:
+    async with ServerRuntime(make_config(tmp_path / "data"), auth_delay=0, services=("rmail.server.admin",)) as rt:
+        await rt.accounts.add_user("alice@example.com", "pw")
+        app = ConsoleApp(lambda: ServerRuntime(make_config(tmp_path / "data"), auth_delay=0),
+                         first_run=False, tick=0.05)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, AttachScreen) and app.screen.query("#attach"))
+            await pilot.press("enter")
+            runtime = await app.wait_until_ready()
+            assert runtime.attached and app.server is None
+            await pilot.press("3")
+            await wait_for(pilot, lambda: "alice@example.com" in rows(app, "users"))
+            await wait_for(pilot, lambda: f"attached to pid {os.getpid()}" in str(app.header.render()))
+            await pilot.press("q")
+            await wait_for(pilot, lambda: not app.is_running)
+        assert app.return_code == 0
+        # Leaving the console left the server serving.
+        assert not rt.stopping and await rt.accounts.find_user("alice@example.com") is not None
 
 
 async def test_bad_tls_files_are_shown(tmp_path: Path) -> None:

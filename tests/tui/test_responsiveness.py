@@ -45,11 +45,31 @@ async def test_updating_one_cell_renders_only_that_cell() -> None:
         await pilot.pause()
         assert table.cells_rendered > 0
         before = table.cells_rendered
-        rows = {**rows, "3": (rows["3"][0], Text("peer-3 changed"), rows["3"][2])}
+        rows = {**rows, "3": (rows["3"][0], Text("peer-3x"), rows["3"][2])}     # as wide as peer-99
         sync_table(table, rows)
         await pilot.pause()
         assert table.cells_rendered - before == 1
-        assert "peer-3 changed" in str(table.get_row("3")[1])
+        assert "peer-3x" in str(table.get_row("3")[1])
+
+
+async def test_a_column_widens_when_a_value_outgrows_it() -> None:
+    app = TableApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        table = app.query_one(ConsoleTable)
+        rows = table_rows(5)
+        sync_table(table, rows)
+        await pilot.pause()
+        peer = list(table.columns.values())[1]
+        assert peer.content_width == len("peer-4")
+        rows = {**rows, "3": (rows["3"][0], Text("peer-3 now much longer"), rows["3"][2])}
+        sync_table(table, rows)
+        await pilot.pause()
+        assert peer.content_width == len("peer-3 now much longer")
+        assert "peer-3 now much longer" in "\n".join(strip.text for strip in table.render_lines(table.region))
+        # A value getting shorter again leaves the column as wide: no jumping columns.
+        sync_table(table, table_rows(5))
+        await pilot.pause()
+        assert peer.content_width == len("peer-3 now much longer")
 
 
 async def test_focus_round_trip_reuses_rendered_cells() -> None:
@@ -120,7 +140,7 @@ async def test_log_pane_shown_again_appends_what_came_meanwhile(console: Console
     app, pilot = console
     log_pane = app.pane("log")
     await pilot.press("5")
-    runtime = app.runtime
+    runtime = app.server
     assert runtime is not None
     runtime.bus.publish(LogRecord("INFO", "rmail.smtp", "first line", time.time()))
     await wait_for(pilot, lambda: any("first line" in r.message for r in log_pane.records))  # type: ignore[union-attr]

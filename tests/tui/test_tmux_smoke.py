@@ -100,3 +100,25 @@ async def test_run_py_in_tmux(tmp_path: Path, tmux: Tmux) -> None:
     tmux.run("send-keys", "-t", "console", "q")
     tmux.wait(lambda _: status.exists() and status.read_text().strip() != "", timeout=30)
     assert status.read_text().strip() == "0"
+
+
+async def test_run_py_attaches_when_a_server_runs(tmp_path: Path, tmux: Tmux) -> None:
+    """`python run.py` on the data dir of a running `run.py serve` attaches instead of failing;
+    q leaves that server running."""
+    from rmail.tui.remote import probe
+
+    from .test_attach import headless
+    async with headless(tmp_path) as h:
+        status = tmp_path / "status"
+        env = f"env XDG_CONFIG_HOME={shlex.quote(str(tmp_path / 'xdg'))} TERM=xterm-256color"
+        command = (f"cd {shlex.quote(str(ROOT))} && {env} {shlex.quote(sys.executable)} run.py "
+                   f"--config {shlex.quote(str(h.config))}; echo $? > {shlex.quote(str(status))}; sleep 30")
+        tmux.run("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", command)
+        screen = tmux.wait(lambda s: f"attached to pid {h.proc.pid}" in s)
+        assert "mail.example.com" in screen and "running" in screen
+        tmux.run("send-keys", "-t", "console", "3")
+        tmux.wait(lambda s: "alice@example.com" in s and "bob@example.com" in s)
+        tmux.run("send-keys", "-t", "console", "q")
+        tmux.wait(lambda _: status.exists() and status.read_text().strip() != "", timeout=30)
+        assert status.read_text().strip() == "0"
+        assert h.proc.poll() is None and probe(h.socket)

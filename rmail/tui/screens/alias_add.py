@@ -10,14 +10,14 @@ from textual.widgets import Static
 from .form import FormScreen, field
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import ServerRuntime
+    from ..source import ConsoleRuntime
 
 
 class AddAliasScreen(FormScreen):
     TITLE = "Add an alias rule"
     SUBMIT = "Add"
 
-    def __init__(self, runtime: ServerRuntime, domain: str = "") -> None:
+    def __init__(self, runtime: ConsoleRuntime, domain: str = "") -> None:
         super().__init__(runtime)
         self.domain = domain
 
@@ -32,5 +32,5 @@ class AddAliasScreen(FormScreen):
 
     async def submit(self) -> str:
         domain = self.value("domain").strip()
-        rule = await self.runtime.aliases.add(domain, self.value("pattern"), self.value("target").strip())
+        rule = await self.runtime.add_alias(domain, self.value("pattern"), self.value("target").strip())
         return f"alias #{rule.position} {rule.pattern!r} → {rule.target}@{rule.domain} added"

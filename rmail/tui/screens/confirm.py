@@ -1,4 +1,6 @@
-"""Yes/no confirmation for destructive actions; No is focused so Enter is safe."""
+"""Yes/no confirmation for destructive actions. The safe answer is the default: its button has
+the focus, so Enter (and escape, and n) keep things as they are; only y or a click on the
+destructive button goes ahead."""
 
 from __future__ import annotations
 
@@ -11,13 +13,17 @@ from textual.widgets import Button, Label, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    """Dismissed with True only when the user chose ``yes`` (the destructive action)."""
+
     BINDINGS = [Binding("escape", "answer(False)", "No"), Binding("y", "answer(True)", "Yes"),
                 Binding("n", "answer(False)", "No")]
 
-    def __init__(self, question: str, detail: str = "") -> None:
+    def __init__(self, question: str, detail: str = "", *, yes: str = "Yes", no: str = "No") -> None:
         super().__init__(classes="confirm")
         self.question = question
         self.detail = detail
+        self.yes_label = yes
+        self.no_label = no
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -26,8 +32,8 @@ class ConfirmScreen(ModalScreen[bool]):
             if self.detail:
                 yield Static(self.detail, markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Yes", variant="error", id="yes", compact=True)
-                yield Button("No", id="no", compact=True)
+                yield Button(self.yes_label, variant="error", id="yes", compact=True)
+                yield Button(self.no_label, variant="primary", id="no", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

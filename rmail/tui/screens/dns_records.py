@@ -13,16 +13,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from rmail.server.core.errors import RmailError
-from rmail.server.core.mailauth.records import records_for, zone_text
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import ServerRuntime
+    from ..source import ConsoleRuntime
 
 
 class DnsRecordsScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q", "close", "Close")]
 
-    def __init__(self, runtime: ServerRuntime, domain: str) -> None:
+    def __init__(self, runtime: ConsoleRuntime, domain: str) -> None:
         super().__init__(classes="viewer")
         self.runtime = runtime
         self.domain = domain
@@ -42,11 +41,11 @@ class DnsRecordsScreen(ModalScreen[None]):
     async def load(self) -> None:
         target = self.query_one("#records", Static)
         try:
-            records = await records_for(self.runtime.config, self.runtime.dkim, self.domain)
-        except (RmailError, OSError) as exc:
+            text = await self.runtime.dns_records(self.domain)
+        except RmailError as exc:
             target.update(Text(f"cannot list the records: {exc}"))
             return
-        target.update(Text(zone_text(self.domain, records, hostname=self.runtime.config.hostname)))
+        target.update(Text(text))
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:

@@ -15,7 +15,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 from rmail.server.core.errors import RmailError
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import ServerRuntime
+    from ..source import ConsoleRuntime
 
 
 class FormScreen(ModalScreen[str | None]):
@@ -29,7 +29,7 @@ class FormScreen(ModalScreen[str | None]):
     SUBMIT: ClassVar[str] = "OK"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, runtime: ServerRuntime) -> None:
+    def __init__(self, runtime: ConsoleRuntime) -> None:
         super().__init__(classes="form")
         self.runtime = runtime
         self._busy = False

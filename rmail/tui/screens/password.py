@@ -11,13 +11,13 @@ from rmail.server.core.errors import InvalidInput
 from .form import FormScreen, field
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import ServerRuntime
+    from ..source import ConsoleRuntime
 
 
 class ChangePasswordScreen(FormScreen):
     SUBMIT = "Change"
 
-    def __init__(self, runtime: ServerRuntime, address: str) -> None:
+    def __init__(self, runtime: ConsoleRuntime, address: str) -> None:
         super().__init__(runtime)
         self.address = address
 
@@ -32,5 +32,5 @@ class ChangePasswordScreen(FormScreen):
         password = self.value("password")
         if password != self.value("password2"):
             raise InvalidInput("the two passwords differ")
-        await self.runtime.accounts.set_password(self.address, password)
+        await self.runtime.set_password(self.address, password)
         return f"password of {self.address} changed"

@@ -17,18 +17,15 @@ from rmail.server.core.errors import RmailError
 from ..format import date_time, size
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import ServerRuntime
+    from rmail.server.admin.views import QueueView
 
-    from rmail.server.core.model import QueueEntry
-
-#: Bytes of the message shown; the header of any real message fits.
-PREVIEW_BYTES = 8192
+    from ..source import ConsoleRuntime
 
 
 class QueueEntryScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q", "close", "Close")]
 
-    def __init__(self, runtime: ServerRuntime, entry: QueueEntry) -> None:
+    def __init__(self, runtime: ConsoleRuntime, entry: QueueView) -> None:
         super().__init__(classes="viewer")
         self.runtime = runtime
         self.entry = entry
@@ -37,8 +34,8 @@ class QueueEntryScreen(ModalScreen[None]):
         e = self.entry
         summary = Text()
         for name, value in (("From", e.sender or "<>"), ("To", e.recipient), ("Size", size(e.size)),
-                            ("Queued", date_time(e.created.timestamp())), ("Attempts", str(e.attempts)),
-                            ("Next try", date_time(e.next_attempt.timestamp())), ("Last error", e.last_error or "-")):
+                            ("Queued", date_time(e.created)), ("Attempts", str(e.attempts)),
+                            ("Next try", date_time(e.next_attempt)), ("Last error", e.last_error or "-")):
             summary.append(f"{name:>10}: ", style="bold")
             summary.append(value + "\n")
         with Vertical(classes="dialog"):
@@ -55,12 +52,11 @@ class QueueEntryScreen(ModalScreen[None]):
     @work(exit_on_error=False)
     async def load_header(self) -> None:
         try:
-            data = await self.runtime.store.read_message(self.entry.blob_id)
-        except (RmailError, OSError) as exc:
+            head = await self.runtime.queue_message_head(self.entry.id)
+        except RmailError as exc:
             self.query_one("#header", Static).update(f"cannot read the message: {exc}")
             return
-        head = data[:PREVIEW_BYTES].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-        self.query_one("#header", Static).update(Text(head.decode("utf-8", "replace").replace("\r", "")))
+        self.query_one("#header", Static).update(Text(head))
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:

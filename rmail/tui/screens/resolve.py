@@ -14,13 +14,13 @@ from textual.widgets import Button, Input, Label, Static
 from rmail.server.core.errors import RmailError
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import ServerRuntime
+    from ..source import ConsoleRuntime
 
 
 class ResolveScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape", "close", "Close")]
 
-    def __init__(self, runtime: ServerRuntime, address: str = "") -> None:
+    def __init__(self, runtime: ConsoleRuntime, address: str = "") -> None:
         super().__init__(classes="form")
         self.runtime = runtime
         self.address = address
@@ -52,13 +52,13 @@ class ResolveScreen(ModalScreen[None]):
             result.update("")
             return
         try:
-            resolution = await self.runtime.aliases.resolve(address)
+            resolution = await self.runtime.resolve(address)
         except RmailError as exc:
             result.update(str(exc))
             result.set_class(True, "-failed")
             return
-        result.set_class(resolution.account is None, "-failed")
-        result.update(resolution.describe())
+        result.set_class(not resolution.delivered, "-failed")
+        result.update(resolution.text)
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:

@@ -26,5 +26,5 @@ class AddUserScreen(FormScreen):
         address, password = self.value("address").strip(), self.value("password")
         if password != self.value("password2"):
             raise InvalidInput("the two passwords differ")
-        account = await self.runtime.accounts.add_user(address, password, admin=self.checked("admin"))
+        account = await self.runtime.add_user(address, password, admin=self.checked("admin"))
         return f"added user {account.address}" + (" (admin)" if account.admin else "")

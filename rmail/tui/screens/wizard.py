@@ -1,12 +1,11 @@
 """First run (no users yet): create the first domain and admin user, optionally a self-signed
-TLS certificate, then show how to connect."""
+TLS certificate, then show how to connect. The certificate is made by the server (it goes to
+the server's data dir, also when the console is attached: AdminService.make_certificate)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from rich.text import Text
 from textual import on
@@ -14,40 +13,18 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Label, Static
 
-from rmail.server.core.errors import InvalidInput
-from rmail.server.tls import generate_self_signed
+from rmail.server.core.errors import InvalidInput, RmailError
 
 from ..format import TLS_MODES
 from .form import FormScreen, field
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import Listener, ServerRuntime
+    from rmail.server.runtime import Listener
 
-CERT_NAME = "cert.pem"
-KEY_NAME = "key.pem"
-
-
-def toml_string(value: str) -> str:
-    """A TOML basic string (JSON's escaping is valid TOML for any path)."""
-    return json.dumps(value, ensure_ascii=False)
+    from ..source import ConsoleRuntime
 
 
-def tls_lines(cert: Path, key: Path) -> str:
-    return f"[tls]\ncert = {toml_string(str(cert))}\nkey = {toml_string(str(key))}\n"
-
-
-def write_new_config(path: Path, text: str) -> bool:
-    """Create ``path`` with ``text`` unless it exists already (never overwrite a user's file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with path.open("x", encoding="utf-8") as fh:
-            fh.write("# Written by the rmail first-run wizard.\n" + text)
-    except FileExistsError:
-        return False
-    return True
-
-
-def connect_help(listeners: list[Listener], address: str) -> Text:
+def connect_help(listeners: Sequence[Listener], address: str) -> Text:
     text = Text()
     text.append("Connect\n", "bold")
     if not listeners:
@@ -66,7 +43,7 @@ class WizardScreen(FormScreen):
     TITLE = "Welcome to rmail: create the first user"
     SUBMIT = "Create"
 
-    def __init__(self, runtime: ServerRuntime, config_path: Path) -> None:
+    def __init__(self, runtime: ConsoleRuntime, config_path: Path | None = None) -> None:
         super().__init__(runtime)
         self.config_path = config_path
         self.address = ""
@@ -80,7 +57,7 @@ class WizardScreen(FormScreen):
     def extras(self) -> ComposeResult:
         yield Static("The domain of this address becomes the first local domain; this user may"
                      " manage aliases.", classes="hint")
-        if not self.runtime.config.tls.configured:
+        if not self.runtime.info().tls_configured:
             yield Checkbox("Generate a self-signed TLS certificate (STARTTLS, ports 465 and 993)",
                            value=True, id="tls", compact=True)
 
@@ -102,32 +79,34 @@ class WizardScreen(FormScreen):
         address, password = self.value("address").strip(), self.value("password")
         if password != self.value("password2"):
             raise InvalidInput("the two passwords differ")
-        account = await self.runtime.accounts.add_user(address, password, admin=True)
+        account = await self.runtime.add_user(address, password, admin=True)
         self.address = account.address
         report = Text()
         report.append(f"Created domain {account.domain} and administrator {account.address}.\n\n")
         if self.query("#tls") and self.checked("tls"):
             report.append_text(await self._make_certificate())
-        report.append_text(connect_help(list(self.runtime.listeners), account.address))
+        snap = self.runtime.snapshot()
+        report.append_text(connect_help(snap.listeners if snap is not None else (), account.address))
         self._report = report
         return account.address
 
     async def _make_certificate(self) -> Text:
-        cfg = self.runtime.config
-        keys = cfg.data_dir / "keys"
-        cert, key = keys / CERT_NAME, keys / KEY_NAME
-        # Key generation and file writes stay off the loop.
-        await asyncio.to_thread(generate_self_signed, cert, key, cfg.hostname)
-        lines = tls_lines(cert, key)
         text = Text()
-        text.append(f"Self-signed certificate for {cfg.hostname} written to {keys} (key mode 0600).\n")
-        if cfg.source is None and await asyncio.to_thread(write_new_config, self.config_path, lines):
-            text.append(f"Wrote {self.config_path} with these lines:\n")
+        try:
+            made = await self.runtime.make_certificate(str(self.config_path) if self.config_path else None)
+        except RmailError as exc:
+            # The user exists by now: report the certificate's failure in the summary.
+            text.append(f"No certificate: {exc}\n\n", "bold red")
+            return text
+        text.append(f"Self-signed certificate for {made.hostname} written to {made.keys_dir} (key mode 0600).\n")
+        if made.written:
+            text.append(f"Wrote {made.config_path} with these lines:\n")
         else:
-            where = cfg.source or self.config_path
-            text.append(f"Add these lines to {where}:\n")
-        text.append(lines, "bold")
-        text.append("Restart rmail (q, then python run.py) to turn TLS on.\n\n", "yellow")
+            text.append(f"Add these lines to {made.config_path}:\n")
+        text.append(made.lines, "bold")
+        restart = ("Restart the server (e.g. systemctl restart rmail)" if self.runtime.attached
+                   else "Restart rmail (q, then python run.py)")
+        text.append(f"{restart} to turn TLS on.\n\n", "yellow")
         return text
 
     def done(self, result: str) -> None:

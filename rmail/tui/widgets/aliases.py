@@ -20,7 +20,7 @@ from ..tables import Row
 from .pane import Pane
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import ServerRuntime
+    from ..source import ConsoleRuntime
 
 #: Separates domain and pattern in a row key; patterns cannot contain control characters.
 SEP = "\x1f"
@@ -54,11 +54,11 @@ class AliasesPane(Pane):
         super().__init__(id=id)
         self.domains: list[str] = []
 
-    async def load(self, runtime: ServerRuntime) -> dict[str, Row]:
+    async def load(self, runtime: ConsoleRuntime) -> dict[str, Row]:
         rows: dict[str, Row] = {}
-        self.domains = [name for name, _ in await runtime.accounts.list_domains()]
+        self.domains = await runtime.domains()
         for domain in self.domains:
-            for rule in await runtime.aliases.list(domain):
+            for rule in await runtime.aliases(domain):
                 rows[row_key(domain, rule.pattern)] = (cell(domain), cell(rule.position), cell(rule.pattern),
                                                        cell(f"{rule.target}@{domain}"))
         return rows
@@ -85,7 +85,11 @@ class AliasesPane(Pane):
         if domain is None and key:
             domain = split_key(key)[0]
         if domain is None:
-            domains = [name for name, _ in await self.runtime.accounts.list_domains()]
+            try:
+                domains = await self.runtime.domains()
+            except RmailError as exc:
+                self.notify(str(exc), severity="error")
+                return
             domain = domains[0] if domains else None
         if domain is None:
             self.notify("no domain yet: add a user first", severity="warning")
@@ -105,14 +109,15 @@ class AliasesPane(Pane):
         def answered(yes: bool | None) -> None:
             if yes:
                 self._remove(domain, pattern)
-        self.app.push_screen(ConfirmScreen(f"Remove alias {pattern!r} of {domain}?"), answered)
+        self.app.push_screen(ConfirmScreen(f"Remove alias {pattern!r} of {domain}?", yes="Remove", no="Keep"),
+                             answered)
 
     @work(group="action", exit_on_error=False)
     async def _remove(self, domain: str, pattern: str) -> None:
         if self.runtime is None:
             return
         try:
-            await self.runtime.aliases.remove(domain, pattern)
+            await self.runtime.remove_alias(domain, pattern)
         except RmailError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -125,14 +130,15 @@ class AliasesPane(Pane):
             return
         domain, pattern = split_key(key)
         try:
-            rules = await self.runtime.aliases.list(domain)
+            rules = await self.runtime.aliases(domain)
             position = next(r.position for r in rules if r.pattern == pattern) + step
             if not 1 <= position <= len(rules):
                 return
-            await self.runtime.aliases.move(domain, pattern, position)
+            await self.runtime.move_alias(domain, pattern, position)
+            # Reload now (not at the next tick) so the cursor can follow the moved rule.
+            rows = await self.load(self.runtime)
         except (RmailError, StopIteration) as exc:
             self.notify(str(exc) or "the rule is gone", severity="error")
             return
-        # Reload now (not at the next tick) so the cursor can follow the moved rule.
-        self.show(await self.load(self.runtime))
+        self.show(rows)
         self.table.move_cursor(row=self.table.get_row_index(key), animate=False)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textual import work
 from textual.binding import Binding
 
+from rmail.server.core.errors import RmailError
 from rmail.server.core.events import ConnectionClosed, ConnectionOpened, ConnectionUpdated
 
 from ..format import cell, clock_time, size
@@ -13,7 +15,7 @@ from ..tables import Row
 from .pane import Pane
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import ServerRuntime
+    from ..source import ConsoleRuntime
 
 
 class ConnectionsPane(Pane):
@@ -31,11 +33,11 @@ class ConnectionsPane(Pane):
         # change between two reloads, so their cells are not rebuilt or compared again.
         self._rows: dict[int, tuple[tuple, Row]] = {}
 
-    async def load(self, runtime: ServerRuntime) -> dict[str, Row]:
-        # The registry is in memory: reading it on the loop is cheap even with thousands open.
+    async def load(self, runtime: ConsoleRuntime) -> dict[str, Row]:
+        # One read of the connection registry (in memory), however many are open.
         rows: dict[str, Row] = {}
         fresh: dict[int, tuple[tuple, Row]] = {}
-        for c in runtime.connections.snapshot():
+        for c in await runtime.connections():
             signature = (c.user, c.tls, c.state, c.bytes_in, c.bytes_out)
             cached = self._rows.get(c.id)
             if cached is None or cached[0] != signature:
@@ -48,12 +50,18 @@ class ConnectionsPane(Pane):
         self._rows = fresh
         return rows
 
-    def action_disconnect(self) -> None:
+    @work(group="action", exit_on_error=False)
+    async def action_disconnect(self) -> None:
         key = self.require_selection("connection")
         runtime = self.runtime
         if key is None or runtime is None:
             return
-        if runtime.connections.disconnect(int(key)):
+        try:
+            closing = await runtime.disconnect(int(key))
+        except RmailError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if closing:
             self.notify(f"connection {key}: closing")
         else:
             self.notify(f"connection {key} is gone or cannot be closed", severity="warning")

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class ServerHeader(Static):
-    """Rendered from ``runtime.snapshot()`` about once a second (uptime ticks)."""
+    """Rendered from the runtime's ``snapshot()`` about once a second (uptime ticks)."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
@@ -35,13 +35,16 @@ class ServerHeader(Static):
                              (TLS_MODES.get(listener.tls, listener.tls),
                               "green" if listener.tls != "none" else "dim"))
 
-    def show(self, snap: Snapshot, now: float, *, state: str = "running") -> None:
+    def show(self, snap: Snapshot, now: float, *, state: str = "running", attached: str | None = None) -> None:
+        """``attached``: how the console reaches a server in another process, e.g. its pid."""
         self.state = state
         c = snap.counters
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("rmail ", "bold")
         text.append(snap.hostname, "bold cyan")
         text.append(f"  {state}", "green" if state == "running" else "italic yellow")
+        if attached:
+            text.append(f" ({attached})", "dim")
         text.append(f"  up {duration(now - snap.started)}  ")
         text.append("connections ", "dim")
         text.append(f"{snap.connections_now}", "bold")

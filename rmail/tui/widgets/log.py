@@ -1,7 +1,8 @@
 """Log pane: the server's log as it happens, filterable by level and protocol.
 
-Lines come from ``LogRecord`` events (the app attaches a ``BusLogHandler``); they are written
-with markup off, so a logged peer name or address is shown as data.
+Lines come from ``LogRecord`` events (``ServerRuntime.forward_logs`` puts the server's log on
+its bus, for the embedded console and for each attached one); they are written with markup
+off, so a logged peer name or address is shown as data.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from ..tables import Row, selected_key, sync_table
 from .table import ConsoleTable
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import ServerRuntime
+    from ..source import ConsoleRuntime
 
 
 class Pane(Vertical):
@@ -57,7 +57,7 @@ class Pane(Vertical):
         self.table.focus()
 
     @property
-    def runtime(self) -> ServerRuntime | None:
+    def runtime(self) -> ConsoleRuntime | None:
         return getattr(self.app, "runtime", None)
 
     @property
@@ -73,7 +73,9 @@ class Pane(Vertical):
     def tick(self, now: float | None = None) -> None:
         """Reload when dirty and the rate limit allows (called by the app's pump)."""
         now = time.monotonic() if now is None else now
-        if self._dirty and self.runtime is not None and now - self._last >= self.MIN_INTERVAL:
+        runtime = self.runtime
+        # Cut off from an attached server, a reload could only fail; the reconnection resyncs.
+        if self._dirty and runtime is not None and runtime.connected and now - self._last >= self.MIN_INTERVAL:
             self._dirty = False
             self._last = now
             self.reload()
@@ -95,7 +97,7 @@ class Pane(Vertical):
         self.set_class(not rows, "-empty")
         self.loads += 1
 
-    async def load(self, runtime: ServerRuntime) -> Mapping[str, Row]:
+    async def load(self, runtime: ConsoleRuntime) -> Mapping[str, Row]:
         """The pane's rows by key, from the runtime. Every pane class defines it."""
         raise TypeError(f"{type(self).__name__} defines no load()")
 

@@ -1,20 +1,19 @@
 """Queue pane: outbound mail waiting for delivery; retry now, delete, view.
 
 Entries are read from the store (the queue table is the truth); retry and delete go through
-the outbound queue service, which owns the delivery attempts.
+the outbound queue service, which owns the delivery attempts (AdminService).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.binding import Binding
 
-from rmail.server.core.errors import NotFound, RmailError
+from rmail.server.core.errors import RmailError
 from rmail.server.core.events import Event, MessageReceived, QueueChanged
-from rmail.server.core.model import QueueEntry
 
 from ..format import cell, relative, size
 from ..screens.confirm import ConfirmScreen
@@ -23,25 +22,7 @@ from ..tables import Row
 from .pane import Pane
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import ServerRuntime
-
-#: Rows shown at most; a queue this long needs the CLI, not a scrolling table.
-MAX_ROWS = 1000
-
-
-async def queue_entries(runtime: ServerRuntime, entry_id: int | None = None) -> list[QueueEntry]:
-    """Entries by next attempt (the order they will be tried), or the one with ``entry_id``."""
-    if entry_id is not None:
-        try:
-            return [await runtime.backend.queue.get(entry_id)]
-        except NotFound:
-            return []
-    return await runtime.backend.queue.list(by_next_attempt=True, limit=MAX_ROWS)
-
-
-def outbound_queue(runtime: ServerRuntime) -> Any | None:
-    """The running outbound queue service (set by the SMTP service), if any."""
-    return getattr(runtime.delivery, "outbound", None)
+    from ..source import ConsoleRuntime
 
 
 class QueuePane(Pane):
@@ -60,30 +41,20 @@ class QueuePane(Pane):
             return event.remote_recipients > 0
         return super().wants(event)
 
-    async def load(self, runtime: ServerRuntime) -> dict[str, Row]:
+    async def load(self, runtime: ConsoleRuntime) -> dict[str, Row]:
         now = time.time()
         return {str(e.id): (cell(e.id), cell(e.sender or "<>"), cell(e.recipient), cell(size(e.size)),
-                            cell(e.attempts), cell(relative(e.next_attempt.timestamp(), now)),
+                            cell(e.attempts), cell(relative(e.next_attempt, now)),
                             cell(e.last_error or "-", "red" if e.last_error else ""))
-                for e in await queue_entries(runtime)}
-
-    def _service(self, method: str) -> Any | None:
-        runtime = self.runtime
-        service = outbound_queue(runtime) if runtime is not None else None
-        if service is None or not callable(getattr(service, method, None)):
-            self.notify("the outbound queue is not running (the SMTP service has not started)",
-                        severity="warning")
-            return None
-        return getattr(service, method)
+                for e in await runtime.queue()}
 
     @work(group="action", exit_on_error=False)
     async def action_retry(self) -> None:
         key = self.require_selection("queue entry")
-        retry = self._service("retry") if key is not None else None
-        if retry is None:
+        if key is None or self.runtime is None:
             return
         try:
-            await retry(int(key))
+            await self.runtime.queue_retry(int(key))
         except RmailError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -100,15 +71,14 @@ class QueuePane(Pane):
                 self._delete(int(key))
         self.app.push_screen(ConfirmScreen(f"Delete queue entry {key}?",
                                            "The message will not be delivered to this recipient,"
-                                           " and no bounce is sent."), answered)
+                                           " and no bounce is sent.", yes="Delete", no="Keep"), answered)
 
     @work(group="action", exit_on_error=False)
     async def _delete(self, entry_id: int) -> None:
-        delete = self._service("delete")
-        if delete is None:
+        if self.runtime is None:
             return
         try:
-            await delete(entry_id)
+            await self.runtime.queue_delete(entry_id)
         except RmailError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -120,9 +90,13 @@ class QueuePane(Pane):
         key = self.require_selection("queue entry")
         if key is None or self.runtime is None:
             return
-        entries = await queue_entries(self.runtime, int(key))
-        if not entries:
+        try:
+            entry = await self.runtime.queue_entry(int(key))
+        except RmailError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if entry is None:
             self.notify(f"queue entry {key} is gone", severity="warning")
             self.mark_dirty()
             return
-        self.app.push_screen(QueueEntryScreen(self.runtime, entries[0]))
+        self.app.push_screen(QueueEntryScreen(self.runtime, entry))

@@ -21,7 +21,7 @@ from ..tables import Row
 from .pane import Pane
 
 if TYPE_CHECKING:
-    from rmail.server.runtime import ServerRuntime
+    from ..source import ConsoleRuntime
 
 
 def quota_cell(used: int, limit: int) -> Text:
@@ -45,13 +45,10 @@ class UsersPane(Pane):
         Binding("delete,d", "remove", "Remove"),
     ]
 
-    async def load(self, runtime: ServerRuntime) -> dict[str, Row]:
-        limits = await runtime.quotas.limits()
-        return {u.account.address: (cell(u.account.address),
-                                    cell("admin", "bold") if u.account.admin else cell("-"),
-                                    cell(u.mailboxes), cell(u.messages), cell(size(u.size)),
-                                    quota_cell(u.size, limits.get(u.account.id, (runtime.quotas.default, False))[0]))
-                for u in await runtime.accounts.usage()}
+    async def load(self, runtime: ConsoleRuntime) -> dict[str, Row]:
+        return {u.address: (cell(u.address), cell("admin", "bold") if u.admin else cell("-"),
+                            cell(u.mailboxes), cell(u.messages), cell(size(u.size)), quota_cell(u.size, u.quota))
+                for u in await runtime.users()}
 
     def _done(self, message: str | None) -> None:
         if message:
@@ -74,8 +71,8 @@ class UsersPane(Pane):
         if address is None or runtime is None:
             return
         try:
-            account = await runtime.accounts.get_user(address)
-            account = await runtime.accounts.set_admin(address, not account.admin)
+            account = await runtime.get_user(address)
+            account = await runtime.set_admin(address, not account.admin)
         except RmailError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -91,14 +88,15 @@ class UsersPane(Pane):
                 self._remove(address)
         self.app.push_screen(ConfirmScreen(f"Remove {address}?",
                                            "All of this user's mail and the alias rules pointing at it"
-                                           " are deleted. This cannot be undone."), answered)
+                                           " are deleted. This cannot be undone.", yes="Remove", no="Keep"),
+                             answered)
 
     @work(group="action", exit_on_error=False)
     async def _remove(self, address: str) -> None:
         if self.runtime is None:
             return
         try:
-            await self.runtime.accounts.remove_user(address)
+            await self.runtime.remove_user(address)
         except RmailError as exc:
             self.notify(str(exc), severity="error")
             return
