@@ -13,9 +13,10 @@ import logging
 import signal
 import sys
 
-from rmail.server.config import UNPRIVILEGED_OFFSET, Config, ConfigError, load_config
+from rmail.server.config import UNPRIVILEGED_OFFSET, Config, ConfigError
 from rmail.server.core.errors import RmailError
 from rmail.server.logformat import file_handler, formatter
+from rmail.server.reload import reload_from_file
 from rmail.server.runtime import ServerRuntime
 
 from .common import config_from, fail
@@ -88,10 +89,4 @@ async def _reload_on_hup(runtime: ServerRuntime, hup: asyncio.Event, config_path
     while True:
         await hup.wait()
         hup.clear()
-        log.info("SIGHUP: reloading the configuration and TLS certificate")
-        try:
-            new = await asyncio.to_thread(load_config, config_path)
-        except ConfigError as exc:
-            log.error("reload: config: %s; nothing changed", exc)
-            continue
-        await runtime.reload(new)
+        await reload_from_file(runtime, config_path)

@@ -15,14 +15,37 @@ effect without a restart (``LIVE_KEYS``); a change to any other key is reported 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Awaitable, Protocol
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, load_config
 from .tls import certificate_fingerprint
+
+log = logging.getLogger("rmail")
+
+
+class Reloadable(Protocol):
+    def reload(self, new: Config) -> Awaitable[bool]: ...
+
+
+async def reload_from_file(runtime: Reloadable, path: str | Path | None) -> bool:
+    """What SIGHUP does, in ``serve`` and in the console's embedded server alike: re-read the
+    config file (``path``, else where the config was found) and apply it. A file that does not
+    load changes nothing and logs one ERROR line. Returns whether everything was applied."""
+    log.info("SIGHUP: reloading the configuration and TLS certificate")
+    try:
+        new = await asyncio.to_thread(load_config, str(path) if path is not None else None)
+    except ConfigError as exc:
+        log.error("reload: config: %s; nothing changed", exc)
+        return False
+    return await runtime.reload(new)
+
 
 #: Keys applied on reload, by section. Each is read afresh for every session or request:
 #: ``limits.recipients`` (SMTP RCPT TO, REST send), ``limits.smtp_session_timeout`` (each new

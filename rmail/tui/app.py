@@ -19,7 +19,9 @@ UI does not grow with the event rate and the server never waits for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import time
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -35,6 +37,7 @@ from rmail.server.admin import socket_path
 from rmail.server.config import Config, ConfigError
 from rmail.server.core.errors import RmailError
 from rmail.server.core.events import Event, LogRecord, MessageReceived
+from rmail.server.reload import reload_from_file
 from rmail.server.runtime import AlreadyRunning, ServerRuntime
 
 from .commands import ConsoleCommands
@@ -232,14 +235,40 @@ class ConsoleApp(App[int]):
         self.post_message(ServerStarted())
         if not self.owned:
             return
+        hup = self._reload_on_hup(runtime)
         try:
             await self._stop.wait()
         finally:
+            hup.cancel()
             # Panes stop reading before the store closes.
             self.runtime = self.server = None
             local.close()
             await runtime.stop()
             self._stop_forwarding_logs()
+
+    def _reload_on_hup(self, runtime: ServerRuntime) -> asyncio.Task[None]:
+        """SIGHUP reloads the embedded server's config and certificate, as it does for
+        ``serve`` (its default action would end the console)."""
+        hup = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, hup.set)
+        except (NotImplementedError, RuntimeError):   # not the main thread's loop (tests)
+            pass
+
+        async def watch() -> None:
+            try:
+                while True:
+                    await hup.wait()
+                    hup.clear()
+                    if await reload_from_file(runtime, runtime.config.source):
+                        self.notify("SIGHUP: configuration and certificate reloaded", timeout=5)
+                    else:
+                        self.notify("SIGHUP: reload incomplete; see the Log pane", severity="warning", timeout=10)
+            finally:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(signal.SIGHUP)
+        return asyncio.create_task(watch(), name="rmail-console-reload")
 
     async def _run_attached(self, remote: RemoteRuntime) -> None:
         """Connect to the server at ``remote``; then keep the connection (reconnecting) until

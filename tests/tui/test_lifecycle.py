@@ -120,3 +120,29 @@ async def test_port_in_use_is_shown(tmp_path: Path) -> None:
             assert "cannot start" in str(app.failure)
             await pilot.press("enter")
             await wait_for(pilot, lambda: not app.is_running)
+
+
+async def test_sighup_reloads_the_embedded_server_and_leaves_the_console_running(tmp_path: Path) -> None:
+    """As for ``serve``: SIGHUP re-reads the config file and applies what can change live; the
+    console (whose process would otherwise end) says so and goes on."""
+    import signal
+
+    from rmail.server.config import load_config
+
+    from ..helpers.server import dns_toml
+
+    path = tmp_path / "rmail.toml"
+    base = (f'data_dir = "{tmp_path / "data"}"\nbcrypt_rounds = 4\nhostname = "mail.example.com"\n'
+            "[ports]\nsmtp = 0\nsubmission = 0\nsmtps = 0\nimap = 0\nimaps = 0\napi = 0\n" + dns_toml())
+    path.write_text(base + "[limits]\nrecipients = 5\n")
+    app = ConsoleApp(lambda: ServerRuntime(load_config(str(path)), auth_delay=0, services=()),
+                     first_run=False, tick=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        runtime = await app.wait_until_running()
+        assert runtime.config.limits.recipients == 5
+        path.write_text(base + "[limits]\nrecipients = 2\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        await wait_for(pilot, lambda: runtime.config.limits.recipients == 2, timeout=15)
+        assert app.is_running
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, timeout=15)
