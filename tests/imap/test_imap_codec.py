@@ -56,7 +56,8 @@ RESPONSES = [
     (e.Fetch(1, (("X", 'say "hi" \\o/'),)), b'* 1 FETCH (X "say \\"hi\\" \\\\o/")\r\n'),
     (e.Fetch(1, (("X", "line\r\nbreak"),)), b"* 1 FETCH (X {11}\r\nline\r\nbreak)\r\n"),
     (e.Fetch(1, (("X", "\u00e9"),)), b"* 1 FETCH (X {2}\r\n\xc3\xa9)\r\n"),
-    (e.Fetch(1, (("X", b"a\x00b"),)), b"* 1 FETCH (X {3}\r\na\x00b)\r\n"),
+    (e.Fetch(1, (("X", b"a\x00b"),)), b'* 1 FETCH (X "ab")\r\n'),  # NUL is never sent
+    (e.Fetch(1, (("X", b"a\tb"),)), b'* 1 FETCH (X "a\tb")\r\n'),
     (e.Continuation(), b"+ Ready\r\n"),
 ]
 

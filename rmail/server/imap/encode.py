@@ -4,8 +4,8 @@ Values inside responses are plain Python values with one fixed mapping, so the h
 write protocol syntax by hand:
 
 - None → NIL; int → number; `Atom` → the atom verbatim (flags, keywords, names);
-- str/bytes → a quoted string when it is short printable ASCII, otherwise a
-  literal `{n}` (RFC 3501 §4.3): servers may always send a literal, never an unsafe quote;
+- str/bytes → a quoted string or a literal `{n}` by the rule of `core.imapstring` (RFC 3501
+  §4.3), the same rule that wrote the stored ENVELOPE and BODYSTRUCTURE;
 - tuple/list → a parenthesised list; `Raw` → pre-encoded bytes (metadata stored encoded);
 - `Literal` → always a literal (message bodies).
 
@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final, Iterable, Union
+from typing import Iterable, Union
+
+from rmail.server.core.imapstring import MAX_QUOTED, nstring, string
 
 __all__ = [
     "Atom", "Continuation", "Data", "Fetch", "Literal", "Numbered", "Raw", "Response",
-    "Status", "Tagged", "encode", "encode_value", "quote", "string",
+    "Status", "Tagged", "encode", "encode_value", "nstring", "string",
 ]
 
-#: Longest string sent quoted; longer ones go as literals (cheaper to scan for clients).
-MAX_QUOTED: Final = 1024
-# RFC 3501 allows any 7-bit CHAR but CR/LF in a quoted string; control characters confuse
-# real client lexers (IMAPClient splits on them), so only printable ASCII goes quoted.
-_QUOTABLE = re.compile(rb'[\x20-\x7e]*')
 _TEXT_UNSAFE = re.compile(r'[\x00\r\n]')
 
 
@@ -107,24 +104,6 @@ class Continuation:
 
 
 Response = Union[Tagged, Status, Data, Numbered, Fetch, Continuation]
-
-
-def quote(data: bytes) -> bytes:
-    """A quoted string; the caller ensures `data` is quotable."""
-    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-
-
-def string(data: bytes | str) -> bytes:
-    """A string as quoted or literal, whichever is valid (RFC 3501 §4.3)."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    if len(data) <= MAX_QUOTED and _QUOTABLE.fullmatch(data) is not None:
-        return quote(data)
-    return b"{%d}\r\n%b" % (len(data), data)
-
-
-def nstring(data: bytes | str | None) -> bytes:
-    return b"NIL" if data is None else string(data)
 
 
 def encode_value(value: Value, out: list[bytes]) -> None:
