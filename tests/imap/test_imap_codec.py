@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rmail.server.imap import encode as e
-from rmail.server.imap import grammar as g
+from rmail.server.imap import commands as c
+from rmail.server.imap import parser
 from rmail.server.core import mutf7
 from rmail.server.imap.protocol import State, allowed, capabilities
 
@@ -81,29 +82,29 @@ def test_encode_rejects_unencodable(bad: object) -> None:
 
 
 STATE_CASES = [
-    (State.NOT_AUTHENTICATED, g.Login("a", "u", "p"), True),
-    (State.NOT_AUTHENTICATED, g.StartTLS("a"), True),
-    (State.NOT_AUTHENTICATED, g.Id("a", None), True),
-    (State.NOT_AUTHENTICATED, g.Select("a", "INBOX"), False),
-    (State.NOT_AUTHENTICATED, g.Idle("a"), False),
-    (State.AUTHENTICATED, g.Login("a", "u", "p"), False),
-    (State.AUTHENTICATED, g.StartTLS("a"), False),
-    (State.AUTHENTICATED, g.Select("a", "INBOX"), True),
-    (State.AUTHENTICATED, g.Append("a", "INBOX", (), None, b""), True),
-    (State.AUTHENTICATED, g.Fetch("a", g.parse_seqset("1"), ()), False),
-    (State.AUTHENTICATED, g.Close("a"), False),
-    (State.SELECTED, g.Fetch("a", g.parse_seqset("1"), ()), True),
-    (State.SELECTED, g.UidExpunge("a", g.parse_seqset("1")), True),
-    (State.SELECTED, g.Unselect("a"), True),
-    (State.SELECTED, g.Select("a", "INBOX"), True),
-    (State.SELECTED, g.Authenticate("a", "PLAIN"), False),
-    (State.LOGOUT, g.Noop("a"), False),
+    (State.NOT_AUTHENTICATED, c.Login("a", "u", "p"), True),
+    (State.NOT_AUTHENTICATED, c.StartTLS("a"), True),
+    (State.NOT_AUTHENTICATED, c.Id("a", None), True),
+    (State.NOT_AUTHENTICATED, c.Select("a", "INBOX"), False),
+    (State.NOT_AUTHENTICATED, c.Idle("a"), False),
+    (State.AUTHENTICATED, c.Login("a", "u", "p"), False),
+    (State.AUTHENTICATED, c.StartTLS("a"), False),
+    (State.AUTHENTICATED, c.Select("a", "INBOX"), True),
+    (State.AUTHENTICATED, c.Append("a", "INBOX", (), None, b""), True),
+    (State.AUTHENTICATED, c.Fetch("a", parser.parse_seqset("1"), ()), False),
+    (State.AUTHENTICATED, c.Close("a"), False),
+    (State.SELECTED, c.Fetch("a", parser.parse_seqset("1"), ()), True),
+    (State.SELECTED, c.UidExpunge("a", parser.parse_seqset("1")), True),
+    (State.SELECTED, c.Unselect("a"), True),
+    (State.SELECTED, c.Select("a", "INBOX"), True),
+    (State.SELECTED, c.Authenticate("a", "PLAIN"), False),
+    (State.LOGOUT, c.Noop("a"), False),
 ]
 
 
 @pytest.mark.parametrize("state, command, ok", STATE_CASES,
                          ids=[f"{s.name}-{type(c).__name__}" for s, c, _ in STATE_CASES])
-def test_state_tables(state: State, command: g.Command, ok: bool) -> None:
+def test_state_tables(state: State, command: c.Command, ok: bool) -> None:
     assert allowed(state, command) is ok
 
 

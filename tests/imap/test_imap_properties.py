@@ -1,9 +1,9 @@
 """Hypothesis properties of the pure IMAP layers.
 
 - Any chunking of the input gives the same frames and errors.
-- On arbitrary bytes only `WireError` leaves the framer and only `ParseError` the grammar, and
+- On arbitrary bytes only `WireError` leaves the framer and only `ParseError` the parser, and
   each call makes progress (a bounded number of events for a bounded input).
-- Encode → parse round trips: strings (quoted or literal) through our own grammar, responses
+- Encode → parse round trips: strings (quoted or literal) through our own parser, responses
   through IMAPClient's independent response parser, mailbox names through modified UTF-7.
 """
 
@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from imapclient.response_parser import parse_fetch_response, parse_response
 
 from rmail.server.imap import encode as e
-from rmail.server.imap import grammar as g
+from rmail.server.imap import commands as c
+from rmail.server.imap import parser
 from rmail.server.core import mutf7
 from rmail.server.imap.wire import NEED_DATA, Frame, Framer, NeedContinuation, WireError
 
@@ -74,8 +75,8 @@ def test_only_wire_error_escapes_and_progress(chunks: list[bytes]) -> None:
         if isinstance(ev, Frame):
             assert len(ev.parts) % 2 == 1
             try:
-                g.parse_command(ev)
-            except g.ParseError:
+                parser.parse_command(ev)
+            except parser.ParseError:
                 pass
 
 
@@ -108,8 +109,8 @@ def test_encoded_string_parses_back(text: str) -> None:
     while isinstance(ev, NeedContinuation):
         ev = framer.next_event()
     assert isinstance(ev, Frame)
-    cmd = g.parse_command(ev)
-    assert isinstance(cmd, g.Login) and cmd.userid == text
+    cmd = parser.parse_command(ev)
+    assert isinstance(cmd, c.Login) and cmd.userid == text
 
 
 def imaplib_chunks(wire: bytes) -> list[object]:
@@ -157,8 +158,8 @@ def test_mutf7_round_trip(name: str) -> None:
 @given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=6),
        st.integers(0, 60))
 def test_seqset_text_round_trip_and_resolve(ranges: list[tuple[int, int]], largest: int) -> None:
-    seqset = g.SeqSet(tuple(ranges))
-    assert g.parse_seqset(str(seqset)) == seqset
+    seqset = c.SeqSet(tuple(ranges))
+    assert parser.parse_seqset(str(seqset)) == seqset
     resolved = seqset.resolve(largest)
     members = {n for lo, hi in resolved for n in range(lo, hi + 1)}
     assert members == {n for n in range(1, 61) if seqset.contains(n, largest)} | \

@@ -4,7 +4,7 @@ UNSELECT, LITERAL+ and SPECIAL-USE).
 Layers, each with one job; only `connection` touches streams:
 
 - `wire` — bytes → command frames (literals, LITERAL+, size limits); never reads a socket.
-- `grammar` — frames → frozen Command values named after the RFC.
+- `commands` — frozen Command values named after the RFC; `parser` — frames → commands.
 - `protocol` — which commands each state allows, capability lists (data, not code).
 - `encode` — typed responses → bytes (quoted vs literal strings decided in one place).
 - `mutf7` — modified UTF-7 mailbox names.

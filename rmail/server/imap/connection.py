@@ -25,7 +25,8 @@ from typing import Final
 from rmail.server.core.connections import ConnectionInfo
 from rmail.server.tlsaccept import Accepted, TLSAcceptor, handshake_failure
 
-from . import grammar as g
+from . import commands as c
+from .parser import ParseError, parse_command
 from .handlers import Services, Session, SessionClosed
 from .wire import NEED_DATA, Frame, Framer, NeedContinuation, RawLine, ReplyError, WireError
 
@@ -77,7 +78,7 @@ class ImapServer:
             await self.tls_accept.close()
         for conn in list(self.connections):
             conn.shutdown("server shutting down")
-        tasks = [c.task for c in self.connections if c.task is not None]
+        tasks = [conn.task for conn in self.connections if conn.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=5)
 
@@ -272,11 +273,11 @@ class ImapConnection(asyncio.Protocol):
                 if not isinstance(event, Frame):
                     continue
                 try:
-                    cmd = g.parse_command(event)
-                except g.ParseError as exc:
+                    cmd = parse_command(event)
+                except ParseError as exc:
                     self._reply_error(exc)
                     continue
-                if isinstance(cmd, g.StartTLS) and self._can_starttls(session):
+                if isinstance(cmd, c.StartTLS) and self._can_starttls(session):
                     await self._starttls(cmd, session)
                     continue
                 await session.execute(cmd)
@@ -298,7 +299,7 @@ class ImapConnection(asyncio.Protocol):
         return (self.server.tls is not None and not self.tls_active
                 and session.user is None)
 
-    async def _starttls(self, cmd: g.StartTLS, session: Session) -> None:
+    async def _starttls(self, cmd: c.StartTLS, session: Session) -> None:
         transport = self.transport
         assert transport is not None and self.server.tls is not None
         self.write(f"{cmd.tag} OK begin TLS negotiation now\r\n".encode())

@@ -16,7 +16,7 @@ from rmail.server.core import mime
 from rmail.server.core.mime.headers import split_header
 from rmail.server.core.model import MessageInfo
 
-from .grammar import FetchAtt
+from .commands import FetchAtt
 
 __all__ = ["FetchPlan", "FileRange", "file_items", "flags_bytes", "internaldate",
            "message_items"]

@@ -31,7 +31,7 @@ from rmail.server.core.slicing import OnePerKey, Slicer
 from rmail.server.core.storage.body import MessageBody
 from rmail.server.core.storage.mail import MailStore
 
-from . import grammar as g
+from . import commands as c
 from ..core import mutf7
 from .encode import string
 from .fetch import FetchPlan, FileRange, file_items, flags_bytes, message_items
@@ -63,7 +63,7 @@ _ERROR_CODES: Final[tuple[tuple[type[RmailError], str], ...]] = (
 #: wording is Dovecot's; IMAP4rev1 has no untagged "mailbox gone" response).
 BYE_DELETED: Final = b"* BYE Selected mailbox was deleted, have to disconnect\r\n"
 #: Commands during which EXPUNGE responses are forbidden (RFC 3501 §7.4.1).
-_NO_EXPUNGE: Final = (g.Fetch, g.Store, g.Search)
+_NO_EXPUNGE: Final = (c.Fetch, c.Store, c.Search)
 
 
 class Output(Protocol):
@@ -132,12 +132,6 @@ def _list_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
-def _normalize_pattern(pattern: str) -> str:
-    if pattern[:5].upper() == "INBOX" and (len(pattern) == 5 or pattern[5] in "/*%"):
-        return "INBOX" + pattern[5:]
-    return pattern
-
-
 def _lsub_hidden_parents(subscribed: list[str], pattern: re.Pattern[str]) -> list[str]:
     """RFC 3501 §6.3.9: when "%" hides a subscribed "foo/bar" and "foo" is not subscribed,
     LSUB returns "foo" flagged \\Noselect (whether or not "foo" exists)."""
@@ -188,18 +182,18 @@ class Session:
         # Set by the doorbell's filter when the mailbox list may have changed: the next sync
         # then checks that the selected mailbox still exists (and learns a new name).
         self._check_mailbox = False
-        self._handlers: dict[type[g.Command], Callable[..., Awaitable[bytes]]] = {
-            g.Capability: self._capability, g.Noop: self._noop, g.Check: self._noop,
-            g.Logout: self._logout, g.Login: self._login_cmd,
-            g.Authenticate: self._authenticate, g.StartTLS: self._starttls,
-            g.Select: self._select, g.Examine: self._select, g.Create: self._create,
-            g.Delete: self._delete, g.Rename: self._rename, g.Subscribe: self._subscribe,
-            g.Unsubscribe: self._subscribe, g.List: self._list, g.Lsub: self._list,
-            g.Status: self._status, g.Append: self._append, g.Close: self._close,
-            g.Unselect: self._close, g.Expunge: self._expunge, g.UidExpunge: self._expunge,
-            g.Search: self._search, g.Fetch: self._fetch, g.Store: self._store,
-            g.Copy: self._copy, g.Move: self._copy, g.Namespace: self._namespace,
-            g.Id: self._id, g.Enable: self._enable, g.Idle: self._idle,
+        self._handlers: dict[type[c.Command], Callable[..., Awaitable[bytes]]] = {
+            c.Capability: self._capability, c.Noop: self._noop, c.Check: self._noop,
+            c.Logout: self._logout, c.Login: self._login_cmd,
+            c.Authenticate: self._authenticate, c.StartTLS: self._starttls,
+            c.Select: self._select, c.Examine: self._select, c.Create: self._create,
+            c.Delete: self._delete, c.Rename: self._rename, c.Subscribe: self._subscribe,
+            c.Unsubscribe: self._subscribe, c.List: self._list, c.Lsub: self._list,
+            c.Status: self._status, c.Append: self._append, c.Close: self._close,
+            c.Unselect: self._close, c.Expunge: self._expunge, c.UidExpunge: self._expunge,
+            c.Search: self._search, c.Fetch: self._fetch, c.Store: self._store,
+            c.Copy: self._copy, c.Move: self._copy, c.Namespace: self._namespace,
+            c.Id: self._id, c.Enable: self._enable, c.Idle: self._idle,
         }
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -218,7 +212,7 @@ class Session:
         self.out.write(f"* OK [CAPABILITY {caps}] rmail IMAP4rev1 ready\r\n".encode())
         await self.out.drain()
 
-    async def execute(self, cmd: g.Command) -> None:
+    async def execute(self, cmd: c.Command) -> None:
         """Run one command and write all its responses, the tagged one last.
 
         Raises:
@@ -235,14 +229,14 @@ class Session:
         except InvalidSequence as exc:
             tagged = _tagged(cmd.tag, "BAD", str(exc))
         except RmailError as exc:
-            code = next((c for t, c in _ERROR_CODES if isinstance(exc, t)), None)
+            code = next((code for t, code in _ERROR_CODES if isinstance(exc, t)), None)
             tagged = _tagged(cmd.tag, "NO", str(exc) or "failed", code)
         except (SessionClosed, asyncio.CancelledError):
             raise
         except Exception:  # noqa: BLE001 - a bug: log it, never show a traceback (STYLE)
             log.exception("imap: %s failed", type(cmd).__name__)
             tagged = _tagged(cmd.tag, "NO", "internal server error", "SERVERBUG")
-        if self.selected is not None and not isinstance(cmd, (g.Logout, g.Idle)):
+        if self.selected is not None and not isinstance(cmd, (c.Logout, c.Idle)):
             await self.sync(allow_expunge=not isinstance(cmd, _NO_EXPUNGE))
         self.out.write(tagged)
         if self.state is State.LOGOUT:
@@ -356,32 +350,32 @@ class Session:
 
     # -- any state --------------------------------------------------------------------------
 
-    async def _capability(self, cmd: g.Capability) -> bytes:
+    async def _capability(self, cmd: c.Capability) -> bytes:
         self.out.write(("* CAPABILITY " + " ".join(self.capabilities()) + "\r\n").encode())
         return _tagged(cmd.tag, "OK", "CAPABILITY completed")
 
-    async def _noop(self, cmd: g.Noop | g.Check) -> bytes:
+    async def _noop(self, cmd: c.Noop | c.Check) -> bytes:
         return _tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
 
-    async def _logout(self, cmd: g.Logout) -> bytes:
+    async def _logout(self, cmd: c.Logout) -> bytes:
         self.out.write(b"* BYE rmail logging out\r\n")
         self._deselect()
         self.state = State.LOGOUT
         return _tagged(cmd.tag, "OK", "LOGOUT completed")
 
-    async def _id(self, cmd: g.Id) -> bytes:
+    async def _id(self, cmd: c.Id) -> bytes:
         self.out.write(b'* ID ("name" "rmail" "vendor" "rmail")\r\n')
         return _tagged(cmd.tag, "OK", "ID completed")
 
     # -- not authenticated ------------------------------------------------------------------
 
-    async def _starttls(self, cmd: g.StartTLS) -> bytes:
+    async def _starttls(self, cmd: c.StartTLS) -> bytes:
         # The connection performs the handshake; reaching here means it cannot.
         if self.tls_active:
             raise CommandError("BAD", "TLS is already active")
         raise CommandError("NO", "TLS is not configured on this server")
 
-    async def _login_cmd(self, cmd: g.Login) -> bytes:
+    async def _login_cmd(self, cmd: c.Login) -> bytes:
         return await self.login(cmd.tag, cmd.userid, cmd.password)
 
     async def login(self, tag: str, username: str, password: str) -> bytes:
@@ -408,7 +402,7 @@ class Session:
         caps = " ".join(self.capabilities())
         return _tagged(tag, "OK", "logged in", f"CAPABILITY {caps}")
 
-    async def _authenticate(self, cmd: g.Authenticate) -> bytes:
+    async def _authenticate(self, cmd: c.Authenticate) -> bytes:
         """AUTHENTICATE PLAIN (RFC 4616) and LOGIN; "*" cancels (RFC 3501 §6.2.2)."""
         if cmd.mechanism not in ("PLAIN", "LOGIN"):
             raise CommandError("NO", "unsupported mechanism", "CANNOT")
@@ -463,8 +457,8 @@ class Session:
         assert self.user is not None
         return self.user.id
 
-    async def _select(self, cmd: g.Select | g.Examine) -> bytes:
-        readonly = isinstance(cmd, g.Examine)
+    async def _select(self, cmd: c.Select | c.Examine) -> bytes:
+        readonly = isinstance(cmd, c.Examine)
         # RFC 3501 §6.3.1: SELECT first deselects, even when it then fails.
         self._deselect()
         # Subscribe before reading the snapshot: a change committed after the read would
@@ -520,14 +514,14 @@ class Session:
             return _tagged(cmd.tag, "OK", "EXAMINE completed", "READ-ONLY")
         return _tagged(cmd.tag, "OK", "SELECT completed", "READ-WRITE")
 
-    async def _create(self, cmd: g.Create) -> bytes:
+    async def _create(self, cmd: c.Create) -> bytes:
         name = cmd.mailbox.rstrip("/")  # RFC 3501 §6.3.3: a trailing separator is intent
         if name == "INBOX":
             raise CommandError("NO", "INBOX always exists", "ALREADYEXISTS")
         await self.store.create_mailbox(self._user_id(), name)
         return _tagged(cmd.tag, "OK", "CREATE completed")
 
-    async def _delete(self, cmd: g.Delete) -> bytes:
+    async def _delete(self, cmd: c.Delete) -> bytes:
         view = self.selected
         own = False
         if view is not None:
@@ -542,22 +536,22 @@ class Session:
             self._deselect()  # deleting one's own selected mailbox just leaves it
         return _tagged(cmd.tag, "OK", "DELETE completed")
 
-    async def _rename(self, cmd: g.Rename) -> bytes:
+    async def _rename(self, cmd: c.Rename) -> bytes:
         await self.store.rename_mailbox(self._user_id(), cmd.mailbox, cmd.new_name)
         return _tagged(cmd.tag, "OK", "RENAME completed")
 
-    async def _subscribe(self, cmd: g.Subscribe | g.Unsubscribe) -> bytes:
-        await self.store.set_subscribed(self._user_id(), cmd.mailbox, isinstance(cmd, g.Subscribe))
+    async def _subscribe(self, cmd: c.Subscribe | c.Unsubscribe) -> bytes:
+        await self.store.set_subscribed(self._user_id(), cmd.mailbox, isinstance(cmd, c.Subscribe))
         return _tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
 
-    async def _list(self, cmd: g.List | g.Lsub) -> bytes:
-        lsub = isinstance(cmd, g.Lsub)
+    async def _list(self, cmd: c.List | c.Lsub) -> bytes:
+        lsub = isinstance(cmd, c.Lsub)
         verb = b"LSUB" if lsub else b"LIST"
         if cmd.pattern == "" and not lsub:
             # RFC 3501 §6.3.8: the hierarchy delimiter and root name.
             self.out.write(b'* LIST (\\Noselect) "/" ""\r\n')
             return _tagged(cmd.tag, "OK", "LIST completed")
-        pattern = _list_regex(_normalize_pattern(cmd.reference + cmd.pattern))
+        pattern = _list_regex(c.normalize_mailbox(cmd.reference + cmd.pattern, pattern=True))
         user_id = self._user_id()
         boxes: list[Mailbox] = await self.store.list_mailboxes(user_id)
         noselect: list[str] = await self.store.list_noselect(user_id)
@@ -588,7 +582,7 @@ class Session:
         self.out.write(b"".join(out))
         return _tagged(cmd.tag, "OK", f"{verb.decode()} completed")
 
-    async def _status(self, cmd: g.Status) -> bytes:
+    async def _status(self, cmd: c.Status) -> bytes:
         mailbox = await self.store.get_mailbox(self._user_id(), cmd.mailbox)
         st = await self.store.status(mailbox.id)
         values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uidnext,
@@ -598,7 +592,7 @@ class Session:
                                                  items.encode()))
         return _tagged(cmd.tag, "OK", "STATUS completed")
 
-    async def _append(self, cmd: g.Append) -> bytes:
+    async def _append(self, cmd: c.Append) -> bytes:
         try:
             mailbox = await self.store.get_mailbox(self._user_id(), cmd.mailbox)
         except NotFound:
@@ -615,16 +609,16 @@ class Session:
         return _tagged(cmd.tag, "OK", "APPEND completed",
                        f"APPENDUID {mailbox.uidvalidity} {uid}")
 
-    async def _namespace(self, cmd: g.Namespace) -> bytes:
+    async def _namespace(self, cmd: c.Namespace) -> bytes:
         self.out.write(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
         return _tagged(cmd.tag, "OK", "NAMESPACE completed")
 
-    async def _enable(self, cmd: g.Enable) -> bytes:
+    async def _enable(self, cmd: c.Enable) -> bytes:
         # None of rmail's capabilities needs enabling (RFC 5161 §3.1: list only enabled ones).
         self.out.write(b"* ENABLED\r\n")
         return _tagged(cmd.tag, "OK", "ENABLE completed")
 
-    async def _idle(self, cmd: g.Idle) -> bytes:
+    async def _idle(self, cmd: c.Idle) -> bytes:
         """RFC 2177: push news until the client sends DONE."""
         if self.read_line is None:
             raise CommandError("NO", "IDLE is not available")
@@ -663,18 +657,18 @@ class Session:
 
     # -- selected ---------------------------------------------------------------------------
 
-    async def _close(self, cmd: g.Close | g.Unselect) -> bytes:
+    async def _close(self, cmd: c.Close | c.Unselect) -> bytes:
         view = self._require_view()
-        if isinstance(cmd, g.Close) and not view.readonly:
+        if isinstance(cmd, c.Close) and not view.readonly:
             # RFC 3501 §6.4.2: expunge silently, no EXPUNGE responses.
             await self.store.expunge(view.mailbox.id)
         self._deselect()
         return _tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
 
-    async def _expunge(self, cmd: g.Expunge | g.UidExpunge) -> bytes:
+    async def _expunge(self, cmd: c.Expunge | c.UidExpunge) -> bytes:
         view = self._require_writable()
         uids = None
-        if isinstance(cmd, g.UidExpunge):
+        if isinstance(cmd, c.UidExpunge):
             ranges = cmd.seqset.resolve(view.max_uid)
             uids = [view.uids[i] for i in view.resolve(ranges, uid=True)]
             if not uids:
@@ -684,14 +678,14 @@ class Session:
         self.out.write(b"".join(b"* %d EXPUNGE\r\n" % s for s in seqs))
         return _tagged(cmd.tag, "OK", "EXPUNGE completed")
 
-    def _indexes(self, seqset: g.SeqSet, uid: bool) -> list[int]:
+    def _indexes(self, seqset: c.SeqSet, uid: bool) -> list[int]:
         view = self._require_view()
         if not uid and view.exists == 0:
             raise InvalidSequence("the mailbox is empty")
         ranges = seqset.resolve(view.max_uid if uid else view.exists)
         return list(view.resolve(ranges, uid=uid))
 
-    async def _search(self, cmd: g.Search) -> bytes:
+    async def _search(self, cmd: c.Search) -> bytes:
         view = self._require_view()
         mailbox_id = view.mailbox.id
         assert self.user is not None
@@ -722,7 +716,7 @@ class Session:
         self.out.write(b"".join(out))
         return _tagged(cmd.tag, "OK", "SEARCH completed")
 
-    async def _fetch(self, cmd: g.Fetch) -> bytes:
+    async def _fetch(self, cmd: c.Fetch) -> bytes:
         view = self._require_view()
         indexes = self._indexes(cmd.seqset, cmd.uid)
         plan = FetchPlan(cmd.attributes)
@@ -813,12 +807,12 @@ class Session:
         finally:
             await body.close()
 
-    async def _store(self, cmd: g.Store) -> bytes:
+    async def _store(self, cmd: c.Store) -> bytes:
         view = self._require_writable()
         indexes = self._indexes(cmd.seqset, cmd.uid)
         uids = [view.uids[i] for i in indexes]
-        mode = {g.StoreMode.REPLACE: "set", g.StoreMode.ADD: "add",
-                g.StoreMode.REMOVE: "remove"}[cmd.mode]
+        mode = {c.StoreMode.REPLACE: "set", c.StoreMode.ADD: "add",
+                c.StoreMode.REMOVE: "remove"}[cmd.mode]
         metas = await self.store.store_flags(view.mailbox.id, uids, mode, cmd.flags)
         slicer = Slicer()  # STORE 1:* on a large mailbox: record and answer in slices
         changed: list[int] = []
@@ -843,8 +837,8 @@ class Session:
             self.out.write(b"".join(out))
         return _tagged(cmd.tag, "OK", "STORE completed")
 
-    async def _copy(self, cmd: g.Copy | g.Move) -> bytes:
-        move = isinstance(cmd, g.Move)
+    async def _copy(self, cmd: c.Copy | c.Move) -> bytes:
+        move = isinstance(cmd, c.Move)
         view = self._require_writable() if move else self._require_view()
         indexes = self._indexes(cmd.seqset, cmd.uid)
         uids = [view.uids[i] for i in indexes]
