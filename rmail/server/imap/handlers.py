@@ -33,8 +33,9 @@ from rmail.server.core.storage.mail import MailStore
 
 from . import commands as c
 from ..core import mutf7
-from .encode import string
-from .fetch import FetchPlan, FileRange, file_items, flags_bytes, message_items
+from .encode import encode, flag_list as flags_bytes, string
+from .errors import BYE_DELETED, CommandError, SessionClosed
+from .fetch import FetchPlan, FileRange, file_items, message_items
 from .protocol import State, allowed, capabilities, login_allowed
 from .search import search
 from .selected import InvalidSequence, SelectedMailbox, Update
@@ -59,9 +60,6 @@ _ERROR_CODES: Final[tuple[tuple[type[RmailError], str], ...]] = (
     # user the remedy (delete mail, which still works) and SERVERBUG would claim a bug.
     (StorageFull, "OVERQUOTA"), (TemporaryFailure, "UNAVAILABLE"),
 )
-#: Sent before closing a session whose selected mailbox was deleted by someone else (the
-#: wording is Dovecot's; IMAP4rev1 has no untagged "mailbox gone" response).
-BYE_DELETED: Final = b"* BYE Selected mailbox was deleted, have to disconnect\r\n"
 #: Commands during which EXPUNGE responses are forbidden (RFC 3501 §7.4.1).
 _NO_EXPUNGE: Final = (c.Fetch, c.Store, c.Search)
 
@@ -75,18 +73,6 @@ class Output(Protocol):
 
 
 ReadLine = Callable[[], Awaitable["bytes | None"]]
-
-
-class SessionClosed(Exception):
-    """The session ended (LOGOUT, autologout, disconnect); the connection closes."""
-
-
-class CommandError(Exception):
-    """A handler's refusal, with its reply (BAD for protocol misuse, NO otherwise)."""
-
-    def __init__(self, status: str, text: str, code: str | None = None) -> None:
-        super().__init__(text)
-        self.status, self.text, self.code = status, text, code
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +285,7 @@ class Session:
         """Another session deleted the selected mailbox. IMAP4rev1 cannot say so and carry
         on, so the session ends with BYE (as Dovecot does), never with NO to every command;
         the client reconnects and sees the mailbox list as it is now."""
-        self.out.write(BYE_DELETED)
+        self.out.write(encode(BYE_DELETED))
         self._deselect()
         self.state = State.LOGOUT
         await self.out.drain()
