@@ -26,19 +26,21 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Final, Union
+from typing import Any, Final, Union
 
 from rmail.server.core.imapstring import MAX_QUOTED, nstring, string
 from rmail.server.core.model import SYSTEM_FLAGS as _STORED_FLAGS
 
 __all__ = [
-    "Atom", "Challenge", "Code", "Continuation", "Data", "FLAGS_ORDER", "Fetch", "Literal",
+    "Atom", "CRLF", "Challenge", "Code", "Continuation", "Data", "FLAGS_ORDER", "Fetch", "Literal",
     "MAX_QUOTED", "MAX_TEXT", "Numbered", "Raw", "Response", "Status", "Tagged", "date_time",
     "encode", "encode_all", "encode_value", "fetch_flags", "fetch_head", "fetch_response",
     "flag_list", "literal", "literal_prefix", "nstring", "numbered", "search_response",
     "sequence_set", "string", "text",
 ]
 
+#: Ends every response line (RFC 3501 §2.2).
+CRLF: Final = b"\r\n"
 #: Longest resp-text sent, in octets (cut on a character boundary). Text is for humans; the
 #: cap keeps any reply line far below the 8192 octets RFC 7162 §4 asks every peer to accept,
 #: whatever an error message quotes.
@@ -82,7 +84,7 @@ class Literal:
     data: bytes
 
 
-Value = Union[None, int, str, bytes, Atom, Raw, Literal, tuple, list]
+Value = Union[None, int, str, bytes, "Atom", "Raw", "Literal", tuple[Any, ...], list[Any]]
 
 
 @dataclass(frozen=True, slots=True)

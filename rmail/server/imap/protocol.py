@@ -1,7 +1,9 @@
 """IMAP connection states, the commands each allows, and the capability list, as data.
 
 RFC 3501 §3 defines four states; §6 says which commands each accepts (mox keeps the same
-tables as `commandsState*`). A command outside its state's table gets BAD. Capabilities follow
+tables as `commandsState*`). A command outside its state's table gets BAD; these tables are
+the only place that decides it, and every command in them has one handler
+(`handlers.HANDLERS`). Capabilities follow
 SPEC.md: the "always" list before and after login, AUTH= only where a password may travel
 (TLS active, or TLS not configured), LOGINDISABLED and STARTTLS on cleartext when TLS is
 configured.

@@ -10,9 +10,12 @@ announced; if the bytes end early anyway, the session cannot recover (StreamBrok
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from rmail.server.core.storage.body import BodyTruncated, MessageBody
+
+if TYPE_CHECKING:
+    from .session import Output
 
 __all__ = ["HEAD_MAX", "StreamBroken", "head", "read_all", "send"]
 
@@ -39,7 +42,7 @@ async def read_all(body: MessageBody) -> bytes:
         raise StreamBroken(str(exc)) from None
 
 
-async def send(body: MessageBody, out, start: int, length: int) -> None:  # noqa: ANN001 - Output
+async def send(body: MessageBody, out: Output, start: int, length: int) -> None:
     """Write bytes [start, start+length) to `out`, one chunk at a time.
 
     Raises:
