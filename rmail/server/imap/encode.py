@@ -162,23 +162,19 @@ Response = Union[Tagged, Status, Data, Numbered, Fetch, Continuation, Challenge]
 # -- encoding -------------------------------------------------------------------------------
 
 def encode_value(value: Value, out: list[bytes]) -> None:
-    """Append the wire form of `value` to `out`."""
-    if value is None:
-        out.append(b"NIL")
+    """Append the wire form of `value` to `out` (the commonest kinds are tried first)."""
+    if isinstance(value, Atom):
+        out.append(value.text.encode("ascii"))
+    elif isinstance(value, (str, bytes)):
+        out.append(string(value))
     elif isinstance(value, bool):
         raise TypeError("booleans have no IMAP form")
     elif isinstance(value, int):
         if value < 0:
             raise ValueError("IMAP numbers are unsigned")
         out.append(b"%d" % value)
-    elif isinstance(value, (str, bytes)):
-        out.append(string(value))
-    elif isinstance(value, Atom):
-        out.append(value.text.encode("ascii"))
-    elif isinstance(value, Raw):
-        out.append(value.data)
-    elif isinstance(value, Literal):
-        out.append(literal(value.data))
+    elif value is None:
+        out.append(b"NIL")
     elif isinstance(value, (tuple, list)):
         out.append(b"(")
         for i, item in enumerate(value):
@@ -186,12 +182,19 @@ def encode_value(value: Value, out: list[bytes]) -> None:
                 out.append(b" ")
             encode_value(item, out)
         out.append(b")")
+    elif isinstance(value, Raw):
+        out.append(value.data)
+    elif isinstance(value, Literal):
+        out.append(literal(value.data))
     else:
         raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 def text(value: str) -> bytes:
     """Human-readable text (resp-text): one line, at most `MAX_TEXT` octets, never empty."""
+    if (len(value) <= MAX_TEXT and value.isascii() and value.isprintable() and value
+            and value[0] != " " and value[-1] != " "):
+        return value.encode("ascii")  # the usual case (a constant): nothing to change
     data = (_TEXT_UNSAFE.sub(" ", value).strip() or "done").encode("utf-8", "replace")
     if len(data) > MAX_TEXT:
         data = data[:MAX_TEXT].decode("utf-8", "ignore").encode("utf-8")
@@ -214,8 +217,9 @@ def _code(code: Code | str | None) -> bytes:
 def encode(response: Response) -> bytes:
     """The complete wire form of one response, CRLF included."""
     if isinstance(response, Tagged):
+        code = b"" if response.code is None else _code(response.code)
         return b"%b %b %b%b\r\n" % (response.tag.encode("ascii"), response.status.encode("ascii"),
-                                     _code(response.code), text(response.text))
+                                     code, text(response.text))
     if isinstance(response, Status):
         return b"* %b %b%b\r\n" % (response.status.encode("ascii"), _code(response.code),
                                     text(response.text))

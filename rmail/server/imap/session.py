@@ -35,7 +35,7 @@ from rmail.server.core.slicing import OnePerKey
 from rmail.server.core.storage.mail import MailStore
 
 from . import commands as c
-from .encode import Atom, Code, Response, Status, Tagged, encode_all
+from .encode import Atom, Code, Response, Status, Tagged, encode, encode_all
 from .errors import CommandError, SessionClosed, core_error_reply, reply
 from .handlers import HANDLERS
 from .handlers.sync import flush
@@ -108,7 +108,7 @@ class Session:
 
     def send(self, *responses: Response) -> None:
         """Write typed responses (the hot paths write `encode`'s bytes with `out.write`)."""
-        self.out.write(encode_all(responses))
+        self.out.write(encode(responses[0]) if len(responses) == 1 else encode_all(responses))
 
     @property
     def account(self) -> Account:

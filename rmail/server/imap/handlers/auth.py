@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from typing import TYPE_CHECKING, Awaitable, Callable, Final
 
 from rmail.server.core.authguard import LoginLocked
 from rmail.server.core.errors import AuthenticationFailed
 
 from .. import commands as c
-from ..encode import Atom, Challenge, Data, Status, Tagged
+from ..encode import Atom, Challenge, Data, Status, Tagged, encode
 from ..errors import CommandError, SessionClosed
 from ..protocol import State, login_allowed
 
@@ -32,12 +33,18 @@ if TYPE_CHECKING:
 
 __all__ = ["HANDLERS", "login"]
 
-#: RFC 2971 §3.3: what the server says of itself.
-_ID: Final = Data("ID", (("name", "rmail", "vendor", "rmail"),))
+#: RFC 2971 §3.3: what the server says of itself (encoded once).
+_ID: Final = encode(Data("ID", (("name", "rmail", "vendor", "rmail"),)))
+
+
+@functools.lru_cache(maxsize=8)
+def _capability_data(caps: tuple[str, ...]) -> bytes:
+    # A connection has one of a few capability lists (protocol.capabilities).
+    return encode(Data("CAPABILITY", tuple(Atom(cap) for cap in caps)))
 
 
 async def capability(s: Session, cmd: c.Capability) -> Tagged:
-    s.send(Data("CAPABILITY", tuple(Atom(cap) for cap in s.capabilities())))
+    s.out.write(_capability_data(s.capabilities()))
     return Tagged(cmd.tag, "OK", "CAPABILITY completed")
 
 
@@ -49,7 +56,7 @@ async def logout(s: Session, cmd: c.Logout) -> Tagged:
 
 
 async def id_(s: Session, cmd: c.Id) -> Tagged:
-    s.send(_ID)
+    s.out.write(_ID)
     return Tagged(cmd.tag, "OK", "ID completed")
 
 

@@ -23,7 +23,7 @@ from rmail.server.core import mutf7
 from rmail.server.core.errors import NotFound
 
 from .. import commands as c
-from ..encode import Atom, Data, Tagged
+from ..encode import Atom, Data, Tagged, encode
 from ..errors import CommandError
 
 if TYPE_CHECKING:
@@ -33,9 +33,9 @@ __all__ = ["HANDLERS", "SEPARATOR", "list_pattern", "lsub_hidden_parents"]
 
 #: The hierarchy separator (RFC 3501 §5.1.1).
 SEPARATOR: Final = "/"
-_NAMESPACE: Final = Data("NAMESPACE", (((("", SEPARATOR),), None, None)))
+_NAMESPACE: Final = encode(Data("NAMESPACE", (((("", SEPARATOR),), None, None))))
 #: RFC 3501 §6.3.8: LIST "" "" gives the hierarchy delimiter and the root name.
-_ROOT: Final = Data("LIST", ((Atom("\\Noselect"),), SEPARATOR, ""))
+_ROOT: Final = encode(Data("LIST", ((Atom("\\Noselect"),), SEPARATOR, "")))
 _ONE_LEVEL: Final = "[^" + re.escape(SEPARATOR) + "]*"
 
 
@@ -101,7 +101,7 @@ async def list_(s: Session, cmd: c.List | c.Lsub) -> Tagged:
     lsub = isinstance(cmd, c.Lsub)
     verb = "LSUB" if lsub else "LIST"
     if cmd.pattern == "" and not lsub:
-        s.send(_ROOT)
+        s.out.write(_ROOT)
         return Tagged(cmd.tag, "OK", "LIST completed")
     pattern = list_pattern(cmd.reference, cmd.pattern)
     user_id = s.account.id
@@ -142,7 +142,7 @@ async def status(s: Session, cmd: c.Status) -> Tagged:
 
 
 async def namespace(s: Session, cmd: c.Namespace) -> Tagged:
-    s.send(_NAMESPACE)
+    s.out.write(_NAMESPACE)
     return Tagged(cmd.tag, "OK", "NAMESPACE completed")
 
 
