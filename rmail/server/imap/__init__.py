@@ -7,8 +7,10 @@ Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events
 - `commands` — the parsed commands, frozen values named after the RFC; `parser` — frames →
   commands. Only the connection calls the parser; everything above imports `commands`.
 - `protocol` — which commands each state allows, capability lists (data, not code).
-- `session` — one client's state and the dispatch of each command to its handler;
-  `handlers/` — the handlers by area: `auth`, `mailboxes`, `messages`, `search`, `sync`.
+- `state` — what one session knows (user, selected mailbox, doorbell) and the helpers every
+  handler shares; `handlers/` — the handlers by area: `auth`, `mailboxes`, `messages`,
+  `search`, `sync`, each depending on `state` only; `session` — the state plus the dispatch
+  of each command to its handler.
 - `encode` — every byte the server sends: typed responses, the hot-path byte builders, one
   text rule; strings by `core.imapstring`, the rule that also wrote the stored ENVELOPE and
   BODYSTRUCTURE. `errors` — every error's reply, mapped once.

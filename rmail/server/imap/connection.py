@@ -28,7 +28,8 @@ from rmail.server.tlsaccept import Accepted, TLSAcceptor, handshake_failure
 from . import commands as c
 from .encode import Continuation, Status, Tagged, encode
 from .errors import BYE_AUTOLOGOUT, BYE_LOGIN_TIMEOUT, SessionClosed, reply
-from .session import Services, Session
+from .session import Session
+from .state import Services
 from .parser import ParseError, parse_command
 from .wire import NEED_DATA, Frame, Framer, NeedContinuation, RawLine, ReplyError, WireError
 

@@ -10,12 +10,11 @@ announced; if the bytes end early anyway, the session cannot recover (StreamBrok
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from rmail.server.core.storage.body import BodyTruncated, MessageBody
 
-if TYPE_CHECKING:
-    from .session import Output
+from .state import Output
 
 __all__ = ["HEAD_MAX", "StreamBroken", "head", "read_all", "send"]
 

@@ -12,7 +12,8 @@
 The contract of a handler: ``async def handler(session, command) -> Tagged``. It may write
 untagged responses (through `encode`, never by hand) and returns the tagged reply, which the
 session writes last; it refuses with `errors.CommandError` or lets a core error through (the
-session maps both once). It reads and changes only the state the `Session` holds.
+session maps both once). It sees the session as a `state.SessionState` and reads and changes
+only that state.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-from typing import TYPE_CHECKING, Awaitable, Callable, Final
+from typing import Awaitable, Callable, Final
 
 from rmail.server.core.authguard import LoginLocked
 from rmail.server.core.errors import AuthenticationFailed
@@ -27,9 +27,7 @@ from .. import commands as c
 from ..encode import Atom, Challenge, Data, Status, Tagged, encode
 from ..errors import CommandError, SessionClosed
 from ..protocol import State, login_allowed
-
-if TYPE_CHECKING:
-    from ..session import Session
+from ..state import SessionState
 
 __all__ = ["HANDLERS", "login"]
 
@@ -43,43 +41,43 @@ def _capability_data(caps: tuple[str, ...]) -> bytes:
     return encode(Data("CAPABILITY", tuple(Atom(cap) for cap in caps)))
 
 
-async def capability(s: Session, cmd: c.Capability) -> Tagged:
+async def capability(s: SessionState, cmd: c.Capability) -> Tagged:
     s.out.write(_capability_data(s.capabilities()))
     return Tagged(cmd.tag, "OK", "CAPABILITY completed")
 
 
-async def logout(s: Session, cmd: c.Logout) -> Tagged:
+async def logout(s: SessionState, cmd: c.Logout) -> Tagged:
     s.send(Status("BYE", "rmail logging out"))
     s.deselect()
     s.state = State.LOGOUT
     return Tagged(cmd.tag, "OK", "LOGOUT completed")
 
 
-async def id_(s: Session, cmd: c.Id) -> Tagged:
+async def id_(s: SessionState, cmd: c.Id) -> Tagged:
     s.out.write(_ID)
     return Tagged(cmd.tag, "OK", "ID completed")
 
 
-async def enable(s: Session, cmd: c.Enable) -> Tagged:
+async def enable(s: SessionState, cmd: c.Enable) -> Tagged:
     # None of rmail's capabilities needs enabling (RFC 5161 §3.1: list only enabled ones).
     s.send(Data("ENABLED"))
     return Tagged(cmd.tag, "OK", "ENABLE completed")
 
 
-async def starttls(s: Session, cmd: c.StartTLS) -> Tagged:
+async def starttls(s: SessionState, cmd: c.StartTLS) -> Tagged:
     # The connection performs the handshake; reaching here means it cannot.
     if s.tls_active:
         raise CommandError("BAD", "TLS is already active")
     raise CommandError("NO", "TLS is not configured on this server")
 
 
-def _require_privacy(s: Session) -> None:
+def _require_privacy(s: SessionState) -> None:
     if not login_allowed(tls_configured=s.services.tls_configured, tls_active=s.tls_active):
         # RFC 3501 §6.2.3 LOGINDISABLED; RFC 5530 PRIVACYREQUIRED.
         raise CommandError("NO", "use STARTTLS before logging in", "PRIVACYREQUIRED")
 
 
-async def login(s: Session, tag: str, username: str, password: str) -> Tagged:
+async def login(s: SessionState, tag: str, username: str, password: str) -> Tagged:
     """Log in with a user name and password, whichever command carried them: checks,
     throttling, the per-user connection cap."""
     _require_privacy(s)
@@ -102,11 +100,11 @@ async def login(s: Session, tag: str, username: str, password: str) -> Tagged:
     return Tagged(tag, "OK", "logged in", s.capability_code())
 
 
-async def login_command(s: Session, cmd: c.Login) -> Tagged:
+async def login_command(s: SessionState, cmd: c.Login) -> Tagged:
     return await login(s, cmd.tag, cmd.userid, cmd.password)
 
 
-async def authenticate(s: Session, cmd: c.Authenticate) -> Tagged:
+async def authenticate(s: SessionState, cmd: c.Authenticate) -> Tagged:
     """AUTHENTICATE PLAIN (RFC 4616) and LOGIN; "*" cancels (RFC 3501 §6.2.2)."""
     if cmd.mechanism not in ("PLAIN", "LOGIN"):
         raise CommandError("NO", "unsupported mechanism", "CANNOT")
@@ -132,7 +130,7 @@ async def authenticate(s: Session, cmd: c.Authenticate) -> Tagged:
     return await login(s, cmd.tag, username, secret)
 
 
-async def _sasl_step(s: Session, challenge: bytes) -> bytes:
+async def _sasl_step(s: SessionState, challenge: bytes) -> bytes:
     """Send one challenge and read the client's base64 line."""
     if s.read_line is None:
         raise CommandError("NO", "continuations are not available")

@@ -17,7 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Awaitable, Callable, Final
+from typing import Awaitable, Callable, Final
 
 from rmail.server.core import mutf7
 from rmail.server.core.errors import NotFound
@@ -25,9 +25,7 @@ from rmail.server.core.errors import NotFound
 from .. import commands as c
 from ..encode import Atom, Data, Tagged, encode
 from ..errors import CommandError
-
-if TYPE_CHECKING:
-    from ..session import Session
+from ..state import SessionState
 
 __all__ = ["HANDLERS", "SEPARATOR", "list_pattern", "lsub_hidden_parents"]
 
@@ -64,7 +62,7 @@ def lsub_hidden_parents(subscribed: list[str], pattern: re.Pattern[str]) -> list
     return sorted(out)
 
 
-async def create(s: Session, cmd: c.Create) -> Tagged:
+async def create(s: SessionState, cmd: c.Create) -> Tagged:
     name = cmd.mailbox.rstrip(SEPARATOR)  # RFC 3501 §6.3.3: a trailing separator is intent
     if name == "INBOX":
         raise CommandError("NO", "INBOX always exists", "ALREADYEXISTS")
@@ -72,7 +70,7 @@ async def create(s: Session, cmd: c.Create) -> Tagged:
     return Tagged(cmd.tag, "OK", "CREATE completed")
 
 
-async def delete(s: Session, cmd: c.Delete) -> Tagged:
+async def delete(s: SessionState, cmd: c.Delete) -> Tagged:
     view = s.selected
     own = False
     if view is not None:
@@ -87,17 +85,17 @@ async def delete(s: Session, cmd: c.Delete) -> Tagged:
     return Tagged(cmd.tag, "OK", "DELETE completed")
 
 
-async def rename(s: Session, cmd: c.Rename) -> Tagged:
+async def rename(s: SessionState, cmd: c.Rename) -> Tagged:
     await s.store.rename_mailbox(s.account.id, cmd.mailbox, cmd.new_name)
     return Tagged(cmd.tag, "OK", "RENAME completed")
 
 
-async def subscribe(s: Session, cmd: c.Subscribe | c.Unsubscribe) -> Tagged:
+async def subscribe(s: SessionState, cmd: c.Subscribe | c.Unsubscribe) -> Tagged:
     await s.store.set_subscribed(s.account.id, cmd.mailbox, isinstance(cmd, c.Subscribe))
     return Tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
 
 
-async def list_(s: Session, cmd: c.List | c.Lsub) -> Tagged:
+async def list_(s: SessionState, cmd: c.List | c.Lsub) -> Tagged:
     lsub = isinstance(cmd, c.Lsub)
     verb = "LSUB" if lsub else "LIST"
     if cmd.pattern == "" and not lsub:
@@ -131,7 +129,7 @@ async def list_(s: Session, cmd: c.List | c.Lsub) -> Tagged:
     return Tagged(cmd.tag, "OK", f"{verb} completed")
 
 
-async def status(s: Session, cmd: c.Status) -> Tagged:
+async def status(s: SessionState, cmd: c.Status) -> Tagged:
     mailbox = await s.store.get_mailbox(s.account.id, cmd.mailbox)
     st = await s.store.status(mailbox.id)
     values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uidnext,
@@ -141,7 +139,7 @@ async def status(s: Session, cmd: c.Status) -> Tagged:
     return Tagged(cmd.tag, "OK", "STATUS completed")
 
 
-async def namespace(s: Session, cmd: c.Namespace) -> Tagged:
+async def namespace(s: SessionState, cmd: c.Namespace) -> Tagged:
     s.out.write(_NAMESPACE)
     return Tagged(cmd.tag, "OK", "NAMESPACE completed")
 

@@ -18,7 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Awaitable, Callable, Final
+from typing import Awaitable, Callable, Final
 
 from rmail.server.core.errors import NotFound
 from rmail.server.core.events import MessageReceived
@@ -33,11 +33,9 @@ from ..encode import (CRLF, Code, Status, Tagged, fetch_flags, fetch_head, fetch
 from ..errors import CommandError, SessionClosed
 from ..fetch import FetchPlan, FileRange, file_items, message_items
 from ..selected import InvalidSequence, SelectedMailbox
+from ..state import SessionState
 from ..stream import StreamBroken
 from .sync import flag_lines, flush
-
-if TYPE_CHECKING:
-    from ..session import Session
 
 __all__ = ["FETCH_BATCH", "HANDLERS"]
 
@@ -51,7 +49,7 @@ _STORE_MODES: Final = {c.StoreMode.REPLACE: "set", c.StoreMode.ADD: "add",
                        c.StoreMode.REMOVE: "remove"}
 
 
-def _indexes(s: Session, seqset: c.SeqSet, uid: bool) -> list[int]:
+def _indexes(s: SessionState, seqset: c.SeqSet, uid: bool) -> list[int]:
     """0-based indexes into the session's map of a sequence or UID set.
 
     Raises:
@@ -64,7 +62,7 @@ def _indexes(s: Session, seqset: c.SeqSet, uid: bool) -> list[int]:
     return list(view.resolve(ranges, uid=uid))
 
 
-async def fetch(s: Session, cmd: c.Fetch) -> Tagged:
+async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
     view = s.require_view()
     indexes = _indexes(s, cmd.seqset, cmd.uid)
     plan = FetchPlan(cmd.attributes)
@@ -125,8 +123,8 @@ async def fetch(s: Session, cmd: c.Fetch) -> Tagged:
     return Tagged(cmd.tag, "OK", "FETCH completed")
 
 
-async def _fetch_streamed(s: Session, plan: FetchPlan, view: SelectedMailbox, i: int, uid: int,
-                          body: MessageBody, info: MessageInfo | None, *,
+async def _fetch_streamed(s: SessionState, plan: FetchPlan, view: SelectedMailbox, i: int,
+                          uid: int, body: MessageBody, info: MessageInfo | None, *,
                           force_flags: bool) -> bytes | None:
     """Send one large message's FETCH response, streaming its body literals; or return the
     whole message when the plan needs more than header and byte ranges. Returns None once
@@ -157,7 +155,7 @@ async def _fetch_streamed(s: Session, plan: FetchPlan, view: SelectedMailbox, i:
         await body.close()
 
 
-async def store(s: Session, cmd: c.Store) -> Tagged:
+async def store(s: SessionState, cmd: c.Store) -> Tagged:
     view = s.require_writable()
     indexes = _indexes(s, cmd.seqset, cmd.uid)
     uids = [view.uids[i] for i in indexes]
@@ -185,7 +183,7 @@ async def store(s: Session, cmd: c.Store) -> Tagged:
     return Tagged(cmd.tag, "OK", "STORE completed")
 
 
-async def copy(s: Session, cmd: c.Copy | c.Move) -> Tagged:
+async def copy(s: SessionState, cmd: c.Copy | c.Move) -> Tagged:
     move = isinstance(cmd, c.Move)
     view = s.require_writable() if move else s.require_view()
     indexes = _indexes(s, cmd.seqset, cmd.uid)
@@ -216,7 +214,7 @@ async def copy(s: Session, cmd: c.Copy | c.Move) -> Tagged:
     return Tagged(cmd.tag, "OK", "MOVE completed")
 
 
-async def expunge(s: Session, cmd: c.Expunge | c.UidExpunge) -> Tagged:
+async def expunge(s: SessionState, cmd: c.Expunge | c.UidExpunge) -> Tagged:
     view = s.require_writable()
     uids = None
     if isinstance(cmd, c.UidExpunge):
@@ -229,7 +227,7 @@ async def expunge(s: Session, cmd: c.Expunge | c.UidExpunge) -> Tagged:
     return Tagged(cmd.tag, "OK", "EXPUNGE completed")
 
 
-async def append(s: Session, cmd: c.Append) -> Tagged:
+async def append(s: SessionState, cmd: c.Append) -> Tagged:
     try:
         mailbox = await s.store.get_mailbox(s.account.id, cmd.mailbox)
     except NotFound:

@@ -12,7 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Awaitable, Callable, Final
+from typing import Awaitable, Callable, Final
 
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
@@ -20,14 +20,12 @@ from rmail.server.core.slicing import Slicer
 from .. import commands as c
 from ..encode import Tagged, search_response
 from ..search import search as evaluate
-
-if TYPE_CHECKING:
-    from ..session import Session
+from ..state import SessionState
 
 __all__ = ["HANDLERS"]
 
 
-async def search(s: Session, cmd: c.Search) -> Tagged:
+async def search(s: SessionState, cmd: c.Search) -> Tagged:
     view = s.require_view()
     mailbox_id = view.mailbox.id
     store = s.store

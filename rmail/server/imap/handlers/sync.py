@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Final, NoReturn
+from typing import Any, Awaitable, Callable, Final, NoReturn
 
 from rmail.server.core.errors import NotFound, TemporaryFailure
 from rmail.server.core.events import Event, ExternalChange, MailboxChanged, MailboxesChanged
@@ -32,9 +32,7 @@ from ..encode import (FLAGS_ORDER, Atom, Code, Continuation, Data, Numbered, Sta
 from ..errors import BYE_AUTOLOGOUT, BYE_DELETED, CommandError, SessionClosed
 from ..protocol import State
 from ..selected import SelectedMailbox, Update
-
-if TYPE_CHECKING:
-    from ..session import Session
+from ..state import SessionState
 
 __all__ = ["HANDLERS", "flag_lines", "flush"]
 
@@ -54,7 +52,7 @@ def flag_lines(view: SelectedMailbox) -> bytes:
                        Status("OK", "flags permitted", Code("PERMANENTFLAGS", (permanent,)))])
 
 
-async def flush(s: Session, *, allow_expunge: bool, force: bool = False) -> None:
+async def flush(s: SessionState, *, allow_expunge: bool, force: bool = False) -> None:
     """Send the selected mailbox's news the client has not heard yet (RFC 3501 §7.3, §7.4.1).
 
     Args:
@@ -89,7 +87,7 @@ async def flush(s: Session, *, allow_expunge: bool, force: bool = False) -> None
                                       recent_from=recent[0], recent_to=recent[1]))
 
 
-async def _claim_recent(s: Session, mailbox_id: int) -> tuple[int | None, int | None]:
+async def _claim_recent(s: SessionState, mailbox_id: int) -> tuple[int | None, int | None]:
     """Claim \\Recent (a write); when the store cannot write (a full disk), go on without:
     \\Recent is advisory, and a user must still be able to open a mailbox to free space."""
     try:
@@ -99,7 +97,7 @@ async def _claim_recent(s: Session, mailbox_id: int) -> tuple[int | None, int | 
         return None, None
 
 
-async def _refresh_mailbox(s: Session, view: SelectedMailbox) -> None:
+async def _refresh_mailbox(s: SessionState, view: SelectedMailbox) -> None:
     """Check the selected mailbox is still the one selected: DELETE removes it (or leaves a
     \\Noselect placeholder), and re-creating the name gives a new UIDVALIDITY; RENAME keeps it
     (same id and UIDs), so the session carries on under the new name.
@@ -114,7 +112,7 @@ async def _refresh_mailbox(s: Session, view: SelectedMailbox) -> None:
     raise NotFound("the selected mailbox no longer exists")
 
 
-async def _mailbox_gone(s: Session) -> NoReturn:
+async def _mailbox_gone(s: SessionState) -> NoReturn:
     """Another session deleted the selected mailbox. IMAP4rev1 cannot say so and carry on, so
     the session ends with BYE (as Dovecot does), never with NO to every command; the client
     reconnects and sees the mailbox list as it is now."""
@@ -125,7 +123,7 @@ async def _mailbox_gone(s: Session) -> NoReturn:
     raise SessionClosed()
 
 
-def _write_update(s: Session, view: SelectedMailbox, update: Update) -> None:
+def _write_update(s: SessionState, view: SelectedMailbox, update: Update) -> None:
     if not (update or view.keywords_stale):
         return
     parts = [numbered(update.expunged, "EXPUNGE")]
@@ -142,7 +140,7 @@ def _write_update(s: Session, view: SelectedMailbox, update: Update) -> None:
     s.out.write(b"".join(parts))
 
 
-async def select(s: Session, cmd: c.Select | c.Examine) -> Tagged:
+async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
     readonly = isinstance(cmd, c.Examine)
     # RFC 3501 §6.3.1: SELECT first deselects, even when it then fails.
     s.deselect()
@@ -196,12 +194,12 @@ async def select(s: Session, cmd: c.Select | c.Examine) -> Tagged:
     return Tagged(cmd.tag, "OK", "SELECT completed", Code("READ-WRITE"))
 
 
-async def noop(s: Session, cmd: c.Noop | c.Check) -> Tagged:
+async def noop(s: SessionState, cmd: c.Noop | c.Check) -> Tagged:
     # The news is what NOOP is for: the session flushes it after every command.
     return Tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
 
 
-async def close(s: Session, cmd: c.Close | c.Unselect) -> Tagged:
+async def close(s: SessionState, cmd: c.Close | c.Unselect) -> Tagged:
     view = s.require_view()
     if isinstance(cmd, c.Close) and not view.readonly:
         # RFC 3501 §6.4.2: expunge silently, no EXPUNGE responses.
@@ -210,7 +208,7 @@ async def close(s: Session, cmd: c.Close | c.Unselect) -> Tagged:
     return Tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
 
 
-async def idle(s: Session, cmd: c.Idle) -> Tagged:
+async def idle(s: SessionState, cmd: c.Idle) -> Tagged:
     """RFC 2177: push news until the client sends DONE."""
     if s.read_line is None:
         raise CommandError("NO", "IDLE is not available")
