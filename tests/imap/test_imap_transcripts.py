@@ -571,3 +571,25 @@ async def test_streamed_message_byte_exact(runtime: ServerRuntime) -> None:
     await expect(c, b"* 1 FETCH (BODY[1]<0> {9}\r\nline 0000 UID 1)\r\nf3 OK FETCH completed\r\n",
                  b"f3")
     await c.close()
+
+
+async def test_replies_go_out_in_few_writes(runtime: ServerRuntime, monkeypatch) -> None:  # noqa: ANN001
+    """Each write to an idle socket is a send() the client must read: a command's untagged
+    responses go out together, then its tagged reply (SELECT's seven lines in one write)."""
+    from rmail.server.imap import connection
+    writes: list[bytes] = []
+    original = connection.ImapConnection.write
+
+    def counting(self, data: bytes) -> None:  # noqa: ANN001
+        if data:
+            writes.append(data)
+        original(self, data)
+    monkeypatch.setattr(connection.ImapConnection, "write", counting)
+    c = await RawClient.connect(runtime.port("imap"))
+    await c.login()
+    for command, count in ((b"SELECT INBOX", 2), (b"LIST \"\" *", 2), (b"NOOP", 1),
+                           (b"CAPABILITY", 2), (b"STATUS Sent (MESSAGES UIDNEXT)", 2)):
+        writes.clear()
+        await c.cmd(b"w", command)
+        assert len(writes) == count, (command, writes)
+    await c.close()

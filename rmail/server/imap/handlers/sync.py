@@ -179,13 +179,16 @@ async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
     view = SelectedMailbox(mailbox, readonly=readonly)
     view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, recent_from=recent[0],
                       recent_to=recent[1])
-    s.send(Numbered(view.exists, "EXISTS"), Numbered(view.count_recent(), "RECENT"))
-    s.out.write(flag_lines(view))
+    # RFC 3501 §6.3.1's untagged responses, written at once (one send for the client to read).
+    lines = [encode_all([Numbered(view.exists, "EXISTS"), Numbered(view.count_recent(), "RECENT")]),
+             flag_lines(view)]
     unseen = view.first_unseen()
     if unseen is not None:
-        s.send(Status("OK", "first unseen", Code("UNSEEN", (unseen,))))
-    s.send(Status("OK", "UIDs valid", Code("UIDVALIDITY", (mailbox.uidvalidity,))),
-           Status("OK", "predicted next UID", Code("UIDNEXT", (mailbox.uidnext,))))
+        lines.append(encode(Status("OK", "first unseen", Code("UNSEEN", (unseen,)))))
+    lines.append(encode_all([
+        Status("OK", "UIDs valid", Code("UIDVALIDITY", (mailbox.uidvalidity,))),
+        Status("OK", "predicted next UID", Code("UIDNEXT", (mailbox.uidnext,)))]))
+    s.out.write(b"".join(lines))
     s.selected = view
     s.bell = bell
     s.state = State.SELECTED
