@@ -14,8 +14,8 @@ Invariants:
 - A command's tagged reply is the last thing it writes; the selected mailbox's pending news
   comes just before it (never an EXPUNGE after FETCH, STORE or SEARCH, RFC 3501 §7.4.1).
 - Untagged responses that belong together go out in one write: every write to an idle socket
-  is a send() and a wakeup of the client (SELECT in four writes cost a login cycle a third
-  more CPU).
+  is a send() and a wakeup of the client (SELECT written in four pieces made a connect, login,
+  select, store, logout cycle about 30% dearer in CPU, client and server in one process).
 - A bug in a handler is logged and answered ``NO [SERVERBUG]``; the session goes on.
 """
 
