@@ -187,3 +187,9 @@ def _text_rule(value: str) -> bytes:
 @given(st.text(max_size=1100) | st.text(alphabet=st.characters(max_codepoint=0x7f), max_size=1100))
 def test_text_fast_path_agrees_with_the_rule(value: str) -> None:
     assert e.text(value) == _text_rule(value)
+
+
+def test_flag_orders_name_the_stored_system_flags() -> None:
+    from rmail.server.core.model import SYSTEM_FLAGS
+    assert set(e.FETCH_ORDER) == set(e.FLAGS_ORDER) == set(SYSTEM_FLAGS)
+    assert len(e.FETCH_ORDER) == len(e.FLAGS_ORDER) == len(SYSTEM_FLAGS)

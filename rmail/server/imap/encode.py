@@ -29,14 +29,13 @@ from datetime import datetime, timezone
 from typing import Any, Final, Union
 
 from rmail.server.core.imapstring import MAX_QUOTED, nstring, string
-from rmail.server.core.model import SYSTEM_FLAGS as _STORED_FLAGS
 
 __all__ = [
-    "Atom", "CRLF", "Challenge", "Code", "Continuation", "Data", "FLAGS_ORDER", "Fetch", "Literal",
-    "MAX_QUOTED", "MAX_TEXT", "Numbered", "Raw", "Response", "Status", "Tagged", "date_time",
-    "encode", "encode_all", "encode_value", "fetch_flags", "fetch_head", "fetch_response",
-    "flag_list", "literal", "literal_prefix", "nstring", "numbered", "search_response",
-    "sequence_set", "string", "text",
+    "Atom", "CRLF", "Challenge", "Code", "Continuation", "Data", "FETCH_ORDER", "FLAGS_ORDER",
+    "Fetch", "Literal", "MAX_QUOTED", "MAX_TEXT", "Numbered", "Raw", "Response", "SEARCH_PIECE",
+    "Status", "Tagged", "date_time", "encode", "encode_all", "encode_value", "fetch_flags",
+    "fetch_head", "fetch_response", "flag_list", "literal", "literal_prefix", "nstring",
+    "numbered", "search_response", "sequence_set", "string", "text",
 ]
 
 #: Ends every response line (RFC 3501 §2.2).
@@ -48,10 +47,10 @@ MAX_TEXT: Final = 1024
 _TEXT_UNSAFE = re.compile(r"[\x00\r\n]")
 _MONTHS: Final = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep",
                   b"Oct", b"Nov", b"Dec")
-#: The system flags in a FETCH FLAGS list: the store's mask order, as rmail has always sent
-#: them; keywords follow, sorted, then \Recent.
-_FETCH_ORDER: Final = tuple(_STORED_FLAGS)
-#: The system flags in `* FLAGS` and PERMANENTFLAGS: RFC 3501 §2.3.2's order.
+#: The system flags (the store's, `core.model.SYSTEM_FLAGS`) in the order a FETCH FLAGS list
+#: has always had them; keywords follow, sorted, then \Recent.
+FETCH_ORDER: Final = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+#: The same flags in `* FLAGS` and PERMANENTFLAGS: RFC 3501 §2.3.2's order.
 FLAGS_ORDER: Final = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 #: Encoded flag lists by (flag set, recent): a mailbox shares few flag sets, and a sync of a
 #: large mailbox encodes the same ones thousands of times.
@@ -271,7 +270,7 @@ def flag_list(flags: frozenset[str], recent: bool) -> bytes:
     key = (flags, recent)
     out = _FLAG_CACHE.get(key)
     if out is None:
-        names = [f for f in _FETCH_ORDER if f in flags]
+        names = [f for f in FETCH_ORDER if f in flags]
         names += sorted(f for f in flags if not f.startswith("\\"))
         if recent:
             names.append("\\Recent")
