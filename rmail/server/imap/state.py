@@ -9,7 +9,7 @@ Invariants:
 
 - `state` is SELECTED exactly when `selected` is set, and then `bell` is the doorbell
   subscription of that mailbox; `deselect` gives both back together.
-- `user` is set exactly in the authenticated and selected states.
+- `user` is set from a successful login on, and never changes after.
 - Everything written goes through `encode` (`send` for typed responses, `out.write` for the
   encoder's hot-path bytes); nothing here touches a socket.
 """
