@@ -13,8 +13,6 @@ from rmail.server.core.mime import (
     MAX_PARTS,
     body_section,
     header_section,
-    imap_nstring,
-    imap_string,
     message_view,
     parse_message,
     part_content,
@@ -477,27 +475,6 @@ def test_inner_multipart_closed_by_outer_boundary() -> None:
     )
     assert body_section(msg, (1, 1), None) == b"unclosed"
     assert body_section(msg, (2,), None) == b"second"
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (b"abc", b'"abc"'),
-        (b"", b'""'),
-        (b'a"b\\c', b'"a\\"b\\\\c"'),
-        (b"line\r\nbreak", b"{11}\r\nline\r\nbreak"),
-        ("ü", b"{2}\r\n\xc3\xbc"),
-        (b"x" * 2000, b"{2000}\r\n" + b"x" * 2000),
-        (b"nul\x00", b'"nul"'),
-    ],
-)
-def test_imap_string(value: bytes | str, expected: bytes) -> None:
-    assert imap_string(value) == expected
-
-
-def test_imap_nstring() -> None:
-    assert imap_nstring(None) == b"NIL"
-    assert imap_nstring(b"x") == b'"x"'
 
 
 @settings(max_examples=300, deadline=None)

@@ -30,7 +30,8 @@ from hypothesis import strategies as st
 from rmail.server.core.errors import LimitExceeded
 from rmail.server.core.model import Mailbox, MessageInfo
 from rmail.server.core.slicing import OnePerKey, Slicer
-from rmail.server.imap import grammar as g
+from rmail.server.imap import commands as c
+from rmail.server.imap import parser
 from rmail.server.imap import search as search_module
 from rmail.server.imap.search import search
 from rmail.server.imap.selected import SelectedMailbox
@@ -183,7 +184,7 @@ async def test_without_budget_the_costly_search_completes(tmp_path: Path) -> Non
 
 async def test_too_many_keys_is_refused_before_any_work(big: ServerRuntime) -> None:
     client = await selected(big)
-    keys = b" ".join(b"BODY k%d" % i for i in range(g.MAX_SEARCH_KEYS + 1))
+    keys = b" ".join(b"BODY k%d" % i for i in range(parser.MAX_SEARCH_KEYS + 1))
     assert await client.cmd(b"k", b"SEARCH " + keys) == \
         b"k NO [LIMIT] too many search keys (at most 1000)\r\n"
     assert await client.cmd(b"n", b"NOOP") == b"n OK NOOP completed\r\n"
@@ -226,19 +227,19 @@ async def test_fetch_and_store_of_many_messages_give_the_loop_back(tmp_path: Pat
 
 # -- the parser's bound ---------------------------------------------------------------------
 
-def parse(line: bytes) -> g.Command:
-    return g.parse_command(Frame((line,)))
+def parse(line: bytes) -> c.Command:
+    return parser.parse_command(Frame((line,)))
 
 
 def test_key_count_counts_every_key_as_written() -> None:
-    ok = parse(b"a SEARCH " + b" ".join(b"SEEN" for _ in range(g.MAX_SEARCH_KEYS)))
-    assert isinstance(ok, g.Search) and len(ok.key.keys) == g.MAX_SEARCH_KEYS  # type: ignore[union-attr]
-    half = g.MAX_SEARCH_KEYS // 2
-    assert isinstance(parse(b"a SEARCH " + b" ".join(b"NOT SEEN" for _ in range(half))), g.Search)
+    ok = parse(b"a SEARCH " + b" ".join(b"SEEN" for _ in range(parser.MAX_SEARCH_KEYS)))
+    assert isinstance(ok, c.Search) and len(ok.key.keys) == parser.MAX_SEARCH_KEYS  # type: ignore[union-attr]
+    half = parser.MAX_SEARCH_KEYS // 2
+    assert isinstance(parse(b"a SEARCH " + b" ".join(b"NOT SEEN" for _ in range(half))), c.Search)
     for line in (b"a SEARCH " + b" ".join(b"NOT SEEN" for _ in range(half + 1)),
-                 b"a UID SEARCH " + b"OR SEEN " * g.MAX_SEARCH_DEPTH + b"SEEN",
-                 b"a SEARCH (" + b" ".join(b"SEEN" for _ in range(g.MAX_SEARCH_KEYS)) + b")"):
-        with pytest.raises(g.ParseError) as info:
+                 b"a UID SEARCH " + b"OR SEEN " * parser.MAX_SEARCH_DEPTH + b"SEEN",
+                 b"a SEARCH (" + b" ".join(b"SEEN" for _ in range(parser.MAX_SEARCH_KEYS)) + b")"):
+        with pytest.raises(parser.ParseError) as info:
             parse(line)
         if b"OR" in line:
             assert info.value.status == "BAD"  # the depth bound comes first here
@@ -347,33 +348,33 @@ def _old_compare(relation: str, day: date, target: date) -> bool:
     return day >= target
 
 
-def old_prefilter(key: g.SearchKey, view: SelectedMailbox) -> Callable[[int], bool | None]:
+def old_prefilter(key: c.SearchKey, view: SelectedMailbox) -> Callable[[int], bool | None]:
     flags, sizes, dates, uids = view.flags, view.sizes, view.dates, view.uids
-    if isinstance(key, g.SearchAll):
+    if isinstance(key, c.SearchAll):
         return lambda i: True
-    if isinstance(key, g.SearchFlag):
+    if isinstance(key, c.SearchFlag):
         flag, present = key.flag, key.present
         if present:
             return lambda i: flag in flags[i]
         return lambda i: flag not in flags[i]
-    if isinstance(key, g.SearchRecent):
+    if isinstance(key, c.SearchRecent):
         return lambda i: view.is_recent(uids[i])
-    if isinstance(key, g.SearchSeq):
+    if isinstance(key, c.SearchSeq):
         seqset = key.seqset
         if key.uid:
             largest = view.max_uid
             return lambda i: seqset.contains(uids[i], largest)
         exists = view.exists
         return lambda i: seqset.contains(i + 1, exists)
-    if isinstance(key, g.SearchSize):
+    if isinstance(key, c.SearchSize):
         limit = key.size
         if key.larger:
             return lambda i: sizes[i] > limit
         return lambda i: sizes[i] < limit
-    if isinstance(key, g.SearchDate) and not key.sent:
+    if isinstance(key, c.SearchDate) and not key.sent:
         relation, target = key.relation, key.day
         return lambda i: _old_compare(relation, _old_day(dates[i]), target)
-    if isinstance(key, g.SearchAnd):
+    if isinstance(key, c.SearchAnd):
         subs = [old_prefilter(k, view) for k in key.keys]
 
         def and_(i: int) -> bool | None:
@@ -386,7 +387,7 @@ def old_prefilter(key: g.SearchKey, view: SelectedMailbox) -> Callable[[int], bo
                     unknown = True
             return None if unknown else True
         return and_
-    if isinstance(key, g.SearchOr):
+    if isinstance(key, c.SearchOr):
         left, right = old_prefilter(key.left, view), old_prefilter(key.right, view)
 
         def or_(i: int) -> bool | None:
@@ -398,7 +399,7 @@ def old_prefilter(key: g.SearchKey, view: SelectedMailbox) -> Callable[[int], bo
                 return True
             return None if (a is None or b is None) else False
         return or_
-    if isinstance(key, g.SearchNot):
+    if isinstance(key, c.SearchNot):
         inner = old_prefilter(key.key, view)
 
         def not_(i: int) -> bool | None:
@@ -417,9 +418,9 @@ def _old_header_values(info: MessageInfo, field: str) -> list[str]:
     return out
 
 
-def old_matches(key: g.SearchKey, view: SelectedMailbox, i: int, info: MessageInfo | None,
+def old_matches(key: c.SearchKey, view: SelectedMailbox, i: int, info: MessageInfo | None,
                 text: Callable[[], str]) -> bool:
-    if isinstance(key, g.SearchHeader):
+    if isinstance(key, c.SearchHeader):
         if info is None:
             return False
         values = _old_header_values(info, key.field)
@@ -427,26 +428,26 @@ def old_matches(key: g.SearchKey, view: SelectedMailbox, i: int, info: MessageIn
             return bool(values)
         needle = key.value.casefold()
         return any(needle in v.casefold() for v in values)
-    if isinstance(key, g.SearchBody):
+    if isinstance(key, c.SearchBody):
         needle = key.value.casefold()
         if key.text and info is not None and needle in info.header_text.casefold():
             return True
         return needle in text()
-    if isinstance(key, g.SearchDate) and key.sent:
+    if isinstance(key, c.SearchDate) and key.sent:
         if info is None or info.date is None:
             return False
         return _old_compare(key.relation, info.date.date(), key.day)
-    if isinstance(key, g.SearchAnd):
+    if isinstance(key, c.SearchAnd):
         return all(old_matches(k, view, i, info, text) for k in key.keys)
-    if isinstance(key, g.SearchOr):
+    if isinstance(key, c.SearchOr):
         return (old_matches(key.left, view, i, info, text)
                 or old_matches(key.right, view, i, info, text))
-    if isinstance(key, g.SearchNot):
+    if isinstance(key, c.SearchNot):
         return not old_matches(key.key, view, i, info, text)
     return bool(old_prefilter(key, view)(i))
 
 
-def old_search(key: g.SearchKey, view: SelectedMailbox, infos: dict[int, MessageInfo],
+def old_search(key: c.SearchKey, view: SelectedMailbox, infos: dict[int, MessageInfo],
                texts: dict[int, str]) -> list[int]:
     check = old_prefilter(key, view)
     hits = []
@@ -492,26 +493,26 @@ def mailboxes(draw: st.DrawFn) -> tuple[SelectedMailbox, dict[int, MessageInfo],
     return view, infos, texts
 
 
-def seqsets() -> st.SearchStrategy[g.SeqSet]:
-    number = st.one_of(st.just(g.STAR), st.integers(1, 45))
-    return st.lists(st.tuples(number, number), min_size=1, max_size=4).map(lambda r: g.SeqSet(tuple(r)))
+def seqsets() -> st.SearchStrategy[c.SeqSet]:
+    number = st.one_of(st.just(c.STAR), st.integers(1, 45))
+    return st.lists(st.tuples(number, number), min_size=1, max_size=4).map(lambda r: c.SeqSet(tuple(r)))
 
 
 LEAVES = st.one_of(
-    st.just(g.SearchAll()),
-    st.builds(g.SearchFlag, st.sampled_from(FLAGS), st.booleans()),
-    st.just(g.SearchRecent()),
-    st.builds(g.SearchSeq, seqsets(), st.booleans()),
-    st.builds(g.SearchSize, st.booleans(), st.integers(0, 300)),
-    st.builds(g.SearchDate, st.sampled_from(("before", "on", "since")),
+    st.just(c.SearchAll()),
+    st.builds(c.SearchFlag, st.sampled_from(FLAGS), st.booleans()),
+    st.just(c.SearchRecent()),
+    st.builds(c.SearchSeq, seqsets(), st.booleans()),
+    st.builds(c.SearchSize, st.booleans(), st.integers(0, 300)),
+    st.builds(c.SearchDate, st.sampled_from(("before", "on", "since")),
               st.integers(-4, 4).map(lambda d: DAY0 + timedelta(days=d)), st.booleans()),
-    st.builds(g.SearchHeader, st.sampled_from(("subject", "from", "x-a", "to")), SMALL_TEXT),
-    st.builds(g.SearchBody, SMALL_TEXT, st.booleans()),
+    st.builds(c.SearchHeader, st.sampled_from(("subject", "from", "x-a", "to")), SMALL_TEXT),
+    st.builds(c.SearchBody, SMALL_TEXT, st.booleans()),
 )
 KEYS_TREE = st.recursive(LEAVES, lambda inner: st.one_of(
-    st.lists(inner, min_size=2, max_size=4).map(lambda ks: g.SearchAnd(tuple(ks))),
-    st.builds(g.SearchOr, inner, inner),
-    st.builds(g.SearchNot, inner),
+    st.lists(inner, min_size=2, max_size=4).map(lambda ks: c.SearchAnd(tuple(ks))),
+    st.builds(c.SearchOr, inner, inner),
+    st.builds(c.SearchNot, inner),
 ), max_leaves=12)
 
 

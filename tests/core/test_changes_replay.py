@@ -164,8 +164,9 @@ class ChangesReplay(RuleBasedStateMachine):
     @rule(data=st.data())
     def sync(self, data) -> None:  # noqa: ANN001
         view = data.draw(st.sampled_from(self.views))
-        # What Session.sync does: is the selected mailbox still this life of it? (A RENAME keeps
-        # id and UIDVALIDITY and the session follows it; anything else ends it with BYE.)
+        # What the session's flush does (imap/handlers/sync.py): is the selected mailbox still
+        # this life of it? (A RENAME keeps id and UIDVALIDITY and the session follows it;
+        # anything else ends it with BYE.)
         current = {b.id: b for b in self.run(self.store.list_mailboxes(self.user))}
         box = current.get(view.mailbox.id)
         if box is None or box.uidvalidity != view.mailbox.uidvalidity:

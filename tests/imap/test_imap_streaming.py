@@ -9,7 +9,8 @@ import pytest
 
 from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
 from rmail.server.imap import fetch as fetch_mod
-from rmail.server.imap import grammar as g
+from rmail.server.imap import commands
+from rmail.server.imap import parser
 from rmail.server.core.sqlite.blobs import BlobStore, FileBody
 from rmail.server.imap import stream
 from rmail.server.imap.stream import HEAD_MAX
@@ -27,8 +28,8 @@ SMALL = b"Subject: small\r\n\r\nhello\r\n"
 
 def items(data: bytes, text: bytes) -> bytes:
     """The expected FETCH response for one message computed from its bytes in memory."""
-    cmd = g.parse_command(_frame(b"t FETCH 1 " + text))
-    assert isinstance(cmd, g.Fetch)
+    cmd = parser.parse_command(_frame(b"t FETCH 1 " + text))
+    assert isinstance(cmd, commands.Fetch)
     plan = fetch_mod.FetchPlan(cmd.attributes)
     return fetch_mod.message_items(plan, uid=1, flags=frozenset(), recent=True, size=len(data),
                                    date=0.0, info=None, data=data)
@@ -111,13 +112,13 @@ async def test_message_file_reads_in_chunks(tmp_path) -> None:  # noqa: ANN001
 
 
 def test_header_longer_than_head_falls_back() -> None:
-    cmd = g.parse_command(_frame(b"t FETCH 1 (BODY.PEEK[TEXT])"))
+    cmd = parser.parse_command(_frame(b"t FETCH 1 (BODY.PEEK[TEXT])"))
     plan = fetch_mod.FetchPlan(cmd.attributes)
     assert plan.streamable and plan.needs_head
     head = b"X: " + b"y" * (HEAD_MAX - 3)
     assert fetch_mod.file_items(plan, uid=1, flags=frozenset(), recent=False, size=10 ** 6,
                                 date=0.0, info=None, file_size=10 ** 6, head=head) is None
-    assert not fetch_mod.FetchPlan(g.parse_command(
+    assert not fetch_mod.FetchPlan(parser.parse_command(
         _frame(b"t FETCH 1 (BODY.PEEK[1])")).attributes).streamable
 
 

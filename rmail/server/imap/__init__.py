@@ -1,22 +1,30 @@
 """rmail's IMAP4rev1 server (RFC 3501 plus IDLE, NAMESPACE, UIDPLUS, MOVE, ID, ENABLE,
 UNSELECT, LITERAL+ and SPECIAL-USE).
 
-Layers, each with one job; only `connection` touches streams:
+Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events out):
 
 - `wire` — bytes → command frames (literals, LITERAL+, size limits); never reads a socket.
-- `grammar` — frames → frozen Command values named after the RFC.
+- `commands` — the parsed commands, frozen values named after the RFC; `parser` — frames →
+  commands. Only the connection calls the parser; everything above imports `commands`.
 - `protocol` — which commands each state allows, capability lists (data, not code).
-- `encode` — typed responses → bytes (quoted vs literal strings decided in one place).
-- `mutf7` — modified UTF-7 mailbox names.
+- `state` — what one session knows (user, selected mailbox, doorbell) and the helpers every
+  handler shares; `handlers/` — the handlers by area: `auth`, `mailboxes`, `messages`,
+  `search`, `sync`, each depending on `state` only; `session` — the state plus the dispatch
+  of each command to its handler.
+- `encode` — every byte the server sends: typed responses, the hot-path byte builders, one
+  text rule; strings by `core.imapstring`, the rule that also wrote the stored ENVELOPE and
+  BODYSTRUCTURE. `errors` — every error's reply, mapped once.
 - `selected` — one session's seq↔UID map and the moments it may tell the client of changes.
-- `fetch`, `search` — pure functions over stored metadata (blob bytes only for BODY[...]).
-- `handlers` — the session: async calls into the core, core errors mapped to NO once.
-- `connection`, `service` — asyncio protocol, STARTTLS, IDLE waits, timeouts; `start()`.
+- `fetch`, `search` — pure functions over stored metadata (message bytes only for BODY[...]);
+  `stream` — a stored file's bytes into a FETCH literal, chunk by chunk.
+- `connection`, `service` — asyncio protocol, STARTTLS, timeouts; `start()`.
 
 Invariants:
 
 - A client's bytes never reach the store or a reply unparsed: every command is framed, then
   parsed, then checked against its state's table, then handled.
+- Nothing but `encode` writes protocol syntax (tests/imap/test_imap_layout.py): a quoting,
+  literal or sanitising rule lives in one place, and each reply text is one bounded line.
 - Every buffer is capped (line, literal, command, search nesting); a refused command is
   answered with NO/BAD and the connection stays in sync.
 - A literal over the message-size limit is refused before any continuation is sent; a
@@ -24,6 +32,8 @@ Invariants:
 - Before login everything is smaller (issue 11): literals of ``limits.preauth_literal`` (a
   LITERAL+ literal over it ends the connection), lines of 64 KiB, a deadline of
   ``limits.login_timeout`` from connect, and a slot a newcomer may take when all are full.
+- The package sees the store only through the storage contract (`core.storage`), so it runs
+  the same on every backend and node.
 """
 
 from __future__ import annotations

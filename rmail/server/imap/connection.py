@@ -25,8 +25,12 @@ from typing import Final
 from rmail.server.core.connections import ConnectionInfo
 from rmail.server.tlsaccept import Accepted, TLSAcceptor, handshake_failure
 
-from . import grammar as g
-from .handlers import Services, Session, SessionClosed
+from . import commands as c
+from .encode import Continuation, Status, Tagged, encode
+from .errors import BYE_AUTOLOGOUT, BYE_LOGIN_TIMEOUT, SessionClosed, reply
+from .session import Session
+from .state import Services
+from .parser import ParseError, parse_command
 from .wire import NEED_DATA, Frame, Framer, NeedContinuation, RawLine, ReplyError, WireError
 
 __all__ = ["ImapConnection", "ImapServer"]
@@ -77,7 +81,7 @@ class ImapServer:
             await self.tls_accept.close()
         for conn in list(self.connections):
             conn.shutdown("server shutting down")
-        tasks = [c.task for c in self.connections if c.task is not None]
+        tasks = [conn.task for conn in self.connections if conn.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=5)
 
@@ -124,7 +128,7 @@ class ImapConnection(asyncio.Protocol):
         else:
             refusal = registry.admit("imap", peer_ip)
             if refusal is not None:
-                transport.write(f"* BYE {refusal}\r\n".encode())
+                transport.write(encode(Status("BYE", refusal)))
                 transport.close()
                 self._closed = True
                 return
@@ -194,7 +198,7 @@ class ImapConnection(asyncio.Protocol):
 
     def shutdown(self, reason: str) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.write(f"* BYE {reason}\r\n".encode())
+            self.write(encode(Status("BYE", reason)))
             self.transport.close()
         self._closed = True
         self._data.set()
@@ -225,10 +229,7 @@ class ImapConnection(asyncio.Protocol):
                     raise asyncio.TimeoutError
                 await asyncio.wait_for(self._data.wait(), timeout)
             except asyncio.TimeoutError:
-                if self._logged_in:
-                    self.write(b"* BYE autologout; idle for too long\r\n")
-                else:
-                    self.write(b"* BYE login timeout; log in sooner after connecting\r\n")
+                self.write(encode(BYE_AUTOLOGOUT if self._logged_in else BYE_LOGIN_TIMEOUT))
                 raise SessionClosed() from None
 
     async def _read_line(self) -> bytes | None:
@@ -247,8 +248,7 @@ class ImapConnection(asyncio.Protocol):
             return None
 
     def _reply_error(self, exc: ReplyError) -> None:
-        code = f"[{exc.code}] " if exc.code else ""
-        self.write(f"{exc.tag or '*'} {exc.status} {code}{exc.text}\r\n".encode())
+        self.write(encode(reply(exc)))
         if isinstance(exc, WireError) and not self._logged_in and self.framer.draining:
             # A LITERAL+ literal over the pre-login cap is on its way already: draining it
             # would only spend bandwidth on a client that cannot be a real one.
@@ -267,16 +267,16 @@ class ImapConnection(asyncio.Protocol):
                     self._reply_error(exc)
                     continue
                 if isinstance(event, NeedContinuation):
-                    self.write(b"+ Ready for literal data\r\n")
+                    self.write(encode(Continuation("Ready for literal data")))
                     continue
                 if not isinstance(event, Frame):
                     continue
                 try:
-                    cmd = g.parse_command(event)
-                except g.ParseError as exc:
+                    cmd = parse_command(event)
+                except ParseError as exc:
                     self._reply_error(exc)
                     continue
-                if isinstance(cmd, g.StartTLS) and self._can_starttls(session):
+                if isinstance(cmd, c.StartTLS) and self._can_starttls(session):
                     await self._starttls(cmd, session)
                     continue
                 await session.execute(cmd)
@@ -298,10 +298,10 @@ class ImapConnection(asyncio.Protocol):
         return (self.server.tls is not None and not self.tls_active
                 and session.user is None)
 
-    async def _starttls(self, cmd: g.StartTLS, session: Session) -> None:
+    async def _starttls(self, cmd: c.StartTLS, session: Session) -> None:
         transport = self.transport
         assert transport is not None and self.server.tls is not None
-        self.write(f"{cmd.tag} OK begin TLS negotiation now\r\n".encode())
+        self.write(encode(Tagged(cmd.tag, "OK", "begin TLS negotiation now")))
         # No await between the OK and start_tls: nothing else can be read in cleartext.
         self.framer.discard_buffered()
         loop = asyncio.get_running_loop()

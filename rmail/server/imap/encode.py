@@ -1,35 +1,66 @@
-"""Typed IMAP server responses → bytes (RFC 3501 §7, §9).
+"""Everything the IMAP server sends, as bytes (RFC 3501 §4, §7, §9): the one encoder.
 
-Values inside responses are plain Python values with one fixed mapping, so the handlers never
-write protocol syntax by hand:
+No other module of the package writes protocol syntax. Handlers build typed responses
+(`Tagged`, `Status`, `Data`, `Numbered`, `Fetch`, `Continuation`, `Challenge`) and `encode`
+turns them into bytes; the hot paths of a sync — FETCH, STORE, SEARCH, EXPUNGE and the updates
+of a selected mailbox, once per message — call the byte builders at the end of this module,
+which write exactly what the typed responses would, without an object per message.
 
-- None → NIL; int → number; `Atom` → the atom verbatim (flags, keywords, names);
-- str/bytes → a quoted string when it is short printable ASCII, otherwise a
-  literal `{n}` (RFC 3501 §4.3): servers may always send a literal, never an unsafe quote;
-- tuple/list → a parenthesised list; `Raw` → pre-encoded bytes (metadata stored encoded);
-- `Literal` → always a literal (message bodies).
+Values inside responses have one fixed mapping:
 
-Human-readable text (resp-text) is sanitised: CR/LF/NUL cannot end a response early.
+- None → NIL; int → number; `Atom` → the atom verbatim (flags, keywords, item names);
+- str/bytes → a quoted string or a literal ``{n}``, by the rule of `core.imapstring` (RFC
+  3501 §4.3) — the rule that also wrote the stored ENVELOPE and BODYSTRUCTURE;
+- tuple/list → a parenthesised list; `Raw` → bytes written earlier by these same rules (the
+  ENVELOPE/BODYSTRUCTURE the store keeps); `Literal` → always a literal (message data).
+
+Text for humans — resp-text, continuation text, a response code given as text — has one rule
+(`text`): CR, LF and NUL become spaces, at most `MAX_TEXT` octets, never empty, so a reply can
+neither end early nor carry a client's long input back; a code given as text also loses "]".
 """
 
 from __future__ import annotations
 
+import base64
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Iterable, Union
+from datetime import datetime, timezone
+from typing import Any, Final, Union
+
+from rmail.server.core.imapstring import MAX_QUOTED, nstring, string
 
 __all__ = [
-    "Atom", "Continuation", "Data", "Fetch", "Literal", "Numbered", "Raw", "Response",
-    "Status", "Tagged", "encode", "encode_value", "quote", "string",
+    "Atom", "CRLF", "Challenge", "Code", "Continuation", "Data", "FETCH_ORDER", "FLAGS_ORDER",
+    "Fetch", "Literal", "MAX_QUOTED", "MAX_TEXT", "Numbered", "Raw", "Response", "SEARCH_PIECE",
+    "Status", "Tagged", "date_time", "encode", "encode_all", "encode_value", "fetch_flags",
+    "fetch_head", "fetch_response", "flag_list", "literal", "literal_prefix", "nstring",
+    "numbered", "search_response", "sequence_set", "string", "text",
 ]
 
-#: Longest string sent quoted; longer ones go as literals (cheaper to scan for clients).
-MAX_QUOTED: Final = 1024
-# RFC 3501 allows any 7-bit CHAR but CR/LF in a quoted string; control characters confuse
-# real client lexers (IMAPClient splits on them), so only printable ASCII goes quoted.
-_QUOTABLE = re.compile(rb'[\x20-\x7e]*')
-_TEXT_UNSAFE = re.compile(r'[\x00\r\n]')
+#: Ends every response line (RFC 3501 §2.2).
+CRLF: Final = b"\r\n"
+#: Longest resp-text sent, in octets (cut on a character boundary). Text is for humans; the
+#: cap keeps any reply line far below the 8192 octets RFC 7162 §4 asks every peer to accept,
+#: whatever an error message quotes.
+MAX_TEXT: Final = 1024
+_TEXT_UNSAFE = re.compile(r"[\x00\r\n]")
+_MONTHS: Final = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep",
+                  b"Oct", b"Nov", b"Dec")
+#: The system flags (the store's, `core.model.SYSTEM_FLAGS`) in the order a FETCH FLAGS list
+#: has always had them; keywords follow, sorted, then \Recent.
+FETCH_ORDER: Final = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+#: The same flags in `* FLAGS` and PERMANENTFLAGS: RFC 3501 §2.3.2's order.
+FLAGS_ORDER: Final = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+#: Encoded flag lists by (flag set, recent): a mailbox shares few flag sets, and a sync of a
+#: large mailbox encodes the same ones thousands of times.
+_FLAG_CACHE: dict[tuple[frozenset[str], bool], bytes] = {}
+_FLAG_CACHE_MAX: Final = 4096
+#: Numbers per piece of a long SEARCH answer (`search_response`).
+SEARCH_PIECE: Final = 4096
 
+
+# -- values ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Atom:
@@ -40,7 +71,7 @@ class Atom:
 
 @dataclass(frozen=True, slots=True)
 class Raw:
-    """Pre-encoded protocol bytes (e.g. an ENVELOPE computed at delivery)."""
+    """Bytes already written by these rules (an ENVELOPE computed at delivery)."""
 
     data: bytes
 
@@ -52,31 +83,42 @@ class Literal:
     data: bytes
 
 
-Value = Union[None, int, str, bytes, Atom, Raw, Literal, tuple, list]
+Value = Union[None, int, str, bytes, "Atom", "Raw", "Literal", tuple[Any, ...], list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
+class Code:
+    """A response code ``[NAME args]`` (RFC 3501 §7.1; RFC 4315, 5530): args are atoms,
+    numbers and lists of them, encoded like any value."""
+
+    name: str
+    args: tuple[Value, ...] = ()
+
+
+# -- responses ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
 class Tagged:
-    """`tag OK|NO|BAD [code] text` (RFC 3501 §7.1)."""
+    """``tag OK|NO|BAD [code] text`` (RFC 3501 §7.1): the last reply of a command."""
 
     tag: str
     status: str
     text: str
-    code: str | None = None
+    code: Code | str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """`* OK|NO|BAD|BYE|PREAUTH [code] text` (RFC 3501 §7.1)."""
+    """``* OK|NO|BAD|BYE|PREAUTH [code] text`` (RFC 3501 §7.1)."""
 
     status: str
     text: str
-    code: str | None = None
+    code: Code | str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Data:
-    """`* NAME value...` — CAPABILITY, FLAGS, LIST, LSUB, STATUS, SEARCH, NAMESPACE, ID,
+    """``* NAME value...``: CAPABILITY, FLAGS, LIST, LSUB, STATUS, SEARCH, NAMESPACE, ID,
     ENABLED (RFC 3501 §7.2, §7.2.2–7.2.5; RFC 2342, 2971, 5161)."""
 
     name: str
@@ -85,7 +127,7 @@ class Data:
 
 @dataclass(frozen=True, slots=True)
 class Numbered:
-    """`* n EXISTS|RECENT|EXPUNGE` (RFC 3501 §7.3, §7.4.1)."""
+    """``* n EXISTS|RECENT|EXPUNGE`` (RFC 3501 §7.3, §7.4.1)."""
 
     number: int
     name: str
@@ -93,7 +135,7 @@ class Numbered:
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
-    """`* n FETCH (name value ...)` (RFC 3501 §7.4.2)."""
+    """``* n FETCH (name value ...)`` (RFC 3501 §7.4.2)."""
 
     number: int
     items: tuple[tuple[str, Value], ...]
@@ -101,51 +143,37 @@ class Fetch:
 
 @dataclass(frozen=True, slots=True)
 class Continuation:
-    """`+ text` (RFC 3501 §7.5)."""
+    """``+ text`` (RFC 3501 §7.5)."""
 
     text: str = "Ready"
 
 
-Response = Union[Tagged, Status, Data, Numbered, Fetch, Continuation]
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """``+ base64`` (RFC 3501 §7.5, §6.2.2): a SASL server challenge, possibly empty."""
+
+    data: bytes
 
 
-def quote(data: bytes) -> bytes:
-    """A quoted string; the caller ensures `data` is quotable."""
-    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+Response = Union[Tagged, Status, Data, Numbered, Fetch, Continuation, Challenge]
 
 
-def string(data: bytes | str) -> bytes:
-    """A string as quoted or literal, whichever is valid (RFC 3501 §4.3)."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    if len(data) <= MAX_QUOTED and _QUOTABLE.fullmatch(data) is not None:
-        return quote(data)
-    return b"{%d}\r\n%b" % (len(data), data)
-
-
-def nstring(data: bytes | str | None) -> bytes:
-    return b"NIL" if data is None else string(data)
-
+# -- encoding -------------------------------------------------------------------------------
 
 def encode_value(value: Value, out: list[bytes]) -> None:
-    """Append the wire form of `value` to `out`."""
-    if value is None:
-        out.append(b"NIL")
+    """Append the wire form of `value` to `out` (the commonest kinds are tried first)."""
+    if isinstance(value, Atom):
+        out.append(value.text.encode("ascii"))
+    elif isinstance(value, (str, bytes)):
+        out.append(string(value))
     elif isinstance(value, bool):
         raise TypeError("booleans have no IMAP form")
     elif isinstance(value, int):
         if value < 0:
             raise ValueError("IMAP numbers are unsigned")
         out.append(b"%d" % value)
-    elif isinstance(value, (str, bytes)):
-        out.append(string(value))
-    elif isinstance(value, Atom):
-        out.append(value.text.encode("ascii"))
-    elif isinstance(value, Raw):
-        out.append(value.data)
-    elif isinstance(value, Literal):
-        out.append(b"{%d}\r\n" % len(value.data))
-        out.append(value.data)
+    elif value is None:
+        out.append(b"NIL")
     elif isinstance(value, (tuple, list)):
         out.append(b"(")
         for i, item in enumerate(value):
@@ -153,29 +181,47 @@ def encode_value(value: Value, out: list[bytes]) -> None:
                 out.append(b" ")
             encode_value(item, out)
         out.append(b")")
+    elif isinstance(value, Raw):
+        out.append(value.data)
+    elif isinstance(value, Literal):
+        out.append(literal(value.data))
     else:
         raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def _text(text: str) -> bytes:
-    cleaned = _TEXT_UNSAFE.sub(" ", text).strip() or "done"
-    return cleaned.encode("utf-8", "replace")
+def text(value: str) -> bytes:
+    """Human-readable text (resp-text): one line, at most `MAX_TEXT` octets, never empty."""
+    if (len(value) <= MAX_TEXT and value.isascii() and value.isprintable() and value
+            and value[0] != " " and value[-1] != " "):
+        return value.encode("ascii")  # the usual case (a constant): nothing to change
+    data = (_TEXT_UNSAFE.sub(" ", value).strip() or "done").encode("utf-8", "replace")
+    if len(data) > MAX_TEXT:
+        data = data[:MAX_TEXT].decode("utf-8", "ignore").encode("utf-8")
+    return data
 
 
-def _code(code: str | None) -> bytes:
+def _code(code: Code | str | None) -> bytes:
     if not code:
         return b""
-    return b"[" + _TEXT_UNSAFE.sub(" ", code).replace("]", "").encode("utf-8") + b"] "
+    if isinstance(code, str):
+        return b"[" + text(code).replace(b"]", b"") + b"] "
+    out = [b"[", code.name.encode("ascii")]
+    for arg in code.args:
+        out.append(b" ")
+        encode_value(arg, out)
+    out.append(b"] ")
+    return b"".join(out)
 
 
 def encode(response: Response) -> bytes:
     """The complete wire form of one response, CRLF included."""
     if isinstance(response, Tagged):
+        code = b"" if response.code is None else _code(response.code)
         return b"%b %b %b%b\r\n" % (response.tag.encode("ascii"), response.status.encode("ascii"),
-                                     _code(response.code), _text(response.text))
+                                     code, text(response.text))
     if isinstance(response, Status):
         return b"* %b %b%b\r\n" % (response.status.encode("ascii"), _code(response.code),
-                                    _text(response.text))
+                                    text(response.text))
     if isinstance(response, Numbered):
         return b"* %d %b\r\n" % (response.number, response.name.encode("ascii"))
     if isinstance(response, Data):
@@ -196,9 +242,96 @@ def encode(response: Response) -> bytes:
         out.append(b")\r\n")
         return b"".join(out)
     if isinstance(response, Continuation):
-        return b"+ " + _text(response.text) + b"\r\n"
+        return b"+ " + text(response.text) + b"\r\n"
+    if isinstance(response, Challenge):
+        return b"+ " + base64.b64encode(response.data) + b"\r\n"
     raise TypeError(f"not a response: {type(response).__name__}")
 
 
 def encode_all(responses: Iterable[Response]) -> bytes:
-    return b"".join(encode(r) for r in responses)
+    return b"".join([encode(r) for r in responses])
+
+
+# -- byte builders for the hot paths ----------------------------------------------------------
+
+def literal(data: bytes) -> bytes:
+    """``{n}`` CRLF `data`: message data, whatever its bytes."""
+    return b"{%d}\r\n" % len(data) + data
+
+
+def literal_prefix(size: int) -> bytes:
+    """The ``{n}`` CRLF that announces a literal whose bytes are streamed after it."""
+    return b"{%d}\r\n" % size
+
+
+def flag_list(flags: frozenset[str], recent: bool) -> bytes:
+    """A FETCH flag list ``(\\Seen $Label \\Recent)``: system flags in a fixed order, keywords
+    sorted, \\Recent last (RFC 3501 §7.4.2)."""
+    key = (flags, recent)
+    out = _FLAG_CACHE.get(key)
+    if out is None:
+        names = [f for f in FETCH_ORDER if f in flags]
+        names += sorted(f for f in flags if not f.startswith("\\"))
+        if recent:
+            names.append("\\Recent")
+        out = ("(" + " ".join(names) + ")").encode("ascii")
+        if len(_FLAG_CACHE) < _FLAG_CACHE_MAX:
+            _FLAG_CACHE[key] = out
+    return out
+
+
+def date_time(ts: float) -> bytes:
+    """RFC 3501 §9 date-time in UTC, quoted: ``"05-Mar-2024 09:08:07 +0000"``."""
+    d = datetime.fromtimestamp(ts, timezone.utc)
+    return b'"%02d-%b-%04d %02d:%02d:%02d +0000"' % (d.day, _MONTHS[d.month - 1], d.year,
+                                                     d.hour, d.minute, d.second)
+
+
+def fetch_response(seq: int, msg_att: bytes) -> bytes:
+    """``* n FETCH msg-att`` CRLF, `msg-att` being the parenthesised items (fetch.py)."""
+    return b"* %d FETCH %b\r\n" % (seq, msg_att)
+
+
+def fetch_head(seq: int) -> bytes:
+    """The start of a FETCH response whose items follow in pieces (a streamed body); the
+    caller ends it with CRLF."""
+    return b"* %d FETCH " % seq
+
+
+def fetch_flags(seq: int, flags: frozenset[str], recent: bool, uid: int | None = None) -> bytes:
+    """``* n FETCH ([UID u ]FLAGS (...))``: STORE's answer and a flag change seen in a sync."""
+    if uid is None:
+        return b"* %d FETCH (FLAGS %b)\r\n" % (seq, flag_list(flags, recent))
+    return b"* %d FETCH (UID %d FLAGS %b)\r\n" % (seq, uid, flag_list(flags, recent))
+
+
+def numbered(numbers: Iterable[int], name: str) -> bytes:
+    """``* n NAME`` CRLF for each number: `Numbered` for runs (EXPUNGE of many messages)."""
+    tail = b" " + name.encode("ascii") + b"\r\n"
+    return b"".join([b"* %d%b" % (n, tail) for n in numbers])
+
+
+def search_response(numbers: Sequence[int]) -> Iterator[bytes]:
+    """``* SEARCH n ...`` CRLF (RFC 3501 §7.2.5) in pieces of `SEARCH_PIECE` numbers, so the
+    caller can give the event loop back between the pieces of a long answer."""
+    yield b"* SEARCH"
+    for start in range(0, len(numbers), SEARCH_PIECE):
+        yield b"".join([b" %d" % n for n in numbers[start:start + SEARCH_PIECE]])
+    yield b"\r\n"
+
+
+def sequence_set(numbers: Sequence[int]) -> Atom:
+    """Ascending numbers compacted into a sequence set such as ``1:3,7`` (RFC 4315 uid-set)."""
+    parts: list[str] = []
+    start = prev = -1
+    for n in numbers:
+        if start < 0:
+            start = prev = n
+        elif n == prev + 1:
+            prev = n
+        else:
+            parts.append(f"{start}:{prev}" if start != prev else str(start))
+            start = prev = n
+    if start >= 0:
+        parts.append(f"{start}:{prev}" if start != prev else str(start))
+    return Atom(",".join(parts))

@@ -1,58 +1,31 @@
-"""FETCH response building (RFC 3501 §6.4.5, §7.4.2): pure functions over stored metadata.
+"""FETCH items (RFC 3501 §6.4.5, §7.4.2): which values a FETCH sends, as pure functions.
 
 FLAGS, UID, RFC822.SIZE and INTERNALDATE come from the session's map; ENVELOPE, BODY and
-BODYSTRUCTURE from the text the store computed at delivery (`MessageInfo`); only BODY[...]
-and RFC822* read message bytes, which the caller passes in. Each response is built straight
-into bytes: this is the hot path of every client sync.
+BODYSTRUCTURE from the bytes the store computed at delivery (`MessageInfo`, written by the
+same string rule as `encode`); only BODY[...] and RFC822* read message bytes, which the caller
+passes in. Each item is the RFC's name, a space and its value written by `encode` (flag lists,
+date-times, literals): this module picks and cuts values, `encode` decides how they look. The
+items are built straight into bytes: this is the hot path of every client sync.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Final, Iterable
 
 from rmail.server.core import mime
 from rmail.server.core.mime.headers import split_header
 from rmail.server.core.model import MessageInfo
 
-from .grammar import FetchAtt
+from .commands import FetchAtt
+from .encode import date_time, flag_list, literal, literal_prefix
 
-__all__ = ["FetchPlan", "FileRange", "file_items", "flags_bytes", "internaldate",
-           "message_items"]
+__all__ = ["FetchPlan", "FileRange", "file_items", "message_items"]
 
-_MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
-                  "Dec")
-_SYSTEM_ORDER: Final = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
-#: Encoded flag lists by (flag set, recent); flag sets repeat a lot across a mailbox.
-_FLAG_CACHE: dict[tuple[frozenset[str], bool], bytes] = {}
-_FLAG_CACHE_MAX: Final = 4096
 _BLOB_ITEMS: Final = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT"})
 _INFO_ITEMS: Final = frozenset({"ENVELOPE", "BODYSTRUCTURE"})
 #: Top-level sections a file-backed message can answer from its header and byte ranges.
 _HEAD_SECTIONS: Final = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
-
-
-def flags_bytes(flags: frozenset[str], recent: bool) -> bytes:
-    """`(\\Seen $Label ...)`: system flags in a fixed order, then keywords sorted."""
-    key = (flags, recent)
-    out = _FLAG_CACHE.get(key)
-    if out is None:
-        names = [f for f in _SYSTEM_ORDER if f in flags]
-        names += sorted(f for f in flags if not f.startswith("\\"))
-        if recent:
-            names.append("\\Recent")
-        out = ("(" + " ".join(names) + ")").encode("ascii")
-        if len(_FLAG_CACHE) < _FLAG_CACHE_MAX:
-            _FLAG_CACHE[key] = out
-    return out
-
-
-def internaldate(ts: float) -> bytes:
-    """RFC 3501 §9 date-time, in UTC: `"05-Mar-2024 09:08:07 +0000"`."""
-    d = datetime.fromtimestamp(ts, timezone.utc)
-    return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (d.day, _MONTHS[d.month - 1].encode(),
-                                                     d.year, d.hour, d.minute, d.second)
 
 
 class FetchPlan:
@@ -130,15 +103,15 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
             if att.partial is not None:
                 start, count = att.partial
                 value = value[start:start + count]
-            out.append(att.response_name.encode("ascii") + b" {%d}\r\n" % len(value) + value)
+            out.append(att.response_name.encode("ascii") + b" " + literal(value))
         elif name == "UID":
             out.append(b"UID %d" % uid)
         elif name == "FLAGS":
-            out.append(b"FLAGS " + flags_bytes(flags, recent))
+            out.append(b"FLAGS " + flag_list(flags, recent))
         elif name == "RFC822.SIZE":
             out.append(b"RFC822.SIZE %d" % size)
         elif name == "INTERNALDATE":
-            out.append(b"INTERNALDATE " + internaldate(date))
+            out.append(b"INTERNALDATE " + date_time(date))
         elif name == "ENVELOPE":
             out.append(b"ENVELOPE " + _info(info).envelope)
         elif name == "BODYSTRUCTURE":
@@ -147,15 +120,15 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
             out.append(b"BODY " + _info(info).body)
         elif name == "RFC822":
             assert data is not None
-            out.append(b"RFC822 {%d}\r\n" % len(data) + data)
+            out.append(b"RFC822 " + literal(data))
         elif name == "RFC822.HEADER":
             assert data is not None
-            out.append(b"RFC822.HEADER " + _literal(mime.header_section(data)))
+            out.append(b"RFC822.HEADER " + literal(mime.header_section(data)))
         elif name == "RFC822.TEXT":
             assert data is not None
-            out.append(b"RFC822.TEXT " + _literal(mime.text_section(data)))
+            out.append(b"RFC822.TEXT " + literal(mime.text_section(data)))
     if force_flags and not plan.has_flags:
-        out.append(b"FLAGS " + flags_bytes(flags, recent))
+        out.append(b"FLAGS " + flag_list(flags, recent))
     return b"(" + b" ".join(out) + b")"
 
 
@@ -165,7 +138,7 @@ def _meta_item(name: str, size: int, date: float, info: MessageInfo | None) -> b
     if name == "RFC822.SIZE":
         return b"RFC822.SIZE %d" % size
     if name == "INTERNALDATE":
-        return b"INTERNALDATE " + internaldate(date)
+        return b"INTERNALDATE " + date_time(date)
     if name == "ENVELOPE":
         return b"ENVELOPE " + _info(info).envelope
     if name == "BODYSTRUCTURE":
@@ -204,7 +177,7 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
             if name == "UID":
                 pieces.append(b"UID %d" % uid)
             elif name == "FLAGS":
-                pieces.append(b"FLAGS " + flags_bytes(flags, recent))
+                pieces.append(b"FLAGS " + flag_list(flags, recent))
             else:
                 pieces.append(_meta_item(name, size, date, info))
             continue
@@ -215,7 +188,7 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
             if att.partial is not None:
                 start, count = att.partial
                 value = value[start:start + count]
-            pieces.append(label + _literal(value))
+            pieces.append(label + literal(value))
             continue
         base = body_start if kind == "TEXT" else 0
         length = file_size - base
@@ -223,15 +196,11 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
             start, count = att.partial
             start = min(start, length)
             base, length = base + start, max(0, min(count, length - start))
-        pieces.append(label + b"{%d}\r\n" % length)
+        pieces.append(label + literal_prefix(length))
         if length:
             pieces.append(FileRange(base, length))
     if force_flags and not plan.has_flags:
-        pieces.append(b" FLAGS " + flags_bytes(flags, recent))
+        pieces.append(b" FLAGS " + flag_list(flags, recent))
     pieces.append(b")")
     return pieces
-
-
-def _literal(data: bytes) -> bytes:
-    return b"{%d}\r\n" % len(data) + data
 

@@ -1,7 +1,9 @@
 """IMAP connection states, the commands each allows, and the capability list, as data.
 
 RFC 3501 §3 defines four states; §6 says which commands each accepts (mox keeps the same
-tables as `commandsState*`). A command outside its state's table gets BAD. Capabilities follow
+tables as `commandsState*`). A command outside its state's table gets BAD; these tables are
+the only place that decides it, and every command in them has one handler
+(`handlers.HANDLERS`). Capabilities follow
 SPEC.md: the "always" list before and after login, AUTH= only where a password may travel
 (TLS active, or TLS not configured), LOGINDISABLED and STARTTLS on cleartext when TLS is
 configured.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from . import grammar as g
+from . import commands as c
 
 __all__ = ["ALWAYS_CAPABILITIES", "COMMANDS_BY_STATE", "State", "allowed", "capabilities"]
 
@@ -31,24 +33,24 @@ class State(enum.Enum):
 
 
 #: Valid in every state (RFC 3501 §6.1; ID is allowed before login, RFC 2971 §3.1).
-_ANY: Final = frozenset({g.Capability, g.Noop, g.Logout, g.Id})
+_ANY: Final = frozenset({c.Capability, c.Noop, c.Logout, c.Id})
 
-_NOT_AUTHENTICATED: Final = _ANY | {g.StartTLS, g.Authenticate, g.Login}
+_NOT_AUTHENTICATED: Final = _ANY | {c.StartTLS, c.Authenticate, c.Login}
 
 #: RFC 3501 §6.3 plus NAMESPACE (RFC 2342), ENABLE (RFC 5161), IDLE (RFC 2177 is valid in
 #: the authenticated state too: it reports mailbox-independent changes).
 _AUTHENTICATED: Final = _ANY | {
-    g.Select, g.Examine, g.Create, g.Delete, g.Rename, g.Subscribe, g.Unsubscribe, g.List,
-    g.Lsub, g.Status, g.Append, g.Namespace, g.Enable, g.Idle,
+    c.Select, c.Examine, c.Create, c.Delete, c.Rename, c.Subscribe, c.Unsubscribe, c.List,
+    c.Lsub, c.Status, c.Append, c.Namespace, c.Enable, c.Idle,
 }
 
 #: RFC 3501 §6.4 plus UNSELECT (RFC 3691), MOVE (RFC 6851), UID EXPUNGE (RFC 4315).
 _SELECTED: Final = _AUTHENTICATED | {
-    g.Check, g.Close, g.Expunge, g.UidExpunge, g.Search, g.Fetch, g.Store, g.Copy, g.Move,
-    g.Unselect,
+    c.Check, c.Close, c.Expunge, c.UidExpunge, c.Search, c.Fetch, c.Store, c.Copy, c.Move,
+    c.Unselect,
 }
 
-COMMANDS_BY_STATE: Final[dict[State, frozenset[type[g.Command]]]] = {
+COMMANDS_BY_STATE: Final[dict[State, frozenset[type[c.Command]]]] = {
     State.NOT_AUTHENTICATED: _NOT_AUTHENTICATED,
     State.AUTHENTICATED: _AUTHENTICATED,
     State.SELECTED: _SELECTED,
@@ -60,7 +62,7 @@ ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "
                               "MOVE", "ID", "ENABLE", "UNSELECT", "LITERAL+")
 
 
-def allowed(state: State, command: g.Command) -> bool:
+def allowed(state: State, command: c.Command) -> bool:
     """Whether `command` may run in `state`."""
     return type(command) in COMMANDS_BY_STATE[state]
 

@@ -26,7 +26,7 @@ from typing import Awaitable, Callable, Final, Sequence
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
 
-from . import grammar as g
+from . import commands as c
 from .selected import SelectedMailbox
 
 __all__ = ["CHUNK", "EVAL_CHUNK", "InfoLoader", "MAP_CHUNK", "TextLoader", "search"]
@@ -48,16 +48,16 @@ TextLoader = Callable[[list[int]], Awaitable[dict[int, str]]]
 _MAP, _INFO, _TEXT = 0, 1, 2
 
 
-def _cost(key: g.SearchKey) -> int:
-    if isinstance(key, g.SearchBody):
+def _cost(key: c.SearchKey) -> int:
+    if isinstance(key, c.SearchBody):
         return _TEXT
-    if isinstance(key, g.SearchHeader) or (isinstance(key, g.SearchDate) and key.sent):
+    if isinstance(key, c.SearchHeader) or (isinstance(key, c.SearchDate) and key.sent):
         return _INFO
-    if isinstance(key, g.SearchAnd):
+    if isinstance(key, c.SearchAnd):
         return max(map(_cost, key.keys))
-    if isinstance(key, g.SearchOr):
+    if isinstance(key, c.SearchOr):
         return max(_cost(key.left), _cost(key.right))
-    if isinstance(key, g.SearchNot):
+    if isinstance(key, c.SearchNot):
         return _cost(key.key)
     return _MAP
 
@@ -84,7 +84,7 @@ def _header_values(header_text: str, field: str) -> list[str]:
     return out
 
 
-def _in_sets(seqset: g.SeqSet, view: SelectedMailbox, uid: bool) -> Callable[[int], bool]:
+def _in_sets(seqset: c.SeqSet, view: SelectedMailbox, uid: bool) -> Callable[[int], bool]:
     """Membership of a message index in a sequence or UID set: one bisect over the merged
     ranges, however many ranges the client wrote (a 64 KiB UID set has thousands)."""
     ranges: list[tuple[int, int]] = []
@@ -109,7 +109,7 @@ def _in_sets(seqset: g.SeqSet, view: SelectedMailbox, uid: bool) -> Callable[[in
 class _Run:
     """One SEARCH command's evaluation; see the module docstring."""
 
-    def __init__(self, key: g.SearchKey, view: SelectedMailbox, slicer: Slicer,
+    def __init__(self, key: c.SearchKey, view: SelectedMailbox, slicer: Slicer,
                  load_info: InfoLoader, load_text: TextLoader) -> None:
         self.key = key
         self.view = view
@@ -127,7 +127,7 @@ class _Run:
         self._folded: dict[int, str] = {}
         self._chunk: list[int] = []
 
-    def _cost(self, key: g.SearchKey) -> int:
+    def _cost(self, key: c.SearchKey) -> int:
         cost = self._costs.get(id(key))
         if cost is None:
             cost = self._costs[id(key)] = _cost(key)
@@ -162,13 +162,13 @@ class _Run:
         self._text.clear()
         self._folded.clear()
 
-    async def _decide(self, key: g.SearchKey, cands: list[int]) -> tuple[list[int], list[int]]:
+    async def _decide(self, key: c.SearchKey, cands: list[int]) -> tuple[list[int], list[int]]:
         """Split the candidates into those that surely match `key` and those that may match
         but need stored text to tell (both ascending); the rest surely do not match."""
         await self.slicer.tick()  # each node's set operations cost up to MAP_CHUNK steps
         if not cands or self._cost(key) == _MAP:
             return await self._eval(key, cands), []
-        if isinstance(key, g.SearchAnd):
+        if isinstance(key, c.SearchAnd):
             unknown: set[int] = set()
             for sub in sorted(key.keys, key=self._cost):
                 yes, maybe = await self._decide(sub, cands)
@@ -179,7 +179,7 @@ class _Run:
                 if not cands:
                     break
             return ([i for i in cands if i not in unknown], [i for i in cands if i in unknown])
-        if isinstance(key, g.SearchOr):
+        if isinstance(key, c.SearchOr):
             first, second = self._ordered(key.left, key.right)
             yes1, maybe1 = await self._decide(first, cands)
             done = set(yes1)
@@ -189,28 +189,28 @@ class _Run:
             unknown.update(maybe2)
             return ([i for i in cands if i in done],
                     [i for i in cands if i in unknown and i not in done])
-        if isinstance(key, g.SearchNot):
+        if isinstance(key, c.SearchNot):
             yes, maybe = await self._decide(key.key, cands)
             unknown = set(maybe)
             known = set(yes)
             return ([i for i in cands if i not in known and i not in unknown], maybe)
         return [], cands  # a leaf that needs stored text
 
-    def _ordered(self, a: g.SearchKey, b: g.SearchKey) -> tuple[g.SearchKey, g.SearchKey]:
+    def _ordered(self, a: c.SearchKey, b: c.SearchKey) -> tuple[c.SearchKey, c.SearchKey]:
         return (a, b) if self._cost(a) <= self._cost(b) else (b, a)
 
-    async def _eval(self, key: g.SearchKey, cands: list[int]) -> list[int]:
+    async def _eval(self, key: c.SearchKey, cands: list[int]) -> list[int]:
         """The candidates (ascending indexes) that match `key`, in the same order."""
         await self.slicer.tick()
         if not cands:
             return cands
-        if isinstance(key, g.SearchAnd):
+        if isinstance(key, c.SearchAnd):
             for sub in sorted(key.keys, key=self._cost):  # stable: ties keep the client's order
                 cands = await self._eval(sub, cands)
                 if not cands:
                     break
             return cands
-        if isinstance(key, g.SearchOr):
+        if isinstance(key, c.SearchOr):
             first, second = self._ordered(key.left, key.right)
             hit = await self._eval(first, cands)
             if len(hit) == len(cands):
@@ -218,10 +218,10 @@ class _Run:
             matched = set(hit)
             matched.update(await self._eval(second, [i for i in cands if i not in matched]))
             return [i for i in cands if i in matched]
-        if isinstance(key, g.SearchNot):
+        if isinstance(key, c.SearchNot):
             matched = set(await self._eval(key.key, cands))
             return [i for i in cands if i not in matched]
-        if isinstance(key, g.SearchAll):
+        if isinstance(key, c.SearchAll):
             return cands
         return await self._filter(await self._leaf(key, cands), cands)
 
@@ -261,32 +261,32 @@ class _Run:
             folded = self._folded[uid] = info.header_text.casefold()
         return folded
 
-    async def _leaf(self, key: g.SearchKey, cands: list[int]) -> Callable[[int], bool]:
+    async def _leaf(self, key: c.SearchKey, cands: list[int]) -> Callable[[int], bool]:
         """A test of one message index for a leaf key, with its stored data loaded."""
         view = self.view
         flags, sizes, dates, uids = view.flags, view.sizes, view.dates, view.uids
-        if isinstance(key, g.SearchFlag):
+        if isinstance(key, c.SearchFlag):
             flag = key.flag
             if key.present:
                 return lambda i: flag in flags[i]
             return lambda i: flag not in flags[i]
-        if isinstance(key, g.SearchRecent):
+        if isinstance(key, c.SearchRecent):
             return lambda i: view.is_recent(uids[i])
-        if isinstance(key, g.SearchSeq):
+        if isinstance(key, c.SearchSeq):
             test = self._sets.get(id(key))
             if test is None:  # built once per command: a long UID set takes a while to merge
                 test = self._sets[id(key)] = _in_sets(key.seqset, view, key.uid)
             return test
-        if isinstance(key, g.SearchSize):
+        if isinstance(key, c.SearchSize):
             limit = key.size
             if key.larger:
                 return lambda i: sizes[i] > limit
             return lambda i: sizes[i] < limit
-        if isinstance(key, g.SearchDate) and not key.sent:
+        if isinstance(key, c.SearchDate) and not key.sent:
             relation, target = key.relation, key.day
             return lambda i: _compare(relation, _day(dates[i]), target)
         infos = self._info
-        if isinstance(key, g.SearchDate):
+        if isinstance(key, c.SearchDate):
             await self._need_info(cands)
             relation, target = key.relation, key.day
 
@@ -296,7 +296,7 @@ class _Run:
                     return False
                 return _compare(relation, info.date.date(), target)
             return sent
-        if isinstance(key, g.SearchHeader):
+        if isinstance(key, c.SearchHeader):
             await self._need_info(cands)
             field, needle = key.field, key.value.casefold()
 
@@ -309,7 +309,7 @@ class _Run:
                     return bool(values)  # RFC 3501: HEADER name "" matches any message with the field
                 return any(needle in v.casefold() for v in values)
             return header
-        if isinstance(key, g.SearchBody):
+        if isinstance(key, c.SearchBody):
             needle = key.value.casefold()
             texts = self._text
             if key.text:
@@ -326,7 +326,7 @@ class _Run:
         raise TypeError(f"unknown search key {key!r}")
 
 
-async def search(key: g.SearchKey, view: SelectedMailbox, *, slicer: Slicer,
+async def search(key: c.SearchKey, view: SelectedMailbox, *, slicer: Slicer,
                  load_info: InfoLoader, load_text: TextLoader) -> list[int]:
     """The 0-based indexes of the messages in `view` that match `key`, ascending.
 

@@ -9,7 +9,7 @@ import logging
 from rmail.server.core.connections import LISTEN_BACKLOG
 
 from .connection import ImapServer
-from .handlers import AUTOLOGOUT, Services
+from .state import AUTOLOGOUT, Services
 __all__ = ["start"]
 
 log = logging.getLogger("rmail.imap")

@@ -14,6 +14,8 @@ from typing import Final
 
 from rmail.server.core.storage.body import BodyTruncated, MessageBody
 
+from .state import Output
+
 __all__ = ["HEAD_MAX", "StreamBroken", "head", "read_all", "send"]
 
 #: How much of a message is read to find the end of its header (HEADER, TEXT sections); a
@@ -39,7 +41,7 @@ async def read_all(body: MessageBody) -> bytes:
         raise StreamBroken(str(exc)) from None
 
 
-async def send(body: MessageBody, out, start: int, length: int) -> None:  # noqa: ANN001 - Output
+async def send(body: MessageBody, out: Output, start: int, length: int) -> None:
     """Write bytes [start, start+length) to `out`, one chunk at a time.
 
     Raises:

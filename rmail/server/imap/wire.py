@@ -136,7 +136,7 @@ def _literal_marker(line: bytes | bytearray) -> tuple[int, bool, int] | None:
 
     "{" is an atom-special and quoted strings cannot hold CR/LF (RFC 3501 §4.3, §9), so a line
     ending in "{digits}" or "{digits+}" (RFC 7888 §3) announces a literal. Any other "}" tail
-    is left to the grammar ("}" may end an atom).
+    is left to the parser ("}" may end an atom).
 
     Raises:
         ValueError: the marker names a number too large for any literal.

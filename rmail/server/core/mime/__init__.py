@@ -14,13 +14,12 @@ Invariants:
 Modules: ``tree`` (structure), ``headers`` (fields and parameters), ``text``
 (charsets, RFC 2047, transfer encodings, HTML), ``address`` (RFC 5322
 addresses), ``imapstruct`` (ENVELOPE/BODYSTRUCTURE), ``sections``
-(BODY[section]), ``parse`` (ParsedMessage), ``view`` (MessageView), ``encode``
-(IMAP strings).
+(BODY[section]), ``parse`` (ParsedMessage), ``view`` (MessageView). IMAP strings are written by
+``core.imapstring``, shared with the IMAP adapter.
 """
 
 from __future__ import annotations
 
-from .encode import imap_nstring, imap_string
 from .parse import MAX_SEARCH_TEXT, ParsedMessage, parse_message
 from .sections import body_section, header_section, text_section
 from .tree import MAX_DEPTH, MAX_PARTS
@@ -36,8 +35,6 @@ __all__ = [
     "MessageView",
     "message_view",
     "part_content",
-    "imap_string",
-    "imap_nstring",
     "MAX_DEPTH",
     "MAX_PARTS",
     "MAX_SEARCH_TEXT",

@@ -2,16 +2,19 @@
 
 Strings are the raw header bytes (encoded-words are not decoded, RFC 3501
 §7.4.2), unfolded; types are written as the message spells them, defaults
-lowercase ("text" "plain", "7bit").
+lowercase ("text" "plain", "7bit"). Every string goes through `core.imapstring`, the
+quoting rule the IMAP adapter's encoder uses too (the store keeps these bytes and the
+adapter sends them as they are).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from .address import Addr, parse_addresses
-from .encode import NIL, imap_nstring, imap_string
+from ..imapstring import NIL, address
+from ..imapstring import nstring as imap_nstring
+from ..imapstring import string as imap_string
 from .headers import Field, parse_disposition, unfold
 from .tree import Part
 
@@ -48,28 +51,7 @@ def address_lists(values: dict[str, bytes]) -> dict[str, list[Addr]]:
 def _addr_list(addrs: list[Addr] | None) -> bytes | None:
     if not addrs:
         return None
-    return b"(" + b" ".join([_addr(a) for a in addrs]) + b")"
-
-
-_UNSAFE_RE = re.compile('["\\\\\r\n\x00]')  # not allowed bare in a quoted string (RFC 3501 §9)
-
-
-_DQ = '"'
-
-
-def _addr(a: Addr) -> bytes:
-    # Fast path for the common all-ASCII address without characters that
-    # need escaping; anything else goes through imap_nstring.
-    name, adl, mailbox, host = a
-    text = f"{name or ''}{adl or ''}{mailbox or ''}{host or ''}"
-    if text.isascii() and len(text) < 1000 and _UNSAFE_RE.search(text) is None:
-        return (
-            f"({'NIL' if name is None else f'{_DQ}{name}{_DQ}'}"
-            f" {'NIL' if adl is None else f'{_DQ}{adl}{_DQ}'}"
-            f" {'NIL' if mailbox is None else f'{_DQ}{mailbox}{_DQ}'}"
-            f" {'NIL' if host is None else f'{_DQ}{host}{_DQ}'})"
-        ).encode("ascii")
-    return b"(%s %s %s %s)" % tuple([imap_nstring(x) for x in a])
+    return b"(" + b" ".join([address(*a) for a in addrs]) + b")"
 
 
 def envelope(

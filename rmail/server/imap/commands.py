@@ -1,0 +1,487 @@
+"""Parsed IMAP commands as frozen values named after the RFC (RFC 3501 §6, §9).
+
+What the parser (`parser`) produces and everything above it consumes: handlers import these
+classes, never the parser. Also the extensions rmail advertises: IDLE (RFC 2177), NAMESPACE
+(RFC 2342), UIDPLUS (RFC 4315, UID EXPUNGE), MOVE (RFC 6851), ID (RFC 2971), ENABLE
+(RFC 5161), UNSELECT (RFC 3691), SASL-IR style initial responses (RFC 4959).
+
+Invariants of a value built by the parser:
+
+- Mailbox names are Unicode (modified UTF-7 decoded) and `normalize_mailbox`d: INBOX is
+  always spelt "INBOX".
+- Flags are canonical: system flags spelt as in RFC 3501 §2.3.2 ("\\Seen"), keywords as sent;
+  a flag list holds each flag once, in the client's order.
+- FETCH macros are expanded, each item once; a UID FETCH lists UID (RFC 3501 §6.4.8).
+- A `SeqSet` keeps the client's ranges; `STAR` (0) stands for "*".
+- Secrets (LOGIN's password, APPEND's message) stay out of `repr`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Final, Union
+
+__all__ = [
+    "Append", "Authenticate", "Capability", "Check", "Close", "Command", "Copy", "Create",
+    "Delete", "Enable", "Examine", "Expunge", "Fetch", "FetchAtt", "Id", "Idle", "List",
+    "Login", "Logout", "Lsub", "Move", "Namespace", "Noop", "Rename", "STAR", "SearchAll",
+    "SearchAnd", "SearchBody", "SearchDate", "SearchFlag", "SearchHeader", "SearchKey",
+    "SearchNot", "SearchOr", "SearchRecent", "SearchSeq", "SearchSize", "Search", "Section",
+    "Select", "SeqSet", "StartTLS", "Status", "Store", "StoreMode", "Subscribe", "UidExpunge",
+    "Unselect", "Unsubscribe", "normalize_mailbox",
+]
+
+#: `*` in a sequence set; 0 is never a valid message number or UID.
+STAR: Final = 0
+
+
+def normalize_mailbox(name: str, *, pattern: bool = False) -> str:
+    """INBOX is case-insensitive, alone and as the first level of a hierarchy (RFC 3501 §5.1);
+    in a LIST pattern (`pattern`) also before a wildcard ("inbox*", "Inbox%")."""
+    if name[:5].upper() == "INBOX" and (len(name) == 5 or name[5] in ("/*%" if pattern else "/")):
+        return "INBOX" + name[5:]
+    return name
+
+
+# -- values ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SeqSet:
+    """A sequence set (RFC 3501 §9 sequence-set); `STAR` (0) stands for "*".
+
+    Ranges are kept as written, so `str()` gives the client's spelling back.
+    """
+
+    ranges: tuple[tuple[int, int], ...]
+
+    def resolve(self, largest: int) -> list[tuple[int, int]]:
+        """Ascending, merged, inclusive (low, high) ranges with "*" replaced by `largest`.
+
+        RFC 3501 §6.4.8: "n:*" includes `largest` even when n > largest, so a range is
+        only ordered, never dropped. With an empty mailbox (largest == 0) "*" matches nothing.
+        """
+        out: list[tuple[int, int]] = []
+        for lo, hi in self.ranges:
+            lo = largest if lo == STAR else lo
+            hi = largest if hi == STAR else hi
+            if lo > hi:
+                lo, hi = hi, lo
+            if hi <= 0:
+                continue
+            out.append((max(lo, 1), hi))
+        out.sort()
+        merged: list[tuple[int, int]] = []
+        for lo, hi in out:
+            if merged and lo <= merged[-1][1] + 1:
+                if hi > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], hi)
+            else:
+                merged.append((lo, hi))
+        return merged
+
+    def contains(self, n: int, largest: int) -> bool:
+        for lo, hi in self.ranges:
+            lo = largest if lo == STAR else lo
+            hi = largest if hi == STAR else hi
+            if min(lo, hi) <= n <= max(lo, hi):
+                return True
+        return False
+
+    @property
+    def has_star(self) -> bool:
+        return any(STAR in r for r in self.ranges)
+
+    def max_number(self) -> int:
+        """The largest explicit number in the set (0 when only "*" is used)."""
+        return max(max(r) for r in self.ranges)
+
+    def __str__(self) -> str:
+        def one(n: int) -> str:
+            return "*" if n == STAR else str(n)
+        return ",".join(one(lo) if lo == hi else f"{one(lo)}:{one(hi)}"
+                        for lo, hi in self.ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A BODY[...] section (RFC 3501 §6.4.5): part path plus optional text specifier.
+
+    `text` is None (whole part), "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT" or
+    "MIME" (MIME only with a part path); `fields` holds HEADER.FIELDS names as sent.
+    """
+
+    part: tuple[int, ...] = ()
+    text: str | None = None
+    fields: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        spec = ".".join(str(p) for p in self.part)
+        if self.text:
+            spec = f"{spec}.{self.text}" if spec else self.text
+        if self.fields:
+            spec += " (" + " ".join(self.fields) + ")"
+        return spec
+
+
+@dataclass(frozen=True, slots=True)
+class FetchAtt:
+    """One FETCH data item (RFC 3501 §6.4.5).
+
+    `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, RFC822,
+    RFC822.HEADER, RFC822.TEXT, or BODY — BODY with `section` None is the body structure
+    without extension data; with a section it is BODY[section]<partial>.
+    """
+
+    name: str
+    section: Section | None = None
+    partial: tuple[int, int] | None = None
+    peek: bool = False
+
+    @property
+    def response_name(self) -> str:
+        """The item name in the FETCH response: no .PEEK, only the partial's origin (§7.4.2)."""
+        if self.section is None:
+            return self.name
+        origin = f"<{self.partial[0]}>" if self.partial is not None else ""
+        return f"BODY[{self.section}]{origin}"
+
+    @property
+    def sets_seen(self) -> bool:
+        """Non-PEEK body fetches set \\Seen (RFC 3501 §6.4.5)."""
+        if self.section is not None:
+            return not self.peek
+        return self.name in ("RFC822", "RFC822.TEXT")
+
+
+class StoreMode(enum.Enum):
+    """How STORE combines the given flags with the message's flags (RFC 3501 §6.4.6)."""
+
+    #: FLAGS: replace the flag set.
+    REPLACE = ""
+    #: +FLAGS: add to the flag set.
+    ADD = "+"
+    #: -FLAGS: remove from the flag set.
+    REMOVE = "-"
+
+
+# -- search keys (RFC 3501 §6.4.4) --------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SearchAll:
+    """ALL."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFlag:
+    """A flag or keyword present (SEEN, KEYWORD x) or absent (UNSEEN, UNKEYWORD x)."""
+
+    flag: str
+    present: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRecent:
+    """RECENT (NEW is RECENT UNSEEN, OLD is NOT RECENT)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSeq:
+    """A sequence set (message numbers) or UID set."""
+
+    seqset: SeqSet
+    uid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHeader:
+    """FROM/TO/CC/BCC/SUBJECT/HEADER: substring of a header field; field lower-cased."""
+
+    field: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchBody:
+    """BODY (body text only) or TEXT (header and body)."""
+
+    value: str
+    text: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchDate:
+    """BEFORE/ON/SINCE (internal date) and SENTBEFORE/SENTON/SENTSINCE (Date: header)."""
+
+    relation: str  # "before", "on" or "since"
+    day: date
+    sent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSize:
+    """LARGER n / SMALLER n on RFC822.SIZE."""
+
+    larger: bool
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchAnd:
+    """Juxtaposed keys or a parenthesised list: all must match."""
+
+    keys: tuple[SearchKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOr:
+    """OR key key."""
+
+    left: SearchKey
+    right: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class SearchNot:
+    """NOT key."""
+
+    key: SearchKey
+
+
+SearchKey = Union[SearchAll, SearchFlag, SearchRecent, SearchSeq, SearchHeader, SearchBody,
+                  SearchDate, SearchSize, SearchAnd, SearchOr, SearchNot]
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Base of every command; `tag` is the client's tag."""
+
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Capability(Command):
+    """CAPABILITY (RFC 3501 §6.1.1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Noop(Command):
+    """NOOP (RFC 3501 §6.1.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Logout(Command):
+    """LOGOUT (RFC 3501 §6.1.3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLS(Command):
+    """STARTTLS (RFC 3501 §6.2.1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate(Command):
+    """AUTHENTICATE mechanism [initial-response] (RFC 3501 §6.2.2, RFC 4959)."""
+
+    mechanism: str
+    initial_response: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Login(Command):
+    """LOGIN userid password (RFC 3501 §6.2.3)."""
+
+    userid: str
+    password: str
+
+    def __repr__(self) -> str:  # never put a password in a log line
+        return f"Login(tag={self.tag!r}, userid={self.userid!r}, password=<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Select(Command):
+    """SELECT mailbox (RFC 3501 §6.3.1)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Examine(Command):
+    """EXAMINE mailbox (RFC 3501 §6.3.2)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Create(Command):
+    """CREATE mailbox (RFC 3501 §6.3.3)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete(Command):
+    """DELETE mailbox (RFC 3501 §6.3.4)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rename(Command):
+    """RENAME existing new (RFC 3501 §6.3.5)."""
+
+    mailbox: str
+    new_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe(Command):
+    """SUBSCRIBE mailbox (RFC 3501 §6.3.6)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe(Command):
+    """UNSUBSCRIBE mailbox (RFC 3501 §6.3.7)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class List(Command):
+    """LIST reference pattern (RFC 3501 §6.3.8)."""
+
+    reference: str
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lsub(Command):
+    """LSUB reference pattern (RFC 3501 §6.3.9)."""
+
+    reference: str
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Command):
+    """STATUS mailbox (items) (RFC 3501 §6.3.10); items upper-cased, in client order."""
+
+    mailbox: str
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Append(Command):
+    """APPEND mailbox [flags] [date-time] literal (RFC 3501 §6.3.11)."""
+
+    mailbox: str
+    flags: tuple[str, ...]
+    internal_date: datetime | None
+    message: bytes
+
+    def __repr__(self) -> str:
+        return (f"Append(tag={self.tag!r}, mailbox={self.mailbox!r}, flags={self.flags!r}, "
+                f"internal_date={self.internal_date!r}, message=<{len(self.message)} bytes>)")
+
+
+@dataclass(frozen=True, slots=True)
+class Check(Command):
+    """CHECK (RFC 3501 §6.4.1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Close(Command):
+    """CLOSE (RFC 3501 §6.4.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expunge(Command):
+    """EXPUNGE (RFC 3501 §6.4.3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UidExpunge(Command):
+    """UID EXPUNGE uid-set (RFC 4315 §2.1)."""
+
+    seqset: SeqSet
+
+
+@dataclass(frozen=True, slots=True)
+class Search(Command):
+    """[UID] SEARCH [CHARSET c] keys (RFC 3501 §6.4.4); keys AND-ed in `key`."""
+
+    charset: str | None
+    key: SearchKey
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch(Command):
+    """[UID] FETCH set items (RFC 3501 §6.4.5, §6.4.8); macros already expanded."""
+
+    seqset: SeqSet
+    attributes: tuple[FetchAtt, ...]
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Store(Command):
+    """[UID] STORE set [+|-]FLAGS[.SILENT] flags (RFC 3501 §6.4.6)."""
+
+    seqset: SeqSet
+    mode: StoreMode
+    silent: bool
+    flags: tuple[str, ...]
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Copy(Command):
+    """[UID] COPY set mailbox (RFC 3501 §6.4.7)."""
+
+    seqset: SeqSet
+    mailbox: str
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Move(Command):
+    """[UID] MOVE set mailbox (RFC 6851 §3)."""
+
+    seqset: SeqSet
+    mailbox: str
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Unselect(Command):
+    """UNSELECT (RFC 3691 §2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace(Command):
+    """NAMESPACE (RFC 2342 §5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Idle(Command):
+    """IDLE (RFC 2177 §3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Id(Command):
+    """ID (params) / ID NIL (RFC 2971 §3.1); params None for NIL."""
+
+    params: tuple[tuple[str, str | None], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Enable(Command):
+    """ENABLE capability... (RFC 5161 §3.1); names upper-cased."""
+
+    capabilities: tuple[str, ...]

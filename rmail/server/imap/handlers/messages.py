@@ -1,0 +1,248 @@
+"""Message commands: FETCH, STORE, COPY, MOVE, EXPUNGE (RFC 3501 §6.4; UIDPLUS RFC 4315,
+MOVE RFC 6851) and APPEND (RFC 3501 §6.3.11).
+
+Invariants:
+
+- Work proportional to the mailbox (FETCH, STORE of many messages) gives the event loop back
+  every few milliseconds (`core.slicing`) and reads the store in batches of `FETCH_BATCH`.
+- A message expunged by another session but not yet announced is left out of a FETCH, never
+  answered with made-up data (RFC 3501 §7.4.1 keeps its number until then).
+- A body the store keeps in a file is streamed chunk by chunk (`stream`), written only as fast
+  as the client reads; one whose literal length is on the wire but whose bytes end early ends
+  the session (`SessionClosed`): the client could not resynchronise.
+- Every flag sent comes from the session's map, after the grown `* FLAGS` when a keyword is
+  new to the client (RFC 3501 §7.2.6, `sync.flag_lines`).
+- APPEND and COPY are checked against the user's quota; MOVE never is (usage stays the same).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable, Final
+
+from rmail.server.core.errors import NotFound
+from rmail.server.core.events import MessageReceived
+from rmail.server.core.model import MessageInfo
+from rmail.server.core.slicing import Slicer
+from rmail.server.core.storage.body import MessageBody
+
+from .. import commands as c
+from .. import stream
+from ..encode import (CRLF, Code, Status, Tagged, fetch_flags, fetch_head, fetch_response,
+                      numbered, sequence_set)
+from ..errors import CommandError, SessionClosed
+from ..fetch import FetchPlan, FileRange, file_items, message_items
+from ..selected import InvalidSequence, SelectedMailbox
+from ..state import SessionState
+from ..stream import StreamBroken
+from .sync import flag_lines, flush
+
+__all__ = ["FETCH_BATCH", "HANDLERS"]
+
+log = logging.getLogger("rmail.imap")
+
+#: Messages per FETCH batch: bounds memory (infos, bodies) and lets other sessions run.
+FETCH_BATCH: Final = 500
+#: FETCH responses with message bodies written before waiting for the client to read them.
+_BODIES_PER_WRITE: Final = 16
+_STORE_MODES: Final = {c.StoreMode.REPLACE: "set", c.StoreMode.ADD: "add",
+                       c.StoreMode.REMOVE: "remove"}
+
+
+def _indexes(s: SessionState, seqset: c.SeqSet, uid: bool) -> list[int]:
+    """0-based indexes into the session's map of a sequence or UID set.
+
+    Raises:
+        InvalidSequence: a message number past the end, or any in an empty mailbox.
+    """
+    view = s.require_view()
+    if not uid and view.exists == 0:
+        raise InvalidSequence("the mailbox is empty")
+    ranges = seqset.resolve(view.max_uid if uid else view.exists)
+    return list(view.resolve(ranges, uid=uid))
+
+
+async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
+    view = s.require_view()
+    indexes = _indexes(s, cmd.seqset, cmd.uid)
+    plan = FetchPlan(cmd.attributes)
+    mailbox_id = view.mailbox.id
+    store = s.store
+    slicer = Slicer()  # FETCH 1:* FLAGS on 100,000 messages needs no store read to yield
+    seen_now: set[int] = set()
+    if plan.sets_seen and not view.readonly:
+        unseen = [view.uids[i] for i in indexes if "\\Seen" not in view.flags[i]]
+        if unseen:
+            metas = await store.store_flags(mailbox_id, unseen, "add", ["\\Seen"])
+            view.set_flags(metas)
+            seen_now = {m.uid for m in metas}
+    if view.keywords_stale:
+        s.out.write(flag_lines(view))  # every flag sent below comes from the map
+    for start in range(0, len(indexes), FETCH_BATCH):
+        batch = indexes[start:start + FETCH_BATCH]
+        uids = [view.uids[i] for i in batch]
+        infos = await store.fetch_info(mailbox_id, uids) if plan.needs_info else {}
+        blob_ids: dict[int, str] = {}
+        if plan.needs_blob:
+            blob_ids = {m.uid: m.blob_id for m in await store.get_meta(mailbox_id, uids)}
+        out: list[bytes] = []
+        for i, u in zip(batch, uids):
+            data = None
+            if plan.needs_info and u not in infos:
+                continue  # expunged by another session, not yet announced: no made-up data
+            if plan.needs_blob:
+                blob_id = blob_ids.get(u)
+                if blob_id is None:
+                    continue  # expunged by another session, not yet announced
+                try:
+                    body = await store.open_message(blob_id)
+                except NotFound:
+                    continue  # expunged by another session meanwhile
+                data = body.inline
+                if data is None:
+                    # A large message the store does not hold in memory: stream it (or read
+                    # it whole when a section needs the MIME tree).
+                    s.out.write(b"".join(out))
+                    out.clear()
+                    data = await _fetch_streamed(s, plan, view, i, u, body, infos.get(u),
+                                                 force_flags=u in seen_now)
+                    if data is None:
+                        continue
+            out.append(fetch_response(i + 1, message_items(
+                plan, uid=u, flags=view.flags[i], recent=view.is_recent(u),
+                size=view.sizes[i], date=view.dates[i], info=infos.get(u), data=data,
+                force_flags=u in seen_now)))
+            if plan.needs_blob and len(out) >= _BODIES_PER_WRITE:
+                s.out.write(b"".join(out))
+                out.clear()
+                await s.out.drain()
+            if slicer.due():
+                await slicer.pause()
+        s.out.write(b"".join(out))
+        await s.out.drain()
+    return Tagged(cmd.tag, "OK", "FETCH completed")
+
+
+async def _fetch_streamed(s: SessionState, plan: FetchPlan, view: SelectedMailbox, i: int,
+                          uid: int, body: MessageBody, info: MessageInfo | None, *,
+                          force_flags: bool) -> bytes | None:
+    """Send one large message's FETCH response, streaming its body literals; or return the
+    whole message when the plan needs more than header and byte ranges. Returns None once
+    the response is sent. Closes ``body``."""
+    try:
+        pieces = None
+        if plan.streamable:
+            head = await stream.head(body) if plan.needs_head else b""
+            pieces = file_items(plan, uid=uid, flags=view.flags[i], recent=view.is_recent(uid),
+                                size=view.sizes[i], date=view.dates[i], info=info,
+                                file_size=body.size, head=head, force_flags=force_flags)
+        if pieces is None:
+            return await stream.read_all(body)
+        s.out.write(fetch_head(i + 1))
+        for piece in pieces:
+            if isinstance(piece, FileRange):
+                await stream.send(body, s.out, piece.start, piece.length)
+            else:
+                s.out.write(piece)
+        s.out.write(CRLF)
+        await s.out.drain()
+        return None
+    except StreamBroken:
+        # The literal's length is on the wire already: the session cannot continue.
+        log.error("imap: message of uid %d is shorter than its size", uid)
+        raise SessionClosed() from None
+    finally:
+        await body.close()
+
+
+async def store(s: SessionState, cmd: c.Store) -> Tagged:
+    view = s.require_writable()
+    indexes = _indexes(s, cmd.seqset, cmd.uid)
+    uids = [view.uids[i] for i in indexes]
+    metas = await s.store.store_flags(view.mailbox.id, uids, _STORE_MODES[cmd.mode], cmd.flags)
+    slicer = Slicer()  # STORE 1:* on a large mailbox: record and answer in slices
+    changed: list[int] = []
+    for start in range(0, len(metas), FETCH_BATCH):
+        changed += view.set_flags(metas[start:start + FETCH_BATCH])
+        await slicer.tick()
+    if view.keywords_stale:
+        # A keyword new to the mailbox: FLAGS grows first, even for .SILENT (a later FETCH
+        # would show it), as Dovecot does (RFC 3501 §7.2.6).
+        s.out.write(flag_lines(view))
+    if not cmd.silent:
+        out = []
+        for i in changed:
+            u = view.uids[i]
+            out.append(fetch_flags(i + 1, view.flags[i], view.is_recent(u),
+                                   u if cmd.uid else None))
+            if slicer.due():
+                s.out.write(b"".join(out))
+                out.clear()
+                await slicer.pause()
+        s.out.write(b"".join(out))
+    return Tagged(cmd.tag, "OK", "STORE completed")
+
+
+async def copy(s: SessionState, cmd: c.Copy | c.Move) -> Tagged:
+    move = isinstance(cmd, c.Move)
+    view = s.require_writable() if move else s.require_view()
+    indexes = _indexes(s, cmd.seqset, cmd.uid)
+    uids = [view.uids[i] for i in indexes]
+    try:
+        dest = await s.store.get_mailbox(s.account.id, cmd.mailbox)
+    except NotFound:
+        raise CommandError("NO", "no such mailbox", "TRYCREATE") from None
+    verb = "MOVE" if move else "COPY"
+    if not uids:
+        return Tagged(cmd.tag, "OK", f"{verb} completed")
+    if move:
+        # MOVE between one's own mailboxes leaves usage as it was: never refused for quota.
+        pairs = await s.store.move(view.mailbox.id, uids, dest.id)
+    else:
+        if s.services.quotas is not None:
+            await s.services.quotas.check(s.account, sum(view.sizes[i] for i in indexes))
+        pairs = await s.store.copy(view.mailbox.id, uids, dest.id)
+    pairs.sort()
+    code = Code("COPYUID", (dest.uidvalidity, sequence_set([p[0] for p in pairs]),
+                            sequence_set([p[1] for p in pairs]))) if pairs else None
+    if not move:
+        return Tagged(cmd.tag, "OK", "COPY completed", code)
+    # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
+    if code is not None:
+        s.send(Status("OK", "moved", code))
+    s.out.write(numbered(view.expunge_now(p[0] for p in pairs), "EXPUNGE"))
+    return Tagged(cmd.tag, "OK", "MOVE completed")
+
+
+async def expunge(s: SessionState, cmd: c.Expunge | c.UidExpunge) -> Tagged:
+    view = s.require_writable()
+    uids = None
+    if isinstance(cmd, c.UidExpunge):
+        ranges = cmd.seqset.resolve(view.max_uid)
+        uids = [view.uids[i] for i in view.resolve(ranges, uid=True)]
+        if not uids:
+            return Tagged(cmd.tag, "OK", "EXPUNGE completed")
+    removed = await s.store.expunge(view.mailbox.id, uids)
+    s.out.write(numbered(view.expunge_now(removed), "EXPUNGE"))
+    return Tagged(cmd.tag, "OK", "EXPUNGE completed")
+
+
+async def append(s: SessionState, cmd: c.Append) -> Tagged:
+    try:
+        mailbox = await s.store.get_mailbox(s.account.id, cmd.mailbox)
+    except NotFound:
+        raise CommandError("NO", "no such mailbox", "TRYCREATE") from None
+    if s.services.quotas is not None:
+        await s.services.quotas.check(s.account, len(cmd.message))  # NO [OVERQUOTA]
+    uid = await s.store.append(mailbox.id, cmd.message, cmd.flags, cmd.internal_date)
+    s.services.bus.publish(MessageReceived("imap", s.account.address, 1, 0, len(cmd.message)))
+    if s.selected is not None and s.selected.mailbox.id == mailbox.id:
+        # RFC 3501 §6.3.11: a selected mailbox hears of the new message right away.
+        await flush(s, allow_expunge=True, force=True)
+    return Tagged(cmd.tag, "OK", "APPEND completed", Code("APPENDUID", (mailbox.uidvalidity, uid)))
+
+
+HANDLERS: Final[dict[type[c.Command], Callable[..., Awaitable[Tagged]]]] = {
+    c.Fetch: fetch, c.Store: store, c.Copy: copy, c.Move: copy, c.Expunge: expunge,
+    c.UidExpunge: expunge, c.Append: append,
+}

@@ -1,0 +1,255 @@
+"""The selected mailbox and its news: SELECT, EXAMINE, NOOP, CHECK, CLOSE, UNSELECT (RFC 3501
+§6.3.1–2, §6.1.2, §6.4.1–2; RFC 3691), IDLE (RFC 2177), and `flush`, which sends another
+session's changes at the moments RFC 3501 allows.
+
+Invariants:
+
+- A session subscribes to change notices before it reads its snapshot (DESIGN: the storage
+  contract), so a commit in between rings the doorbell and is never lost.
+- `flush` sends EXPUNGE only when the command allows it (never during FETCH, STORE or SEARCH,
+  RFC 3501 §7.4.1); EXISTS and RECENT may go at any time; the grown `* FLAGS` goes before the
+  first response that shows a new keyword (RFC 3501 §7.2.6).
+- \\Recent goes to exactly one session: SELECT claims it, EXAMINE reports without claiming
+  (docs/IMAP.md "Changes from elsewhere").
+- A selected mailbox deleted by someone else ends the session with BYE (IMAP4rev1 has no
+  other way to say so); a renamed one stays selected under its new name.
+- IDLE waits for the client's DONE and the doorbell together, and ends the session after the
+  autologout time (RFC 3501 §5.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Final, NoReturn
+
+from rmail.server.core.errors import NotFound, TemporaryFailure
+from rmail.server.core.events import Event, ExternalChange, MailboxChanged, MailboxesChanged
+
+from .. import commands as c
+from ..encode import (FLAGS_ORDER, Atom, Code, Continuation, Data, Numbered, Status, Tagged,
+                      encode, encode_all, fetch_flags, numbered)
+from ..errors import BYE_AUTOLOGOUT, BYE_DELETED, CommandError, SessionClosed
+from ..protocol import State
+from ..selected import SelectedMailbox, Update
+from ..state import SessionState
+
+__all__ = ["HANDLERS", "flag_lines", "flush"]
+
+log = logging.getLogger("rmail.imap")
+
+_ANY_KEYWORD: Final = Atom("\\*")
+
+
+def flag_lines(view: SelectedMailbox) -> bytes:
+    """``* FLAGS`` and ``* OK [PERMANENTFLAGS ...]`` listing every keyword the session's map
+    has held (RFC 3501 §7.1, §7.2.6): sent at SELECT, and again before the first response
+    that carries a keyword the client has not been told of (imaptest: "Keyword used without
+    being in FLAGS"). Marks the list announced."""
+    flags = tuple(Atom(f) for f in FLAGS_ORDER) + tuple(Atom(k) for k in view.keywords())
+    permanent = () if view.readonly else flags + (_ANY_KEYWORD,)
+    return encode_all([Data("FLAGS", (flags,)),
+                       Status("OK", "flags permitted", Code("PERMANENTFLAGS", (permanent,)))])
+
+
+async def flush(s: SessionState, *, allow_expunge: bool, force: bool = False) -> None:
+    """Send the selected mailbox's news the client has not heard yet (RFC 3501 §7.3, §7.4.1).
+
+    Args:
+        allow_expunge: False while FETCH, STORE or SEARCH run.
+        force: look at the store even if the doorbell has not rung (APPEND, IDLE).
+    """
+    view = s.selected
+    if view is None:
+        return
+    bell = s.bell
+    rung = bell is not None and bell.rung
+    if not (rung or force):
+        if allow_expunge and view.has_pending:
+            _write_update(s, view, view.take_pending())
+        return
+    if bell is not None:
+        bell.clear()
+    try:
+        if s.check_mailbox:
+            s.check_mailbox = False
+            await _refresh_mailbox(s, view)
+        changes = await s.store.changes_since(view.mailbox.id, view.modseq)
+        recent: tuple[int | None, int | None] = (None, None)
+        if (changes.recent_uid < changes.uidnext
+                and any(m.uid > view.max_uid for m in changes.changed)):
+            # A read-only session shows what is unclaimed as \Recent without claiming it.
+            recent = ((changes.recent_uid, None) if view.readonly
+                      else await _claim_recent(s, view.mailbox.id))
+    except NotFound:
+        await _mailbox_gone(s)
+    _write_update(s, view, view.apply(changes, allow_expunge=allow_expunge,
+                                      recent_from=recent[0], recent_to=recent[1]))
+
+
+async def _claim_recent(s: SessionState, mailbox_id: int) -> tuple[int | None, int | None]:
+    """Claim \\Recent (a write); when the store cannot write (a full disk), go on without:
+    \\Recent is advisory, and a user must still be able to open a mailbox to free space."""
+    try:
+        return await s.store.claim_recent_range(mailbox_id)
+    except TemporaryFailure as exc:
+        log.info("imap: \\Recent not claimed in mailbox %d: %s", mailbox_id, exc)
+        return None, None
+
+
+async def _refresh_mailbox(s: SessionState, view: SelectedMailbox) -> None:
+    """Check the selected mailbox is still the one selected: DELETE removes it (or leaves a
+    \\Noselect placeholder), and re-creating the name gives a new UIDVALIDITY; RENAME keeps it
+    (same id and UIDs), so the session carries on under the new name.
+
+    Raises:
+        NotFound: the mailbox is gone.
+    """
+    for box in await s.store.list_mailboxes(s.account.id):
+        if box.id == view.mailbox.id and box.uidvalidity == view.mailbox.uidvalidity:
+            view.mailbox = box
+            return
+    raise NotFound("the selected mailbox no longer exists")
+
+
+async def _mailbox_gone(s: SessionState) -> NoReturn:
+    """Another session deleted the selected mailbox. IMAP4rev1 cannot say so and carry on, so
+    the session ends with BYE (as Dovecot does), never with NO to every command; the client
+    reconnects and sees the mailbox list as it is now."""
+    s.send(BYE_DELETED)
+    s.deselect()
+    s.state = State.LOGOUT
+    await s.out.drain()
+    raise SessionClosed()
+
+
+def _write_update(s: SessionState, view: SelectedMailbox, update: Update) -> None:
+    if not (update or view.keywords_stale):
+        return
+    parts = [numbered(update.expunged, "EXPUNGE")]
+    if update.exists is not None:
+        parts.append(encode(Numbered(update.exists, "EXISTS")))
+    if update.recent is not None:
+        parts.append(encode(Numbered(update.recent, "RECENT")))
+    if view.keywords_stale:
+        # New keywords (another session's STORE, a delivery or APPEND with keywords): the
+        # grown FLAGS list comes before any FETCH that shows them (RFC 3501 §7.2.6).
+        parts.append(flag_lines(view))
+    for seq, uid in update.flags:
+        parts.append(fetch_flags(seq, view.flags_of(seq), view.is_recent(uid), uid))
+    s.out.write(b"".join(parts))
+
+
+async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
+    readonly = isinstance(cmd, c.Examine)
+    # RFC 3501 §6.3.1: SELECT first deselects, even when it then fails.
+    s.deselect()
+    # Subscribe before reading the snapshot: a change committed after the read would otherwise
+    # ring nobody and never be announced. Until the mailbox id is known, any change to this
+    # user's mailboxes rings (a spurious ring costs one empty look).
+    user_id = s.account.id
+    watched: list[int] = []
+
+    def wanted(event: Event) -> bool:
+        if isinstance(event, MailboxChanged):
+            return event.mailbox_id == watched[0] if watched else event.user_id == user_id
+        if (isinstance(event, MailboxesChanged) and event.user_id == user_id) or \
+                isinstance(event, ExternalChange):
+            s.check_mailbox = True
+            return True
+        return False
+    bell = s.services.bus.doorbell(wanted)
+    try:
+        snap = await s.store.snapshot(user_id, cmd.mailbox)
+        watched.append(snap.mailbox.id)
+        if readonly:
+            # RFC 3501 §6.3.2: EXAMINE reports \Recent but never claims it, so a later SELECT
+            # still gets the messages no session has been told of (as Dovecot does).
+            recent: tuple[int | None, int | None] = (snap.recent_uid, None)
+        else:
+            # Only a write when some message is still unclaimed (RFC 3501 §2.3.2). The claim
+            # may cover UIDs committed after the snapshot: they are recent here when they come.
+            recent = (await _claim_recent(s, snap.mailbox.id) if snap.unclaimed_recent
+                      else (snap.mailbox.uidnext, None))
+    except BaseException:
+        s.services.bus.unsubscribe(bell)
+        s.check_mailbox = False
+        raise
+    mailbox = snap.mailbox
+    view = SelectedMailbox(mailbox, readonly=readonly)
+    view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, recent_from=recent[0],
+                      recent_to=recent[1])
+    # RFC 3501 §6.3.1's untagged responses, written at once (one send for the client to read).
+    lines = [encode_all([Numbered(view.exists, "EXISTS"), Numbered(view.count_recent(), "RECENT")]),
+             flag_lines(view)]
+    unseen = view.first_unseen()
+    if unseen is not None:
+        lines.append(encode(Status("OK", "first unseen", Code("UNSEEN", (unseen,)))))
+    lines.append(encode_all([
+        Status("OK", "UIDs valid", Code("UIDVALIDITY", (mailbox.uidvalidity,))),
+        Status("OK", "predicted next UID", Code("UIDNEXT", (mailbox.uidnext,)))]))
+    s.out.write(b"".join(lines))
+    s.selected = view
+    s.bell = bell
+    s.state = State.SELECTED
+    if readonly:
+        return Tagged(cmd.tag, "OK", "EXAMINE completed", Code("READ-ONLY"))
+    return Tagged(cmd.tag, "OK", "SELECT completed", Code("READ-WRITE"))
+
+
+async def noop(s: SessionState, cmd: c.Noop | c.Check) -> Tagged:
+    # The news is what NOOP is for: the session flushes it after every command.
+    return Tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
+
+
+async def close(s: SessionState, cmd: c.Close | c.Unselect) -> Tagged:
+    view = s.require_view()
+    if isinstance(cmd, c.Close) and not view.readonly:
+        # RFC 3501 §6.4.2: expunge silently, no EXPUNGE responses.
+        await s.store.expunge(view.mailbox.id)
+    s.deselect()
+    return Tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
+
+
+async def idle(s: SessionState, cmd: c.Idle) -> Tagged:
+    """RFC 2177: push news until the client sends DONE."""
+    if s.read_line is None:
+        raise CommandError("NO", "IDLE is not available")
+    s.send(Continuation("idling"))
+    await flush(s, allow_expunge=True)
+    await s.out.drain()
+    line_task = asyncio.ensure_future(s.read_line())
+    try:
+        while True:
+            waiters: set[asyncio.Future[Any]] = {line_task}
+            bell_task = None
+            if s.bell is not None:
+                bell_task = asyncio.ensure_future(s.bell.wait())
+                waiters.add(bell_task)
+            done, _ = await asyncio.wait(waiters, timeout=s.services.autologout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if bell_task is not None and not bell_task.done():
+                bell_task.cancel()
+            if not done:
+                s.send(BYE_AUTOLOGOUT)
+                await s.out.drain()
+                raise SessionClosed()
+            if line_task in done:
+                break
+            await flush(s, allow_expunge=True, force=True)
+            await s.out.drain()
+    finally:
+        if not line_task.done():
+            line_task.cancel()
+    line = line_task.result()
+    if line is None:
+        raise SessionClosed()
+    if line.strip().upper() != b"DONE":
+        raise CommandError("BAD", "expected DONE")
+    return Tagged(cmd.tag, "OK", "IDLE terminated")
+
+
+HANDLERS: Final[dict[type[c.Command], Callable[..., Awaitable[Tagged]]]] = {
+    c.Select: select, c.Examine: select, c.Noop: noop, c.Check: noop, c.Close: close,
+    c.Unselect: close, c.Idle: idle,
+}

@@ -1,0 +1,134 @@
+"""What one IMAP session knows, and the few things every handler does with it.
+
+`SessionState` holds a client's state — the connection state (RFC 3501 §3), the logged-in
+user, the selected mailbox and its doorbell — with the helpers the handlers share (writing
+responses, requiring a selected or writable mailbox, deselecting). Handlers depend on this
+module only; `session.Session` adds running commands on top.
+
+Invariants:
+
+- `state` is SELECTED exactly when `selected` is set, and then `bell` is the doorbell
+  subscription of that mailbox; `deselect` gives both back together.
+- `user` is set from a successful login on, and never changes after.
+- Everything written goes through `encode` (`send` for typed responses, `out.write` for the
+  encoder's hot-path bytes); nothing here touches a socket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Final, Protocol
+
+from rmail.server.core.accounts import Accounts
+from rmail.server.core.authguard import AuthGuard
+from rmail.server.core.connections import ConnectionInfo, ConnectionRegistry
+from rmail.server.core.events import Doorbell, EventBus
+from rmail.server.core.model import Account
+from rmail.server.core.quota import Quotas
+from rmail.server.core.slicing import OnePerKey
+from rmail.server.core.storage.mail import MailStore
+
+from .encode import Atom, Code, Response, encode, encode_all
+from .errors import CommandError
+from .protocol import State, capabilities
+from .selected import SelectedMailbox
+
+__all__ = ["AUTOLOGOUT", "Output", "ReadLine", "Services", "SessionState"]
+
+#: RFC 3501 §5.4: an autologout timer of at least 30 minutes.
+AUTOLOGOUT: Final = 30 * 60
+
+
+class Output(Protocol):
+    """Where a session writes; the connection implements it over a transport."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+#: Reads one raw line from the client (AUTHENTICATE responses, IDLE's DONE); None when the
+#: client went away.
+ReadLine = Callable[[], Awaitable["bytes | None"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What sessions need from the runtime (built once per listener set)."""
+
+    store: MailStore
+    accounts: Accounts
+    throttle: AuthGuard
+    bus: EventBus
+    connections: ConnectionRegistry
+    tls_configured: bool
+    max_per_user: int
+    autologout: float = AUTOLOGOUT
+    #: CPU seconds one SEARCH may spend on the event loop (config [limits] search_budget).
+    search_budget: float | None = None
+    quotas: Quotas | None = None    # APPEND and COPY check them; None in tests without
+    scans: OnePerKey = field(default_factory=OnePerKey)
+
+
+class SessionState:
+    """One client's IMAP session state (RFC 3501 §3) and what handlers share."""
+
+    def __init__(self, services: Services, out: Output, *, peer: str, tls_active: bool,
+                 info: ConnectionInfo | None = None, read_line: ReadLine | None = None) -> None:
+        self.services = services
+        self.store: MailStore = services.store
+        self.out = out
+        self.peer = peer
+        self.tls_active = tls_active
+        self.info = info
+        self.read_line = read_line
+        self.state = State.NOT_AUTHENTICATED
+        self.user: Account | None = None
+        self.selected: SelectedMailbox | None = None
+        #: Rings when the selected mailbox (or the user's mailbox list) may have changed.
+        self.bell: Doorbell | None = None
+        #: Set by the doorbell's filter when the mailbox list may have changed: the next flush
+        #: then checks that the selected mailbox still exists (and learns a new name).
+        self.check_mailbox = False
+
+    # -- what handlers share ------------------------------------------------------------------
+
+    def send(self, *responses: Response) -> None:
+        """Write typed responses (the hot paths write `encode`'s bytes with `out.write`)."""
+        self.out.write(encode(responses[0]) if len(responses) == 1 else encode_all(responses))
+
+    @property
+    def account(self) -> Account:
+        """The logged-in user; only commands of the authenticated states ask."""
+        assert self.user is not None
+        return self.user
+
+    def capabilities(self) -> tuple[str, ...]:
+        return capabilities(tls_configured=self.services.tls_configured,
+                            tls_active=self.tls_active,
+                            authenticated=self.state is not State.NOT_AUTHENTICATED)
+
+    def capability_code(self) -> Code:
+        """``[CAPABILITY ...]`` for the greeting and a successful login."""
+        return Code("CAPABILITY", tuple(Atom(cap) for cap in self.capabilities()))
+
+    def require_view(self) -> SelectedMailbox:
+        if self.selected is None:
+            raise CommandError("BAD", "no mailbox selected")
+        return self.selected
+
+    def require_writable(self) -> SelectedMailbox:
+        view = self.require_view()
+        if view.readonly:
+            raise CommandError("NO", "mailbox is read-only", "READ-ONLY")
+        return view
+
+    def deselect(self) -> None:
+        """Leave the selected mailbox (if any) and give its subscription back."""
+        if self.bell is not None:
+            self.services.bus.unsubscribe(self.bell)
+            self.bell = None
+        self.selected = None
+        self.check_mailbox = False
+        if self.state is State.SELECTED:
+            self.state = State.AUTHENTICATED
