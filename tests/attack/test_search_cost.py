@@ -20,6 +20,7 @@ import sys
 import time
 from array import array
 from datetime import date, datetime, timedelta, timezone
+from email.utils import format_datetime, parsedate_tz
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -436,7 +437,9 @@ def old_matches(key: c.SearchKey, view: SelectedMailbox, i: int, info: MessageIn
     if isinstance(key, c.SearchDate) and key.sent:
         if info is None or info.date is None:
             return False
-        return _old_compare(key.relation, info.date.date(), key.day)
+        # The day as the sender wrote it (RFC 3501 §6.4.4), read by the stdlib's own parser.
+        written = parsedate_tz(_old_header_values(info, "date")[0])
+        return _old_compare(key.relation, date(*written[:3]), key.day)
     if isinstance(key, c.SearchAnd):
         return all(old_matches(k, view, i, info, text) for k in key.keys)
     if isinstance(key, c.SearchOr):
@@ -487,7 +490,12 @@ def mailboxes(draw: st.DrawFn) -> tuple[SelectedMailbox, dict[int, MessageInfo],
         subject, sender = draw(SMALL_TEXT), draw(SMALL_TEXT)
         header = f"Subject: {subject}\nFrom: {sender}\nX-A: {draw(SMALL_TEXT)}"
         sent = draw(st.one_of(st.none(), st.integers(-3, 3)))
-        when = None if sent is None else datetime(2024, 3, 1, 12, tzinfo=timezone.utc) + timedelta(days=sent)
+        when = None
+        if sent is not None:  # stored as an instant in UTC; written in a zone of its own
+            when = (datetime(2024, 3, 1, 12, tzinfo=timezone.utc)
+                    + timedelta(days=sent, minutes=draw(st.integers(-720, 720))))
+            zone = timezone(timedelta(minutes=draw(st.integers(-12 * 60, 14 * 60))))
+            header += f"\nDate: {format_datetime(when.astimezone(zone))}"
         infos[u] = MessageInfo(u, b"", b"", b"", header, subject, sender, "", "", when, "", "", "", "")
         texts[u] = draw(SMALL_TEXT).casefold()
     return view, infos, texts

@@ -45,3 +45,38 @@ async def test_sent_keys_compare_the_senders_calendar_day(runtime: ServerRuntime
                 b"* SEARCH " + hits + b"\r\nt OK SEARCH completed\r\n"), key
     finally:
         await client.close()
+
+
+def _addressed(fields: bytes) -> bytes:
+    return fields + b"Subject: a\r\n\r\nbody\r\n"
+
+
+async def test_address_keys_match_parsed_addresses_and_names(runtime: ServerRuntime) -> None:
+    await _inbox(runtime,
+                 _addressed(b"From: user-from@domain.org\r\nTo: user-to@domain.org\r\n"),
+                 _addressed(b"From: RealFrom <user-from@domain.org>\r\n"
+                            b"Bcc: RealBcc <user-bcc@domain.org>\r\n"),
+                 _addressed(b"From: <user-from (comment)@ (comment) domain.org>\r\n"
+                            b"Cc: <user-cc@domain.org>\r\n"),
+                 _addressed(b"From: user-from@domain.org (RealFrom)\r\n"
+                            b"X-Other: user-from@domain.org\r\n"),
+                 _addressed(b"From: RealFrom <user-from@domain.org>\r\n"
+                            b"To: groupname: groupuser1@domain.org, groupuser2@domain.org;,\r\n"
+                            b"    other@domain.org\r\n"),
+                 _addressed(b"From: x@y.org\r\nTo: groupname:;\r\n"))
+    client = await _selected(runtime)
+    try:
+        for key, hits in [(b"FROM user-from@domain.org", b" 1 2 3 4 5"),
+                          (b"FROM USER-FROM@DOMAIN.ORG", b" 1 2 3 4 5"),
+                          (b"FROM realfrom", b" 2 4 5"), (b"FROM ealfro", b" 2 4 5"),
+                          (b"FROM comment", b""), (b"FROM <user", b""),
+                          (b"BCC realbcc", b" 2"), (b"CC user-cc@domain.org", b" 3"),
+                          (b"TO user-to", b" 1"), (b"TO groupname", b" 5 6"),
+                          (b"TO groupuser2", b" 5"), (b"TO other@domain.org", b" 5"),
+                          (b'TO ""', b" 1 5 6"),
+                          # HEADER keeps matching the field's raw text.
+                          (b"HEADER From comment", b" 3"), (b"HEADER From <user", b" 2 3 5")]:
+            assert await client.cmd(b"t", b"SEARCH " + key) == (
+                b"* SEARCH" + hits + b"\r\nt OK SEARCH completed\r\n"), key
+    finally:
+        await client.close()

@@ -140,7 +140,7 @@ SEARCHES = [
     (b"OLD", c.SearchNot(c.SearchRecent())),
     (b"KEYWORD $Junk", F("$Junk", True)),
     (b"UNKEYWORD foo", F("foo", False)),
-    (b"FROM bob", H("from", "bob")),
+    (b"FROM bob", H("from", "bob", address=True)),
     (b'SUBJECT "hello world"', H("subject", "hello world")),
     (b"HEADER X-Spam yes", H("x-spam", "yes")),
     (b'HEADER Message-ID ""', H("message-id", "")),
@@ -159,7 +159,7 @@ SEARCHES = [
     (b"(((SEEN)))", F("\\Seen", True)),
     (b"OR OR SEEN DRAFT NOT (TO a CC b)",
      c.SearchOr(c.SearchOr(F("\\Seen", True), F("\\Draft", True)),
-                c.SearchNot(c.SearchAnd((H("to", "a"), H("cc", "b")))))),
+                c.SearchNot(c.SearchAnd((H("to", "a", address=True), H("cc", "b", address=True)))))),
 ]
 
 

@@ -196,10 +196,13 @@ class SearchSeq:
 
 @dataclass(frozen=True, slots=True)
 class SearchHeader:
-    """FROM/TO/CC/BCC/SUBJECT/HEADER: substring of a header field; field lower-cased."""
+    """FROM/TO/CC/BCC/SUBJECT/HEADER: substring of a header field; field lower-cased.
+    `address`: FROM/TO/CC/BCC, which match the field's parsed addresses and display names
+    rather than its raw text."""
 
     field: str
     value: str
+    address: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -609,7 +609,9 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
         return SearchNot(SearchRecent())
     r.sp()
     if word in _HEADER_KEYS:
-        return SearchHeader(_HEADER_KEYS[word], r.text(r.astring(), "search string"))
+        field = _HEADER_KEYS[word]
+        return SearchHeader(field, r.text(r.astring(), "search string"),
+                            address=field != "subject")
     if word in ("BODY", "TEXT"):
         return SearchBody(r.text(r.astring(), "search string"), text=word == "TEXT")
     if word == "HEADER":

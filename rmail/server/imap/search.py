@@ -23,6 +23,7 @@ import bisect
 from datetime import date, datetime, timezone
 from typing import Awaitable, Callable, Final, Sequence
 
+from rmail.server.core.mime.address import parse_addresses
 from rmail.server.core.mime.parse import parse_date
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
@@ -85,6 +86,21 @@ def _sent_day(header_text: str) -> date | None:
         return None
     dt = parse_date(values[0].encode("utf-8", "surrogateescape"))
     return None if dt is None else dt.date()  # parse_date keeps the written offset
+
+
+def _address_text(value: str) -> str:
+    """A FROM/TO/CC/BCC field as the text its keys search (casefolded): each address as
+    ``name mailbox@host`` and each group's name, one per line, so that comments, quoting and
+    angle brackets in the raw field neither hide an address nor match across two of them."""
+    parts = []
+    for addr in parse_addresses(value):
+        if addr.host is None:  # a group's start (its name in `mailbox`) or end
+            if addr.mailbox:
+                parts.append(addr.mailbox)
+            continue
+        spec = f"{addr.mailbox}@{addr.host}" if addr.host else (addr.mailbox or "")
+        parts.append(f"{addr.name} {spec}" if addr.name else spec)
+    return "\n".join(parts).casefold()
 
 
 def _header_values(header_text: str, field: str) -> list[str]:
@@ -318,7 +334,7 @@ class _Run:
             return sent
         if isinstance(key, c.SearchHeader):
             await self._need_info(cands)
-            field, needle = key.field, key.value.casefold()
+            field, needle, address = key.field, key.value.casefold(), key.address
 
             def header(i: int) -> bool:
                 info = infos.get(uids[i])
@@ -327,6 +343,8 @@ class _Run:
                 values = _header_values(info.header_text, field)
                 if not needle:
                     return bool(values)  # RFC 3501: HEADER name "" matches any message with the field
+                if address:
+                    return any(needle in _address_text(v) for v in values)
                 return any(needle in v.casefold() for v in values)
             return header
         if isinstance(key, c.SearchBody):
