@@ -80,3 +80,31 @@ async def test_address_keys_match_parsed_addresses_and_names(runtime: ServerRunt
                 b"* SEARCH" + hits + b"\r\nt OK SEARCH completed\r\n"), key
     finally:
         await client.close()
+
+
+async def test_names_not_modified_utf7(runtime: ServerRuntime) -> None:
+    client = await RawClient.connect(runtime.port("imap"))
+    await client.login()
+    name = b"!#$&'+,-.0123456789:;<=>?@^_`|[}"  # every atom char imaptest's "atoms" tries
+    try:
+        for cmd, reply in [
+            (b"SELECT " + name,
+             b"t NO [NONEXISTENT] no mailbox has a name that is not modified UTF-7\r\n"),
+            (b"EXAMINE &Jjo", b"t NO [NONEXISTENT] no mailbox has a name that is not modified UTF-7\r\n"),
+            (b"STATUS &AGE- (MESSAGES)",
+             b"t NO [NONEXISTENT] no mailbox has a name that is not modified UTF-7\r\n"),
+            (b'LIST "" ' + name + b"%*", b"t OK LIST completed\r\n"),
+            (b"CREATE &Jjo",
+             b"t NO [CANNOT] mailbox names must be modified UTF-7 (RFC 3501 5.1.3)\r\n"),
+            (b"CREATE {5+}\r\ncaf\xc3\xa9",
+             b"t NO [CANNOT] mailbox names must be modified UTF-7 (RFC 3501 5.1.3)\r\n"),
+            (b"CREATE caf&AOk-", b"t OK CREATE completed\r\n"),
+            (b"SELECT {5+}\r\ncaf\xc3\xa9", None),  # an 8-bit lookup still finds it
+        ]:
+            got = await client.cmd(b"t", cmd)
+            if reply is None:
+                assert b"\r\nt OK [READ-WRITE]" in got
+            else:
+                assert got == reply, cmd
+    finally:
+        await client.close()

@@ -207,8 +207,7 @@ BAD = [
     (b"a LOGIN bob pw extra", "a"),
     (b'a LOGIN "bob pw', "a"),
     (b"a SELECT", "a"),
-    (b"a SELECT &Jjo", "a"),             # unterminated modified UTF-7
-    (b"a SELECT &AGE-", "a"),            # "a" base64-encoded: non-canonical
+    (b"a STATUS &Jjo (SIZE)", "a"),      # a bad name does not hide a syntax error
     (b"a FETCH 0 FLAGS", "a"),
     (b"a FETCH 1 (FLAGS", "a"),
     (b"a FETCH 1 (ALL)", "a"),
@@ -243,6 +242,35 @@ def test_parse_bad(line: bytes, tag: str | None) -> None:
     with pytest.raises(parser.ParseError) as err:
         parse(line + b"\r\n")
     assert err.value.tag == tag and err.value.status == "BAD"
+
+
+# Well-formed commands refused with NO: a name that is not modified UTF-7 names no mailbox
+# (NONEXISTENT) and cannot be created (CANNOT), nor may a raw 8-bit one (RFC 3501 §5.1.3).
+REFUSED = [
+    (b"a SELECT &Jjo", "NONEXISTENT"),           # unterminated modified UTF-7
+    (b"a SELECT &AGE-", "NONEXISTENT"),          # "a" base64-encoded: non-canonical
+    (b"a EXAMINE &Jjo", "NONEXISTENT"),
+    (b"a STATUS &Jjo (MESSAGES)", "NONEXISTENT"),
+    (b"a DELETE &Jjo", "NONEXISTENT"),
+    (b"a RENAME &Jjo x", "NONEXISTENT"),
+    (b"a CREATE &Jjo", "CANNOT"),
+    (b"a CREATE {5+}\r\ncaf\xc3\xa9", "CANNOT"),
+    (b"a RENAME INBOX {5+}\r\ncaf\xc3\xa9", "CANNOT"),
+]
+
+
+@pytest.mark.parametrize("line, code", REFUSED, ids=[c[0].decode(errors="replace")[:40]
+                                                     for c in REFUSED])
+def test_parse_refused(line: bytes, code: str) -> None:
+    with pytest.raises(parser.ParseError) as err:
+        parse(line + b"\r\n")
+    assert (err.value.tag, err.value.status, err.value.code) == ("a", "NO", code)
+
+
+def test_list_pattern_not_modified_utf7_matches_nothing() -> None:
+    assert parse(b'a LIST "" &Jjo*\r\n') == c.List("a", "", "", matches_nothing=True)
+    assert parse(b'a LSUB &Jjo %\r\n') == c.Lsub("a", "", "", matches_nothing=True)
+    assert parse(b'a LIST "" &AOQ-*\r\n') == c.List("a", "", "\u00e4*")
 
 
 def test_too_many_id_pairs() -> None:

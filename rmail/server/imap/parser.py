@@ -78,7 +78,7 @@ _DATE_TIME = re.compile(rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d)
 class _Reader:
     """Cursor over a frame's line pieces and literals."""
 
-    __slots__ = ("parts", "idx", "line", "pos", "search_keys")
+    __slots__ = ("parts", "idx", "line", "pos", "search_keys", "refusal")
 
     def __init__(self, parts: tuple[bytes, ...]) -> None:
         self.parts = parts
@@ -86,6 +86,9 @@ class _Reader:
         self.line = parts[0]
         self.pos = 0
         self.search_keys = 0
+        #: A well-formed argument the command must be refused for (NO), raised by `end` once
+        #: the rest of the command has proved well-formed (a syntax error is still BAD).
+        self.refusal: ParseError | None = None
 
     def fail(self, text: str) -> ParseError:
         return ParseError(text)
@@ -141,6 +144,8 @@ class _Reader:
     def end(self) -> None:
         if not self.at_end():
             raise self.fail("unexpected characters at end of command")
+        if self.refusal is not None:
+            raise self.refusal
 
     def atom(self) -> str:
         tok = self.match(_ATOM)
@@ -197,9 +202,29 @@ class _Reader:
             raise self.fail(f"{what} is not valid UTF-8") from None
 
     def mailbox(self) -> str:
-        return normalize_mailbox(self._mailbox_text(self.astring()))
+        """An existing mailbox's name. One that is not modified UTF-7 is a valid astring that
+        names no mailbox (none can be created under it): the command is refused with NO."""
+        raw = self.astring()
+        name = self._mailbox_text(raw)
+        if name is None:
+            self._refuse("NONEXISTENT", "no mailbox has a name that is not modified UTF-7")
+            return raw.decode("ascii")  # never used: `end` raises the refusal
+        return normalize_mailbox(name)
 
-    def list_mailbox(self) -> str:
+    def new_mailbox(self) -> str:
+        """A name to create (CREATE, RENAME's new name): modified UTF-7 only. RFC 3501 §5.1.3
+        forbids 8-bit names and rmail advertises neither UTF8=ACCEPT nor IMAP4rev2, so a raw
+        UTF-8 name is refused too; NO [CANNOT] (§6.3.3: "can't create mailbox with that
+        name"), not BAD, since a literal may carry 8-bit octets and the syntax is valid."""
+        raw = self.astring()
+        name = self._mailbox_text(raw) if raw.isascii() else None
+        if name is None:
+            self._refuse("CANNOT", "mailbox names must be modified UTF-7 (RFC 3501 5.1.3)")
+            return ""  # never used: `end` raises the refusal
+        return normalize_mailbox(name)
+
+    def list_mailbox(self) -> str | None:
+        """A LIST/LSUB pattern; None when it is not modified UTF-7 (it matches no name)."""
         if self.at_literal() or self.peek() == 0x22:
             raw = self.string()
         else:
@@ -209,19 +234,25 @@ class _Reader:
             raw = tok
         return self._mailbox_text(raw)
 
-    def _mailbox_text(self, raw: bytes) -> str:
+    def _refuse(self, code: str, text: str) -> None:
+        if self.refusal is None:
+            self.refusal = ParseError(text, status="NO", code=code)
+
+    def _mailbox_text(self, raw: bytes) -> str | None:
+        """The Unicode name `raw` stands for; None when it is ASCII but not modified UTF-7."""
         if len(raw) > MAX_MAILBOX_NAME:
             raise self.fail("mailbox name too long")
         try:
             return mutf7.decode(raw.decode("ascii"))
         except UnicodeDecodeError:
-            # RFC 3501 §5.1.3: 8-bit names are not allowed; accept UTF-8 as RFC 9051 does.
+            # RFC 3501 §5.1.3: 8-bit names are not allowed; looking one up as UTF-8 (as RFC
+            # 9051 does) finds what was created under its modified UTF-7 form.
             text = self.text(raw, "mailbox name")
             if any(c < " " or c == "\x7f" for c in text):
                 raise self.fail("invalid mailbox name") from None
             return text
-        except mutf7.MUTF7Error as exc:
-            raise self.fail(str(exc)) from None
+        except mutf7.MUTF7Error:
+            return None
 
     def seqset(self) -> SeqSet:
         tok = self.match(_SEQSET)
@@ -302,6 +333,13 @@ def _one_mailbox(cls: Callable[[str, str], Command]) -> Callable[[_Reader, str, 
     return parse
 
 
+def _create(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mailbox = r.new_mailbox()
+    r.end()
+    return Create(tag, mailbox)
+
+
 def _authenticate(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
     mech = r.atom().upper()
@@ -328,7 +366,7 @@ def _rename(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
     old = r.mailbox()
     r.sp()
-    new = r.mailbox()
+    new = r.new_mailbox()
     r.end()
     return Rename(tag, old, new)
 
@@ -340,6 +378,8 @@ def _list_like(cls: type[List] | type[Lsub]) -> Callable[[_Reader, str, bool], C
         r.sp()
         pattern = r.list_mailbox()
         r.end()
+        if ref is None or pattern is None:  # RFC 3501 §6.3.8: OK, and no name matches
+            return cls(tag, "", "", matches_nothing=True)
         return cls(tag, ref, pattern)
     return parse
 
@@ -699,7 +739,7 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "LOGIN": _login,
     "SELECT": _one_mailbox(Select),
     "EXAMINE": _one_mailbox(Examine),
-    "CREATE": _one_mailbox(Create),
+    "CREATE": _create,
     "DELETE": _one_mailbox(Delete),
     "RENAME": _rename,
     "SUBSCRIBE": _one_mailbox(Subscribe),

@@ -98,6 +98,8 @@ async def subscribe(s: SessionState, cmd: c.Subscribe | c.Unsubscribe) -> Tagged
 async def list_(s: SessionState, cmd: c.List | c.Lsub) -> Tagged:
     lsub = isinstance(cmd, c.Lsub)
     verb = "LSUB" if lsub else "LIST"
+    if cmd.matches_nothing:
+        return Tagged(cmd.tag, "OK", f"{verb} completed")
     if cmd.pattern == "" and not lsub:
         s.out.write(_ROOT)
         return Tagged(cmd.tag, "OK", "LIST completed")
