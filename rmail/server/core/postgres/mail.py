@@ -35,6 +35,7 @@ from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, Permi
 from ..events import MailboxChanged, MailboxesChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
 from ..space import SpaceState
+from ..singleflight import SingleFlight
 from ..storage.body import MessageBody
 from ..storage.flags import DELETED, MAX_KEYWORDS, SEEN, columns_to_flags, flags_to_columns
 from ..storage.mail import Delivered, Import, MailboxSnapshot, Outbound, SpaceGuard
@@ -226,8 +227,8 @@ class PgMailStore:
         self.space: SpaceGuard = NoSpaceGuard()
         self.deliveries = DeliveryBatcher(db)
         # Single-flight reads, keyed like the SQLite store's: (commit count when issued, result).
-        self._changes_inflight: dict[tuple[int, int], tuple[int, asyncio.Future[MailboxChanges]]] = {}
-        self._claims_inflight: dict[int, tuple[int, asyncio.Future[tuple[int, int]]]] = {}
+        self._changes: SingleFlight[tuple[int, int], MailboxChanges] = SingleFlight(lambda: self.db.commits)
+        self._claims: SingleFlight[int, tuple[int, int]] = SingleFlight(lambda: self.db.commits)
 
     @property
     def on_commit(self) -> Callable[[float], None] | None:
@@ -478,15 +479,8 @@ class PgMailStore:
         return await self.db.read(q)
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
-        """Concurrent identical calls share one query: every session idling on a mailbox
-        wakes on the same event with the same MODSEQ, and one read serves them all."""
-        key = (mailbox_id, modseq)
-        pending = self._changes_inflight.get(key)
-        # Join only a query issued since the last commit seen here: one issued earlier may
-        # have read its snapshot before a change this caller was just told about.
-        if pending is not None and pending[0] == self.db.commits:
-            return await asyncio.shield(pending[1])
-
+        """Concurrent identical calls share one query (core/singleflight.py; ``db.commits``
+        counts other nodes' commits too, as the feed reports them)."""
         async def q(conn: asyncpg.Connection) -> MailboxChanges:
             box = await conn.fetchrow("SELECT highestmodseq, uidnext, recent_uid FROM mailboxes WHERE id = $1",
                                       mailbox_id)
@@ -500,14 +494,7 @@ class PgMailStore:
             expunged = tuple(r[0] for r in await conn.fetch(
                 "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", mailbox_id, modseq))
             return MailboxChanges(box[0], box[1], changed, expunged, box[2])
-        future = asyncio.ensure_future(self.db.read(q))
-        entry = (self.db.commits, future)
-        self._changes_inflight[key] = entry
-        try:
-            return await asyncio.shield(future)
-        finally:
-            if self._changes_inflight.get(key) is entry:
-                del self._changes_inflight[key]
+        return await self._changes.run((mailbox_id, modseq), lambda: self.db.read(q))
 
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
         wanted = _uid_list(uids)
@@ -554,11 +541,6 @@ class PgMailStore:
         """Sessions that ask while another one's claim on the same mailbox is under way (on
         this node) wait for it and get an empty range at its new mark: that claim took
         everything there was. Across nodes the row lock decides."""
-        pending = self._claims_inflight.get(mailbox_id)
-        if pending is not None and pending[0] == self.db.commits:
-            end = (await asyncio.shield(pending[1]))[1]
-            return end, end
-
         async def marks(conn: asyncpg.Connection, lock: str = "") -> tuple[int, int]:
             row = await conn.fetchrow(f"SELECT recent_uid, uidnext FROM mailboxes WHERE id = $1 {lock}", mailbox_id)
             if row is None:
@@ -578,14 +560,8 @@ class PgMailStore:
                 return recent_uid, uidnext
             return await self.db.write(w)
 
-        future = asyncio.ensure_future(claim())
-        entry = (self.db.commits, future)
-        self._claims_inflight[mailbox_id] = entry
-        try:
-            return await asyncio.shield(future)
-        finally:
-            if self._claims_inflight.get(mailbox_id) is entry:
-                del self._claims_inflight[mailbox_id]
+        # Joining a claim under way: it took everything there was; an empty range at its end.
+        return await self._claims.run(mailbox_id, claim, lambda taken: (taken[1], taken[1]))
 
     async def imported_keys(self, user_id: int, source: str) -> set[str]:
         async def q(conn: asyncpg.Connection) -> set[str]:

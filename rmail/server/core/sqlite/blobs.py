@@ -73,6 +73,12 @@ class BlobStore:
         """Write ``data`` as a new blob (not yet flushed: ``flush`` it before committing a row
         that references it). Runs on one of the store's I/O threads, never on the loop."""
         blob_id = secrets.token_hex(16)
+        self.write_as(blob_id, data)
+        return blob_id
+
+    def write_as(self, blob_id: str, data: bytes) -> None:
+        """``write`` under a given id (``store copy`` keeps the source's ids); a failed write
+        leaves no partial file."""
         final = self.path(blob_id)
         final.parent.mkdir(exist_ok=True, mode=0o700)
         tmp = self._tmp / blob_id
@@ -89,7 +95,6 @@ class BlobStore:
             # A full disk (ENOSPC) must not leave a partial file taking the space it lacks.
             tmp.unlink(missing_ok=True)
             raise
-        return blob_id
 
     def flush(self, blob_ids: Iterable[str]) -> None:
         """Make the given blobs (contents and directory entries) durable.

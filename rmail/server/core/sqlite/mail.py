@@ -28,6 +28,7 @@ from .. import mime
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
 from ..events import MailboxChanged, MailboxesChanged, QueueChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
+from ..singleflight import SingleFlight
 from ..space import FreeSpace
 from ..storage.body import BytesBody, MessageBody
 from ..storage.flags import DELETED, MAX_KEYWORDS, SEEN, columns_to_flags, flags_to_columns
@@ -87,8 +88,8 @@ class SqliteMailStore:
         #: Writes that add mail need this much free space (config limits.min_free_space).
         self.space = FreeSpace(data_dir, min_free_space, reusable=self.reusable_bytes)
         # Single-flight reads: (commit count when issued, the pending result).
-        self._changes_inflight: dict[tuple[int, int], tuple[int, asyncio.Future[MailboxChanges]]] = {}
-        self._claims_inflight: dict[int, tuple[int, asyncio.Future[tuple[int, int]]]] = {}
+        self._changes: SingleFlight[tuple[int, int], MailboxChanges] = SingleFlight(lambda: self.db.commits)
+        self._claims: SingleFlight[int, tuple[int, int]] = SingleFlight(lambda: self.db.commits)
         # Parsing and writing blobs in parallel with the writer's commits.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 
@@ -388,16 +389,8 @@ class SqliteMailStore:
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
         """Messages added or re-flagged after ``modseq`` and UIDs expunged after it.
 
-        Concurrent identical calls share one query: every session idling on a mailbox wakes
-        on the same event with the same MODSEQ, and one read serves them all.
+        Concurrent identical calls share one query (core/singleflight.py).
         """
-        key = (mailbox_id, modseq)
-        pending = self._changes_inflight.get(key)
-        # Join only a query issued since the last commit: one issued earlier may have read its
-        # snapshot before a change this caller was just told about.
-        if pending is not None and pending[0] == self.db.commits:
-            return await asyncio.shield(pending[1])
-
         def q(conn: sqlite3.Connection) -> MailboxChanges:
             box = conn.execute("SELECT highestmodseq, uidnext, recent_uid FROM mailboxes WHERE id = ?",
                                (mailbox_id,)).fetchone()
@@ -411,14 +404,7 @@ class SqliteMailStore:
             expunged = tuple(r[0] for r in conn.execute(
                 "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq)))
             return MailboxChanges(box[0], box[1], changed, expunged, box[2])
-        future = asyncio.ensure_future(self.db.read(q))
-        entry = (self.db.commits, future)
-        self._changes_inflight[key] = entry
-        try:
-            return await asyncio.shield(future)
-        finally:
-            if self._changes_inflight.get(key) is entry:
-                del self._changes_inflight[key]
+        return await self._changes.run((mailbox_id, modseq), lambda: self.db.read(q))
 
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
         """Parsed fields (ENVELOPE, BODYSTRUCTURE, headers...) for FETCH and the REST API."""
@@ -513,11 +499,6 @@ class SqliteMailStore:
         Sessions that ask while another one's claim on the same mailbox is under way wait
         for it and get an empty range at its new mark: that claim took everything there was.
         """
-        pending = self._claims_inflight.get(mailbox_id)
-        if pending is not None and pending[0] == self.db.commits:
-            end = (await asyncio.shield(pending[1]))[1]
-            return end, end
-
         def marks(conn: sqlite3.Connection) -> tuple[int, int]:
             row = conn.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
             if row is None:
@@ -537,14 +518,8 @@ class SqliteMailStore:
                 return recent_uid, uidnext
             return await self.db.write(w)
 
-        future = asyncio.ensure_future(claim())
-        entry = (self.db.commits, future)
-        self._claims_inflight[mailbox_id] = entry
-        try:
-            return await asyncio.shield(future)
-        finally:
-            if self._claims_inflight.get(mailbox_id) is entry:
-                del self._claims_inflight[mailbox_id]
+        # Joining a claim under way: it took everything there was; an empty range at its end.
+        return await self._claims.run(mailbox_id, claim, lambda taken: (taken[1], taken[1]))
 
     # -- messages: writing -----------------------------------------------------------------
 

@@ -306,21 +306,7 @@ class _Loader:
                              rows)
 
     def _write_file(self, blob_id: str, data: bytes) -> None:
-        final = self.blobs.path(blob_id)
-        final.parent.mkdir(exist_ok=True, mode=0o700)
-        tmp = self.blobs.root / "tmp" / blob_id
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-            os.rename(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        self.blobs.write_as(blob_id, data)
         self.files.append(blob_id)
 
     def _stage_secret(self, record: SecretRecord) -> Path:
