@@ -19,7 +19,6 @@ UI does not grow with the event rate and the server never waits for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -239,22 +238,26 @@ class ConsoleApp(App[int]):
         try:
             await self._stop.wait()
         finally:
-            hup.cancel()
+            if hup is not None:
+                hup.cancel()
             # Panes stop reading before the store closes.
             self.runtime = self.server = None
             local.close()
             await runtime.stop()
             self._stop_forwarding_logs()
 
-    def _reload_on_hup(self, runtime: ServerRuntime) -> asyncio.Task[None]:
+    def _reload_on_hup(self, runtime: ServerRuntime) -> asyncio.Task[None] | None:
         """SIGHUP reloads the embedded server's config and certificate, as it does for
-        ``serve`` (its default action would end the console)."""
+        ``serve`` (its default action would end the console). Signal handlers belong to the
+        main thread's loop: a console run elsewhere (embedded in another program) says so in
+        the log and leaves SIGHUP alone. Returns the watching task, if any."""
         hup = asyncio.Event()
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, hup.set)
-        except (NotImplementedError, RuntimeError):   # not the main thread's loop (tests)
-            pass
+        except (NotImplementedError, RuntimeError) as exc:
+            log.info("console: SIGHUP will not reload the embedded server here (%s)", exc)
+            return None
 
         async def watch() -> None:
             try:
@@ -266,7 +269,7 @@ class ConsoleApp(App[int]):
                     else:
                         self.notify("SIGHUP: reload incomplete; see the Log pane", severity="warning", timeout=10)
             finally:
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                if not loop.is_closed():
                     loop.remove_signal_handler(signal.SIGHUP)
         return asyncio.create_task(watch(), name="rmail-console-reload")
 
