@@ -31,13 +31,13 @@ from typing import Any, Callable, Final, Iterable, Sequence
 import asyncpg
 
 from .. import mime
-from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied
+from ..errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from ..events import MailboxChanged, MailboxesChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
 from ..space import SpaceState
 from ..singleflight import SingleFlight
 from ..storage.body import MessageBody
-from ..storage.flags import DELETED, MAX_KEYWORDS, SEEN, columns_to_flags, flags_to_columns
+from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
 from ..storage.mail import Delivered, Import, MailboxSnapshot, Outbound, SpaceGuard
 from ..storage.names import normalize_mailbox_name
 from .body import open_body
@@ -604,7 +604,7 @@ class PgMailStore:
         if mode not in ("set", "add", "remove"):
             raise InvalidInput("flag mode must be set, add or remove")
         mask, keywords = flags_to_columns(flags)
-        kw = set(keywords.split()) if keywords else set()
+        kw = frozenset(keywords.split()) if keywords else frozenset()
         wanted = _uid_list(uids)
 
         async def w(txn: PgTxn) -> list[MessageMeta]:
@@ -621,19 +621,11 @@ class PgMailStore:
             out: list[MessageMeta] = []
             changed: tuple[list[int], list[int], list[str]] = ([], [], [])
             for row in rows:
-                old_mask, old_kw = row[2], set(row[3].split()) if row[3] else set()
-                if mode == "set":
-                    new_mask, new_kw = mask, kw
-                elif mode == "add":
-                    new_mask, new_kw = old_mask | mask, old_kw | kw
-                else:
-                    new_mask, new_kw = old_mask & ~mask, old_kw - kw
-                if len(new_kw) > MAX_KEYWORDS:
-                    raise LimitExceeded(f"at most {MAX_KEYWORDS} keywords per message")
-                if (new_mask, new_kw) == (old_mask, old_kw):
+                new = stored_flags(mode, row[2], row[3], mask, kw)
+                if new is None:
                     out.append(_meta(row))     # unchanged: keeps its MODSEQ
                     continue
-                kw_text = " ".join(sorted(new_kw))
+                new_mask, kw_text = new
                 changed[0].append(row[0])
                 changed[1].append(new_mask)
                 changed[2].append(kw_text)

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .. import mime
-from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
+from ..errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, TemporaryFailure
 from ..events import MailboxChanged, MailboxesChanged, QueueChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
 from ..singleflight import SingleFlight
 from ..space import FreeSpace
 from ..storage.body import BytesBody, MessageBody
-from ..storage.flags import DELETED, MAX_KEYWORDS, SEEN, columns_to_flags, flags_to_columns
+from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
 from ..storage.mail import Delivered, Import, MailboxSnapshot, Outbound
 from ..storage.names import normalize_mailbox_name
 from .blobs import BlobStore, FileBody
@@ -658,7 +658,7 @@ class SqliteMailStore:
         if mode not in ("set", "add", "remove"):
             raise InvalidInput("flag mode must be set, add or remove")
         mask, keywords = flags_to_columns(flags)
-        kw = set(keywords.split()) if keywords else set()
+        kw = frozenset(keywords.split()) if keywords else frozenset()
 
         def w(txn: WriteTxn) -> list[MessageMeta]:
             conn = txn.conn
@@ -669,22 +669,14 @@ class SqliteMailStore:
                 rows = conn.execute(f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
                                     (mailbox_id, *chunk)).fetchall()
                 for row in rows:
-                    old_mask, old_kw = row[2], set(row[3].split()) if row[3] else set()
-                    if mode == "set":
-                        new_mask, new_kw = mask, kw
-                    elif mode == "add":
-                        new_mask, new_kw = old_mask | mask, old_kw | kw
-                    else:
-                        new_mask, new_kw = old_mask & ~mask, old_kw - kw
-                    if len(new_kw) > MAX_KEYWORDS:
-                        raise LimitExceeded(f"at most {MAX_KEYWORDS} keywords per message")
-                    if (new_mask, new_kw) == (old_mask, old_kw):
-                        out.append(_meta(row))
+                    new = stored_flags(mode, row[2], row[3], mask, kw)
+                    if new is None:
+                        out.append(_meta(row))     # unchanged: keeps its MODSEQ
                         continue
+                    new_mask, kw_text = new
                     if modseq is None:
                         modseq, user_id = self._bump_modseq(conn, mailbox_id)
                         txn.emit(MailboxChanged(user_id, mailbox_id))
-                    kw_text = " ".join(sorted(new_kw))
                     conn.execute("UPDATE messages SET sysflags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
                                  (new_mask, kw_text, modseq, mailbox_id, row[0]))
                     out.append(_meta((row[0], modseq, new_mask, kw_text, row[4], row[5], row[6])))

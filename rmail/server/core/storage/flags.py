@@ -9,7 +9,7 @@ from ..errors import InvalidInput, LimitExceeded
 from ..model import SYSTEM_FLAGS
 
 __all__ = ["DELETED", "MAX_KEYWORDS", "MAX_KEYWORD_LENGTH", "SEEN", "columns_to_flags", "flags_to_columns",
-           "validate_flags"]
+           "stored_flags", "validate_flags"]
 
 MAX_KEYWORD_LENGTH: Final = 128
 MAX_KEYWORDS: Final = 64
@@ -43,6 +43,29 @@ def flags_to_columns(flags: Iterable[str]) -> tuple[int, str]:
     if len(keywords) > MAX_KEYWORDS:
         raise LimitExceeded(f"at most {MAX_KEYWORDS} keywords per message")
     return mask, " ".join(sorted(keywords))
+
+
+def stored_flags(mode: str, old_mask: int, old_keywords: str, mask: int,
+                 keywords: frozenset[str]) -> tuple[int, str] | None:
+    """STORE's rule for one message: the columns after ``mode`` ("set", "add", "remove")
+    applies ``mask`` and ``keywords`` to the stored ones, or None when nothing changes (the
+    message then keeps its MODSEQ).
+
+    Raises:
+        LimitExceeded: the result would carry more than MAX_KEYWORDS keywords.
+    """
+    old_kw = frozenset(old_keywords.split()) if old_keywords else frozenset()
+    if mode == "set":
+        new_mask, new_kw = mask, keywords
+    elif mode == "add":
+        new_mask, new_kw = old_mask | mask, old_kw | keywords
+    else:
+        new_mask, new_kw = old_mask & ~mask, old_kw - keywords
+    if len(new_kw) > MAX_KEYWORDS:
+        raise LimitExceeded(f"at most {MAX_KEYWORDS} keywords per message")
+    if (new_mask, new_kw) == (old_mask, old_kw):
+        return None
+    return new_mask, " ".join(sorted(new_kw))
 
 
 def validate_flags(flags: Iterable[str]) -> None:
