@@ -131,7 +131,8 @@ class FetchAtt:
 
     `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, RFC822,
     RFC822.HEADER, RFC822.TEXT, or BODY — BODY with `section` None is the body structure
-    without extension data; with a section it is BODY[section]<partial>.
+    without extension data; with a section it is BODY[section]<partial>. BINARY and
+    BINARY.SIZE (RFC 3516 §4.2) always have a section, of part numbers only.
     """
 
     name: str
@@ -145,11 +146,15 @@ class FetchAtt:
         if self.section is None:
             return self.name
         origin = f"<{self.partial[0]}>" if self.partial is not None else ""
+        if self.name in ("BINARY", "BINARY.SIZE"):
+            return f"{self.name}[{self.section}]{origin}"
         return f"BODY[{self.section}]{origin}"
 
     @property
     def sets_seen(self) -> bool:
-        """Non-PEEK body fetches set \\Seen (RFC 3501 §6.4.5)."""
+        """Non-PEEK body fetches set \\Seen (RFC 3501 §6.4.5; BINARY too, RFC 3516 §4.2)."""
+        if self.name == "BINARY.SIZE":
+            return False
         if self.section is not None:
             return not self.peek
         return self.name in ("RFC822", "RFC822.TEXT")
@@ -383,12 +388,14 @@ class Status(Command):
 
 @dataclass(frozen=True, slots=True)
 class Append(Command):
-    """APPEND mailbox [flags] [date-time] literal (RFC 3501 §6.3.11)."""
+    """APPEND mailbox [flags] [date-time] literal (RFC 3501 §6.3.11); `binary`: the message
+    came as a literal8 (RFC 3516 §4.4) and may hold binary parts."""
 
     mailbox: str
     flags: tuple[str, ...]
     internal_date: datetime | None
     message: bytes
+    binary: bool = False
 
     def __repr__(self) -> str:
         return (f"Append(tag={self.tag!r}, mailbox={self.mailbox!r}, flags={self.flags!r}, "

@@ -34,7 +34,8 @@ __all__ = [
     "Atom", "CRLF", "Challenge", "Code", "Continuation", "Data", "FETCH_ORDER", "FLAGS_ORDER",
     "Fetch", "Literal", "MAX_QUOTED", "MAX_TEXT", "Numbered", "Raw", "Response", "SEARCH_PIECE",
     "Status", "Tagged", "date_time", "encode", "encode_all", "encode_value", "fetch_flags",
-    "fetch_head", "fetch_response", "flag_list", "literal", "literal_prefix", "nstring",
+    "fetch_head", "fetch_response", "flag_list", "literal", "literal8", "literal8_prefix",
+    "literal_prefix", "nstring",
     "numbered", "search_response", "sequence_set", "string", "text",
 ]
 
@@ -262,6 +263,20 @@ def literal(data: bytes) -> bytes:
 def literal_prefix(size: int) -> bytes:
     """The ``{n}`` CRLF that announces a literal whose bytes are streamed after it."""
     return b"{%d}\r\n" % size
+
+
+def literal8(data: bytes) -> bytes:
+    """``~{n}`` CRLF `data` (RFC 3516 §4.2) when `data` holds a NUL octet, which an
+    IMAP4rev1 literal cannot carry; an ordinary literal otherwise."""
+    if b"\x00" in data:
+        return b"~{%d}\r\n" % len(data) + data
+    return b"{%d}\r\n" % len(data) + data
+
+
+def literal8_prefix(size: int) -> bytes:
+    """The ``~{n}`` CRLF of a literal8 whose bytes are streamed after it (RFC 3516 §4.2):
+    what they hold is not known when the prefix is sent."""
+    return b"~{%d}\r\n" % size
 
 
 def flag_list(flags: frozenset[str], recent: bool) -> bytes:

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import Final, Iterable
 
 from rmail.server.core import mime
+from rmail.server.core.mime.binary import UnknownEncoding, binary_section, binary_size
 from rmail.server.core.mime.headers import split_header
 from rmail.server.core.model import MessageInfo
 
 from .commands import FetchAtt
-from .encode import date_time, flag_list, literal, literal_prefix
+from .encode import date_time, flag_list, literal, literal8, literal8_prefix, literal_prefix
+from .errors import CommandError
 
 __all__ = ["FetchPlan", "FileRange", "file_items", "message_items"]
 
@@ -26,6 +28,8 @@ _BLOB_ITEMS: Final = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT"})
 _INFO_ITEMS: Final = frozenset({"ENVELOPE", "BODYSTRUCTURE"})
 #: Top-level sections a file-backed message can answer from its header and byte ranges.
 _HEAD_SECTIONS: Final = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
+#: RFC 3516 §4.2 items: a part's decoded content and its size.
+_BINARY_ITEMS: Final = frozenset({"BINARY", "BINARY.SIZE"})
 
 
 class FetchPlan:
@@ -45,12 +49,17 @@ class FetchPlan:
         #: Every body item is the whole message, its text or its header: a file-backed
         #: message can be streamed (`file_items`) instead of read whole.
         self.streamable = all(_file_kind(a) is not None for a in blob_atts)
-        self.needs_head = any(_file_kind(a) not in (None, "WHOLE") for a in blob_atts)
+        self.needs_head = any(_file_kind(a) not in (None, "WHOLE", "SIZE") for a in blob_atts)
 
 
 def _file_kind(att: FetchAtt) -> str | None:
-    """WHOLE, TEXT or HEAD for a body item `file_items` can answer; None otherwise."""
+    """WHOLE, TEXT, HEAD or SIZE for a body item `file_items` can answer; None otherwise."""
     section = att.section
+    if att.name in _BINARY_ITEMS:
+        # BINARY[] is the message as stored; a part has to be decoded (read whole).
+        if section is None or section.part:
+            return None
+        return "SIZE" if att.name == "BINARY.SIZE" else "WHOLE"
     if section is None:
         return {"RFC822": "WHOLE", "RFC822.TEXT": "TEXT", "RFC822.HEADER": "HEAD"}.get(att.name)
     if section.part:
@@ -76,6 +85,28 @@ def _section_bytes(att: FetchAtt, data: bytes) -> bytes | None:
     return mime.body_section(data, section.part, section.text, section.fields)
 
 
+def _binary_item(att: FetchAtt, data: bytes) -> bytes:
+    """``BINARY[part]<partial> value`` or ``BINARY.SIZE[part] n`` (RFC 3516 §4.2).
+
+    Raises:
+        CommandError: NO [UNKNOWN-CTE], the part's encoding cannot be undone (§4.3).
+    """
+    assert att.section is not None
+    label = att.response_name.encode("ascii") + b" "
+    try:
+        if att.name == "BINARY.SIZE":
+            return label + b"%d" % (binary_size(data, att.section.part) or 0)
+        value = binary_section(data, att.section.part)
+    except UnknownEncoding as exc:
+        raise CommandError("NO", str(exc), "UNKNOWN-CTE") from None
+    if value is None:
+        value = b""  # as BODY[] does for a part that does not exist
+    if att.partial is not None:
+        start, count = att.partial
+        value = value[start:start + count]
+    return label + literal8(value)
+
+
 def _info(info: MessageInfo | None) -> MessageInfo:
     # The session leaves out messages without metadata (expunged elsewhere, not yet announced)
     # rather than make up an ENVELOPE or BODYSTRUCTURE for them.
@@ -94,7 +125,10 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
     out: list[bytes] = []
     for att in plan.atts:
         name = att.name
-        if att.section is not None:
+        if name in _BINARY_ITEMS:
+            assert data is not None
+            out.append(_binary_item(att, data))
+        elif att.section is not None:
             assert data is not None
             value = _section_bytes(att, data)
             if value is None:
@@ -182,6 +216,9 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
                 pieces.append(_meta_item(name, size, date, info))
             continue
         label = att.response_name.encode("ascii") + b" "
+        if kind == "SIZE":
+            pieces.append(label + b"%d" % file_size)
+            continue
         if kind == "HEAD":
             value = (mime.header_section(header) if att.section is None
                      or att.section.text == "HEADER" else _section_bytes(att, header)) or b""
@@ -196,7 +233,9 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
             start, count = att.partial
             start = min(start, length)
             base, length = base + start, max(0, min(count, length - start))
-        pieces.append(label + literal_prefix(length))
+        # A streamed BINARY[] is sent as literal8: whether it holds a NUL is not known yet.
+        pieces.append(label + (literal8_prefix(length) if name == "BINARY"
+                               else literal_prefix(length)))
         if length:
             pieces.append(FileRange(base, length))
     if force_flags and not plan.has_flags:

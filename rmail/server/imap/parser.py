@@ -417,11 +417,12 @@ def _append(r: _Reader, tag: str, uid: bool) -> Command:
     if r.peek() == 0x22:
         when = _date_time(r)
         r.sp()
+    binary = r.accept(b"~")  # literal8 (RFC 3516 §4.4)
     if not r.at_literal():
         raise r.fail("APPEND needs the message as a literal")
     message = r.take_literal()
     r.end()
-    return Append(tag, mailbox, flags, when, message)
+    return Append(tag, mailbox, flags, when, message, binary)
 
 
 def _date_time(r: _Reader) -> datetime:
@@ -528,9 +529,35 @@ def _fetch_att(r: _Reader) -> FetchAtt:
             r.expect(b">")
             partial = (start, count)
         return FetchAtt("BODY", section, partial, peek=name == "BODY.PEEK")
+    if name in ("BINARY", "BINARY.PEEK", "BINARY.SIZE"):
+        return _binary_att(r, name)
     if name not in _SIMPLE_ITEMS:
         raise r.fail(f"unknown FETCH item {name[:32]}")
     return FetchAtt(name)
+
+
+def _binary_att(r: _Reader, name: str) -> FetchAtt:
+    """BINARY[part]<partial>, BINARY.PEEK[...], BINARY.SIZE[part] (RFC 3516 §4.2, §6):
+    section-binary is part numbers only, and BINARY.SIZE has no partial."""
+    r.expect(b"[")
+    part: list[int] = []
+    if not r.accept(b"]"):
+        while True:
+            part.append(r.number(nonzero=True))
+            if len(part) > _MAX_PART_DEPTH:
+                raise r.fail("section part too deep")
+            if r.accept(b"]"):
+                break
+            r.expect(b".", "'.' or ']' in a binary section")
+    partial = None
+    if name != "BINARY.SIZE" and r.accept(b"<"):
+        start = r.number()
+        r.expect(b".")
+        count = r.number(nonzero=True)
+        r.expect(b">")
+        partial = (start, count)
+    return FetchAtt("BINARY.SIZE" if name == "BINARY.SIZE" else "BINARY", Section(tuple(part)),
+                    partial, peek=name == "BINARY.PEEK")
 
 
 def _fetch(r: _Reader, tag: str, uid: bool) -> Command:

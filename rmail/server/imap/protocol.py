@@ -62,6 +62,10 @@ ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "
                               "MOVE", "ID", "ENABLE", "UNSELECT", "LITERAL+")
 
 
+#: Extensions beyond SPEC.md's list, each advertised once complete (docs/IMAP.md).
+EXTENSION_CAPABILITIES: Final = ("BINARY",)
+
+
 def allowed(state: State, command: c.Command) -> bool:
     """Whether `command` may run in `state`."""
     return type(command) in COMMANDS_BY_STATE[state]
@@ -77,6 +81,7 @@ def capabilities(*, tls_configured: bool, tls_active: bool,
         authenticated: after login, AUTH=/STARTTLS/LOGINDISABLED no longer apply.
     """
     caps = list(ALWAYS_CAPABILITIES)
+    caps += EXTENSION_CAPABILITIES
     if authenticated:
         return tuple(caps)
     if tls_active or not tls_configured:

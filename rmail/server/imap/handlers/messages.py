@@ -22,6 +22,7 @@ from typing import Awaitable, Callable, Final
 
 from rmail.server.core.errors import NotFound
 from rmail.server.core.events import MessageReceived
+from rmail.server.core.mime.binary import storable
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
 from rmail.server.core.storage.body import MessageBody
@@ -232,10 +233,12 @@ async def append(s: SessionState, cmd: c.Append) -> Tagged:
         mailbox = await s.store.get_mailbox(s.account.id, cmd.mailbox)
     except NotFound:
         raise CommandError("NO", "no such mailbox", "TRYCREATE") from None
+    # A literal8 message's binary parts are stored base64-encoded (RFC 3516 §4.4).
+    message = storable(cmd.message) if cmd.binary else cmd.message
     if s.services.quotas is not None:
-        await s.services.quotas.check(s.account, len(cmd.message))  # NO [OVERQUOTA]
-    uid = await s.store.append(mailbox.id, cmd.message, cmd.flags, cmd.internal_date)
-    s.services.bus.publish(MessageReceived("imap", s.account.address, 1, 0, len(cmd.message)))
+        await s.services.quotas.check(s.account, len(message))  # NO [OVERQUOTA]
+    uid = await s.store.append(mailbox.id, message, cmd.flags, cmd.internal_date)
+    s.services.bus.publish(MessageReceived("imap", s.account.address, 1, 0, len(message)))
     if s.selected is not None and s.selected.mailbox.id == mailbox.id:
         # RFC 3501 §6.3.11: a selected mailbox hears of the new message right away.
         await flush(s, allow_expunge=True, force=True)
