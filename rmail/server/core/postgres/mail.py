@@ -38,10 +38,10 @@ from ..space import SpaceState
 from ..singleflight import SingleFlight
 from ..storage.body import MessageBody
 from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
-from ..storage.mail import Delivered, Import, MailboxSnapshot, Outbound, SpaceGuard
+from ..storage.mail import Delivered, Import, MailboxSnapshot, NewMessage, Outbound, SpaceGuard
 from ..storage.names import normalize_mailbox_name
 from .body import open_body
-from .deliveries import DeliveryBatcher, StagedDelivery
+from .deliveries import DeliveryBatcher, StagedDelivery, insert
 from .database import PgDatabase, PgTxn
 
 __all__ = ["NoSpaceGuard", "PgMailStore"]
@@ -575,6 +575,18 @@ class PgMailStore:
                      internaldate: datetime | None = None) -> int:
         return (await self.deliver([(mailbox_id, flags)], data, internaldate)).uids[0]
 
+    async def append_many(self, mailbox_id: int, messages: Sequence[NewMessage]) -> list[int]:
+        """All the messages in one transaction of their own (one statement, as a batch of
+        deliveries is), not through the batcher: a batcher failure is split per delivery,
+        while these must fail together (storage.MailStore.append_many)."""
+        if not messages:
+            raise InvalidInput("nothing to append")
+        await self.space.require(sum(len(m.data) for m in messages))
+        staged = [await self._staged(m.data, ((int(mailbox_id), *flags_to_columns(m.flags)),),
+                                     m.internaldate, None, None) for m in messages]
+        results = await self.db.write(lambda txn: insert(txn, staged))
+        return [r.uids[0] for r in results]
+
     async def deliver(self, targets: Sequence[tuple[int, Iterable[str]]], data: bytes,
                       internaldate: datetime | None = None, *, outbound: Outbound | None = None,
                       imported: Import | None = None) -> Delivered:
@@ -585,19 +597,26 @@ class PgMailStore:
             raise InvalidInput("no recipients to queue")
         if not columns and outbound is None:
             raise InvalidInput("a delivery needs a mailbox or an outbound recipient")
-        when = int((internaldate or datetime.now(timezone.utc)).timestamp())
         await self.space.require(len(data))
+        staged = await self._staged(data, columns, internaldate, imported, outbound)
+        return await self.deliveries.submit(staged)
+
+    @staticmethod
+    async def _staged(data: bytes, columns: tuple[tuple[int, int, str], ...],
+                      internaldate: datetime | None, imported: Import | None,
+                      outbound: Outbound | None) -> StagedDelivery:
+        """One message parsed into the delivery statement's values (deliveries.py)."""
+        when = int((internaldate or datetime.now(timezone.utc)).timestamp())
         p = (mime.parse_message(data) if len(data) <= INLINE_PARSE_MAX
              else await asyncio.to_thread(mime.parse_message, data))
         fields = (_text(p.subject), _text(p.from_), _text(p.to), _text(p.cc),
                   int(p.date.timestamp()) if p.date is not None else None, _text(p.message_id),
                   _text(p.in_reply_to), _text(p.references), _text(p.preview), p.envelope, p.body, p.bodystructure,
                   _text(p.header_text), _text(p.search_text))
-        staged = StagedDelivery(
+        return StagedDelivery(
             secrets.token_hex(16), data, fields, when, columns,
             (imported.user_id, imported.source, _key_to_db(imported.key)) if imported is not None else None,
             (outbound.sender, tuple(outbound.recipients), int(outbound.created)) if outbound is not None else None)
-        return await self.deliveries.submit(staged)
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
                           flags: Iterable[str]) -> list[MessageMeta]:

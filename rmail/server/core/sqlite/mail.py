@@ -32,7 +32,7 @@ from ..singleflight import SingleFlight
 from ..space import FreeSpace
 from ..storage.body import BytesBody, MessageBody
 from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
-from ..storage.mail import Delivered, Import, MailboxSnapshot, Outbound
+from ..storage.mail import Delivered, Import, MailboxSnapshot, NewMessage, Outbound
 from ..storage.names import normalize_mailbox_name
 from .blobs import BlobStore, FileBody
 from .database import Database, WriteTxn, write_error
@@ -588,6 +588,47 @@ class SqliteMailStore:
                      internaldate: datetime | None = None) -> int:
         """Store a message durably in one mailbox; returns its UID."""
         return (await self.deliver([(mailbox_id, tuple(flags))], data, internaldate)).uids[0]
+
+    async def append_many(self, mailbox_id: int, messages: Sequence[NewMessage]) -> list[int]:
+        """Several messages into one mailbox in one write transaction (storage.MailStore.
+        append_many): each blob is staged first, the rows commit together or not at all."""
+        if not messages:
+            raise InvalidInput("nothing to append")
+        columns = [flags_to_columns(m.flags) for m in messages]
+        now = datetime.now(timezone.utc)
+        await self.space.require(sum(len(m.data) for m in messages))
+        staged: list[StagedBlob] = []
+        try:
+            for m in messages:
+                staged.append(await self.prepare(m.data))
+        except asyncio.CancelledError:
+            raise  # files no row references: start-up recovery removes them
+        except BaseException:
+            for blob in staged:
+                await self.discard(blob)
+            raise
+
+        def w(txn: WriteTxn) -> list[int]:
+            conn = txn.conn
+            uids = []
+            for m, blob, (mask, keywords) in zip(messages, staged, columns):
+                self.insert_blob(txn, blob)
+                uid, modseq = self._next_uid(conn, mailbox_id)
+                conn.execute(
+                    "INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id)"
+                    " VALUES(?,?,?,?,?,?,?,?)", (mailbox_id, uid, modseq, mask, keywords,
+                                                 int((m.internaldate or now).timestamp()), len(m.data), blob.id))
+                uids.append(uid)
+            txn.emit(MailboxChanged(self._owner(conn, mailbox_id), mailbox_id))
+            return uids
+        try:
+            return await self.db.write(w)
+        except asyncio.CancelledError:
+            raise  # as in deliver: the write's own rollback or start-up recovery cleans up
+        except BaseException:
+            for blob in staged:
+                await self.discard(blob)
+            raise
 
     async def deliver(self, targets: Sequence[tuple[int, Iterable[str]]], data: bytes,
                       internaldate: datetime | None = None, *, outbound: Outbound | None = None,
