@@ -24,7 +24,7 @@ from datetime import date, datetime
 from typing import Final, Union
 
 __all__ = [
-    "Append", "Authenticate", "Capability", "Check", "Close", "Command", "Copy", "Create",
+    "Append", "AppendMessage", "Authenticate", "CatPart", "Capability", "Check", "Close", "Command", "Copy", "Create",
     "Delete", "Enable", "Examine", "Expunge", "Fetch", "FetchAtt", "Id", "Idle", "List",
     "Login", "Logout", "Lsub", "Move", "Namespace", "Noop", "Rename", "STAR", "SearchAll",
     "SearchAnd", "SearchBody", "SearchDate", "SearchFlag", "SearchHeader", "SearchKey",
@@ -387,19 +387,61 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatPart:
+    """One part of a CATENATE (RFC 4469 §5): TEXT literal (`text`, `binary` when a literal8)
+    or URL (`url`, as sent)."""
+
+    text: bytes | None = None
+    url: str | None = None
+    binary: bool = False
+
+    def __repr__(self) -> str:
+        if self.text is not None:
+            return f"CatPart(text=<{len(self.text)} bytes>)"
+        return f"CatPart(url={self.url!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class AppendMessage:
+    """One message of an APPEND: [flags] [date-time] and a literal (`message`, `binary` when a
+    literal8, RFC 3516 §4.4) or CATENATE parts (`catenate`, RFC 4469; `message` is empty)."""
+
+    flags: tuple[str, ...]
+    internal_date: datetime | None
+    message: bytes
+    binary: bool = False
+    catenate: tuple[CatPart, ...] | None = None
+
+    def __repr__(self) -> str:
+        return (f"AppendMessage(flags={self.flags!r}, internal_date={self.internal_date!r}, "
+                f"message=<{len(self.message)} bytes>, catenate={self.catenate!r})")
+
+
+@dataclass(frozen=True, slots=True)
 class Append(Command):
     """APPEND mailbox [flags] [date-time] literal (RFC 3501 §6.3.11); `binary`: the message
-    came as a literal8 (RFC 3516 §4.4) and may hold binary parts."""
+    came as a literal8 (RFC 3516 §4.4) and may hold binary parts; `catenate`: the message is
+    built from these parts instead (RFC 4469, `message` is empty); `more`: the messages after
+    the first (MULTIAPPEND, RFC 3502)."""
 
     mailbox: str
     flags: tuple[str, ...]
     internal_date: datetime | None
     message: bytes
     binary: bool = False
+    catenate: tuple[CatPart, ...] | None = None
+    more: tuple[AppendMessage, ...] = ()
+
+    def messages(self) -> tuple[AppendMessage, ...]:
+        """Every message of the command, the first one included, in order."""
+        first = AppendMessage(self.flags, self.internal_date, self.message, self.binary,
+                              self.catenate)
+        return (first, *self.more)
 
     def __repr__(self) -> str:
         return (f"Append(tag={self.tag!r}, mailbox={self.mailbox!r}, flags={self.flags!r}, "
-                f"internal_date={self.internal_date!r}, message=<{len(self.message)} bytes>)")
+                f"internal_date={self.internal_date!r}, message=<{len(self.message)} bytes>, "
+                f"catenate={self.catenate!r}, more={self.more!r})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from rmail.server.core import mutf7
 from rmail.server.core.model import SYSTEM_FLAGS as _STORED_FLAGS
 from rmail.server.core.storage.flags import MAX_KEYWORD_LENGTH as MAX_KEYWORD
 
-from .commands import (STAR, Append, Authenticate, Capability, Check, Close, Command, Copy,
+from .commands import (STAR, Append, AppendMessage, Authenticate, CatPart, Capability, Check, Close, Command, Copy,
                        Create, Delete, Enable, Examine, Expunge, Fetch, FetchAtt, Id, Idle, List,
                        Login, Logout, Lsub, Move, Namespace, Noop, Rename, Search, SearchAll,
                        SearchAnd, SearchBody, SearchDate, SearchFlag, SearchHeader, SearchKey,
@@ -78,7 +78,7 @@ _DATE_TIME = re.compile(rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d)
 class _Reader:
     """Cursor over a frame's line pieces and literals."""
 
-    __slots__ = ("parts", "idx", "line", "pos", "search_keys", "refusal")
+    __slots__ = ("parts", "idx", "line", "pos", "search_keys", "refusal", "pieces")
 
     def __init__(self, parts: tuple[bytes, ...]) -> None:
         self.parts = parts
@@ -86,6 +86,7 @@ class _Reader:
         self.line = parts[0]
         self.pos = 0
         self.search_keys = 0
+        self.pieces = 0  # APPEND messages and CATENATE parts (MAX_APPEND_PIECES)
         #: A well-formed argument the command must be refused for (NO), raised by `end` once
         #: the rest of the command has proved well-formed (a syntax error is still BAD).
         self.refusal: ParseError | None = None
@@ -405,10 +406,25 @@ def _status(r: _Reader, tag: str, uid: bool) -> Command:
     return Status(tag, mailbox, tuple(dict.fromkeys(items)))
 
 
-def _append(r: _Reader, tag: str, uid: bool) -> Command:
-    r.sp()
-    mailbox = r.mailbox()
-    r.sp()
+#: Messages in one APPEND (MULTIAPPEND, RFC 3502) and CATENATE parts in all of them
+#: together (RFC 4469): each is a literal or a URL the server resolves, so the count bounds
+#: the work and the continuations; the bytes are bounded by the command's size already.
+#: Dovecot has no count limit; clients upload a few hundred messages per APPEND at most.
+MAX_APPEND_PIECES: Final = 1000
+
+
+def _count_piece(r: _Reader) -> None:
+    r.pieces += 1
+    if r.pieces > MAX_APPEND_PIECES:
+        # Well-formed but over an implementation limit: NO [LIMIT] (RFC 5530 §3).
+        raise ParseError(f"too many messages or parts (at most {MAX_APPEND_PIECES})",
+                         status="NO", code="LIMIT")
+
+
+def _append_message(r: _Reader) -> AppendMessage:
+    """[flag-list SP] [date-time SP] (literal / literal8 / CATENATE (...)) (RFC 3502 §6.3.11,
+    RFC 4469 §5, RFC 3516 §4.4)."""
+    _count_piece(r)
     flags: tuple[str, ...] = ()
     when = None
     if r.peek() == 0x28:
@@ -417,12 +433,48 @@ def _append(r: _Reader, tag: str, uid: bool) -> Command:
     if r.peek() == 0x22:
         when = _date_time(r)
         r.sp()
+    if r.accept_word(b"CATENATE"):
+        r.sp()
+        return AppendMessage(flags, when, b"", catenate=_cat_parts(r))
     binary = r.accept(b"~")  # literal8 (RFC 3516 §4.4)
     if not r.at_literal():
         raise r.fail("APPEND needs the message as a literal")
-    message = r.take_literal()
+    return AppendMessage(flags, when, r.take_literal(), binary)
+
+
+def _cat_parts(r: _Reader) -> tuple[CatPart, ...]:
+    """"(" cat-part *(SP cat-part) ")": TEXT literal or URL astring (RFC 4469 §5)."""
+    r.expect(b"(")
+    parts: list[CatPart] = []
+    while True:
+        _count_piece(r)
+        if r.accept_word(b"TEXT"):
+            r.sp()
+            binary = r.accept(b"~")
+            if not r.at_literal():
+                raise r.fail("CATENATE TEXT needs a literal")
+            parts.append(CatPart(text=r.take_literal(), binary=binary))
+        elif r.accept_word(b"URL"):
+            r.sp()
+            parts.append(CatPart(url=r.text(r.astring(), "URL")))
+        else:
+            raise r.fail("expected TEXT or URL")
+        if r.accept(b")"):
+            return tuple(parts)
+        r.sp()
+
+
+def _append(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mailbox = r.mailbox()
+    r.sp()
+    messages = [_append_message(r)]
+    while r.accept(b" "):  # MULTIAPPEND (RFC 3502)
+        messages.append(_append_message(r))
     r.end()
-    return Append(tag, mailbox, flags, when, message, binary)
+    first = messages[0]
+    return Append(tag, mailbox, first.flags, first.internal_date, first.message, first.binary,
+                  first.catenate, tuple(messages[1:]))
 
 
 def _date_time(r: _Reader) -> datetime:

@@ -32,6 +32,7 @@ from .encode import Atom, Code, Response, encode, encode_all
 from .errors import CommandError
 from .protocol import State, capabilities
 from .selected import SelectedMailbox
+from .wire import DEFAULT_MAX_LITERAL
 
 __all__ = ["AUTOLOGOUT", "Output", "ReadLine", "Services", "SessionState"]
 
@@ -67,6 +68,8 @@ class Services:
     #: CPU seconds one SEARCH may spend on the event loop (config [limits] search_budget).
     search_budget: float | None = None
     quotas: Quotas | None = None    # APPEND and COPY check them; None in tests without
+    #: Largest message (config [limits] message_size): bounds what CATENATE builds.
+    max_message: int = DEFAULT_MAX_LITERAL
     scans: OnePerKey = field(default_factory=OnePerKey)
 
 

@@ -25,10 +25,11 @@ from rmail.server.core.events import MessageReceived
 from rmail.server.core.mime.binary import storable
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
+from rmail.server.core.storage.mail import NewMessage
 from rmail.server.core.storage.body import MessageBody
 
 from .. import commands as c
-from .. import stream
+from .. import catenate, stream
 from ..encode import (CRLF, Code, Status, Tagged, fetch_flags, fetch_head, fetch_response,
                       numbered, sequence_set)
 from ..errors import CommandError, SessionClosed
@@ -228,21 +229,39 @@ async def expunge(s: SessionState, cmd: c.Expunge | c.UidExpunge) -> Tagged:
     return Tagged(cmd.tag, "OK", "EXPUNGE completed")
 
 
+async def _append_bytes(s: SessionState, msg: c.AppendMessage) -> bytes:
+    """One APPEND message's bytes: a CATENATE built (RFC 4469), a literal8's binary parts
+    re-encoded as base64 (RFC 3516 §4.4), or the literal as sent."""
+    if msg.catenate is not None:
+        return await catenate.build(s, msg.catenate, s.services.max_message)
+    return storable(msg.message) if msg.binary else msg.message
+
+
 async def append(s: SessionState, cmd: c.Append) -> Tagged:
     try:
         mailbox = await s.store.get_mailbox(s.account.id, cmd.mailbox)
     except NotFound:
         raise CommandError("NO", "no such mailbox", "TRYCREATE") from None
-    # A literal8 message's binary parts are stored base64-encoded (RFC 3516 §4.4).
-    message = storable(cmd.message) if cmd.binary else cmd.message
+    items = cmd.messages()
+    # Every message is built before any is stored: MULTIAPPEND is all or nothing (RFC 3502
+    # §6.3.11), a bad CATENATE URL in the last message stores none of them.
+    datas = [await _append_bytes(s, m) for m in items]
+    total = sum(len(d) for d in datas)
     if s.services.quotas is not None:
-        await s.services.quotas.check(s.account, len(message))  # NO [OVERQUOTA]
-    uid = await s.store.append(mailbox.id, message, cmd.flags, cmd.internal_date)
-    s.services.bus.publish(MessageReceived("imap", s.account.address, 1, 0, len(message)))
+        await s.services.quotas.check(s.account, total)  # NO [OVERQUOTA]
+    if len(items) == 1:
+        uids = [await s.store.append(mailbox.id, datas[0], items[0].flags,
+                                     items[0].internal_date)]
+    else:
+        uids = await s.store.append_many(mailbox.id, [
+            NewMessage(d, m.flags, m.internal_date) for d, m in zip(datas, items)])
+    s.services.bus.publish(MessageReceived("imap", s.account.address, len(uids), 0, total))
     if s.selected is not None and s.selected.mailbox.id == mailbox.id:
         # RFC 3501 §6.3.11: a selected mailbox hears of the new message right away.
         await flush(s, allow_expunge=True, force=True)
-    return Tagged(cmd.tag, "OK", "APPEND completed", Code("APPENDUID", (mailbox.uidvalidity, uid)))
+    # RFC 4315 §3: a MULTIAPPEND's APPENDUID carries the UID set, in the messages' order.
+    return Tagged(cmd.tag, "OK", "APPEND completed",
+                  Code("APPENDUID", (mailbox.uidvalidity, sequence_set(uids))))
 
 
 HANDLERS: Final[dict[type[c.Command], Callable[..., Awaitable[Tagged]]]] = {
