@@ -130,7 +130,7 @@ class FetchAtt:
     """One FETCH data item (RFC 3501 §6.4.5).
 
     `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, RFC822,
-    RFC822.HEADER, RFC822.TEXT, or BODY — BODY with `section` None is the body structure
+    RFC822.HEADER, RFC822.TEXT, PREVIEW (RFC 8970), or BODY — BODY with `section` None is the body structure
     without extension data; with a section it is BODY[section]<partial>. BINARY and
     BINARY.SIZE (RFC 3516 §4.2) always have a section, of part numbers only.
     """

@@ -19,13 +19,14 @@ from rmail.server.core.mime.headers import split_header
 from rmail.server.core.model import MessageInfo
 
 from .commands import FetchAtt
-from .encode import date_time, flag_list, literal, literal8, literal8_prefix, literal_prefix
+from .encode import (date_time, flag_list, literal, literal8, literal8_prefix, literal_prefix,
+                     string)
 from .errors import CommandError
 
 __all__ = ["FetchPlan", "FileRange", "file_items", "message_items"]
 
 _BLOB_ITEMS: Final = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT"})
-_INFO_ITEMS: Final = frozenset({"ENVELOPE", "BODYSTRUCTURE"})
+_INFO_ITEMS: Final = frozenset({"ENVELOPE", "BODYSTRUCTURE", "PREVIEW"})
 #: Top-level sections a file-backed message can answer from its header and byte ranges.
 _HEAD_SECTIONS: Final = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
 #: RFC 3516 §4.2 items: a part's decoded content and its size.
@@ -107,6 +108,12 @@ def _binary_item(att: FetchAtt, data: bytes) -> bytes:
     return label + literal8(value)
 
 
+def _preview(info: MessageInfo | None) -> bytes:
+    """``PREVIEW "text"`` (RFC 8970 §3): the text computed at delivery (at most 200
+    characters, whitespace collapsed); "" for a message without text."""
+    return b"PREVIEW " + string(_info(info).preview)
+
+
 def _info(info: MessageInfo | None) -> MessageInfo:
     # The session leaves out messages without metadata (expunged elsewhere, not yet announced)
     # rather than make up an ENVELOPE or BODYSTRUCTURE for them.
@@ -152,6 +159,8 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
             out.append(b"BODYSTRUCTURE " + _info(info).bodystructure)
         elif name == "BODY":
             out.append(b"BODY " + _info(info).body)
+        elif name == "PREVIEW":
+            out.append(_preview(info))
         elif name == "RFC822":
             assert data is not None
             out.append(b"RFC822 " + literal(data))
@@ -177,6 +186,8 @@ def _meta_item(name: str, size: int, date: float, info: MessageInfo | None) -> b
         return b"ENVELOPE " + _info(info).envelope
     if name == "BODYSTRUCTURE":
         return b"BODYSTRUCTURE " + _info(info).bodystructure
+    if name == "PREVIEW":
+        return _preview(info)
     assert name == "BODY"
     return b"BODY " + _info(info).body
 

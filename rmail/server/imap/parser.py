@@ -516,7 +516,7 @@ def _date(r: _Reader) -> date:
 # FETCH (RFC 3501 §6.4.5)
 _SIMPLE_ITEMS: Final = frozenset({"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE",
                                   "BODYSTRUCTURE", "UID", "RFC822", "RFC822.HEADER",
-                                  "RFC822.TEXT", "BODY"})
+                                  "RFC822.TEXT", "BODY", "PREVIEW"})
 _MACROS: Final = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -583,6 +583,16 @@ def _fetch_att(r: _Reader) -> FetchAtt:
         return FetchAtt("BODY", section, partial, peek=name == "BODY.PEEK")
     if name in ("BINARY", "BINARY.PEEK", "BINARY.SIZE"):
         return _binary_att(r, name)
+    if name == "PREVIEW" and r.accept(b" ("):
+        # RFC 8970 §4: PREVIEW (LAZY); the preview is computed at delivery, so LAZY (do not
+        # compute it now) changes nothing.
+        while True:
+            if not r.accept_word(b"LAZY"):
+                raise r.fail("expected LAZY")
+            if r.accept(b")"):
+                break
+            r.sp()
+        return FetchAtt("PREVIEW")
     if name not in _SIMPLE_ITEMS:
         raise r.fail(f"unknown FETCH item {name[:32]}")
     return FetchAtt(name)
