@@ -110,3 +110,20 @@ def test_storable_round_trip(body: bytes, crlf: bool) -> None:
     assert b"\x00" not in stored
     assert binary_section(stored, (1,)) == binary_section(raw, (1,))
     assert binary_size(stored, (1,)) == len(binary_section(raw, (1,)) or b"")
+
+
+def test_composite_part_has_its_leaves_decoded() -> None:
+    raw = (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: message/rfc822\r\n\r\n"
+           b"Subject: in\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\npre\r\n"
+           b"--c\r\nContent-Transfer-Encoding: base64\r\n\r\naGVs\r\nbG8=\r\n"
+           b"--c\r\nContent-Type: text/plain\r\n\r\nas is\r\n"
+           b"--c--\r\nepi\r\n"
+           b"--b--\r\n")
+    inner = (b"Subject: in\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\npre\r\n"
+             b"--c\r\nContent-Transfer-Encoding: binary\r\n\r\nhello\r\n"
+             b"--c\r\nContent-Type: text/plain\r\n\r\nas is\r\n"
+             b"--c--\r\nepi")
+    assert binary_section(raw, (1,)) == inner
+    assert binary_size(raw, (1,)) == len(inner)
+    assert binary_section(raw, (1, 1)) == b"hello"

@@ -24,7 +24,8 @@ from datetime import date, datetime
 from typing import Final, Union
 
 __all__ = [
-    "Append", "AppendMessage", "Authenticate", "CatPart", "Capability", "Check", "Close", "Command", "Copy", "Create",
+    "Append", "AppendMessage", "Authenticate", "CatPart", "GenUrlAuth", "ResetKey", "UrlFetch",
+    "UrlFetchItem", "Capability", "Check", "Close", "Command", "Copy", "Create",
     "Delete", "Enable", "Examine", "Expunge", "Fetch", "FetchAtt", "Id", "Idle", "List",
     "Login", "Logout", "Lsub", "Move", "Namespace", "Noop", "Rename", "STAR", "SearchAll",
     "SearchAnd", "SearchBody", "SearchDate", "SearchFlag", "SearchHeader", "SearchKey",
@@ -442,6 +443,37 @@ class Append(Command):
         return (f"Append(tag={self.tag!r}, mailbox={self.mailbox!r}, flags={self.flags!r}, "
                 f"internal_date={self.internal_date!r}, message=<{len(self.message)} bytes>, "
                 f"catenate={self.catenate!r}, more={self.more!r})")
+
+
+@dataclass(frozen=True, slots=True)
+class GenUrlAuth(Command):
+    """GENURLAUTH (url-rump mechanism)... (RFC 4467 §6.1); mechanisms upper-cased."""
+
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetKey(Command):
+    """RESETKEY [mailbox mechanism...] (RFC 4467 §6.2); no mailbox: every mailbox."""
+
+    mailbox: str | None
+    mechanisms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetchItem:
+    """One URL of URLFETCH: `params` None for the plain form (RFC 4467 §6.3), else the
+    upper-cased BODY / BINARY / BODYPARTSTRUCTURE asked for (RFC 5524 §3)."""
+
+    url: str
+    params: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetch(Command):
+    """URLFETCH url... (RFC 4467 §6.3, RFC 5524)."""
+
+    items: tuple[UrlFetchItem, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ from rmail.server.core import mutf7
 from rmail.server.core.model import SYSTEM_FLAGS as _STORED_FLAGS
 from rmail.server.core.storage.flags import MAX_KEYWORD_LENGTH as MAX_KEYWORD
 
-from .commands import (STAR, Append, AppendMessage, Authenticate, CatPart, Capability, Check, Close, Command, Copy,
+from .commands import (STAR, Append, AppendMessage, Authenticate, CatPart, GenUrlAuth, ResetKey,
+                       UrlFetch, UrlFetchItem, Capability, Check, Close, Command, Copy,
                        Create, Delete, Enable, Examine, Expunge, Fetch, FetchAtt, Id, Idle, List,
                        Login, Logout, Lsub, Move, Namespace, Noop, Rename, Search, SearchAll,
                        SearchAnd, SearchBody, SearchDate, SearchFlag, SearchHeader, SearchKey,
@@ -817,6 +818,74 @@ def _enable(r: _Reader, tag: str, uid: bool) -> Command:
     return Enable(tag, tuple(caps))
 
 
+# URLAUTH (RFC 4467 §9) and URLAUTH=BINARY (RFC 5524 §5)
+#: URLs in one GENURLAUTH or URLFETCH: each is a store look-up and, for URLFETCH, a message
+#: read (sent before the next is read); real clients (BURL submission) send one or two.
+MAX_URLS: Final = 100
+_MECHANISM = re.compile(rb"[A-Za-z0-9.-]+")
+_URLFETCH_PARAMS: Final = frozenset({"BODY", "BINARY", "BODYPARTSTRUCTURE"})
+
+
+def _count_url(r: _Reader, count: int) -> None:
+    if count > MAX_URLS:
+        raise ParseError(f"too many URLs (at most {MAX_URLS})", status="NO", code="LIMIT")
+
+
+def _mechanism(r: _Reader) -> str:
+    tok = r.match(_MECHANISM)
+    if tok is None:
+        raise r.fail("expected mechanism")
+    return tok.decode("ascii").upper()
+
+
+def _genurlauth(r: _Reader, tag: str, uid: bool) -> Command:
+    items: list[tuple[str, str]] = []
+    while r.accept(b" "):
+        url = r.text(r.astring(), "URL")
+        r.sp()
+        items.append((url, _mechanism(r)))
+        _count_url(r, len(items))
+    if not items:
+        raise r.fail("GENURLAUTH needs a URL and a mechanism")
+    r.end()
+    return GenUrlAuth(tag, tuple(items))
+
+
+def _resetkey(r: _Reader, tag: str, uid: bool) -> Command:
+    if not r.accept(b" "):
+        r.end()
+        return ResetKey(tag, None)
+    mailbox = r.mailbox()
+    mechanisms: list[str] = []
+    while r.accept(b" "):
+        mechanisms.append(_mechanism(r))
+        _count_url(r, len(mechanisms))
+    r.end()
+    return ResetKey(tag, mailbox, tuple(mechanisms))
+
+
+def _urlfetch(r: _Reader, tag: str, uid: bool) -> Command:
+    items: list[UrlFetchItem] = []
+    while r.accept(b" "):
+        if r.accept(b"("):
+            url = r.text(r.astring(), "URL")
+            params: list[str] = []
+            while r.accept(b" "):
+                param = r.atom().upper()
+                if param not in _URLFETCH_PARAMS:
+                    raise r.fail(f"unknown URLFETCH parameter {param[:32]}")
+                params.append(param)
+            r.expect(b")")
+            items.append(UrlFetchItem(url, tuple(dict.fromkeys(params))))
+        else:
+            items.append(UrlFetchItem(r.text(r.astring(), "URL")))
+        _count_url(r, len(items))
+    if not items:
+        raise r.fail("URLFETCH needs a URL")
+    r.end()
+    return UrlFetch(tag, tuple(items))
+
+
 _Parser = Callable[[_Reader, str, bool], Command]
 
 _COMMANDS: Final[dict[str, _Parser]] = {
@@ -850,6 +919,9 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "IDLE": _no_args(Idle),
     "ID": _id,
     "ENABLE": _enable,
+    "GENURLAUTH": _genurlauth,
+    "RESETKEY": _resetkey,
+    "URLFETCH": _urlfetch,
 }
 
 _UID_COMMANDS: Final[dict[str, _Parser]] = {

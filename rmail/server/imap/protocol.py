@@ -42,7 +42,7 @@ _NOT_AUTHENTICATED: Final = _ANY | {c.StartTLS, c.Authenticate, c.Login}
 _AUTHENTICATED: Final = _ANY | {
     c.Select, c.Examine, c.Create, c.Delete, c.Rename, c.Subscribe, c.Unsubscribe, c.List,
     c.Lsub, c.Status, c.Append, c.Namespace, c.Enable, c.Idle,
-}
+} | {c.GenUrlAuth, c.ResetKey, c.UrlFetch}  # URLAUTH (RFC 4467 §6)
 
 #: RFC 3501 §6.4 plus UNSELECT (RFC 3691), MOVE (RFC 6851), UID EXPUNGE (RFC 4315).
 _SELECTED: Final = _AUTHENTICATED | {
@@ -63,7 +63,8 @@ ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "
 
 
 #: Extensions beyond SPEC.md's list, each advertised once complete (docs/IMAP.md).
-EXTENSION_CAPABILITIES: Final = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW")
+EXTENSION_CAPABILITIES: Final = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH",
+                                  "URLAUTH=BINARY")
 
 
 def allowed(state: State, command: c.Command) -> bool:

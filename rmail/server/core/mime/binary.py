@@ -1,7 +1,9 @@
 """Decoded part content for IMAP BINARY (RFC 3516), and binary APPENDs made storable.
 
 FETCH BINARY[part] returns a part's body with its Content-Transfer-Encoding undone
-(RFC 3516 §4.2); BINARY.SIZE[part] its decoded length. An encoding the server does not know
+(RFC 3516 §4.2); BINARY.SIZE[part] its decoded length. A composite part (multipart,
+message/rfc822) has each leaf below it decoded, its header then saying
+``Content-Transfer-Encoding: binary`` (Dovecot's answer). An encoding the server does not know
 cannot be undone: `UnknownEncoding`, which IMAP answers ``NO [UNKNOWN-CTE]``. ``BINARY[]``
 (no part) is the whole message as stored: the top-level message has no encoding to undo.
 
@@ -24,8 +26,8 @@ from .sections import resolve_part
 from .text import b64_clean, b64_decode
 from .tree import Part, parse_tree
 
-__all__ = ["KNOWN_ENCODINGS", "UnknownEncoding", "binary_section", "binary_size", "qp_decode",
-           "storable"]
+__all__ = ["KNOWN_ENCODINGS", "UnknownEncoding", "binary_section", "binary_size",
+           "decoded_message", "qp_decode", "storable"]
 
 #: RFC 2045 §6.1 (the identity encodings and the two real ones); anything else is unknown.
 KNOWN_ENCODINGS: Final = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
@@ -94,6 +96,34 @@ def _decode(data: bytes, node: Part) -> bytes:
     raise UnknownEncoding(name)
 
 
+def _decoded_entity(data: bytes, node: Part, relabel: bool = True) -> bytes:
+    """A whole entity (header and body) with every leaf below it decoded, its header saying
+    ``Content-Transfer-Encoding: binary`` (as Dovecot gives a composite part's BINARY); with
+    `relabel` False the headers are left as they are."""
+    if node.multipart or node.message:
+        return data[node.start:node.body_start] + _decoded_body(data, node, relabel)
+    if encoding(node) in _IDENTITY:
+        return data[node.start:node.end]
+    head = (_with_encoding(data, node, b"binary") if relabel
+            else data[node.start:node.body_start])
+    return head + _decode(data, node)
+
+
+def _decoded_body(data: bytes, node: Part, relabel: bool = True) -> bytes:
+    """The body of a part decoded: a leaf's content, or a composite's with its leaves
+    decoded (the boundaries, preamble and epilogue as they are)."""
+    if not (node.multipart or node.message):
+        return _decode(data, node)
+    out = bytearray()
+    pos = node.body_start
+    for child in node.children:
+        out += data[pos:child.start]
+        out += _decoded_entity(data, child, relabel)
+        pos = child.end
+    out += data[pos:node.end]
+    return bytes(out)
+
+
 def _node(data: bytes, part: tuple[int, ...]) -> Part | None:
     try:
         return resolve_part(parse_tree(data), part)
@@ -111,7 +141,21 @@ def binary_section(data: bytes, part: tuple[int, ...]) -> bytes | None:
     if not part:
         return data
     node = _node(data, part)
-    return None if node is None else _decode(data, node)
+    return None if node is None else _decoded_body(data, node)
+
+
+def decoded_message(data: bytes) -> bytes:
+    """The whole message with every leaf decoded and every header as it was: what a
+    BODYPARTSTRUCTURE asked for beside BINARY describes (RFC 5524 §3; sizes and lines of
+    the decoded content, the encodings as declared, as Dovecot answers).
+
+    Raises:
+        UnknownEncoding: a part's encoding cannot be undone.
+    """
+    try:
+        return _decoded_entity(data, parse_tree(data), relabel=False)
+    except RecursionError:  # defensive: depth is bounded by tree.MAX_DEPTH
+        return data
 
 
 def binary_size(data: bytes, part: tuple[int, ...]) -> int | None:
@@ -126,9 +170,9 @@ def binary_size(data: bytes, part: tuple[int, ...]) -> int | None:
     node = _node(data, part)
     if node is None:
         return None
-    if encoding(node) == "base64":
+    if encoding(node) == "base64" and not (node.multipart or node.message):
         return len(b64_clean(data[node.body_start:node.end])) * 3 // 4
-    return len(_decode(data, node))
+    return len(_decoded_body(data, node))
 
 
 # -- binary APPEND -------------------------------------------------------------------------

@@ -6,6 +6,7 @@
   and the LIST/LSUB matching rules.
 - `messages` — FETCH (streaming large bodies), STORE, COPY, MOVE, EXPUNGE, UID EXPUNGE, APPEND.
 - `search` — SEARCH (SORT and THREAD belong here too).
+- `urlauth` — GENURLAUTH, RESETKEY, URLFETCH (RFC 4467, RFC 5524).
 - `sync` — SELECT, EXAMINE, NOOP, CHECK, CLOSE, UNSELECT, IDLE, and `flush`: the selected
   mailbox's news, sent at the moments RFC 3501 §7.4.1 allows.
 
@@ -22,7 +23,7 @@ from typing import Awaitable, Callable, Final, Mapping
 
 from ..commands import Command
 from ..encode import Tagged
-from . import auth, mailboxes, messages, search, sync
+from . import auth, mailboxes, messages, search, sync, urlauth
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -32,5 +33,5 @@ Handler = Callable[..., Awaitable[Tagged]]
 #: The handler of every command class (tests/imap check it matches protocol.py's tables).
 HANDLERS: Final[Mapping[type[Command], Handler]] = {
     **auth.HANDLERS, **mailboxes.HANDLERS, **messages.HANDLERS, **search.HANDLERS,
-    **sync.HANDLERS,
+    **sync.HANDLERS, **urlauth.HANDLERS,
 }
