@@ -11,7 +11,7 @@ from .conftest import RawClient
 async def test_lsub_percent_shows_hidden_parent_noselect(runtime: ServerRuntime) -> None:
     c = await RawClient.connect(runtime.port("imap"))
     await c.login()
-    assert await c.cmd(b"c1", b"CREATE Work/2024/Q1") == b"c1 OK CREATE completed\r\n"
+    assert (await c.cmd(b"c1", b"CREATE Work/2024/Q1")).startswith(b"c1 OK [MAILBOXID (F")
     # New mailboxes start subscribed; keep only the deepest one (and the defaults).
     for name in (b"Work", b"Work/2024"):
         assert (await c.cmd(b"u", b"UNSUBSCRIBE " + name)) == b"u OK UNSUBSCRIBE completed\r\n"

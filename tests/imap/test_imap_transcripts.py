@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
+from rmail.server.imap.objectid import mailbox_id
 from rmail.server.runtime import ServerRuntime
 
 from .conftest import RawClient
@@ -63,9 +64,9 @@ NOHEADER = b"\r\njust a body\r\n"
 #: mailboxes' UIDVALIDITY, "{X1100}" for 1100 "x"s.
 STEPS: list[tuple[bytes, bytes]] = [
     (b'',
-     b'* OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ BINARY MULTIAPPEND CATENATE PREVIEW URLAUTH URLAUTH=BINARY AUTH=PLAIN AUTH=LOGIN] rmail IMAP4rev1 ready\r\n'),
+     b'* OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ BINARY MULTIAPPEND CATENATE PREVIEW URLAUTH URLAUTH=BINARY OBJECTID AUTH=PLAIN AUTH=LOGIN] rmail IMAP4rev1 ready\r\n'),
     (b'c1 CAPABILITY\r\n',
-     b'* CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ BINARY MULTIAPPEND CATENATE PREVIEW URLAUTH URLAUTH=BINARY AUTH=PLAIN AUTH=LOGIN\r\n'
+     b'* CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ BINARY MULTIAPPEND CATENATE PREVIEW URLAUTH URLAUTH=BINARY OBJECTID AUTH=PLAIN AUTH=LOGIN\r\n'
      b'c1 OK CAPABILITY completed\r\n'),
     (b'c2 NOOP\r\n',
      b'c2 OK NOOP completed\r\n'),
@@ -82,9 +83,9 @@ STEPS: list[tuple[bytes, bytes]] = [
     (b'c7 LOGIN alice@example.com wrong\r\n',
      b'c7 NO [AUTHENTICATIONFAILED] invalid credentials\r\n'),
     (b'c8 LOGIN alice@example.com secret-password\r\n',
-     b'c8 OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ BINARY MULTIAPPEND CATENATE PREVIEW URLAUTH URLAUTH=BINARY] logged in\r\n'),
+     b'c8 OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ BINARY MULTIAPPEND CATENATE PREVIEW URLAUTH URLAUTH=BINARY OBJECTID] logged in\r\n'),
     (b'c9 CAPABILITY\r\n',
-     b'* CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ BINARY MULTIAPPEND CATENATE PREVIEW URLAUTH URLAUTH=BINARY\r\n'
+     b'* CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ BINARY MULTIAPPEND CATENATE PREVIEW URLAUTH URLAUTH=BINARY OBJECTID\r\n'
      b'c9 OK CAPABILITY completed\r\n'),
     (b'd1 LOGIN alice@example.com x\r\n',
      b'd1 BAD LOGIN not allowed in the authenticated state\r\n'),
@@ -114,13 +115,13 @@ STEPS: list[tuple[bytes, bytes]] = [
      b'* LIST (\\HasNoChildren \\Trash) "/" "Trash"\r\n'
      b'd6 OK LIST completed\r\n'),
     (b'd7 CREATE Work/Projects/&AOk-t&AOk-\r\n',
-     b'd7 OK CREATE completed\r\n'),
+     b'd7 OK [MAILBOXID ({ID Work/Projects/\xc3\xa9t\xc3\xa9})] CREATE completed\r\n'),
     (b'd8 CREATE inbox\r\n',
      b'd8 NO [ALREADYEXISTS] INBOX always exists\r\n'),
     (b'd9 CREATE Work\r\n',
      b'd9 NO [ALREADYEXISTS] mailbox Work already exists\r\n'),
     (b'e1 CREATE Lists/\r\n',
-     b'e1 OK CREATE completed\r\n'),
+     b'e1 OK [MAILBOXID ({ID Lists})] CREATE completed\r\n'),
     (b'e2 LIST Work/ *\r\n',
      b'* LIST (\\HasChildren) "/" "Work/Projects"\r\n'
      b'* LIST (\\HasNoChildren) "/" "Work/Projects/&AOk-t&AOk-"\r\n'
@@ -227,6 +228,7 @@ STEPS: list[tuple[bytes, bytes]] = [
      b'* OK [UNSEEN 1] first unseen\r\n'
      b'* OK [UIDVALIDITY {INBOX}] UIDs valid\r\n'
      b'* OK [UIDNEXT 5] predicted next UID\r\n'
+     b'* OK [MAILBOXID ({ID INBOX})] mailbox id\r\n'
      b'h1 OK [READ-WRITE] SELECT completed\r\n'),
     (b'h2 FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)\r\n',
      b'* 1 FETCH (UID 1 FLAGS (\\Flagged $Label \\Recent) INTERNALDATE "05-Mar-2024 08:08:07 +0000" RFC822.SIZE 881)\r\n'
@@ -444,6 +446,7 @@ STEPS: list[tuple[bytes, bytes]] = [
      b'* OK [UNSEEN 1] first unseen\r\n'
      b'* OK [UIDVALIDITY {Archive}] UIDs valid\r\n'
      b'* OK [UIDNEXT 6] predicted next UID\r\n'
+     b'* OK [MAILBOXID ({ID Archive})] mailbox id\r\n'
      b'n1 OK [READ-ONLY] EXAMINE completed\r\n'),
     (b'n2 STORE 1 +FLAGS (\\Seen)\r\n',
      b'n2 NO [READ-ONLY] mailbox is read-only\r\n'),
@@ -475,6 +478,7 @@ STEPS: list[tuple[bytes, bytes]] = [
      b'* OK [UNSEEN 1] first unseen\r\n'
      b'* OK [UIDVALIDITY {Archive}] UIDs valid\r\n'
      b'* OK [UIDNEXT 6] predicted next UID\r\n'
+     b'* OK [MAILBOXID ({ID Archive})] mailbox id\r\n'
      b'n8 OK [READ-WRITE] SELECT completed\r\n'),
     (b'n9 UNSELECT\r\n',
      b'n9 OK UNSELECT completed\r\n'),
@@ -518,18 +522,31 @@ async def expect(c: RawClient, wanted: bytes, step: bytes) -> None:
     assert got == wanted, f"after {step[:60]!r}"
 
 
-async def test_every_command_byte_exact(runtime: ServerRuntime) -> None:
+async def _fill(runtime: ServerRuntime, wanted: bytes) -> bytes:
+    """The transcript's placeholders: {X1100}, {Name} (UIDVALIDITY), {ID Name} (MAILBOXID,
+    RFC 8474; a mailbox the step creates is waited for, it exists before the OK is sent)."""
     account = await runtime.accounts.get_user("alice@example.com")
-    fill = {b"{X1100}": b"x" * 1100}
-    for box in await runtime.store.list_mailboxes(account.id):
-        fill[b"{%s}" % box.name.encode()] = b"%d" % box.uidvalidity
+    for _ in range(500):
+        fill = {b"{X1100}": b"x" * 1100}
+        for box in await runtime.store.list_mailboxes(account.id):
+            name = box.name.encode()
+            fill[b"{%s}" % name] = b"%d" % box.uidvalidity
+            fill[b"{ID %s}" % name] = mailbox_id(box).encode()
+        out = wanted
+        for key, value in fill.items():
+            out = out.replace(key, value)
+        if b"{ID " not in out:
+            return out
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no mailbox for a placeholder in {wanted!r}")
+
+
+async def test_every_command_byte_exact(runtime: ServerRuntime) -> None:
     c = await RawClient.connect(runtime.port("imap"))
     for send, wanted in STEPS:
-        for key, value in fill.items():
-            wanted = wanted.replace(key, value)
         if send:
             await c.send(send)
-        await expect(c, wanted, send)
+        await expect(c, await _fill(runtime, wanted), send)
     assert await c.reader.read() == b""  # nothing after LOGOUT's reply
     await c.close()
 

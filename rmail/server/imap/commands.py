@@ -29,7 +29,7 @@ __all__ = [
     "Delete", "Enable", "Examine", "Expunge", "Fetch", "FetchAtt", "Id", "Idle", "List",
     "Login", "Logout", "Lsub", "Move", "Namespace", "Noop", "Rename", "STAR", "SearchAll",
     "SearchAnd", "SearchBody", "SearchDate", "SearchFlag", "SearchHeader", "SearchKey",
-    "SearchNot", "SearchOr", "SearchRecent", "SearchSeq", "SearchSize", "Search", "Section",
+    "SearchNot", "SearchObjectId", "SearchOr", "SearchRecent", "SearchSeq", "SearchSize", "Search", "Section",
     "Select", "SeqSet", "StartTLS", "Status", "Store", "StoreMode", "Subscribe", "UidExpunge",
     "Unselect", "Unsubscribe", "normalize_mailbox",
 ]
@@ -131,7 +131,8 @@ class FetchAtt:
     """One FETCH data item (RFC 3501 §6.4.5).
 
     `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, RFC822,
-    RFC822.HEADER, RFC822.TEXT, PREVIEW (RFC 8970), or BODY — BODY with `section` None is the body structure
+    RFC822.HEADER, RFC822.TEXT, PREVIEW (RFC 8970), EMAILID, THREADID (RFC 8474), or BODY —
+    BODY with `section` None is the body structure
     without extension data; with a section it is BODY[section]<partial>. BINARY and
     BINARY.SIZE (RFC 3516 §4.2) always have a section, of part numbers only.
     """
@@ -258,8 +259,16 @@ class SearchNot:
     key: SearchKey
 
 
+@dataclass(frozen=True, slots=True)
+class SearchObjectId:
+    """EMAILID / THREADID objectid (RFC 8474 §6); `kind` upper-cased, `value` as sent."""
+
+    kind: str
+    value: str
+
+
 SearchKey = Union[SearchAll, SearchFlag, SearchRecent, SearchSeq, SearchHeader, SearchBody,
-                  SearchDate, SearchSize, SearchAnd, SearchOr, SearchNot]
+                  SearchDate, SearchSize, SearchAnd, SearchOr, SearchNot, SearchObjectId]
 
 
 # -- commands ------------------------------------------------------------------------------------

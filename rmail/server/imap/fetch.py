@@ -22,6 +22,7 @@ from .commands import FetchAtt
 from .encode import (date_time, flag_list, literal, literal8, literal8_prefix, literal_prefix,
                      string)
 from .errors import CommandError
+from .objectid import email_id
 
 __all__ = ["FetchPlan", "FileRange", "file_items", "message_items"]
 
@@ -29,6 +30,8 @@ _BLOB_ITEMS: Final = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT"})
 _INFO_ITEMS: Final = frozenset({"ENVELOPE", "BODYSTRUCTURE", "PREVIEW"})
 #: Top-level sections a file-backed message can answer from its header and byte ranges.
 _HEAD_SECTIONS: Final = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
+#: RFC 8474 §5 items.
+_OBJECTID_ITEMS: Final = frozenset({"EMAILID", "THREADID"})
 #: RFC 3516 §4.2 items: a part's decoded content and its size.
 _BINARY_ITEMS: Final = frozenset({"BINARY", "BINARY.SIZE"})
 
@@ -37,7 +40,7 @@ class FetchPlan:
     """What a FETCH needs, decided once per command rather than per message."""
 
     __slots__ = ("atts", "needs_info", "needs_blob", "sets_seen", "has_flags", "streamable",
-                 "needs_head")
+                 "needs_head", "needs_blob_id")
 
     def __init__(self, atts: Iterable[FetchAtt]) -> None:
         self.atts = tuple(atts)
@@ -51,6 +54,8 @@ class FetchPlan:
         #: message can be streamed (`file_items`) instead of read whole.
         self.streamable = all(_file_kind(a) is not None for a in blob_atts)
         self.needs_head = any(_file_kind(a) not in (None, "WHOLE", "SIZE") for a in blob_atts)
+        #: EMAILID is made from the id of the stored bytes (objectid.py).
+        self.needs_blob_id = any(a.name == "EMAILID" for a in self.atts)
 
 
 def _file_kind(att: FetchAtt) -> str | None:
@@ -108,6 +113,14 @@ def _binary_item(att: FetchAtt, data: bytes) -> bytes:
     return label + literal8(value)
 
 
+def _objectid_item(name: str, blob_id: str | None) -> bytes:
+    """``EMAILID (M...)`` or ``THREADID NIL`` (RFC 8474 §5)."""
+    if name == "THREADID":
+        return b"THREADID NIL"
+    assert blob_id is not None, "EMAILID needs the message's blob id"
+    return b"EMAILID (" + email_id(blob_id).encode("ascii") + b")"
+
+
 def _preview(info: MessageInfo | None) -> bytes:
     """``PREVIEW "text"`` (RFC 8970 §3): the text computed at delivery (at most 200
     characters, whitespace collapsed); "" for a message without text."""
@@ -123,11 +136,12 @@ def _info(info: MessageInfo | None) -> MessageInfo:
 
 def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                   size: int, date: float, info: MessageInfo | None, data: bytes | None,
-                  force_flags: bool = False) -> bytes:
+                  force_flags: bool = False, blob_id: str | None = None) -> bytes:
     """The parenthesised item list of one `* n FETCH (...)` response.
 
     Args:
         force_flags: add FLAGS even if not asked (\\Seen was just set, RFC 3501 §6.4.5).
+        blob_id: the id of the message's stored bytes, when `plan.needs_blob_id`.
     """
     out: list[bytes] = []
     for att in plan.atts:
@@ -161,6 +175,8 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
             out.append(b"BODY " + _info(info).body)
         elif name == "PREVIEW":
             out.append(_preview(info))
+        elif name in _OBJECTID_ITEMS:
+            out.append(_objectid_item(name, blob_id))
         elif name == "RFC822":
             assert data is not None
             out.append(b"RFC822 " + literal(data))
@@ -194,7 +210,8 @@ def _meta_item(name: str, size: int, date: float, info: MessageInfo | None) -> b
 
 def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                size: int, date: float, info: MessageInfo | None, file_size: int, head: bytes,
-               force_flags: bool = False) -> list[bytes | FileRange] | None:
+               force_flags: bool = False, blob_id: str | None = None
+               ) -> list[bytes | FileRange] | None:
     """`message_items` for a file-backed message (`plan.streamable`): the response as bytes
     and `FileRange`s to stream, so the body is never held in memory.
 
@@ -223,6 +240,8 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
                 pieces.append(b"UID %d" % uid)
             elif name == "FLAGS":
                 pieces.append(b"FLAGS " + flag_list(flags, recent))
+            elif name in _OBJECTID_ITEMS:
+                pieces.append(_objectid_item(name, blob_id))
             else:
                 pieces.append(_meta_item(name, size, date, info))
             continue

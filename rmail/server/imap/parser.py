@@ -23,7 +23,7 @@ from .commands import (STAR, Append, AppendMessage, Authenticate, CatPart, GenUr
                        Create, Delete, Enable, Examine, Expunge, Fetch, FetchAtt, Id, Idle, List,
                        Login, Logout, Lsub, Move, Namespace, Noop, Rename, Search, SearchAll,
                        SearchAnd, SearchBody, SearchDate, SearchFlag, SearchHeader, SearchKey,
-                       SearchNot, SearchOr, SearchRecent, SearchSeq, SearchSize, Section, Select,
+                       SearchNot, SearchObjectId, SearchOr, SearchRecent, SearchSeq, SearchSize, Section, Select,
                        SeqSet, StartTLS, Status, Store, StoreMode, Subscribe, UidExpunge, Unselect,
                        Unsubscribe, normalize_mailbox)
 from .wire import MAX_TAG, Frame, ReplyError
@@ -386,7 +386,8 @@ def _list_like(cls: type[List] | type[Lsub]) -> Callable[[_Reader, str, bool], C
     return parse
 
 
-_STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"})
+_STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
+                                  "MAILBOXID"})  # MAILBOXID: RFC 8474 §4.3
 
 
 def _status(r: _Reader, tag: str, uid: bool) -> Command:
@@ -517,7 +518,7 @@ def _date(r: _Reader) -> date:
 # FETCH (RFC 3501 §6.4.5)
 _SIMPLE_ITEMS: Final = frozenset({"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE",
                                   "BODYSTRUCTURE", "UID", "RFC822", "RFC822.HEADER",
-                                  "RFC822.TEXT", "BODY", "PREVIEW"})
+                                  "RFC822.TEXT", "BODY", "PREVIEW", "EMAILID", "THREADID"})
 _MACROS: Final = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -707,6 +708,8 @@ _DATE_KEYS: Final = {"BEFORE": ("before", False), "ON": ("on", False),
                      "SINCE": ("since", False), "SENTBEFORE": ("before", True),
                      "SENTON": ("on", True), "SENTSINCE": ("since", True)}
 _CHARSETS: Final = frozenset({"UTF-8", "US-ASCII"})
+#: RFC 8474 §7: objectid = 1*255(ALPHA / DIGIT / "_" / "-").
+_OBJECTID = re.compile(rb"[A-Za-z0-9_-]{1,255}(?=[ )]|$)")
 
 
 def _search_key(r: _Reader, depth: int) -> SearchKey:
@@ -758,6 +761,11 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
         return SearchFlag(kw, word == "KEYWORD")
     if word == "UID":
         return SearchSeq(r.seqset(), uid=True)
+    if word in ("EMAILID", "THREADID"):  # RFC 8474 §6
+        tok = r.match(_OBJECTID)
+        if tok is None:
+            raise r.fail("expected an objectid")
+        return SearchObjectId(word, tok.decode("ascii"))
     if word == "NOT":
         return SearchNot(_search_key(r, depth + 1))
     if word == "OR":

@@ -64,7 +64,7 @@ ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "
 
 #: Extensions beyond SPEC.md's list, each advertised once complete (docs/IMAP.md).
 EXTENSION_CAPABILITIES: Final = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH",
-                                  "URLAUTH=BINARY")
+                                  "URLAUTH=BINARY", "OBJECTID")
 
 
 def allowed(state: State, command: c.Command) -> bool:

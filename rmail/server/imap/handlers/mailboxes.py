@@ -23,7 +23,8 @@ from rmail.server.core import mutf7
 from rmail.server.core.errors import NotFound
 
 from .. import commands as c
-from ..encode import Atom, Data, Tagged, encode
+from .. import objectid
+from ..encode import Atom, Code, Data, Tagged, encode
 from ..errors import CommandError
 from ..state import SessionState
 
@@ -66,8 +67,10 @@ async def create(s: SessionState, cmd: c.Create) -> Tagged:
     name = cmd.mailbox.rstrip(SEPARATOR)  # RFC 3501 §6.3.3: a trailing separator is intent
     if name == "INBOX":
         raise CommandError("NO", "INBOX always exists", "ALREADYEXISTS")
-    await s.store.create_mailbox(s.account.id, name)
-    return Tagged(cmd.tag, "OK", "CREATE completed")
+    created = await s.store.create_mailbox(s.account.id, name)
+    # RFC 8474 §4.1: the new mailbox's id in the tagged OK.
+    return Tagged(cmd.tag, "OK", "CREATE completed",
+                  Code("MAILBOXID", ((Atom(objectid.mailbox_id(created)),),)))
 
 
 async def delete(s: SessionState, cmd: c.Delete) -> Tagged:
@@ -135,7 +138,8 @@ async def status(s: SessionState, cmd: c.Status) -> Tagged:
     mailbox = await s.store.get_mailbox(s.account.id, cmd.mailbox)
     st = await s.store.status(mailbox.id)
     values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uidnext,
-              "UIDVALIDITY": st.uidvalidity, "UNSEEN": st.unseen}
+              "UIDVALIDITY": st.uidvalidity, "UNSEEN": st.unseen,
+              "MAILBOXID": (Atom(objectid.mailbox_id(mailbox)),)}  # RFC 8474 §4.3
     items = tuple(v for item in cmd.items for v in (Atom(item), values[item]))
     s.send(Data("STATUS", (mutf7.encode(mailbox.name), items)))
     return Tagged(cmd.tag, "OK", "STATUS completed")

@@ -85,13 +85,15 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
         uids = [view.uids[i] for i in batch]
         infos = await store.fetch_info(mailbox_id, uids) if plan.needs_info else {}
         blob_ids: dict[int, str] = {}
-        if plan.needs_blob:
+        if plan.needs_blob or plan.needs_blob_id:
             blob_ids = {m.uid: m.blob_id for m in await store.get_meta(mailbox_id, uids)}
         out: list[bytes] = []
         for i, u in zip(batch, uids):
             data = None
             if plan.needs_info and u not in infos:
                 continue  # expunged by another session, not yet announced: no made-up data
+            if plan.needs_blob_id and u not in blob_ids:
+                continue  # the same, seen by EMAILID
             if plan.needs_blob:
                 blob_id = blob_ids.get(u)
                 if blob_id is None:
@@ -107,13 +109,14 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
                     s.out.write(b"".join(out))
                     out.clear()
                     data = await _fetch_streamed(s, plan, view, i, u, body, infos.get(u),
-                                                 force_flags=u in seen_now)
+                                                 force_flags=u in seen_now,
+                                                 blob_id=blob_ids.get(u))
                     if data is None:
                         continue
             out.append(fetch_response(i + 1, message_items(
                 plan, uid=u, flags=view.flags[i], recent=view.is_recent(u),
                 size=view.sizes[i], date=view.dates[i], info=infos.get(u), data=data,
-                force_flags=u in seen_now)))
+                force_flags=u in seen_now, blob_id=blob_ids.get(u))))
             if plan.needs_blob and len(out) >= _BODIES_PER_WRITE:
                 s.out.write(b"".join(out))
                 out.clear()
@@ -127,7 +130,7 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
 
 async def _fetch_streamed(s: SessionState, plan: FetchPlan, view: SelectedMailbox, i: int,
                           uid: int, body: MessageBody, info: MessageInfo | None, *,
-                          force_flags: bool) -> bytes | None:
+                          force_flags: bool, blob_id: str | None = None) -> bytes | None:
     """Send one large message's FETCH response, streaming its body literals; or return the
     whole message when the plan needs more than header and byte ranges. Returns None once
     the response is sent. Closes ``body``."""
@@ -137,7 +140,8 @@ async def _fetch_streamed(s: SessionState, plan: FetchPlan, view: SelectedMailbo
             head = await stream.head(body) if plan.needs_head else b""
             pieces = file_items(plan, uid=uid, flags=view.flags[i], recent=view.is_recent(uid),
                                 size=view.sizes[i], date=view.dates[i], info=info,
-                                file_size=body.size, head=head, force_flags=force_flags)
+                                file_size=body.size, head=head, force_flags=force_flags,
+                                blob_id=blob_id)
         if pieces is None:
             return await stream.read_all(body)
         s.out.write(fetch_head(i + 1))

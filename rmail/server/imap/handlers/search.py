@@ -18,6 +18,7 @@ from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
 
 from .. import commands as c
+from .. import objectid
 from ..encode import Tagged, search_response
 from ..search import search as evaluate
 from ..state import SessionState
@@ -39,7 +40,8 @@ async def search(s: SessionState, cmd: c.Search) -> Tagged:
     async with s.services.scans.lock(s.account.id):
         # Made only now, so the wait for the slot is not metered.
         slicer = Slicer(budget=s.services.search_budget, what="this SEARCH")
-        hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,
+        key = await objectid.resolve_search(s, cmd.key)  # EMAILID, THREADID (RFC 8474 §6)
+        hits = await evaluate(key, view, slicer=slicer, load_info=load_info,
                               load_text=load_text)
     numbers = [view.uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
     writing = Slicer()  # the answer is found: writing it is not held to the budget

@@ -27,6 +27,7 @@ from rmail.server.core.errors import NotFound, TemporaryFailure
 from rmail.server.core.events import Event, ExternalChange, MailboxChanged, MailboxesChanged
 
 from .. import commands as c
+from .. import objectid
 from ..encode import (FLAGS_ORDER, Atom, Code, Continuation, Data, Numbered, Status, Tagged,
                       encode, encode_all, fetch_flags, numbered)
 from ..errors import BYE_AUTOLOGOUT, BYE_DELETED, CommandError, SessionClosed
@@ -187,7 +188,10 @@ async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
         lines.append(encode(Status("OK", "first unseen", Code("UNSEEN", (unseen,)))))
     lines.append(encode_all([
         Status("OK", "UIDs valid", Code("UIDVALIDITY", (mailbox.uidvalidity,))),
-        Status("OK", "predicted next UID", Code("UIDNEXT", (mailbox.uidnext,)))]))
+        Status("OK", "predicted next UID", Code("UIDNEXT", (mailbox.uidnext,))),
+        # RFC 8474 §4.2
+        Status("OK", "mailbox id", Code("MAILBOXID", ((Atom(objectid.mailbox_id(mailbox)),),))),
+    ]))
     s.out.write(b"".join(lines))
     s.selected = view
     s.bell = bell
