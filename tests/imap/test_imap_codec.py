@@ -123,7 +123,8 @@ def test_state_tables(state: State, command: c.Command, ok: bool) -> None:
 ALWAYS = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID", "ENABLE",
           "UNSELECT", "LITERAL+")
 #: Extensions advertised once complete (docs/IMAP.md), after SPEC.md's list.
-EXTENSIONS = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH", "URLAUTH=BINARY", "OBJECTID")
+EXTENSIONS = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH", "URLAUTH=BINARY",
+              "OBJECTID")
 
 
 @pytest.mark.parametrize("configured, active, extra", [

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rmail.server.imap.commands import Section
-from rmail.server.imap.imapurl import MAX_URL, BadUrl, ImapUrl, parse_url
+from rmail.server.imap.imapurl import MAX_URL, AuthUrl, BadUrl, ImapUrl, parse_auth_url, parse_url
 
 
 @pytest.mark.parametrize("url, parsed", [
@@ -58,5 +60,47 @@ def test_refused(url: str) -> None:
 def test_only_badurl_escapes(url: str) -> None:
     try:
         parse_url(url)
+    except BadUrl:
+        pass
+
+
+def test_parse_auth_url() -> None:
+    url = parse_auth_url("imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=submit+fred"
+                         ":INTERNAL:91354A473744909DE610943775F92038")
+    assert url == AuthUrl(
+        owner="joe@example.com", target=ImapUrl("INBOX", None, 20, Section((1, 2)), None),
+        expire=None, access="submit+fred",
+        rump="imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=submit+fred",
+        mechanism="INTERNAL", token="91354a473744909de610943775f92038")
+    rump = parse_auth_url("imap://joe%40example.com@mail.example.net:993/a%20b;UIDVALIDITY=7/"
+                          ";UID=3;EXPIRE=2030-01-02T03:04:05+01:00;URLAUTH=user+joe%40example.com")
+    assert rump.owner == "joe@example.com" and rump.target == ImapUrl("a b", 7, 3, None, None)
+    assert rump.expire == datetime(2030, 1, 2, 2, 4, 5, tzinfo=timezone.utc)
+    assert rump.access == "user+joe@example.com" and rump.mechanism is None and rump.token is None
+    assert parse_auth_url("imap://a@b/INBOX/;uid=1;urlauth=AuthUser").access == "authuser"
+
+
+@pytest.mark.parametrize("url", [
+    "/INBOX/;uid=1;urlauth=authuser",                                # not absolute
+    "imap://example.com/INBOX/;uid=1;urlauth=authuser",              # no user
+    "imap://a@b/INBOX/;uid=1",                                       # no URLAUTH
+    "imap://a@b/INBOX/;uid=1;urlauth=",
+    "imap://a@b/INBOX/;uid=1;urlauth=nobody",
+    "imap://a@b/INBOX/;uid=1;urlauth=user+",
+    "imap://a@b/INBOX/;uid=1;urlauth=authuser:internal:0123",        # token too short
+    "imap://a@b/INBOX/;uid=1;urlauth=authuser:internal",
+    "imap://a@b/INBOX/;uid=1;expire=tomorrow;urlauth=authuser",
+    "imap://a@b/INBOX/;uid=1;expire=2030-01-01T00:00:00;urlauth=authuser",  # no zone
+    "imap://a@b/INBOX;urlauth=authuser",                              # no message
+])
+def test_auth_url_refused(url: str) -> None:
+    with pytest.raises(BadUrl):
+        parse_auth_url(url)
+
+
+@given(st.text(max_size=200))
+def test_only_badurl_escapes_auth(url: str) -> None:
+    try:
+        parse_auth_url("imap://a@b/" + url)
     except BadUrl:
         pass

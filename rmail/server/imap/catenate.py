@@ -16,7 +16,8 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Sequence
+import asyncio
+from typing import Final, Sequence
 
 from rmail.server.core import mime
 from rmail.server.core.errors import NotFound
@@ -27,7 +28,7 @@ from .errors import CommandError
 from .imapurl import BadUrl, ImapUrl, parse_url
 from .state import SessionState
 
-__all__ = ["build"]
+__all__ = ["PARSE_ON_LOOP", "build", "made_storable"]
 
 
 def _bad_url(url: str) -> CommandError:
@@ -93,4 +94,16 @@ async def build(s: SessionState, parts: Sequence[CatPart], limit: int) -> bytes:
             assert part.url is not None
             out += await _resolve(s, part.url, limit - len(out))
     data = bytes(out)
-    return storable(data) if binary else data
+    return await made_storable(data) if binary else data
+
+
+#: A binary message up to this size is re-encoded on the event loop (as the store parses small
+#: messages there); a larger one on a worker thread (DESIGN.md: large parses off the loop).
+PARSE_ON_LOOP: Final = 128 * 1024
+
+
+async def made_storable(data: bytes) -> bytes:
+    """`mime.binary.storable` of a message sent as a literal8 (RFC 3516 §4.4)."""
+    if len(data) > PARSE_ON_LOOP:
+        return await asyncio.to_thread(storable, data)
+    return storable(data)

@@ -24,15 +24,17 @@ from datetime import date, datetime
 from typing import Final, Union
 
 __all__ = [
-    "Append", "AppendMessage", "Authenticate", "CatPart", "GenUrlAuth", "ResetKey", "UrlFetch",
-    "UrlFetchItem", "Capability", "Check", "Close", "Command", "Copy", "Create",
+    "Append", "Authenticate", "Capability", "Check", "Close", "Command", "Copy", "Create",
     "Delete", "Enable", "Examine", "Expunge", "Fetch", "FetchAtt", "Id", "Idle", "List",
     "Login", "Logout", "Lsub", "Move", "Namespace", "Noop", "Rename", "STAR", "SearchAll",
     "SearchAnd", "SearchBody", "SearchDate", "SearchFlag", "SearchHeader", "SearchKey",
-    "SearchNot", "SearchObjectId", "SearchOr", "SearchRecent", "SearchSeq", "SearchSize", "Search", "Section",
+    "SearchNot", "SearchOr", "SearchRecent", "SearchSeq", "SearchSize", "Search", "Section",
     "Select", "SeqSet", "StartTLS", "Status", "Store", "StoreMode", "Subscribe", "UidExpunge",
     "Unselect", "Unsubscribe", "normalize_mailbox",
 ]
+# BINARY, MULTIAPPEND, CATENATE, URLAUTH, OBJECTID (RFC 3516, 3502, 4469, 4467, 8474).
+__all__ += ["AppendMessage", "CatPart", "GenUrlAuth", "ResetKey", "SearchObjectId", "UrlFetch",
+            "UrlFetchItem"]
 
 #: `*` in a sequence set; 0 is never a valid message number or UID.
 STAR: Final = 0
@@ -131,10 +133,10 @@ class FetchAtt:
     """One FETCH data item (RFC 3501 §6.4.5).
 
     `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, RFC822,
-    RFC822.HEADER, RFC822.TEXT, PREVIEW (RFC 8970), EMAILID, THREADID (RFC 8474), or BODY —
-    BODY with `section` None is the body structure
-    without extension data; with a section it is BODY[section]<partial>. BINARY and
-    BINARY.SIZE (RFC 3516 §4.2) always have a section, of part numbers only.
+    RFC822.HEADER, RFC822.TEXT, or BODY — BODY with `section` None is the body structure
+    without extension data; with a section it is BODY[section]<partial>. Also PREVIEW
+    (RFC 8970), EMAILID and THREADID (RFC 8474); BINARY and BINARY.SIZE (RFC 3516 §4.2)
+    always have a section, of part numbers only.
     """
 
     name: str

@@ -34,11 +34,11 @@ __all__ = [
     "Atom", "CRLF", "Challenge", "Code", "Continuation", "Data", "FETCH_ORDER", "FLAGS_ORDER",
     "Fetch", "Literal", "MAX_QUOTED", "MAX_TEXT", "Numbered", "Raw", "Response", "SEARCH_PIECE",
     "Status", "Tagged", "date_time", "encode", "encode_all", "encode_value", "fetch_flags",
-    "fetch_head", "fetch_response", "flag_list", "literal", "literal8", "literal8_prefix",
-    "literal_prefix", "nstring",
-    "numbered", "search_response", "sequence_set", "string", "text", "urlfetch_head",
-    "urlfetch_pair",
+    "fetch_head", "fetch_response", "flag_list", "literal", "literal_prefix", "nstring",
+    "numbered", "search_response", "sequence_set", "string", "text",
 ]
+# BINARY (RFC 3516) and URLFETCH (RFC 4467, RFC 5524).
+__all__ += ["literal8", "literal8_prefix", "urlfetch_head", "urlfetch_pair"]
 
 #: Ends every response line (RFC 3501 §2.2).
 CRLF: Final = b"\r\n"

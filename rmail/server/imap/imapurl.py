@@ -1,7 +1,8 @@
 """IMAP URLs (RFC 5092) naming a message or a part of one in the user's own mailboxes, as
 CATENATE (RFC 4469 §5) uses them: pure parsing, no store.
 
-`parse_url` (CATENATE) accepts the path-absolute form ``/mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=s][/;PARTIAL=o[.l]]``
+`parse_url` (CATENATE) accepts the path-absolute form
+``/mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=s][/;PARTIAL=o[.l]]``
 (RFC 5092 §6, ``imessagepart``), keys case-insensitive, the mailbox and section %-encoded
 UTF-8 (RFC 5092 §3.5, §6.1). Not accepted (`BadUrl`): absolute ``imap://`` URLs — the server
 cannot tell which host names are its own, so it would rather refuse than read a foreign

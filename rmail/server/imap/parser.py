@@ -18,14 +18,15 @@ from rmail.server.core import mutf7
 from rmail.server.core.model import SYSTEM_FLAGS as _STORED_FLAGS
 from rmail.server.core.storage.flags import MAX_KEYWORD_LENGTH as MAX_KEYWORD
 
-from .commands import (STAR, Append, AppendMessage, Authenticate, CatPart, GenUrlAuth, ResetKey,
-                       UrlFetch, UrlFetchItem, Capability, Check, Close, Command, Copy,
+from .commands import (STAR, Append, Authenticate, Capability, Check, Close, Command, Copy,
                        Create, Delete, Enable, Examine, Expunge, Fetch, FetchAtt, Id, Idle, List,
                        Login, Logout, Lsub, Move, Namespace, Noop, Rename, Search, SearchAll,
                        SearchAnd, SearchBody, SearchDate, SearchFlag, SearchHeader, SearchKey,
-                       SearchNot, SearchObjectId, SearchOr, SearchRecent, SearchSeq, SearchSize, Section, Select,
+                       SearchNot, SearchOr, SearchRecent, SearchSeq, SearchSize, Section, Select,
                        SeqSet, StartTLS, Status, Store, StoreMode, Subscribe, UidExpunge, Unselect,
                        Unsubscribe, normalize_mailbox)
+from .commands import (AppendMessage, CatPart, GenUrlAuth, ResetKey, SearchObjectId, UrlFetch,
+                       UrlFetchItem)
 from .wire import MAX_TAG, Frame, ReplyError
 
 __all__ = ["MAX_ID_PAIRS", "MAX_SEARCH_DEPTH", "MAX_SEARCH_KEYS", "ParseError", "parse_command",
@@ -834,7 +835,7 @@ _MECHANISM = re.compile(rb"[A-Za-z0-9.-]+")
 _URLFETCH_PARAMS: Final = frozenset({"BODY", "BINARY", "BODYPARTSTRUCTURE"})
 
 
-def _count_url(r: _Reader, count: int) -> None:
+def _count_url(count: int) -> None:
     if count > MAX_URLS:
         raise ParseError(f"too many URLs (at most {MAX_URLS})", status="NO", code="LIMIT")
 
@@ -852,7 +853,7 @@ def _genurlauth(r: _Reader, tag: str, uid: bool) -> Command:
         url = r.text(r.astring(), "URL")
         r.sp()
         items.append((url, _mechanism(r)))
-        _count_url(r, len(items))
+        _count_url(len(items))
     if not items:
         raise r.fail("GENURLAUTH needs a URL and a mechanism")
     r.end()
@@ -867,7 +868,7 @@ def _resetkey(r: _Reader, tag: str, uid: bool) -> Command:
     mechanisms: list[str] = []
     while r.accept(b" "):
         mechanisms.append(_mechanism(r))
-        _count_url(r, len(mechanisms))
+        _count_url(len(mechanisms))
     r.end()
     return ResetKey(tag, mailbox, tuple(mechanisms))
 
@@ -887,7 +888,7 @@ def _urlfetch(r: _Reader, tag: str, uid: bool) -> Command:
             items.append(UrlFetchItem(url, tuple(dict.fromkeys(params))))
         else:
             items.append(UrlFetchItem(r.text(r.astring(), "URL")))
-        _count_url(r, len(items))
+        _count_url(len(items))
     if not items:
         raise r.fail("URLFETCH needs a URL")
     r.end()

@@ -19,6 +19,7 @@ Pure functions over bytes; bounded by the part tree's own limits (``tree.MAX_DEP
 from __future__ import annotations
 
 import base64
+import re
 from typing import Final
 
 from .content import encoding
@@ -33,6 +34,8 @@ __all__ = ["KNOWN_ENCODINGS", "UnknownEncoding", "binary_section", "binary_size"
 KNOWN_ENCODINGS: Final = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
 _IDENTITY: Final = frozenset({"7bit", "8bit", "binary"})
 _HEX: Final = frozenset(b"0123456789ABCDEFabcdef")
+#: A message that names no "binary" encoding and holds no NUL needs no look at its parts.
+_BINARY_WORD: Final = re.compile(rb"binary", re.IGNORECASE)
 #: RFC 2045 §6.8: encoded lines are at most 76 characters.
 _B64_LINE: Final = 76
 
@@ -244,7 +247,7 @@ def _rebuild(data: bytes, node: Part) -> bytes:
 def storable(data: bytes) -> bytes:
     """The message with every binary leaf part (``Content-Transfer-Encoding: binary`` or
     NUL octets in an identity encoding) re-encoded as base64; unchanged when it has none."""
-    if b"\x00" not in data and b"binary" not in data.lower():
+    if b"\x00" not in data and _BINARY_WORD.search(data) is None:
         return data
     try:
         root = parse_tree(data)

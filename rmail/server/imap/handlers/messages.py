@@ -22,7 +22,6 @@ from typing import Awaitable, Callable, Final
 
 from rmail.server.core.errors import NotFound
 from rmail.server.core.events import MessageReceived
-from rmail.server.core.mime.binary import storable
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
 from rmail.server.core.storage.mail import NewMessage
@@ -238,7 +237,7 @@ async def _append_bytes(s: SessionState, msg: c.AppendMessage) -> bytes:
     re-encoded as base64 (RFC 3516 §4.4), or the literal as sent."""
     if msg.catenate is not None:
         return await catenate.build(s, msg.catenate, s.services.max_message)
-    return storable(msg.message) if msg.binary else msg.message
+    return await catenate.made_storable(msg.message) if msg.binary else msg.message
 
 
 async def append(s: SessionState, cmd: c.Append) -> Tagged:
