@@ -4,8 +4,14 @@ searches fed by other sessions, and the bound on updating searches."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
+import pytest
+
+from rmail.server.imap import context
+from rmail.server.imap import search as search_module
 from rmail.server.imap.context import MAX_UPDATE_CONTEXTS
 from rmail.server.runtime import ServerRuntime
 
@@ -317,4 +323,27 @@ async def test_within(runtime: ServerRuntime) -> None:
     assert await c.cmd(b"a3", b"SEARCH OLDER 3600 YOUNGER 777600") == \
         b"* SEARCH 2\r\na3 OK SEARCH completed\r\n"
     assert await c.cmd(b"a4", b"SEARCH NOT YOUNGER 100") == b"* SEARCH 1 2\r\na4 OK SEARCH completed\r\n"
+    await c.close()
+
+
+async def test_within_in_an_updating_search(runtime: ServerRuntime,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 5032 §2: a YOUNGER result drifts with the clock; the context is tried on the whole
+    mailbox again once `AGE_RECHECK` has passed, and reports who aged out."""
+    clock = [time.time()]
+    monkeypatch.setattr(search_module, "time", SimpleNamespace(time=lambda: clock[0]))
+    monkeypatch.setattr(context, "AGE_RECHECK", 0.0)
+    user = await runtime.accounts.get_user("alice@example.com")
+    box = await runtime.store.get_mailbox(user.id, "INBOX")
+    now = datetime.fromtimestamp(clock[0], timezone.utc)
+    for age in (1000, 100, 10):
+        await runtime.store.append(box.id, msg(age), internaldate=now - timedelta(seconds=age))
+    await runtime.store.claim_recent_range(box.id)
+    c = await session(runtime)
+    assert await c.cmd(b"U", b"SEARCH RETURN (UPDATE ALL) YOUNGER 500") == \
+        b'* ESEARCH (TAG "U") ALL 2:3\r\nU OK SEARCH completed\r\n'
+    assert await c.cmd(b"n1", b"NOOP") == b"n1 OK NOOP completed\r\n"
+    clock[0] += 450
+    assert await c.cmd(b"n2", b"NOOP") == \
+        b'* ESEARCH (TAG "U") REMOVEFROM (0 2)\r\nn2 OK NOOP completed\r\n'
     await c.close()

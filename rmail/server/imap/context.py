@@ -20,6 +20,9 @@ Invariants:
   at once (§4.3.4). Changed and new messages are tried against each context's key when the
   session flushes its news, after EXISTS (ADDTO's numbers must be valid, §4.3.3) and under
   the same RFC 3501 §7.4.1 moments as FETCH and EXISTS.
+- A key with OLDER or YOUNGER (RFC 5032) changes its result as time passes, with no change
+  to any message: such a context is tried on the whole mailbox again at the first flush
+  `AGE_RECHECK` seconds after its last full try (RFC 5032 §2 lets updates of these come late).
 - At most `MAX_UPDATE_CONTEXTS` per session; one more is refused with ``* NO [NOUPDATE
   "tag"]`` while its other return items are still answered (§4.3.1). A context whose update
   would overrun the SEARCH budget, or meets a store error, is dropped the same way.
@@ -31,6 +34,7 @@ extended SORT keeps its result in sort order and reports real positions.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -46,7 +50,7 @@ from .search import search as evaluate
 from .selected import SelectedMailbox
 from .state import Output, SessionState
 
-__all__ = ["MAX_UPDATE_CONTEXTS", "SearchMemory", "UpdateContext", "cancel", "freeze",
+__all__ = ["AGE_RECHECK", "MAX_UPDATE_CONTEXTS", "SearchMemory", "UpdateContext", "cancel", "freeze",
            "memory", "saved_uids", "update", "with_saved_result"]
 
 log = logging.getLogger("rmail.imap")
@@ -55,6 +59,10 @@ log = logging.getLogger("rmail.imap")
 #: a result (a set of UIDs) and a try of its key on every changed message; a client keeps one
 #: per live view it shows (a virtual folder, an unread count), and ten is more than any uses.
 MAX_UPDATE_CONTEXTS: Final = 10
+
+#: Seconds between two full tries of an updating search whose key has OLDER or YOUNGER: their
+#: results drift by the clock, and a minute late is what a mail list shows anyway.
+AGE_RECHECK: Final = 60.0
 
 #: Sort keys of some UIDs, for a context in sort order (ESORT / CONTEXT=SORT).
 OrderLoader = Callable[[list[int]], Awaitable[dict[int, Hashable]]]
@@ -71,6 +79,9 @@ class UpdateContext:
     #: None: mailbox order (SEARCH), ADDTO/REMOVEFROM at position 0. Otherwise the sort keys
     #: of new matches (SORT), and the result reports real positions.
     order: OrderLoader | None = None
+    #: When the key depends on the clock (OLDER/YOUNGER): the monotonic time of the next try
+    #: on every message; None otherwise.
+    recheck_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -210,6 +221,18 @@ def freeze(key: c.SearchKey, view: SelectedMailbox) -> c.SearchKey:
     return key
 
 
+def _uses_age(key: c.SearchKey) -> bool:
+    if isinstance(key, c.SearchAge):
+        return True
+    if isinstance(key, c.SearchAnd):
+        return any(_uses_age(k) for k in key.keys)
+    if isinstance(key, c.SearchOr):
+        return _uses_age(key.left) or _uses_age(key.right)
+    if isinstance(key, c.SearchNot):
+        return _uses_age(key.key)
+    return False
+
+
 def start(s: SessionState, cmd: c.Search, hit_uids: list[int], *,
           order: OrderLoader | None = None, keys: list[Hashable] | None = None) -> bool:
     """Keep `cmd`'s result up to date from now on; False (and ``* NO [NOUPDATE]`` written)
@@ -224,8 +247,9 @@ def start(s: SessionState, cmd: c.Search, hit_uids: list[int], *,
         s.send(Status("NO", f"too many updating searches (at most {MAX_UPDATE_CONTEXTS}); "
                       "this one is not updated", Code("NOUPDATE", (cmd.tag,))))
         return False
+    recheck_at = time.monotonic() + AGE_RECHECK if _uses_age(cmd.key) else None
     mem.contexts[cmd.tag] = UpdateContext(cmd.tag, freeze(cmd.key, mem.view), cmd.uid,
-                                          ResultList(hit_uids, keys), order)
+                                          ResultList(hit_uids, keys), order, recheck_at)
     return True
 
 
@@ -265,18 +289,20 @@ def _payload(ctx: UpdateContext, pairs: list[Pair],
 
 async def update(s: SessionState) -> None:
     """Send ADDTO/REMOVEFROM for messages whose flags changed or that arrived since the last
-    look (RFC 5267 §4.3.3–4.3.4). Called where the session sends FETCH and EXISTS news
-    (`handlers.sync.flush`), after them."""
+    look, and for clock-driven keys whose time has come (RFC 5267 §4.3.3–4.3.4). Called where
+    the session sends FETCH and EXISTS news (`handlers.sync.flush`), after them."""
     view = s.selected
     mem = view.watcher if view is not None else None
-    if view is None or not isinstance(mem, SearchMemory) or not mem.touched:
+    if view is None or not isinstance(mem, SearchMemory):
         return
     touched, mem.touched = mem.touched, set()
     if not mem.contexts:
         return
-    indexes = sorted(i - 1 for i in (view.seq_of(u) for u in touched) if i is not None)
-    if not indexes:
+    now = time.monotonic()
+    if not touched and not any(ctx.recheck_at is not None and ctx.recheck_at <= now
+                               for ctx in mem.contexts.values()):
         return
+    changed = sorted(i - 1 for i in (view.seq_of(u) for u in touched) if i is not None)
     store, mailbox_id = s.store, view.mailbox.id
 
     async def load_info(uids: list[int]) -> dict[int, MessageInfo]:
@@ -287,6 +313,12 @@ async def update(s: SessionState) -> None:
 
     out: list[bytes] = []
     for ctx in list(mem.contexts.values()):
+        indexes: list[int] | range = changed
+        if ctx.recheck_at is not None and ctx.recheck_at <= now:
+            indexes = range(view.exists)
+            ctx.recheck_at = now + AGE_RECHECK
+        if not indexes:
+            continue
         slicer = Slicer(budget=s.services.search_budget, what="updating this search")
         try:
             hits = await evaluate(ctx.key, view, slicer=slicer, load_info=load_info,
