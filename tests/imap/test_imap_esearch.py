@@ -347,3 +347,70 @@ async def test_within_in_an_updating_search(runtime: ServerRuntime,
     assert await c.cmd(b"n2", b"NOOP") == \
         b'* ESEARCH (TAG "U") REMOVEFROM (0 2)\r\nn2 OK NOOP completed\r\n'
     await c.close()
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    async def drain(self) -> None:
+        pass
+
+
+async def test_a_sorted_context_reports_positions(runtime: ServerRuntime) -> None:
+    """The path an extended SORT takes (CONTEXT=SORT, RFC 5267 §4.3.3–4.3.4): a result in its
+    own order — here largest message first, standing in for a sort program — answered by
+    `handlers.esearch.answer` and kept by `context` with real positions, in message numbers."""
+    from rmail.server.imap import commands as c
+    from rmail.server.imap.handlers.esearch import answer
+    from rmail.server.imap.handlers.sync import flush, select
+    from rmail.server.imap.session import Session
+    from rmail.server.imap.state import Services
+
+    await fill(runtime, 0)
+    user = await runtime.accounts.get_user("alice@example.com")
+    box = await runtime.store.get_mailbox(user.id, "INBOX")
+    for size in (30, 10, 20):
+        await runtime.store.append(box.id, b"Subject: s\r\n\r\n" + b"x" * size + b"\r\n")
+    services = Services(store=runtime.store, accounts=runtime.accounts, throttle=runtime.throttle,
+                        bus=runtime.bus, connections=runtime.connections, tls_configured=False,
+                        max_per_user=10)
+    out = _Out()
+    s = Session(services, out, peer="test", tls_active=False)
+    s.user = user
+    await select(s, c.Select("t0", "INBOX"))
+    view = s.selected
+    assert view is not None
+
+    def by_size(i: int) -> tuple[int]:
+        return (-view.sizes[i],)
+
+    async def order(uids: list[int]) -> dict[int, object]:
+        return {u: by_size(view.seq_of(u) - 1) for u in uids}
+
+    key = c.SearchFlag("\\Seen", False)
+    hits = sorted(range(view.exists), key=by_size)        # messages 1, 3, 2
+    out.data = b""
+    answer(s, "S1", False, key, c.SearchReturn(update=True, all=True, min=True), hits,
+           order=order, keys=[by_size(i) for i in hits])
+    assert out.data == b'* ESEARCH (TAG "S1") MIN 1 ALL 1,3,2\r\n'
+    out.data = b""
+    await s.execute(c.Store("t1", c.SeqSet(((3, 3),)), c.StoreMode.ADD, True, ("\\Seen",)))
+    assert out.data == b'* ESEARCH (TAG "S1") REMOVEFROM (2 3)\r\nt1 OK STORE completed\r\n'
+    for size in (25, 5):
+        await runtime.store.append(box.id, b"Subject: s\r\n\r\n" + b"x" * size + b"\r\n")
+    out.data = b""
+    await flush(s, allow_expunge=True)
+    # Now 1 (30), 4 (25), 2 (10), 5 (5): 4 goes in at position 2, 5 at the end (4).
+    assert out.data == (b"* 5 EXISTS\r\n* 5 RECENT\r\n"
+                        b'* ESEARCH (TAG "S1") ADDTO (2 4 4 5)\r\n')
+    out.data = b""
+    await s.execute(c.Store("t2", c.SeqSet(((1, 1), (4, 4))), c.StoreMode.ADD, True, ("\\Deleted",)))
+    await s.execute(c.Expunge("t3"))
+    assert out.data == (b"t2 OK STORE completed\r\n"
+                        b'* ESEARCH (TAG "S1") REMOVEFROM (1 1,4)\r\n'
+                        b"* 4 EXPUNGE\r\n* 1 EXPUNGE\r\nt3 OK EXPUNGE completed\r\n")
+    s.close()

@@ -50,8 +50,9 @@ from .search import search as evaluate
 from .selected import SelectedMailbox
 from .state import Output, SessionState
 
-__all__ = ["AGE_RECHECK", "MAX_UPDATE_CONTEXTS", "SearchMemory", "UpdateContext", "cancel", "freeze",
-           "memory", "saved_uids", "update", "with_saved_result"]
+__all__ = ["AGE_RECHECK", "MAX_UPDATE_CONTEXTS", "OrderLoader", "SearchMemory", "UpdateContext",
+           "cancel", "drop_saved", "freeze", "is_updating", "memory", "save", "saved_uids",
+           "start", "update", "with_saved_result"]
 
 log = logging.getLogger("rmail.imap")
 
@@ -233,23 +234,25 @@ def _uses_age(key: c.SearchKey) -> bool:
     return False
 
 
-def start(s: SessionState, cmd: c.Search, hit_uids: list[int], *,
+def start(s: SessionState, tag: str, key: c.SearchKey, uid: bool, hit_uids: list[int], *,
           order: OrderLoader | None = None, keys: list[Hashable] | None = None) -> bool:
-    """Keep `cmd`'s result up to date from now on; False (and ``* NO [NOUPDATE]`` written)
-    when the session has all the contexts it may have (RFC 5267 §4.3.1).
+    """Keep a searching command's result up to date from now on; False (and ``* NO
+    [NOUPDATE]`` written) when the session has all the contexts it may have (RFC 5267 §4.3.1).
 
     Args:
+        tag, key, uid: the command's tag, its search key ("$" already replaced) and whether
+            it was a UID command (updates then carry UIDs).
         hit_uids: the result as UIDs, in the requested order.
         order, keys: for a sorted result, the sort-key loader and the keys of `hit_uids`.
     """
     mem = memory(s)
     if len(mem.contexts) >= MAX_UPDATE_CONTEXTS:
         s.send(Status("NO", f"too many updating searches (at most {MAX_UPDATE_CONTEXTS}); "
-                      "this one is not updated", Code("NOUPDATE", (cmd.tag,))))
+                      "this one is not updated", Code("NOUPDATE", (tag,))))
         return False
-    recheck_at = time.monotonic() + AGE_RECHECK if _uses_age(cmd.key) else None
-    mem.contexts[cmd.tag] = UpdateContext(cmd.tag, freeze(cmd.key, mem.view), cmd.uid,
-                                          ResultList(hit_uids, keys), order, recheck_at)
+    recheck_at = time.monotonic() + AGE_RECHECK if _uses_age(key) else None
+    mem.contexts[tag] = UpdateContext(tag, freeze(key, mem.view), uid,
+                                      ResultList(hit_uids, keys), order, recheck_at)
     return True
 
 

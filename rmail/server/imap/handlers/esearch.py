@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Awaitable, Callable, Final
 
 from rmail.server.core.errors import RmailError
@@ -28,7 +29,7 @@ from ..errors import CommandError
 from ..results import modseq_items, return_data, saved_items
 from ..state import SessionState
 
-__all__ = ["HANDLERS", "Finder", "extended_search"]
+__all__ = ["HANDLERS", "Finder", "answer", "extended_search", "refuse_reused_tag"]
 
 #: Evaluates a key over the selected mailbox: matching 0-based indexes, ascending.
 Finder = Callable[[SessionState, c.SearchKey], Awaitable[list[int]]]
@@ -46,29 +47,49 @@ async def extended_search(s: SessionState, cmd: c.Search, find: Finder, *,
     """
     returns = cmd.returns
     assert returns is not None
-    view = s.require_view()
-    if returns.update and context.is_updating(s, cmd.tag):
-        raise CommandError("BAD", "this tag names an updating search already; "
-                                  "use a new tag (RFC 5267 4.3)")
+    s.require_view()
+    refuse_reused_tag(s, cmd.tag, returns)
     try:
         hits = await find(s, cmd.key)
     except RmailError:
         if returns.save:
-            context.drop_saved(s)
+            context.drop_saved(s)  # RFC 5182 §2.1: NO to a SAVE empties "$"
         raise
-    uids = view.uids
+    answer(s, cmd.tag, cmd.uid, cmd.key, returns, hits, modseq_of=modseq_of)
+    return Tagged(cmd.tag, "OK", "SEARCH completed")
+
+
+def refuse_reused_tag(s: SessionState, tag: str, returns: c.SearchReturn) -> None:
+    """RETURN (UPDATE) under the tag of a live updating search is BAD (RFC 5267 §4.3)."""
+    if returns.update and context.is_updating(s, tag):
+        raise CommandError("BAD", "this tag names an updating search already; "
+                                  "use a new tag (RFC 5267 4.3)")
+
+
+def answer(s: SessionState, tag: str, uid: bool, key: c.SearchKey, returns: c.SearchReturn,
+           hits: list[int], *, modseq_of: Callable[[int], int] | None = None,
+           order: context.OrderLoader | None = None, keys: list[Hashable] | None = None) -> None:
+    """Save, answer and follow a searching command's result (RFC 4731, 5182, 5267 §4):
+    "$" when SAVE, the one ESEARCH response (none for SAVE alone), and the updating context
+    when UPDATE.
+
+    Args:
+        hits: the result as 0-based indexes in the requested order: ascending for SEARCH, the
+            sort order for an extended SORT (ESORT).
+        order, keys: for a sorted result, the sort-key loader of new matches and the keys of
+            `hits` (CONTEXT=SORT); None for mailbox order.
+    """
+    uids = s.require_view().uids
     if returns.save:
         context.save(s, [uids[i] for i in saved_items(hits, returns)])
     if returns != c.SearchReturn(save=True):
-        numbers = [uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
+        numbers = [uids[i] for i in hits] if uid else [i + 1 for i in hits]
         modseq = None
         if modseq_of is not None and hits:
             modseq = max(modseq_of(i) for i in modseq_items(hits, returns))
-        s.out.write(esearch_response(cmd.tag, cmd.uid,
-                                     return_data(numbers, returns, modseq=modseq)))
+        s.out.write(esearch_response(tag, uid, return_data(numbers, returns, modseq=modseq)))
     if returns.update:
-        context.start(s, cmd, [uids[i] for i in hits])
-    return Tagged(cmd.tag, "OK", "SEARCH completed")
+        context.start(s, tag, key, uid, [uids[i] for i in hits], order=order, keys=keys)
 
 
 async def cancel_update(s: SessionState, cmd: c.CancelUpdate) -> Tagged:
