@@ -10,9 +10,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from rmail.server.imap import commands as c
 from rmail.server.imap import context
 from rmail.server.imap import search as search_module
 from rmail.server.imap.context import MAX_UPDATE_CONTEXTS
+from rmail.server.imap.handlers.esearch import answer
+from rmail.server.imap.handlers.sync import flush, select
+from rmail.server.imap.session import Session
+from rmail.server.imap.state import Services
 from rmail.server.runtime import ServerRuntime
 
 from .conftest import RawClient
@@ -360,28 +365,29 @@ class _Out:
         pass
 
 
-async def test_a_sorted_context_reports_positions(runtime: ServerRuntime) -> None:
-    """The path an extended SORT takes (CONTEXT=SORT, RFC 5267 §4.3.3–4.3.4): a result in its
-    own order — here largest message first, standing in for a sort program — answered by
-    `handlers.esearch.answer` and kept by `context` with real positions, in message numbers."""
-    from rmail.server.imap import commands as c
-    from rmail.server.imap.handlers.esearch import answer
-    from rmail.server.imap.handlers.sync import flush, select
-    from rmail.server.imap.session import Session
-    from rmail.server.imap.state import Services
-
-    await fill(runtime, 0)
-    user = await runtime.accounts.get_user("alice@example.com")
-    box = await runtime.store.get_mailbox(user.id, "INBOX")
-    for size in (30, 10, 20):
-        await runtime.store.append(box.id, b"Subject: s\r\n\r\n" + b"x" * size + b"\r\n")
+async def direct_session(runtime: ServerRuntime) -> tuple[Session, _Out]:
+    """A session driven by calls rather than a socket, INBOX selected: for what no command
+    reaches yet (an extended SORT's result, CONDSTORE's MODSEQ)."""
     services = Services(store=runtime.store, accounts=runtime.accounts, throttle=runtime.throttle,
                         bus=runtime.bus, connections=runtime.connections, tls_configured=False,
                         max_per_user=10)
     out = _Out()
     s = Session(services, out, peer="test", tls_active=False)
-    s.user = user
+    s.user = await runtime.accounts.get_user("alice@example.com")
     await select(s, c.Select("t0", "INBOX"))
+    return s, out
+
+
+async def test_a_sorted_context_reports_positions(runtime: ServerRuntime) -> None:
+    """The path an extended SORT takes (CONTEXT=SORT, RFC 5267 §4.3.3–4.3.4): a result in its
+    own order — here largest message first, standing in for a sort program — answered by
+    `handlers.esearch.answer` and kept by `context` with real positions, in message numbers."""
+    await fill(runtime, 0)
+    user = await runtime.accounts.get_user("alice@example.com")
+    box = await runtime.store.get_mailbox(user.id, "INBOX")
+    for size in (30, 10, 20):
+        await runtime.store.append(box.id, b"Subject: s\r\n\r\n" + b"x" * size + b"\r\n")
+    s, out = await direct_session(runtime)
     view = s.selected
     assert view is not None
 
@@ -413,4 +419,25 @@ async def test_a_sorted_context_reports_positions(runtime: ServerRuntime) -> Non
     assert out.data == (b"t2 OK STORE completed\r\n"
                         b'* ESEARCH (TAG "S1") REMOVEFROM (1 1,4)\r\n'
                         b"* 4 EXPUNGE\r\n* 1 EXPUNGE\r\nt3 OK EXPUNGE completed\r\n")
+    s.close()
+
+
+async def test_the_condstore_hook_adds_modseq(runtime: ServerRuntime) -> None:
+    """RFC 4731 §3.2 through `handlers.esearch.answer`: given each message's MODSEQ (CONDSTORE
+    passes it when the key has a MODSEQ criterion), MIN alone reports that message's, MIN MAX
+    alone the higher of the two, anything else the highest of all; none when nothing matched."""
+    await fill(runtime, 4)
+    s, out = await direct_session(runtime)
+    modseqs = {0: 50, 1: 70, 2: 90, 3: 60}
+    for returns, hits, line in [
+        (c.SearchReturn(min=True), [0, 1, 3], b"MIN 1 MODSEQ 50"),
+        (c.SearchReturn(max=True), [0, 1, 3], b"MAX 4 MODSEQ 60"),
+        (c.SearchReturn(min=True, max=True), [0, 2, 3], b"MIN 1 MAX 4 MODSEQ 60"),
+        (c.SearchReturn(all=True), [0, 1, 3], b"ALL 1:2,4 MODSEQ 70"),
+        (c.SearchReturn(min=True, count=True), [0, 2, 3], b"MIN 1 COUNT 3 MODSEQ 90"),
+        (c.SearchReturn(all=True), [], b""),
+    ]:
+        out.data = b""
+        answer(s, "m", False, c.SearchAll(), returns, hits, modseq_of=modseqs.__getitem__)
+        assert out.data == b'* ESEARCH (TAG "m")' + (b" " + line if line else b"") + b"\r\n"
     s.close()
