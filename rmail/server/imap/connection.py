@@ -31,6 +31,7 @@ from .errors import BYE_AUTOLOGOUT, BYE_LOGIN_TIMEOUT, SessionClosed, reply
 from .session import Session
 from .state import Services
 from .parser import ParseError, parse_command
+from .context import drop_saved
 from .wire import NEED_DATA, Frame, Framer, NeedContinuation, RawLine, ReplyError, WireError
 
 __all__ = ["ImapConnection", "ImapServer"]
@@ -275,6 +276,8 @@ class ImapConnection(asyncio.Protocol):
                     cmd = parse_command(event)
                 except ParseError as exc:
                     self._reply_error(exc)
+                    if exc.drops_saved_result:
+                        drop_saved(session)  # RFC 5182 §2.1: a NO to SEARCH (SAVE) empties "$"
                     continue
                 if isinstance(cmd, c.StartTLS) and self._can_starttls(session):
                     await self._starttls(cmd, session)

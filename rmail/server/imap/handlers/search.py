@@ -1,4 +1,5 @@
-"""SEARCH (RFC 3501 §6.4.4); SORT and THREAD (RFC 5256) belong here too.
+"""SEARCH (RFC 3501 §6.4.4); SORT and THREAD (RFC 5256) belong here too. A SEARCH with
+RETURN options is answered by `esearch` (ESEARCH, SEARCHRES, CONTEXT=SEARCH).
 
 Invariants:
 
@@ -21,11 +22,14 @@ from .. import commands as c
 from ..encode import Tagged, search_response
 from ..search import search as evaluate
 from ..state import SessionState
+from .esearch import extended_search
 
 __all__ = ["HANDLERS"]
 
 
-async def search(s: SessionState, cmd: c.Search) -> Tagged:
+async def find(s: SessionState, key: c.SearchKey) -> list[int]:
+    """The 0-based indexes of the selected mailbox's messages that match `key`, ascending:
+    one evaluation per user at a time, within the SEARCH budget."""
     view = s.require_view()
     mailbox_id = view.mailbox.id
     store = s.store
@@ -39,8 +43,15 @@ async def search(s: SessionState, cmd: c.Search) -> Tagged:
     async with s.services.scans.lock(s.account.id):
         # Made only now, so the wait for the slot is not metered.
         slicer = Slicer(budget=s.services.search_budget, what="this SEARCH")
-        hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,
+        return await evaluate(key, view, slicer=slicer, load_info=load_info,
                               load_text=load_text)
+
+
+async def search(s: SessionState, cmd: c.Search) -> Tagged:
+    if cmd.returns is not None:  # RETURN (...): ESEARCH, SEARCHRES, CONTEXT=SEARCH
+        return await extended_search(s, cmd, find)
+    view = s.require_view()
+    hits = await find(s, cmd.key)
     numbers = [view.uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
     writing = Slicer()  # the answer is found: writing it is not held to the budget
     out = []
