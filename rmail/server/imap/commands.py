@@ -31,6 +31,7 @@ __all__ = [
     "SearchNot", "SearchOr", "SearchRecent", "SearchSeq", "SearchSize", "Search", "Section",
     "Select", "SeqSet", "StartTLS", "Status", "Store", "StoreMode", "Subscribe", "UidExpunge",
     "Unselect", "Unsubscribe", "normalize_mailbox",
+    "Compress", "GetQuota", "GetQuotaRoot", "SetQuota",
 ]
 
 #: `*` in a sequence set; 0 is never a valid message number or UID.
@@ -491,3 +492,34 @@ class Enable(Command):
     """ENABLE capability... (RFC 5161 §3.1); names upper-cased."""
 
     capabilities: tuple[str, ...]
+
+
+# -- session-level extensions: COMPRESS (RFC 4978), QUOTA (RFC 9208) ---------------------------
+
+@dataclass(frozen=True, slots=True)
+class Compress(Command):
+    """COMPRESS mechanism (RFC 4978 §3); the mechanism upper-cased, checked by the handler."""
+
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuota(Command):
+    """GETQUOTA quota-root (RFC 9208 §4.1.1)."""
+
+    root: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot(Command):
+    """GETQUOTAROOT mailbox (RFC 9208 §4.1.2)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota(Command):
+    """SETQUOTA quota-root (resource limit ...) (RFC 9208 §4.1.3); names upper-cased."""
+
+    root: str
+    limits: tuple[tuple[str, int], ...]

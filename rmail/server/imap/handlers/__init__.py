@@ -8,6 +8,7 @@
 - `search` — SEARCH (SORT and THREAD belong here too).
 - `sync` — SELECT, EXAMINE, NOOP, CHECK, CLOSE, UNSELECT, IDLE, and `flush`: the selected
   mailbox's news, sent at the moments RFC 3501 §7.4.1 allows.
+- `quota` — GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208) and STATUS DELETED/DELETED-STORAGE.
 
 The contract of a handler: ``async def handler(session, command) -> Tagged``. It may write
 untagged responses (through `encode`, never by hand) and returns the tagged reply, which the
@@ -23,6 +24,7 @@ from typing import Awaitable, Callable, Final, Mapping
 from ..commands import Command
 from ..encode import Tagged
 from . import auth, mailboxes, messages, search, sync
+from . import quota
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -33,4 +35,5 @@ Handler = Callable[..., Awaitable[Tagged]]
 HANDLERS: Final[Mapping[type[Command], Handler]] = {
     **auth.HANDLERS, **mailboxes.HANDLERS, **messages.HANDLERS, **search.HANDLERS,
     **sync.HANDLERS,
+    **quota.HANDLERS,
 }
