@@ -13,7 +13,7 @@ Invariants:
   with an empty resource list is not valid syntax (§5: quota-list holds at least one).
 - Usage and limit are read together from one snapshot (`Quotas.state`), the same numbers
   APPEND and COPY are checked against (``NO [OVERQUOTA]``).
-- Only the administrator sets quotas (``rmail user quota``): SETQUOTA is parsed, then refused
+- Only the administrator sets quotas (``run.py user quota``): SETQUOTA is parsed, then refused
   with ``NO [NOPERM]`` (§4.1.3: "NO - setquota error: can't set that data"); QUOTASET is
   not advertised.
 """
@@ -78,7 +78,7 @@ async def getquotaroot(s: SessionState, cmd: c.GetQuotaRoot) -> Tagged:
 
 
 async def setquota(s: SessionState, cmd: c.SetQuota) -> Tagged:
-    raise CommandError("NO", "quotas are set by the administrator (rmail user quota)", "NOPERM")
+    raise CommandError("NO", "quotas are set by the administrator (run.py user quota)", "NOPERM")
 
 
 async def deleted_status(store: MailStore, mailbox_id: int) -> tuple[int, int]:
