@@ -309,3 +309,66 @@ def test_inflater_gives_bounded_steps() -> None:
         assert len(got) <= 4096
         total += len(got)
     assert total == 8 << 20
+
+
+# -- properties: compression changes nothing the framer sees ----------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rmail.server.imap.wire import NEED_DATA, WireError  # noqa: E402
+
+_LINES = st.lists(st.one_of(
+    st.sampled_from([b"a NOOP\r\n", b"b APPEND INBOX {5+}\r\nhello\r\n", b"c LOGOUT\r\n"]),
+    st.binary(max_size=300).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"") + b"\r\n"),
+), max_size=12)
+
+
+def _frames(feed: list[bytes], *, step: int | None) -> tuple[list[object], int]:
+    """Frames (and errors) a framer gives for `feed`: cleartext when `step` is None, else
+    DEFLATE inflated `step` octets at a time as the connection does; with the most the
+    framer held."""
+    framer = Framer(max_line=100, max_literal=64, max_command=400)
+    inflater = Inflater()
+    out: list[object] = []
+    most = 0
+    for chunk in feed:
+        if step is None:
+            framer.receive_data(chunk)
+        else:
+            inflater.receive(chunk)
+        while True:
+            try:
+                ev = framer.next_event()
+            except WireError as exc:
+                out.append(("error", exc.tag, exc.text))
+                continue
+            most = max(most, framer.buffered)
+            if ev is not NEED_DATA:
+                out.append(ev)
+                continue
+            if step is not None and inflater.pending:
+                framer.receive_data(inflater.inflate(step))
+                most = max(most, framer.buffered)
+                continue
+            break
+    return out, most
+
+
+@settings(max_examples=100, deadline=None)
+@given(lines=_LINES, cuts=st.lists(st.integers(min_value=1, max_value=50), max_size=20),
+       step=st.integers(min_value=1, max_value=200))
+def test_any_chunking_of_the_compressed_stream_gives_the_cleartext_frames(
+        lines: list[bytes], cuts: list[int], step: int) -> None:
+    clear = b"".join(lines)
+    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+    wire = b"".join(z.compress(line) + z.flush(zlib.Z_SYNC_FLUSH) for line in lines)
+    chunks, pos = [], 0
+    for cut in cuts:
+        chunks.append(wire[pos:pos + cut])
+        pos += cut
+    chunks.append(wire[pos:])
+    expected, _ = _frames([clear], step=None)
+    got, most = _frames(chunks, step=step)
+    assert got == expected
+    assert most <= 100 + 2 + 400 + step        # the framer's caps plus one step, at most

@@ -226,3 +226,46 @@ async def test_quota_over_limit_and_imaplib(runtime: ServerRuntime) -> None:
         assert typ == "OK" and data == [b'"" (STORAGE 2 4)']
         imap.logout()
     await asyncio.to_thread(client)
+
+
+# -- the parser's part, as a table -------------------------------------------------------------
+
+import pytest  # noqa: E402
+
+from rmail.server.imap import commands as c  # noqa: E402
+from rmail.server.imap.parser import ParseError, parse_command  # noqa: E402
+from rmail.server.imap.wire import Frame  # noqa: E402
+
+
+@pytest.mark.parametrize("parts, utf8, expected", [
+    ((b"t COMPRESS deflate",), False, c.Compress("t", "DEFLATE")),
+    ((b"t GETQUOTA \"\"",), False, c.GetQuota("t", "")),
+    ((b"t GETQUOTAROOT inbox",), False, c.GetQuotaRoot("t", "INBOX")),
+    ((b"t SETQUOTA \"\" (storage 10 MESSAGE 5)",), False,
+     c.SetQuota("t", "", (("STORAGE", 10), ("MESSAGE", 5)))),
+    ((b"t SETQUOTA x ()",), False, c.SetQuota("t", "x", ())),
+    ((b"t CREATE \"\xc3\xa4\"",), True, c.Create("t", "\u00e4")),
+    ((b"t SELECT &AOQ-",), True, c.Select("t", "&AOQ-")),
+    ((b"t SELECT &AOQ-",), False, c.Select("t", "\u00e4")),
+    ((b"t APPEND x UTF8 (~", b"m", b")"), True, c.Append("t", "x", (), None, b"m")),
+    ((b"t APPEND x (\\Seen) UTF8 (~", b"m", b")"), True, c.Append("t", "x", ("\\Seen",), None, b"m")),
+])
+def test_parse(parts: tuple[bytes, ...], utf8: bool, expected: c.Command) -> None:
+    assert parse_command(Frame(parts), utf8=utf8) == expected
+
+
+@pytest.mark.parametrize("parts, utf8, reply", [
+    ((b"t COMPRESS",), False, ("BAD", "expected SP")),
+    ((b"t CREATE \"\xc3\xa4\"",), False, ("NO", "mailbox names must be modified UTF-7 (RFC 3501 5.1.3)")),
+    ((b"t CREATE \"a\xc2\x85b\"",), True, ("NO", "mailbox names must be modified UTF-7 (RFC 3501 5.1.3)")),
+    ((b"t CREATE \"\xff\"",), True, ("BAD", "mailbox name is not valid UTF-8")),
+    ((b"t APPEND x UTF8 (~", b"m", b")"), False, ("BAD", "APPEND UTF8 needs ENABLE UTF8=ACCEPT first (RFC 6855 4)")),
+    ((b"t APPEND x UTF8 (~", b"m", b""), True, ("BAD", "expected )")),
+    ((b"t SETQUOTA x (" + b"S 1 " * 16 + b"S 1)",), False, ("BAD", "too many quota resources")),
+    ((b"t SETQUOTA x (S -1)",), False, ("BAD", "expected a quota limit (number64)")),
+    ((b"t AUTHENTICATE PLAIN ab=c",), False, ("BAD", "invalid base64 initial response")),
+])
+def test_parse_refusals(parts: tuple[bytes, ...], utf8: bool, reply: tuple[str, str]) -> None:
+    with pytest.raises(ParseError) as info:
+        parse_command(Frame(parts), utf8=utf8)
+    assert (info.value.status, info.value.text) == reply and info.value.tag == "t"
