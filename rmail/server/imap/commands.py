@@ -3,12 +3,13 @@
 What the parser (`parser`) produces and everything above it consumes: handlers import these
 classes, never the parser. Also the extensions rmail advertises: IDLE (RFC 2177), NAMESPACE
 (RFC 2342), UIDPLUS (RFC 4315, UID EXPUNGE), MOVE (RFC 6851), ID (RFC 2971), ENABLE
-(RFC 5161), UNSELECT (RFC 3691), SASL-IR style initial responses (RFC 4959).
+(RFC 5161), UNSELECT (RFC 3691), SASL-IR style initial responses (RFC 4959), COMPRESS
+(RFC 4978), QUOTA (RFC 9208) and APPEND's UTF8 form (RFC 6855).
 
 Invariants of a value built by the parser:
 
-- Mailbox names are Unicode (modified UTF-7 decoded) and `normalize_mailbox`d: INBOX is
-  always spelt "INBOX".
+- Mailbox names are Unicode (modified UTF-7 decoded, or UTF-8 as sent once the session has
+  enabled UTF8=ACCEPT) and `normalize_mailbox`d: INBOX is always spelt "INBOX".
 - Flags are canonical: system flags spelt as in RFC 3501 §2.3.2 ("\\Seen"), keywords as sent;
   a flag list holds each flag once, in the client's order.
 - FETCH macros are expanded, each item once; a UID FETCH lists UID (RFC 3501 §6.4.8).

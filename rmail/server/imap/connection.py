@@ -32,9 +32,8 @@ import ssl
 from typing import Final
 
 from rmail.server.core.connections import ConnectionInfo
-from rmail.server.tlsaccept import Accepted, TLSAcceptor, handshake_failure
-
 from rmail.server.core.slicing import Slicer
+from rmail.server.tlsaccept import Accepted, TLSAcceptor, handshake_failure
 
 from . import commands as c
 from .deflate import Deflater, DeflateError, Inflater

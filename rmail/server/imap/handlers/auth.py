@@ -71,9 +71,8 @@ async def id_(s: SessionState, cmd: c.Id) -> Tagged:
 async def enable(s: SessionState, cmd: c.Enable) -> Tagged:
     # RFC 5161 §3.1: names the server does not know, or that need no enabling, are ignored;
     # ENABLED lists what this command enabled (a name already on is not listed again).
-    newly = [name for requested in cmd.capabilities for name in ENABLE.get(requested, ())
-             if name not in s.enabled]
-    newly = list(dict.fromkeys(newly))
+    newly = list(dict.fromkeys(name for requested in cmd.capabilities
+                               for name in ENABLE.get(requested, ()) if name not in s.enabled))
     s.enabled.update(newly)
     s.send(Data("ENABLED", tuple(Atom(name) for name in newly)))
     return Tagged(cmd.tag, "OK", "ENABLE completed")
