@@ -159,8 +159,8 @@ async def test_idle_updates_are_flushed(runtime: ServerRuntime) -> None:
     await raw.close()
 
 
-async def test_compress_over_starttls(tls_runtime: ServerRuntime, client_tls_context: ssl.SSLContext) -> None:
-    """RFC 4978 §3: compression sits above TLS."""
+async def test_compress_over_tls(tls_runtime: ServerRuntime, client_tls_context: ssl.SSLContext) -> None:
+    """RFC 4978 §3: compression sits above TLS (here implicit TLS on 993)."""
     raw = await RawClient.connect(tls_runtime.port("imaps"), tls=client_tls_context)
     await raw.login()
     assert await raw.cmd(b"t1", b"COMPRESS DEFLATE") == b"t1 OK DEFLATE active\r\n"
