@@ -126,13 +126,21 @@ SEARCH_EXTENSIONS = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN")
 
 
 @pytest.mark.parametrize("configured, active, extra", [
-    (False, False, ("AUTH=PLAIN", "AUTH=LOGIN")),
+    (False, False, ("AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR")),
     (True, False, ("STARTTLS", "LOGINDISABLED")),
-    (True, True, ("AUTH=PLAIN", "AUTH=LOGIN")),
+    (True, True, ("AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR")),
 ])
 def test_capabilities(configured: bool, active: bool, extra: tuple[str, ...]) -> None:
     assert capabilities(tls_configured=configured, tls_active=active) == \
         ALWAYS + SEARCH_EXTENSIONS + extra
+
+
+@pytest.mark.parametrize("configured, active", [(False, False), (True, False), (True, True)])
+def test_capabilities_after_login(configured: bool, active: bool) -> None:
+    """RFC 4959's SASL-IR goes with AUTH=, so not after login; the session extensions
+    (COMPRESS, QUOTA, UTF8=ACCEPT) are listed after login only."""
+    assert capabilities(tls_configured=configured, tls_active=active, authenticated=True) == (
+        ALWAYS + SEARCH_EXTENSIONS + ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT"))
 
 
 def test_text_is_bounded_on_a_character_boundary() -> None:

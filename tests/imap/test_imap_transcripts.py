@@ -14,6 +14,7 @@ import asyncio
 from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
 from rmail.server.runtime import ServerRuntime
 
+from . import caps
 from .conftest import RawClient
 
 # Quotes and backslashes in quoted strings, a folded subject (TAB), parameters, a disposition,
@@ -63,9 +64,9 @@ NOHEADER = b"\r\njust a body\r\n"
 #: mailboxes' UIDVALIDITY, "{X1100}" for 1100 "x"s.
 STEPS: list[tuple[bytes, bytes]] = [
     (b'',
-     b'* OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ ESEARCH SEARCHRES CONTEXT=SEARCH WITHIN AUTH=PLAIN AUTH=LOGIN] rmail IMAP4rev1 ready\r\n'),
+     b'* OK [CAPABILITY ' + caps.BEFORE_LOGIN + b'] rmail IMAP4rev1 ready\r\n'),
     (b'c1 CAPABILITY\r\n',
-     b'* CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ ESEARCH SEARCHRES CONTEXT=SEARCH WITHIN AUTH=PLAIN AUTH=LOGIN\r\n'
+     b'* CAPABILITY ' + caps.BEFORE_LOGIN + b'\r\n'
      b'c1 OK CAPABILITY completed\r\n'),
     (b'c2 NOOP\r\n',
      b'c2 OK NOOP completed\r\n'),
@@ -82,16 +83,16 @@ STEPS: list[tuple[bytes, bytes]] = [
     (b'c7 LOGIN alice@example.com wrong\r\n',
      b'c7 NO [AUTHENTICATIONFAILED] invalid credentials\r\n'),
     (b'c8 LOGIN alice@example.com secret-password\r\n',
-     b'c8 OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ ESEARCH SEARCHRES CONTEXT=SEARCH WITHIN] logged in\r\n'),
+     b'c8 OK [CAPABILITY ' + caps.AFTER_LOGIN + b'] logged in\r\n'),
     (b'c9 CAPABILITY\r\n',
-     b'* CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ ESEARCH SEARCHRES CONTEXT=SEARCH WITHIN\r\n'
+     b'* CAPABILITY ' + caps.AFTER_LOGIN + b'\r\n'
      b'c9 OK CAPABILITY completed\r\n'),
     (b'd1 LOGIN alice@example.com x\r\n',
      b'd1 BAD LOGIN not allowed in the authenticated state\r\n'),
     (b'd2 NAMESPACE\r\n',
      b'* NAMESPACE (("" "/")) NIL NIL\r\n'
      b'd2 OK NAMESPACE completed\r\n'),
-    (b'd3 ENABLE CONDSTORE UTF8=ACCEPT\r\n',
+    (b'd3 ENABLE CONDSTORE X-UNKNOWN\r\n',
      b'* ENABLED\r\n'
      b'd3 OK ENABLE completed\r\n'),
     (b'd4 LIST "" *\r\n',

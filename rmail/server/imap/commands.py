@@ -1,15 +1,13 @@
 """Parsed IMAP commands as frozen values named after the RFC (RFC 3501 §6, §9).
 
 What the parser (`parser`) produces and everything above it consumes: handlers import these
-classes, never the parser. Also the extensions rmail advertises: IDLE (RFC 2177), NAMESPACE
-(RFC 2342), UIDPLUS (RFC 4315, UID EXPUNGE), MOVE (RFC 6851), ID (RFC 2971), ENABLE
-(RFC 5161), UNSELECT (RFC 3691), SASL-IR style initial responses (RFC 4959), SEARCH return
-options (ESEARCH RFC 4731, SEARCHRES RFC 5182, CONTEXT=SEARCH RFC 5267) and WITHIN (RFC 5032).
+classes, never the parser. Also the commands and arguments of the extensions rmail
+advertises (each class names its RFC; docs/IMAP.md lists them all).
 
 Invariants of a value built by the parser:
 
-- Mailbox names are Unicode (modified UTF-7 decoded) and `normalize_mailbox`d: INBOX is
-  always spelt "INBOX".
+- Mailbox names are Unicode (modified UTF-7 decoded, or UTF-8 as sent once the session has
+  enabled UTF8=ACCEPT) and `normalize_mailbox`d: INBOX is always spelt "INBOX".
 - Flags are canonical: system flags spelt as in RFC 3501 §2.3.2 ("\\Seen"), keywords as sent;
   a flag list holds each flag once, in the client's order.
 - FETCH macros are expanded, each item once; a UID FETCH lists UID (RFC 3501 §6.4.8).
@@ -34,6 +32,7 @@ __all__ = [
     "Select", "SeqSet", "StartTLS", "Status", "Store", "StoreMode", "Subscribe", "UidExpunge",
     "Unselect", "Unsubscribe", "normalize_mailbox",
     "SAVED_RESULT", "CancelUpdate", "SearchAge", "SearchReturn",
+    "Compress", "GetQuota", "GetQuotaRoot", "SetQuota",
 ]
 
 #: `*` in a sequence set; 0 is never a valid message number or UID.
@@ -542,3 +541,32 @@ class CancelUpdate(Command):
     """CANCELUPDATE "tag"... (RFC 5267 §4.3.5): stop the updates of those searches."""
 
     tags: tuple[str, ...]
+# -- session-level extensions: COMPRESS (RFC 4978), QUOTA (RFC 9208) ---------------------------
+
+@dataclass(frozen=True, slots=True)
+class Compress(Command):
+    """COMPRESS mechanism (RFC 4978 §3); the mechanism upper-cased, checked by the handler."""
+
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuota(Command):
+    """GETQUOTA quota-root (RFC 9208 §4.1.1)."""
+
+    root: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot(Command):
+    """GETQUOTAROOT mailbox (RFC 9208 §4.1.2)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota(Command):
+    """SETQUOTA quota-root (resource limit ...) (RFC 9208 §4.1.3); names upper-cased."""
+
+    root: str
+    limits: tuple[tuple[str, int], ...]

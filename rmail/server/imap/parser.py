@@ -26,6 +26,7 @@ from .commands import (STAR, Append, Authenticate, Capability, Check, Close, Com
                        SeqSet, StartTLS, Status, Store, StoreMode, Subscribe, UidExpunge, Unselect,
                        Unsubscribe, normalize_mailbox)
 from .commands import SAVED_RESULT, CancelUpdate, SearchAge, SearchReturn
+from .commands import Compress, GetQuota, GetQuotaRoot, SetQuota
 from .wire import MAX_TAG, Frame, ReplyError
 
 __all__ = ["MAX_ID_PAIRS", "MAX_SEARCH_DEPTH", "MAX_SEARCH_KEYS", "ParseError", "parse_command",
@@ -72,6 +73,9 @@ _NUMBER = re.compile(rb'\d+')
 _ITEM = re.compile(rb'[A-Za-z0-9.]+')
 _SECTION_SPEC = re.compile(rb'[A-Za-z0-9.]*')
 _BASE64 = re.compile(rb'=|(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?')
+#: RFC 6855 §3: what a UTF-8 mailbox name must not contain (C0 and C1 controls, DEL, U+2028,
+#: U+2029).
+_UTF8_NAME_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MONTHS: Final = {m: i for i, m in enumerate(
     ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
 _DATE = re.compile(rb'(\d{1,2})-([A-Za-z]{3})-(\d{4})')
@@ -82,10 +86,12 @@ _DATE_TIME = re.compile(rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d)
 class _Reader:
     """Cursor over a frame's line pieces and literals."""
 
-    __slots__ = ("parts", "idx", "line", "pos", "search_keys", "refusal")
+    __slots__ = ("parts", "idx", "line", "pos", "search_keys", "refusal", "utf8")
 
-    def __init__(self, parts: tuple[bytes, ...]) -> None:
+    def __init__(self, parts: tuple[bytes, ...], *, utf8: bool = False) -> None:
         self.parts = parts
+        #: The session has enabled UTF8=ACCEPT (RFC 6855): mailbox names are UTF-8 as sent.
+        self.utf8 = utf8
         self.idx = 0
         self.line = parts[0]
         self.pos = 0
@@ -216,12 +222,13 @@ class _Reader:
         return normalize_mailbox(name)
 
     def new_mailbox(self) -> str:
-        """A name to create (CREATE, RENAME's new name): modified UTF-7 only. RFC 3501 §5.1.3
-        forbids 8-bit names and rmail advertises neither UTF8=ACCEPT nor IMAP4rev2, so a raw
-        UTF-8 name is refused too; NO [CANNOT] (§6.3.3: "can't create mailbox with that
-        name"), not BAD, since a literal may carry 8-bit octets and the syntax is valid."""
+        """A name to create (CREATE, RENAME's new name): modified UTF-7 only, unless the
+        session has enabled UTF8=ACCEPT (RFC 6855 §3). RFC 3501 §5.1.3 forbids 8-bit names,
+        so without it a raw UTF-8 name is refused; NO [CANNOT] (§6.3.3: "can't create
+        mailbox with that name"), not BAD, since a literal may carry 8-bit octets and the
+        syntax is valid."""
         raw = self.astring()
-        name = self._mailbox_text(raw) if raw.isascii() else None
+        name = self._mailbox_text(raw) if raw.isascii() or self.utf8 else None
         if name is None:
             self._refuse("CANNOT", "mailbox names must be modified UTF-7 (RFC 3501 5.1.3)")
             return ""  # never used: `end` raises the refusal
@@ -246,6 +253,11 @@ class _Reader:
         """The Unicode name `raw` stands for; None when it is ASCII but not modified UTF-7."""
         if len(raw) > MAX_MAILBOX_NAME:
             raise self.fail("mailbox name too long")
+        if self.utf8:
+            # RFC 6855 §3: names are UTF-8 as sent, without control characters, U+2028 or
+            # U+2029 (RFC 5198 §2); modified UTF-7 is not decoded, so "&" is itself.
+            text = self.text(raw, "mailbox name")
+            return None if _UTF8_NAME_FORBIDDEN.search(text) else text
         try:
             return mutf7.decode(raw.decode("ascii"))
         except UnicodeDecodeError:
@@ -355,7 +367,7 @@ def _authenticate(r: _Reader, tag: str, uid: bool) -> Command:
     initial = None
     if r.accept(b" "):
         tok = r.match(_BASE64)
-        if tok is None:
+        if tok is None or not r.at_end():
             raise r.fail("invalid base64 initial response")
         initial = tok
     r.end()
@@ -393,7 +405,8 @@ def _list_like(cls: type[List] | type[Lsub]) -> Callable[[_Reader, str, bool], C
     return parse
 
 
-_STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"})
+_STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
+                                  "DELETED", "DELETED-STORAGE"})  # RFC 9208 §4.2
 
 
 def _status(r: _Reader, tag: str, uid: bool) -> Command:
@@ -426,9 +439,27 @@ def _append(r: _Reader, tag: str, uid: bool) -> Command:
     if r.peek() == 0x22:
         when = _date_time(r)
         r.sp()
+    if r.accept_word(b"UTF8"):
+        return _append_utf8(r, tag, mailbox, flags, when)
     if not r.at_literal():
         raise r.fail("APPEND needs the message as a literal")
     message = r.take_literal()
+    r.end()
+    return Append(tag, mailbox, flags, when, message)
+
+
+def _append_utf8(r: _Reader, tag: str, mailbox: str, flags: tuple[str, ...],
+                 when: datetime | None) -> Command:
+    """RFC 6855 §4: ``UTF8 (~{n}...)``, a message that may carry UTF-8 headers, allowed only
+    once the session has enabled UTF8=ACCEPT (before that: BAD)."""
+    if not r.utf8:
+        raise r.fail("APPEND UTF8 needs ENABLE UTF8=ACCEPT first (RFC 6855 4)")
+    r.sp()
+    r.expect(b"(~", "(~{n} literal8")
+    if not r.at_literal():
+        raise r.fail("APPEND UTF8 needs the message as a literal8")
+    message = r.take_literal()
+    r.expect(b")")
     r.end()
     return Append(tag, mailbox, flags, when, message)
 
@@ -796,6 +827,62 @@ def _enable(r: _Reader, tag: str, uid: bool) -> Command:
     return Enable(tag, tuple(caps))
 
 
+def _compress(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mechanism = r.atom().upper()
+    r.end()
+    return Compress(tag, mechanism)
+
+
+def _quota_root(r: _Reader) -> str:
+    """A quota root (RFC 9208 §5: astring); roots are rmail's own names, never mailboxes."""
+    raw = r.astring()
+    if len(raw) > MAX_MAILBOX_NAME:
+        raise r.fail("quota root too long")
+    return r.text(raw, "quota root")
+
+
+def _getquota(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    root = _quota_root(r)
+    r.end()
+    return GetQuota(tag, root)
+
+
+def _getquotaroot(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mailbox = r.mailbox()
+    r.end()
+    return GetQuotaRoot(tag, mailbox)
+
+
+#: RFC 9208 §3.2 defines six resources (STORAGE, MESSAGE, MAILBOX, ANNOTATION-STORAGE and
+#: two more may be registered); a SETQUOTA list longer than this is not a real client's.
+MAX_QUOTA_RESOURCES: Final = 16
+
+
+def _setquota(r: _Reader, tag: str, uid: bool) -> Command:
+    """RFC 9208 §5: SETQUOTA quota-root SP "(" [resource SP number64 *(SP ...)] ")"."""
+    r.sp()
+    root = _quota_root(r)
+    r.sp()
+    r.expect(b"(")
+    limits: list[tuple[str, int]] = []
+    while not r.accept(b")"):
+        if limits:
+            r.sp()
+        if len(limits) >= MAX_QUOTA_RESOURCES:
+            raise r.fail("too many quota resources")
+        name = r.atom()  # RFC 9208 §5: resource-name = atom
+        r.sp()
+        tok = r.match(_NUMBER)
+        if tok is None or len(tok) > 19 or int(tok) >= 1 << 63:
+            raise r.fail("expected a quota limit (number64)")
+        limits.append((name.upper(), int(tok)))
+    r.end()
+    return SetQuota(tag, root, tuple(limits))
+
+
 _Parser = Callable[[_Reader, str, bool], Command]
 
 _COMMANDS: Final[dict[str, _Parser]] = {
@@ -830,6 +917,10 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "ID": _id,
     "ENABLE": _enable,
     "CANCELUPDATE": _cancel_update,
+    "COMPRESS": _compress,
+    "GETQUOTA": _getquota,
+    "GETQUOTAROOT": _getquotaroot,
+    "SETQUOTA": _setquota,
 }
 
 _UID_COMMANDS: Final[dict[str, _Parser]] = {
@@ -839,13 +930,13 @@ _UID_COMMANDS: Final[dict[str, _Parser]] = {
 
 
 
-def parse_command(frame: Frame) -> Command:
-    """Parse one framed command.
+def parse_command(frame: Frame, *, utf8: bool = False) -> Command:
+    """Parse one framed command; `utf8`: the session has enabled UTF8=ACCEPT (RFC 6855).
 
     Raises:
         ParseError: the command is malformed (tag set when it could be read).
     """
-    r = _Reader(frame.parts)
+    r = _Reader(frame.parts, utf8=utf8)
     tag_tok = r.match(_TAG)
     if tag_tok is None or len(tag_tok) > MAX_TAG or not r.accept(b" "):
         raise ParseError("missing or invalid tag")

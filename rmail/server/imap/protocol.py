@@ -16,7 +16,8 @@ from typing import Final
 
 from . import commands as c
 
-__all__ = ["ALWAYS_CAPABILITIES", "COMMANDS_BY_STATE", "State", "allowed", "capabilities"]
+__all__ = ["ALWAYS_CAPABILITIES", "COMMANDS_BY_STATE", "ENABLE", "SESSION_CAPABILITIES", "State",
+           "allowed", "capabilities"]
 
 
 class State(enum.Enum):
@@ -37,9 +38,12 @@ _ANY: Final = frozenset({c.Capability, c.Noop, c.Logout, c.Id})
 
 _NOT_AUTHENTICATED: Final = _ANY | {c.StartTLS, c.Authenticate, c.Login}
 
+#: COMPRESS (RFC 4978 §5: command-auth), GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208 §5).
+_SESSION_EXTENSIONS: Final = frozenset({c.Compress, c.GetQuota, c.GetQuotaRoot, c.SetQuota})
+
 #: RFC 3501 §6.3 plus NAMESPACE (RFC 2342), ENABLE (RFC 5161), IDLE (RFC 2177 is valid in
 #: the authenticated state too: it reports mailbox-independent changes).
-_AUTHENTICATED: Final = _ANY | {
+_AUTHENTICATED: Final = _ANY | _SESSION_EXTENSIONS | {
     c.Select, c.Examine, c.Create, c.Delete, c.Rename, c.Subscribe, c.Unsubscribe, c.List,
     c.Lsub, c.Status, c.Append, c.Namespace, c.Enable, c.Idle,
 }
@@ -61,6 +65,20 @@ COMMANDS_BY_STATE: Final[dict[State, frozenset[type[c.Command]]]] = {
 #: Listed in this order on every connection (SPEC.md, "always").
 ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS",
                               "MOVE", "ID", "ENABLE", "UNSELECT", "LITERAL+")
+#: After login, after the "always" list (as Dovecot, whose pre-login list is the short one):
+#: RFC 4978, RFC 9208 (STORAGE is the one resource; no QUOTASET: users cannot set quotas),
+#: RFC 6855 (through ENABLE).
+SESSION_CAPABILITIES: Final = ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT")
+#: Where AUTH= is listed: an initial response may go with AUTHENTICATE (RFC 4959).
+_SASL_CAPABILITIES: Final = ("AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR")
+
+#: What ENABLE can turn on (RFC 5161 §3.1): each name a client may ENABLE, with the names it
+#: enables (an extension may bring another along: RFC 7162 §3.2.3's QRESYNC enables
+#: CONDSTORE). An extension that needs enabling adds its line here and reads
+#: ``session.enabled``; ENABLE answers ``* ENABLED`` with what it newly enabled.
+ENABLE: Final[dict[str, tuple[str, ...]]] = {
+    "UTF8=ACCEPT": ("UTF8=ACCEPT",),
+}
 
 
 #: SEARCH extensions, on every connection after the "always" list: ESEARCH (RFC 4731),
@@ -85,9 +103,9 @@ def capabilities(*, tls_configured: bool, tls_active: bool,
     caps = list(ALWAYS_CAPABILITIES)
     caps += SEARCH_CAPABILITIES
     if authenticated:
-        return tuple(caps)
+        return tuple(caps) + SESSION_CAPABILITIES
     if tls_active or not tls_configured:
-        caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+        caps += _SASL_CAPABILITIES
     else:
         caps += ["STARTTLS", "LOGINDISABLED"]
     return tuple(caps)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Final, Protocol
 
+from rmail.server.core import mutf7
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.authguard import AuthGuard
 from rmail.server.core.connections import ConnectionInfo, ConnectionRegistry
@@ -90,6 +91,11 @@ class SessionState:
         #: Set by the doorbell's filter when the mailbox list may have changed: the next flush
         #: then checks that the selected mailbox still exists (and learns a new name).
         self.check_mailbox = False
+        #: What ENABLE has turned on (RFC 5161; the names of `protocol.ENABLE`).
+        self.enabled: set[str] = set()
+        #: COMPRESS DEFLATE was accepted (RFC 4978): the connection compresses from the end of
+        #: the tagged OK on, both ways.
+        self.compressing = False
 
     # -- what handlers share ------------------------------------------------------------------
 
@@ -107,6 +113,17 @@ class SessionState:
         return capabilities(tls_configured=self.services.tls_configured,
                             tls_active=self.tls_active,
                             authenticated=self.state is not State.NOT_AUTHENTICATED)
+
+    @property
+    def utf8(self) -> bool:
+        """UTF8=ACCEPT is enabled (RFC 6855): mailbox names travel as UTF-8."""
+        return "UTF8=ACCEPT" in self.enabled
+
+    def wire_mailbox(self, name: str) -> str:
+        """A mailbox name as this session sends it: modified UTF-7 (RFC 3501 §5.1.3), or the
+        name itself once UTF8=ACCEPT is enabled (RFC 6855 §3); the parser reads names back
+        by the same rule."""
+        return name if self.utf8 else mutf7.encode(name)
 
     def capability_code(self) -> Code:
         """``[CAPABILITY ...]`` for the greeting and a successful login."""

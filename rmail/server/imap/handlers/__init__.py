@@ -9,6 +9,7 @@
 - `esearch` — SEARCH with RETURN options (ESEARCH, SEARCHRES, CONTEXT=SEARCH), CANCELUPDATE.
 - `sync` — SELECT, EXAMINE, NOOP, CHECK, CLOSE, UNSELECT, IDLE, and `flush`: the selected
   mailbox's news, sent at the moments RFC 3501 §7.4.1 allows.
+- `quota` — GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208) and STATUS DELETED/DELETED-STORAGE.
 
 The contract of a handler: ``async def handler(session, command) -> Tagged``. It may write
 untagged responses (through `encode`, never by hand) and returns the tagged reply, which the
@@ -25,6 +26,7 @@ from ..commands import Command
 from ..encode import Tagged
 from . import auth, mailboxes, messages, search, sync
 from . import esearch
+from . import quota
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -36,4 +38,5 @@ HANDLERS: Final[Mapping[type[Command], Handler]] = {
     **auth.HANDLERS, **mailboxes.HANDLERS, **messages.HANDLERS, **search.HANDLERS,
     **sync.HANDLERS,
     **esearch.HANDLERS,
+    **quota.HANDLERS,
 }

@@ -4,7 +4,8 @@
 Invariants:
 
 - One personal namespace, hierarchy separator "/" (`SEPARATOR`); names travel in modified
-  UTF-7 (RFC 3501 §5.1.3) and are Unicode everywhere else.
+  UTF-7 (RFC 3501 §5.1.3), or as UTF-8 once UTF8=ACCEPT is enabled (RFC 6855,
+  `SessionState.wire_mailbox`), and are Unicode everywhere else.
 - LIST and LSUB match with RFC 3501 §6.3.8's wildcards over the names the store holds,
   `\\Noselect` placeholders included; INBOX is matched case-insensitively and listed first.
 - A subscription belongs to an existing mailbox (docs/IMAP.md): LSUB lists subscribed
@@ -19,13 +20,13 @@ from __future__ import annotations
 import re
 from typing import Awaitable, Callable, Final
 
-from rmail.server.core import mutf7
 from rmail.server.core.errors import NotFound
 
 from .. import commands as c
 from ..encode import Atom, Data, Tagged, encode
 from ..errors import CommandError
 from ..state import SessionState
+from .quota import deleted_status
 
 __all__ = ["HANDLERS", "SEPARATOR", "list_pattern", "lsub_hidden_parents"]
 
@@ -126,7 +127,7 @@ async def list_(s: SessionState, cmd: c.List | c.Lsub) -> Tagged:
         entries += [(n, ["\\Noselect", "\\HasChildren" if n in parents else "\\HasNoChildren"])
                     for n in noselect]
     entries.sort(key=lambda e: (e[0] != "INBOX", e[0]))
-    s.send(*(Data(verb, (tuple(Atom(a) for a in attrs), SEPARATOR, mutf7.encode(name)))
+    s.send(*(Data(verb, (tuple(Atom(a) for a in attrs), SEPARATOR, s.wire_mailbox(name)))
              for name, attrs in entries if pattern.fullmatch(name)))
     return Tagged(cmd.tag, "OK", f"{verb} completed")
 
@@ -136,8 +137,10 @@ async def status(s: SessionState, cmd: c.Status) -> Tagged:
     st = await s.store.status(mailbox.id)
     values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uidnext,
               "UIDVALIDITY": st.uidvalidity, "UNSEEN": st.unseen}
+    if "DELETED" in cmd.items or "DELETED-STORAGE" in cmd.items:
+        values["DELETED"], values["DELETED-STORAGE"] = await deleted_status(s.store, mailbox.id)
     items = tuple(v for item in cmd.items for v in (Atom(item), values[item]))
-    s.send(Data("STATUS", (mutf7.encode(mailbox.name), items)))
+    s.send(Data("STATUS", (s.wire_mailbox(mailbox.name), items)))
     return Tagged(cmd.tag, "OK", "STATUS completed")
 
 
