@@ -5,18 +5,16 @@ Invariants:
 
 - One personal namespace, hierarchy separator "/" (`SEPARATOR`); names travel in modified
   UTF-7 (RFC 3501 §5.1.3) and are Unicode everywhere else.
-- LIST and LSUB match with RFC 3501 §6.3.8's wildcards over the names the store holds,
-  `\\Noselect` placeholders included; INBOX is matched case-insensitively and listed first.
-- A subscription belongs to an existing mailbox (docs/IMAP.md): LSUB lists subscribed
-  mailboxes, plus, under "%", the unsubscribed parents of hidden subscribed children
-  (RFC 3501 §6.3.9).
+- What LIST and LSUB return is decided by `listing` (pure) over the names the store holds,
+  `\\Noselect` placeholders included, and the user's subscription list.
+- Subscriptions are names, not mailboxes (RFC 3501 §6.3.6): SUBSCRIBE takes any valid name,
+  and CREATE, DELETE and RENAME leave the list alone (docs/IMAP.md).
 - The store decides what may be created, renamed or deleted; its errors reach the client as
   ``NO [code]`` through the session.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Awaitable, Callable, Final
 
 from rmail.server.core import mutf7
@@ -25,41 +23,14 @@ from rmail.server.core.errors import NotFound
 from .. import commands as c
 from ..encode import Atom, Data, Tagged, encode
 from ..errors import CommandError
+from ..listing import SEPARATOR, Entry, Hierarchy, list_entries, list_pattern, lsub_entries
 from ..state import SessionState
 
-__all__ = ["HANDLERS", "SEPARATOR", "list_pattern", "lsub_hidden_parents"]
+__all__ = ["HANDLERS", "SEPARATOR"]
 
-#: The hierarchy separator (RFC 3501 §5.1.1).
-SEPARATOR: Final = "/"
 _NAMESPACE: Final = encode(Data("NAMESPACE", (((("", SEPARATOR),), None, None))))
 #: RFC 3501 §6.3.8: LIST "" "" gives the hierarchy delimiter and the root name.
 _ROOT: Final = encode(Data("LIST", ((Atom("\\Noselect"),), SEPARATOR, "")))
-_ONE_LEVEL: Final = "[^" + re.escape(SEPARATOR) + "]*"
-
-
-def list_pattern(reference: str, pattern: str) -> re.Pattern[str]:
-    """RFC 3501 §6.3.8: the reference and pattern joined, "*" matching anything and "%"
-    anything but the hierarchy separator; "inbox" in any case is INBOX."""
-    out = []
-    for ch in c.normalize_mailbox(reference + pattern, pattern=True):
-        out.append(".*" if ch == "*" else _ONE_LEVEL if ch == "%" else re.escape(ch))
-    return re.compile("".join(out), re.DOTALL)
-
-
-def lsub_hidden_parents(subscribed: list[str], pattern: re.Pattern[str]) -> list[str]:
-    """RFC 3501 §6.3.9: when "%" hides a subscribed "foo/bar" and "foo" is not subscribed,
-    LSUB returns "foo" flagged \\Noselect (whether or not "foo" exists)."""
-    names = set(subscribed)
-    out: set[str] = set()
-    for name in subscribed:
-        if pattern.fullmatch(name):
-            continue
-        parts = name.split(SEPARATOR)
-        for depth in range(1, len(parts)):
-            parent = SEPARATOR.join(parts[:depth])
-            if parent not in names and pattern.fullmatch(parent):
-                out.add(parent)
-    return sorted(out)
 
 
 async def create(s: SessionState, cmd: c.Create) -> Tagged:
@@ -95,6 +66,18 @@ async def subscribe(s: SessionState, cmd: c.Subscribe | c.Unsubscribe) -> Tagged
     return Tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
 
 
+async def _hierarchy(s: SessionState) -> Hierarchy:
+    user_id = s.account.id
+    boxes = await s.store.list_mailboxes(user_id)
+    noselect = await s.store.list_noselect(user_id)
+    subscribed = await s.store.list_subscriptions(user_id)
+    return Hierarchy({b.name: b.special_use for b in boxes}, frozenset(noselect), frozenset(subscribed))
+
+
+def _entry(verb: str, entry: Entry) -> Data:
+    return Data(verb, (tuple(Atom(a) for a in entry.attributes), SEPARATOR, mutf7.encode(entry.name)))
+
+
 async def list_(s: SessionState, cmd: c.List | c.Lsub) -> Tagged:
     lsub = isinstance(cmd, c.Lsub)
     verb = "LSUB" if lsub else "LIST"
@@ -104,30 +87,10 @@ async def list_(s: SessionState, cmd: c.List | c.Lsub) -> Tagged:
         s.out.write(_ROOT)
         return Tagged(cmd.tag, "OK", "LIST completed")
     pattern = list_pattern(cmd.reference, cmd.pattern)
-    user_id = s.account.id
-    boxes = await s.store.list_mailboxes(user_id)
-    noselect = await s.store.list_noselect(user_id)
-    names = {b.name for b in boxes} | set(noselect)
-    parents = {n.rsplit(SEPARATOR, 1)[0] for n in names if SEPARATOR in n}
-    entries: list[tuple[str, list[str]]] = []
-    for box in boxes:
-        if lsub and not box.subscribed:
-            continue
-        attrs = []
-        if not lsub:
-            attrs.append("\\HasChildren" if box.name in parents else "\\HasNoChildren")
-        if box.special_use:
-            attrs.append(box.special_use)
-        entries.append((box.name, attrs))
-    if lsub:
-        entries += [(n, ["\\Noselect"]) for n in lsub_hidden_parents(
-            [name for name, _ in entries], pattern)]
-    else:
-        entries += [(n, ["\\Noselect", "\\HasChildren" if n in parents else "\\HasNoChildren"])
-                    for n in noselect]
-    entries.sort(key=lambda e: (e[0] != "INBOX", e[0]))
-    s.send(*(Data(verb, (tuple(Atom(a) for a in attrs), SEPARATOR, mutf7.encode(name)))
-             for name, attrs in entries if pattern.fullmatch(name)))
+    h = await _hierarchy(s)
+    entries = lsub_entries(h, pattern) if lsub else list_entries(h, [pattern])
+    if entries:
+        s.send(*(_entry(verb, e) for e in entries))
     return Tagged(cmd.tag, "OK", f"{verb} completed")
 
 
