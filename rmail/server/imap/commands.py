@@ -4,6 +4,7 @@ What the parser (`parser`) produces and everything above it consumes: handlers i
 classes, never the parser. Also the extensions rmail advertises: IDLE (RFC 2177), NAMESPACE
 (RFC 2342), UIDPLUS (RFC 4315, UID EXPUNGE), MOVE (RFC 6851), ID (RFC 2971), ENABLE
 (RFC 5161), UNSELECT (RFC 3691), SASL-IR style initial responses (RFC 4959).
+LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), CREATE-SPECIAL-USE (RFC 6154 §3).
 
 Invariants of a value built by the parser:
 

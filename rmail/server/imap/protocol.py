@@ -60,6 +60,9 @@ COMMANDS_BY_STATE: Final[dict[State, frozenset[type[c.Command]]]] = {
 #: Listed in this order on every connection (SPEC.md, "always").
 ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS",
                               "MOVE", "ID", "ENABLE", "UNSELECT", "LITERAL+")
+#: Mailbox-list extensions (handlers/mailboxes.py, listing.py): RFC 5258, RFC 5819, RFC 3348
+#: (its attributes, which LIST always had), RFC 6154 §3.
+MAILBOX_CAPABILITIES: Final = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE")
 
 
 def allowed(state: State, command: c.Command) -> bool:
@@ -77,6 +80,7 @@ def capabilities(*, tls_configured: bool, tls_active: bool,
         authenticated: after login, AUTH=/STARTTLS/LOGINDISABLED no longer apply.
     """
     caps = list(ALWAYS_CAPABILITIES)
+    caps += MAILBOX_CAPABILITIES
     if authenticated:
         return tuple(caps)
     if tls_active or not tls_configured:

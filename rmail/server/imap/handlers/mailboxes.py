@@ -19,9 +19,10 @@ from typing import Awaitable, Callable, Final
 
 from rmail.server.core import mutf7
 from rmail.server.core.errors import NotFound
+from rmail.server.core.model import DEFAULT_MAILBOXES, MailboxStatus
 
 from .. import commands as c
-from ..encode import Atom, Data, Tagged, encode
+from ..encode import Atom, Data, Response, Tagged, Value, encode
 from ..errors import CommandError
 from ..listing import SEPARATOR, Entry, Hierarchy, list_entries, list_pattern, lsub_entries
 from ..state import SessionState
@@ -33,11 +34,25 @@ _NAMESPACE: Final = encode(Data("NAMESPACE", (((("", SEPARATOR),), None, None)))
 _ROOT: Final = encode(Data("LIST", ((Atom("\\Noselect"),), SEPARATOR, "")))
 
 
+#: Special uses a CREATE may give (RFC 6154 §3): one per mailbox, the ones rmail's defaults
+#: have. \\All and \\Flagged would be virtual mailboxes, which rmail does not have.
+CREATE_SPECIAL_USES: Final = {special.value.lower(): special.value for _, special in DEFAULT_MAILBOXES if special}
+
+
 async def create(s: SessionState, cmd: c.Create) -> Tagged:
     name = cmd.mailbox.rstrip(SEPARATOR)  # RFC 3501 §6.3.3: a trailing separator is intent
     if name == "INBOX":
         raise CommandError("NO", "INBOX always exists", "ALREADYEXISTS")
-    await s.store.create_mailbox(s.account.id, name)
+    special = None
+    if cmd.use:
+        # RFC 6154 §3: a use that cannot be given refuses the CREATE with NO [USEATTR].
+        unknown = [u for u in cmd.use if u.lower() not in CREATE_SPECIAL_USES]
+        if unknown:
+            raise CommandError("NO", f"{unknown[0][:40]} not supported", "USEATTR")
+        if len(cmd.use) > 1:
+            raise CommandError("NO", "a mailbox has at most one special use here", "USEATTR")
+        special = CREATE_SPECIAL_USES[cmd.use[0].lower()]
+    await s.store.create_mailbox(s.account.id, name, special)
     return Tagged(cmd.tag, "OK", "CREATE completed")
 
 
@@ -74,8 +89,22 @@ async def _hierarchy(s: SessionState) -> Hierarchy:
     return Hierarchy({b.name: b.special_use for b in boxes}, frozenset(noselect), frozenset(subscribed))
 
 
-def _entry(verb: str, entry: Entry) -> Data:
-    return Data(verb, (tuple(Atom(a) for a in entry.attributes), SEPARATOR, mutf7.encode(entry.name)))
+def _entry(verb: str, entry: Entry, attributes: tuple[str, ...] | None = None) -> Data:
+    attrs = entry.attributes if attributes is None else attributes
+    values: tuple[Value, ...] = (tuple(Atom(a) for a in attrs), SEPARATOR, mutf7.encode(entry.name))
+    if entry.childinfo:
+        # RFC 5258 §3.5: the selection options that caused it, always quoted; the tag as an
+        # atom, as RFC 5819 §3 and Dovecot write it (either form is valid).
+        values += ((Atom("CHILDINFO"), entry.childinfo),)
+    return Data(verb, values)
+
+
+def status_values(st: MailboxStatus, items: tuple[str, ...]) -> tuple[Value, ...]:
+    """The ``(name value ...)`` list of a STATUS response (RFC 3501 §6.3.10), items in the
+    client's order."""
+    values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uidnext,
+              "UIDVALIDITY": st.uidvalidity, "UNSEEN": st.unseen}
+    return tuple(v for item in items for v in (Atom(item), values[item]))
 
 
 async def list_(s: SessionState, cmd: c.List | c.Lsub) -> Tagged:
@@ -83,24 +112,56 @@ async def list_(s: SessionState, cmd: c.List | c.Lsub) -> Tagged:
     verb = "LSUB" if lsub else "LIST"
     if cmd.matches_nothing:
         return Tagged(cmd.tag, "OK", f"{verb} completed")
-    if cmd.pattern == "" and not lsub:
+    if isinstance(cmd, c.Lsub):
+        entries = lsub_entries(await _hierarchy(s), list_pattern(cmd.reference, cmd.pattern))
+        if entries:
+            s.send(*(_entry(verb, e) for e in entries))
+        return Tagged(cmd.tag, "OK", f"{verb} completed")
+    if cmd.pattern == "" and not cmd.extended:
         s.out.write(_ROOT)
         return Tagged(cmd.tag, "OK", "LIST completed")
-    pattern = list_pattern(cmd.reference, cmd.pattern)
+    patterns = [list_pattern(cmd.reference, p) for p in (cmd.pattern, *cmd.more_patterns)]
     h = await _hierarchy(s)
-    entries = lsub_entries(h, pattern) if lsub else list_entries(h, [pattern])
-    if entries:
-        s.send(*(_entry(verb, e) for e in entries))
-    return Tagged(cmd.tag, "OK", f"{verb} completed")
+    entries = list_entries(h, patterns, select=cmd.select, returns=cmd.returns, extended=cmd.extended)
+    if "STATUS" not in cmd.returns:
+        if entries:
+            s.send(*(_entry(verb, e) for e in entries))
+        return Tagged(cmd.tag, "OK", "LIST completed")
+    await _list_status(s, h, entries, cmd.status_items)
+    return Tagged(cmd.tag, "OK", "LIST completed")
+
+
+async def _list_status(s: SessionState, h: Hierarchy, entries: list[Entry], items: tuple[str, ...]) -> None:
+    """RFC 5819 §2: each selectable listed mailbox's LIST followed by its STATUS. One that is
+    gone by the time its STATUS is read gets \\Noselect and no STATUS."""
+    wanted = [e.name for e in entries if e.status]
+    ids = {b.name: b.id for b in await s.store.list_mailboxes(s.account.id) if b.name in set(wanted)}
+    try:
+        found = await s.store.status_many(list(ids.values()))
+    except NotFound:   # one went meanwhile: ask one by one
+        found = {}
+        for box_id in ids.values():
+            try:
+                found[box_id] = await s.store.status(box_id)
+            except NotFound:
+                pass
+    out: list[Response] = []
+    for e in entries:
+        st = found.get(ids.get(e.name, -1)) if e.status else None
+        if e.status and st is None:
+            out.append(_entry("LIST", e, ("\\Noselect", *e.attributes)))
+            continue
+        out.append(_entry("LIST", e))
+        if st is not None:
+            out.append(Data("STATUS", (mutf7.encode(e.name), status_values(st, items))))
+    if out:
+        s.send(*out)
 
 
 async def status(s: SessionState, cmd: c.Status) -> Tagged:
     mailbox = await s.store.get_mailbox(s.account.id, cmd.mailbox)
     st = await s.store.status(mailbox.id)
-    values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uidnext,
-              "UIDVALIDITY": st.uidvalidity, "UNSEEN": st.unseen}
-    items = tuple(v for item in cmd.items for v in (Atom(item), values[item]))
-    s.send(Data("STATUS", (mutf7.encode(mailbox.name), items)))
+    s.send(Data("STATUS", (mutf7.encode(mailbox.name), status_values(st, cmd.items))))
     return Tagged(cmd.tag, "OK", "STATUS completed")
 
 
