@@ -122,7 +122,7 @@ def test_state_tables(state: State, command: c.Command, ok: bool) -> None:
 
 ALWAYS = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID", "ENABLE",
           "UNSELECT", "LITERAL+")
-MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE")
+MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "STATUS=SIZE")
 
 
 @pytest.mark.parametrize("configured, active, extra", [
@@ -132,6 +132,9 @@ MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE")
 ])
 def test_capabilities(configured: bool, active: bool, extra: tuple[str, ...]) -> None:
     assert capabilities(tls_configured=configured, tls_active=active) == ALWAYS + MAILBOX + extra
+    # RFC 7889 §2 (a): the one limit, after the list every connection gets.
+    assert capabilities(tls_configured=configured, tls_active=active, append_limit=1024) == (
+        ALWAYS + MAILBOX + ("APPENDLIMIT=1024",) + extra)
 
 
 def test_text_is_bounded_on_a_character_boundary() -> None:

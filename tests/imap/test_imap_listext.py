@@ -355,3 +355,46 @@ def test_wildcard_cost_is_linear_in_the_name() -> None:
     assert not Wildcard("*a" * 400 + "b").fullmatch("a" * 512)
     assert Wildcard("%/" * 15 + "*").fullmatch("x/" * 15 + "y")
     assert time.process_time() - start < 0.5
+
+
+# -- RFC 8438 (STATUS=SIZE), RFC 7889 (APPENDLIMIT) -------------------------------------------------
+
+async def test_rfc8438_status_size_is_the_sum_of_rfc822_sizes(runtime: ServerRuntime) -> None:
+    c_ = await session(runtime, b"CREATE frop")
+    sizes = []
+    for body in (b"x" * 100, b"y" * 44000):
+        msg = b"Subject: s\r\n\r\n" + body + b"\r\n"
+        sizes.append(len(msg))
+        await c_.send(b"ap APPEND frop {%d+}\r\n%s\r\n" % (len(msg), msg))
+        assert (await c_.until_tagged(b"ap")).startswith(b"ap OK")
+    await transcript(c_, [
+        (b'A01 STATUS frop (MESSAGES SIZE UIDNEXT)',
+         b'* STATUS "frop" (MESSAGES 2 SIZE %d UIDNEXT 3)\r\n' % sum(sizes) +
+         b'A01 OK STATUS completed\r\n'),
+    ])
+    assert (await c_.cmd(b"A02", b'SELECT "frop"')).endswith(b"A02 OK [READ-WRITE] SELECT completed\r\n")
+    await transcript(c_, [
+        (b'A03 FETCH 1:* (RFC822.SIZE)',
+         b'* 1 FETCH (RFC822.SIZE %d)\r\n* 2 FETCH (RFC822.SIZE %d)\r\nA03 OK FETCH completed\r\n'
+         % tuple(sizes)),
+        (b'A04 LIST "" frop RETURN (STATUS (SIZE))',
+         b'* LIST () "/" "frop"\r\n* STATUS "frop" (SIZE %d)\r\nA04 OK LIST completed\r\n' % sum(sizes)),
+    ])
+    await c_.close()
+
+
+async def test_rfc7889_appendlimit(runtime: ServerRuntime) -> None:
+    limit = runtime.config.limits.message_size
+    c_ = await session(runtime)
+    caps = await c_.cmd(b"t0", b"CAPABILITY")
+    assert b" APPENDLIMIT=%d" % limit in caps.split(b"\r\n")[0]
+    await transcript(c_, [
+        (b't1 STATUS INBOX (APPENDLIMIT)',
+         b'* STATUS "INBOX" (APPENDLIMIT %d)\r\nt1 OK STATUS completed\r\n' % limit),
+        (b't2 LIST "" INBOX RETURN (STATUS (APPENDLIMIT))',
+         b'* LIST () "/" "INBOX"\r\n* STATUS "INBOX" (APPENDLIMIT %d)\r\nt2 OK LIST completed\r\n' % limit),
+        # RFC 7889 §4: over the limit is NO [TOOBIG], before any byte of the message is taken.
+        (b't3 APPEND INBOX {%d}' % (limit + 1),
+         b't3 NO [TOOBIG] literal too large\r\n'),
+    ])
+    await c_.close()

@@ -21,7 +21,8 @@ from .conftest import RawClient
 ALWAYS = ("IMAP4REV1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID", "ENABLE",
           "UNSELECT", "LITERAL+")
 #: The mailbox-list extensions (protocol.MAILBOX_CAPABILITIES).
-MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE")
+MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "STATUS=SIZE",
+           "APPENDLIMIT=26214400")
 MSG = (b"From: Bob <bob@example.com>\r\nTo: alice@example.com\r\nSubject: Hello there\r\n"
        b"Date: Tue, 05 Mar 2024 09:08:07 +0100\r\nMessage-ID: <m1@example.com>\r\n\r\n"
        b"Body with the word zebra.\r\n")
@@ -102,7 +103,8 @@ async def test_states_and_errors_raw(runtime: ServerRuntime) -> None:
     c = await RawClient.connect(runtime.port("imap"))
     greeting = await c.line()
     assert greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS "
-                               b"MOVE ID ENABLE UNSELECT LITERAL+ LIST-EXTENDED LIST-STATUS CHILDREN CREATE-SPECIAL-USE AUTH=PLAIN AUTH=LOGIN]")
+                               b"MOVE ID ENABLE UNSELECT LITERAL+ LIST-EXTENDED LIST-STATUS CHILDREN CREATE-SPECIAL-USE"
+                               b" STATUS=SIZE APPENDLIMIT=26214400 AUTH=PLAIN AUTH=LOGIN]")
     assert (await c.cmd(b"a1", b"SELECT INBOX")).startswith(b"a1 BAD SELECT not allowed")
     assert await c.cmd(b"a2", b"FROB") == b"a2 BAD unknown command FROB\r\n"
     assert await c.cmd(b"a3", b"LOGIN alice@example.com wrong") == \

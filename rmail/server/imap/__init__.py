@@ -1,5 +1,6 @@
 """rmail's IMAP4rev1 server (RFC 3501 plus IDLE, NAMESPACE, UIDPLUS, MOVE, ID, ENABLE,
-UNSELECT, LITERAL+ and SPECIAL-USE).
+UNSELECT, LITERAL+ and SPECIAL-USE; LIST-EXTENDED, LIST-STATUS, CHILDREN, CREATE-SPECIAL-USE,
+STATUS=SIZE and APPENDLIMIT).
 
 Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events out):
 
@@ -15,6 +16,7 @@ Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events
   text rule; strings by `core.imapstring`, the rule that also wrote the stored ENVELOPE and
   BODYSTRUCTURE. `errors` — every error's reply, mapped once.
 - `selected` — one session's seq↔UID map and the moments it may tell the client of changes.
+- `listing` — which names LIST and LSUB return, with which attributes; the wildcard matcher.
 - `fetch`, `search` — pure functions over stored metadata (message bytes only for BODY[...]);
   `stream` — a stored file's bytes into a FETCH literal, chunk by chunk.
 - `connection`, `service` — asyncio protocol, STARTTLS, timeouts; `start()`.

@@ -480,7 +480,9 @@ def _list(r: _Reader, tag: str, uid: bool) -> Command:
                 extended=extended)
 
 
-_STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"})
+_STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
+                                  "SIZE",            # STATUS=SIZE (RFC 8438)
+                                  "APPENDLIMIT"})    # RFC 7889 §3.1
 
 
 def _status_atts(r: _Reader) -> tuple[str, ...]:

@@ -99,11 +99,16 @@ def _entry(verb: str, entry: Entry, attributes: tuple[str, ...] | None = None) -
     return Data(verb, values)
 
 
-def status_values(st: MailboxStatus, items: tuple[str, ...]) -> tuple[Value, ...]:
+def status_values(s: SessionState, st: MailboxStatus, items: tuple[str, ...]) -> tuple[Value, ...]:
     """The ``(name value ...)`` list of a STATUS response (RFC 3501 §6.3.10), items in the
     client's order."""
-    values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uidnext,
-              "UIDVALIDITY": st.uidvalidity, "UNSEEN": st.unseen}
+    values: dict[str, int | None] = {
+        "MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uidnext,
+        "UIDVALIDITY": st.uidvalidity, "UNSEEN": st.unseen,
+        # RFC 8438 §3: the sum of RFC822.SIZE, which is what rmail stores and counts.
+        "SIZE": st.size,
+        # RFC 7889 §3.1: the same for every mailbox; NIL when no limit applies.
+        "APPENDLIMIT": s.services.append_limit}
     return tuple(v for item in items for v in (Atom(item), values[item]))
 
 
@@ -153,7 +158,7 @@ async def _list_status(s: SessionState, h: Hierarchy, entries: list[Entry], item
             continue
         out.append(_entry("LIST", e))
         if st is not None:
-            out.append(Data("STATUS", (mutf7.encode(e.name), status_values(st, items))))
+            out.append(Data("STATUS", (mutf7.encode(e.name), status_values(s, st, items))))
     if out:
         s.send(*out)
 
@@ -161,7 +166,7 @@ async def _list_status(s: SessionState, h: Hierarchy, entries: list[Entry], item
 async def status(s: SessionState, cmd: c.Status) -> Tagged:
     mailbox = await s.store.get_mailbox(s.account.id, cmd.mailbox)
     st = await s.store.status(mailbox.id)
-    s.send(Data("STATUS", (mutf7.encode(mailbox.name), status_values(st, cmd.items))))
+    s.send(Data("STATUS", (mutf7.encode(mailbox.name), status_values(s, st, cmd.items))))
     return Tagged(cmd.tag, "OK", "STATUS completed")
 
 
