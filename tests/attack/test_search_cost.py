@@ -474,7 +474,7 @@ FLAGS = ("\\Seen", "\\Flagged", "\\Deleted", "$Label")
 def mailboxes(draw: st.DrawFn) -> tuple[SelectedMailbox, dict[int, MessageInfo], dict[int, str]]:
     n = draw(st.integers(0, 14))
     uids = sorted(draw(st.sets(st.integers(1, 40), min_size=n, max_size=n)))
-    view = SelectedMailbox(Mailbox(1, 1, "INBOX", None, True, 7, (uids[-1] if uids else 0) + 1, 1),
+    view = SelectedMailbox(Mailbox(1, 1, "INBOX", None, 7, (uids[-1] if uids else 0) + 1, 1),
                            readonly=False)
     flags = [frozenset(draw(st.sets(st.sampled_from(FLAGS), max_size=3))) for _ in uids]
     sizes = [draw(st.integers(0, 300)) for _ in uids]

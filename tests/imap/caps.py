@@ -5,7 +5,8 @@ from __future__ import annotations
 
 #: Listed on every connection, before and after login.
 COMMON = (b"IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ "
-          b"ESEARCH SEARCHRES CONTEXT=SEARCH WITHIN")
+          b"ESEARCH SEARCHRES CONTEXT=SEARCH WITHIN LIST-EXTENDED LIST-STATUS CHILDREN "
+          b"CREATE-SPECIAL-USE STATUS=SIZE APPENDLIMIT=26214400")
 #: Before login where a password may travel (TLS active, or TLS not configured).
 BEFORE_LOGIN = COMMON + b" AUTH=PLAIN AUTH=LOGIN SASL-IR"
 #: Before login on cleartext when TLS is configured.

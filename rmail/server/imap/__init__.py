@@ -15,6 +15,7 @@ Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events
   text rule; strings by `core.imapstring`, the rule that also wrote the stored ENVELOPE and
   BODYSTRUCTURE. `errors` — every error's reply, mapped once.
 - `selected` — one session's seq↔UID map and the moments it may tell the client of changes.
+- `listing` — which names LIST and LSUB return, with which attributes; the wildcard matcher.
 - `fetch`, `search` — pure functions over stored metadata (message bytes only for BODY[...]);
   `stream` — a stored file's bytes into a FETCH literal, chunk by chunk; `deflate` —
   COMPRESS=DEFLATE both ways, in bounded steps.

@@ -361,9 +361,11 @@ class Examine(Command):
 
 @dataclass(frozen=True, slots=True)
 class Create(Command):
-    """CREATE mailbox (RFC 3501 §6.3.3)."""
+    """CREATE mailbox [(USE (attrs))] (RFC 3501 §6.3.3; RFC 6154 §3, CREATE-SPECIAL-USE):
+    `use` holds the special-use attributes asked for, as sent."""
 
     mailbox: str
+    use: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,12 +399,25 @@ class Unsubscribe(Command):
 
 @dataclass(frozen=True, slots=True)
 class List(Command):
-    """LIST reference pattern (RFC 3501 §6.3.8). `matches_nothing`: the reference or pattern
-    is not modified UTF-7, so no mailbox name matches it."""
+    """LIST [(select-opts)] reference pattern(s) [RETURN (return-opts)] (RFC 3501 §6.3.8,
+    RFC 5258, RFC 5819). `matches_nothing`: the reference or every pattern is not modified
+    UTF-7 (or, extended, empty), so no mailbox name matches.
+
+    `pattern` is the first pattern and `more_patterns` the rest of a list (RFC 5258 §3), each
+    matched with `reference`; patterns that match nothing are left out. `select` and `returns`
+    hold the options upper-cased (RFC 5258 §3.1–3.2, RFC 6154 §5.2, RFC 5819), `status_items`
+    the items of RETURN (STATUS (...)). `extended`: the RFC 5258 syntax was used, so "" is an
+    ordinary pattern and extended data items may be returned.
+    """
 
     reference: str
     pattern: str
     matches_nothing: bool = False
+    more_patterns: tuple[str, ...] = ()
+    select: frozenset[str] = frozenset()
+    returns: frozenset[str] = frozenset()
+    status_items: tuple[str, ...] = ()
+    extended: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -354,11 +354,31 @@ def _one_mailbox(cls: Callable[[str, str], Command]) -> Callable[[_Reader, str, 
     return parse
 
 
+#: Most special-use attributes in one CREATE ... (USE (...)) (RFC 6154 defines seven).
+MAX_USE_ATTRIBUTES: Final = 16
+
+
 def _create(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
     mailbox = r.new_mailbox()
+    use: list[str] = []
+    if r.accept(b" "):
+        # RFC 4466 §2.2 create-params; RFC 6154 §3 defines the only one, USE.
+        r.expect(b"(")
+        if not r.accept_word(b"USE"):
+            raise r.fail("unknown CREATE parameter")
+        r.sp()
+        r.expect(b"(")
+        while not r.accept(b")"):
+            if use:
+                r.sp()
+            r.expect(b"\\", "special-use attribute")
+            use.append("\\" + r.atom())
+            if len(use) > MAX_USE_ATTRIBUTES:
+                raise r.fail("too many special-use attributes")
+        r.expect(b")")
     r.end()
-    return Create(tag, mailbox)
+    return Create(tag, mailbox, tuple(dict.fromkeys(use)))
 
 
 def _authenticate(r: _Reader, tag: str, uid: bool) -> Command:
@@ -392,27 +412,103 @@ def _rename(r: _Reader, tag: str, uid: bool) -> Command:
     return Rename(tag, old, new)
 
 
-def _list_like(cls: type[List] | type[Lsub]) -> Callable[[_Reader, str, bool], Command]:
-    def parse(r: _Reader, tag: str, uid: bool) -> Command:
+def _lsub(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    ref = r._mailbox_text(r.astring())
+    r.sp()
+    pattern = r.list_mailbox()
+    r.end()
+    if ref is None or pattern is None:  # RFC 3501 §6.3.8: OK, and no name matches
+        return Lsub(tag, "", "", matches_nothing=True)
+    return Lsub(tag, ref, pattern)
+
+
+#: RFC 5258 §3.1, RFC 6154 §5.2: LIST selection options; RECURSIVEMATCH needs a base option.
+LIST_SELECT: Final = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
+_LIST_SELECT_BASE: Final = frozenset({"SUBSCRIBED", "SPECIAL-USE"})
+#: RFC 5258 §3.2, RFC 6154 §5.2, RFC 5819: LIST return options.
+LIST_RETURN: Final = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
+#: Most patterns in one LIST (RFC 5258 §3): each is matched against every name.
+MAX_LIST_PATTERNS: Final = 32
+
+
+def _list_options(r: _Reader, known: frozenset[str], what: str) -> list[str]:
+    r.expect(b"(")
+    options: list[str] = []
+    while not r.accept(b")"):
+        if options:
+            r.sp()
+        option = r.atom().upper()
+        if option not in known:   # RFC 5258 §3: an option not recognized gets BAD
+            raise r.fail(f"unknown LIST {what} option {option[:32]}")
+        options.append(option)
+    return options
+
+
+def _list(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    extended = False
+    select: list[str] = []
+    if r.peek() == 0x28:                                # "(" select options (RFC 5258 §6)
+        extended = True
+        select = _list_options(r, LIST_SELECT, "selection")
+        if "RECURSIVEMATCH" in select and not _LIST_SELECT_BASE & set(select):
+            raise r.fail("RECURSIVEMATCH needs SUBSCRIBED or SPECIAL-USE")
         r.sp()
-        ref = r._mailbox_text(r.astring())
+    ref = r._mailbox_text(r.astring())
+    r.sp()
+    patterns: list[str | None] = []
+    if r.accept(b"("):                                  # a list of patterns (RFC 5258 §3)
+        extended = True
+        while True:
+            patterns.append(r.list_mailbox())
+            if len(patterns) > MAX_LIST_PATTERNS:
+                raise r.fail(f"at most {MAX_LIST_PATTERNS} patterns")
+            if r.accept(b")"):
+                break
+            r.sp()
+    else:
+        patterns.append(r.list_mailbox())
+    returns: list[str] = []
+    status_items: tuple[str, ...] = ()
+    if r.accept(b" "):
+        if not r.accept_word(b"RETURN"):
+            raise r.fail("expected RETURN")
+        extended = True
         r.sp()
-        pattern = r.list_mailbox()
-        r.end()
-        if ref is None or pattern is None:  # RFC 3501 §6.3.8: OK, and no name matches
-            return cls(tag, "", "", matches_nothing=True)
-        return cls(tag, ref, pattern)
-    return parse
+        r.expect(b"(")
+        while not r.accept(b")"):
+            if returns:
+                r.sp()
+            option = r.atom().upper()
+            if option not in LIST_RETURN:
+                raise r.fail(f"unknown LIST return option {option[:32]}")
+            if option == "STATUS":                      # RFC 5819 §4
+                r.sp()
+                status_items = _status_atts(r)
+            returns.append(option)
+    r.end()
+    if "SUBSCRIBED" in select:   # RFC 5258 §3.1: the selection option implies the return one
+        returns.append("SUBSCRIBED")
+    if "SPECIAL-USE" in select:  # RFC 6154 §2: likewise
+        returns.append("SPECIAL-USE")
+    # Patterns that match nothing are ignored (RFC 5258 §3); so is "" in the extended form.
+    usable = list(dict.fromkeys(p for p in patterns if p is not None and (p or not extended)))
+    if ref is None or not usable:
+        return List(tag, "", "", matches_nothing=True, extended=extended)
+    return List(tag, ref, usable[0], more_patterns=tuple(usable[1:]),
+                select=frozenset(select), returns=frozenset(returns), status_items=status_items,
+                extended=extended)
 
 
 _STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
+                                  "SIZE",            # STATUS=SIZE (RFC 8438)
+                                  "APPENDLIMIT",     # RFC 7889 §3.1
                                   "DELETED", "DELETED-STORAGE"})  # RFC 9208 §4.2
 
 
-def _status(r: _Reader, tag: str, uid: bool) -> Command:
-    r.sp()
-    mailbox = r.mailbox()
-    r.sp()
+def _status_atts(r: _Reader) -> tuple[str, ...]:
+    """``"(" status-att *(SP status-att) ")"``, each item once, upper-cased, in client order."""
     r.expect(b"(")
     items: list[str] = []
     while True:
@@ -423,8 +519,16 @@ def _status(r: _Reader, tag: str, uid: bool) -> Command:
         if r.accept(b")"):
             break
         r.sp()
+    return tuple(dict.fromkeys(items))
+
+
+def _status(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mailbox = r.mailbox()
+    r.sp()
+    items = _status_atts(r)
     r.end()
-    return Status(tag, mailbox, tuple(dict.fromkeys(items)))
+    return Status(tag, mailbox, items)
 
 
 def _append(r: _Reader, tag: str, uid: bool) -> Command:
@@ -899,8 +1003,8 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "RENAME": _rename,
     "SUBSCRIBE": _one_mailbox(Subscribe),
     "UNSUBSCRIBE": _one_mailbox(Unsubscribe),
-    "LIST": _list_like(List),
-    "LSUB": _list_like(Lsub),
+    "LIST": _list,
+    "LSUB": _lsub,
     "STATUS": _status,
     "APPEND": _append,
     "CHECK": _no_args(Check),

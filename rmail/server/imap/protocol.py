@@ -84,6 +84,11 @@ ENABLE: Final[dict[str, tuple[str, ...]]] = {
 #: SEARCH extensions, on every connection after the "always" list: ESEARCH (RFC 4731),
 #: SEARCHRES (RFC 5182), CONTEXT=SEARCH (RFC 5267 §4), WITHIN (RFC 5032).
 SEARCH_CAPABILITIES: Final = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN")
+#: Mailbox-list extensions (handlers/mailboxes.py, listing.py): RFC 5258, RFC 5819, RFC 3348
+#: (its attributes, which LIST always had), RFC 6154 §3.
+MAILBOX_CAPABILITIES: Final = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE")
+#: STATUS SIZE (RFC 8438); APPENDLIMIT=n (RFC 7889) follows it when a limit is configured.
+STATUS_CAPABILITIES: Final = ("STATUS=SIZE",)
 
 
 def allowed(state: State, command: c.Command) -> bool:
@@ -92,16 +97,22 @@ def allowed(state: State, command: c.Command) -> bool:
 
 
 def capabilities(*, tls_configured: bool, tls_active: bool,
-                 authenticated: bool = False) -> tuple[str, ...]:
+                 authenticated: bool = False, append_limit: int | None = None) -> tuple[str, ...]:
     """The capability list for a connection (SPEC.md "Protocol details", RFC 3501 §6.2.1).
 
     Args:
         tls_configured: the server has a certificate (STARTTLS/993 exist).
         tls_active: this connection is encrypted (993, or after STARTTLS).
         authenticated: after login, AUTH=/STARTTLS/LOGINDISABLED no longer apply.
+        append_limit: the one message-size limit every mailbox's APPEND has (RFC 7889 §2 (a));
+            None leaves APPENDLIMIT out.
     """
     caps = list(ALWAYS_CAPABILITIES)
     caps += SEARCH_CAPABILITIES
+    caps += MAILBOX_CAPABILITIES
+    caps += STATUS_CAPABILITIES
+    if append_limit is not None:
+        caps.append(f"APPENDLIMIT={append_limit}")
     if authenticated:
         return tuple(caps) + SESSION_CAPABILITIES
     if tls_active or not tls_configured:

@@ -69,6 +69,9 @@ class Services:
     search_budget: float | None = None
     quotas: Quotas | None = None    # APPEND and COPY check them; None in tests without
     scans: OnePerKey = field(default_factory=OnePerKey)
+    #: The largest message APPEND takes (config [limits] message_size): APPENDLIMIT=n and
+    #: STATUS APPENDLIMIT (RFC 7889); None: not advertised.
+    append_limit: int | None = None
 
 
 class SessionState:
@@ -112,7 +115,8 @@ class SessionState:
     def capabilities(self) -> tuple[str, ...]:
         return capabilities(tls_configured=self.services.tls_configured,
                             tls_active=self.tls_active,
-                            authenticated=self.state is not State.NOT_AUTHENTICATED)
+                            authenticated=self.state is not State.NOT_AUTHENTICATED,
+                            append_limit=self.services.append_limit)
 
     @property
     def utf8(self) -> bool:

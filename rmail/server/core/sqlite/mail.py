@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .. import mime
 from ..bytecache import ByteCache
-from ..errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, TemporaryFailure
+from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
 from ..events import MailboxChanged, MailboxesChanged, QueueChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
 from ..singleflight import SingleFlight
@@ -34,7 +34,7 @@ from ..space import FreeSpace
 from ..storage.body import BytesBody, MessageBody
 from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
 from ..storage.mail import Delivered, Import, MailboxSnapshot, Outbound
-from ..storage.names import normalize_mailbox_name
+from ..storage.names import MAX_SUBSCRIPTIONS, normalize_mailbox_name
 from .blobs import BlobStore, FileBody
 from .database import Database, WriteTxn, write_error
 
@@ -50,7 +50,7 @@ INLINE_PARSE_MAX = 32 * 1024
 #: ~4 ms against ~0.5 ms for a committed row, and unlinks were a fifth of the writer's time.
 INLINE_BLOB_MAX = 128 * 1024
 
-_MAILBOX_COLS = "id, user_id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq"
+_MAILBOX_COLS = "id, user_id, name, special_use, uidvalidity, uidnext, highestmodseq"
 _META_COLS = "uid, modseq, sysflags, keywords, internaldate, size, blob_id"
 
 
@@ -71,7 +71,7 @@ def _meta(row: Sequence[Any]) -> MessageMeta:
 
 
 def _mailbox(row: Sequence[Any]) -> Mailbox:
-    return Mailbox(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
+    return Mailbox(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 
 
 #: UIDs per ``IN (...)`` list, under SQLite's limit on bound parameters.
@@ -162,27 +162,28 @@ class SqliteMailStore:
         return value
 
     def _insert_mailbox(self, conn: sqlite3.Connection, user_id: int, name: str, *,
-                        special_use: str | None = None, noselect: bool = False, subscribed: bool = True) -> int:
+                        special_use: str | None = None, noselect: bool = False) -> int:
         """Start a new life of a mailbox: a fresh id and UIDVALIDITY, UIDs and MODSEQs from 1,
         no expunge records. Returns its id."""
         mailbox_id = self._next_mailbox_id(conn)
-        conn.execute("INSERT INTO mailboxes(id, user_id, name, special_use, subscribed, noselect, uidvalidity)"
-                     " VALUES(?,?,?,?,?,?,?)", (mailbox_id, user_id, name, special_use, int(subscribed),
-                                                int(noselect), self._next_uidvalidity(conn)))
+        conn.execute("INSERT INTO mailboxes(id, user_id, name, special_use, noselect, uidvalidity)"
+                     " VALUES(?,?,?,?,?,?)", (mailbox_id, user_id, name, special_use, int(noselect),
+                                              self._next_uidvalidity(conn)))
         return mailbox_id
 
     @staticmethod
-    def _end_life(conn: sqlite3.Connection, mailbox_id: int) -> bool:
+    def _end_life(conn: sqlite3.Connection, mailbox_id: int) -> None:
         """Remove a mailbox row with its expunge records (its messages must be gone already).
-        Returns whether it was subscribed."""
-        row = conn.execute("DELETE FROM mailboxes WHERE id = ? RETURNING subscribed", (mailbox_id,)).fetchone()
+        Its name's subscription, if any, stays (RFC 3501 §6.3.6)."""
+        conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
         conn.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox_id,))
-        return bool(row[0]) if row else False
 
     def create_default_mailboxes(self, txn: WriteTxn, user_id: int) -> None:
-        """Called inside the transaction that creates a user (the directory's add_user)."""
+        """Called inside the transaction that creates a user (the directory's add_user): the
+        default mailboxes, each subscribed (clients that show only subscribed folders)."""
         for name, special in DEFAULT_MAILBOXES:
             self._insert_mailbox(txn.conn, user_id, name, special_use=special.value if special else None)
+            txn.conn.execute("INSERT OR IGNORE INTO subscriptions(user_id, name) VALUES(?, ?)", (user_id, name))
 
     async def list_mailboxes(self, user_id: int) -> list[Mailbox]:
         """Selectable mailboxes of a user, by name."""
@@ -228,8 +229,8 @@ class SqliteMailStore:
                     self._insert_mailbox(conn, user_id, path, special_use=special_use if last else None)
                 elif last and row[1]:
                     # Re-creating over a \Noselect placeholder starts a new life of the name.
-                    subscribed = self._end_life(conn, row[0])
-                    self._insert_mailbox(conn, user_id, path, special_use=special_use, subscribed=subscribed)
+                    self._end_life(conn, row[0])
+                    self._insert_mailbox(conn, user_id, path, special_use=special_use)
                 elif last:
                     raise AlreadyExists(f"mailbox {name} already exists")
             txn.emit(MailboxesChanged(user_id))
@@ -259,9 +260,9 @@ class SqliteMailStore:
             rows = self._expunge_rows(txn, mailbox_id, None, tombstones=False)
             # This life of the mailbox ends here, expunge records included. A name kept for
             # its children is a new row: nothing of the old life can reach a later one.
-            subscribed = self._end_life(conn, mailbox_id)
+            self._end_life(conn, mailbox_id)
             if has_children:
-                self._insert_mailbox(conn, user_id, name, noselect=True, subscribed=subscribed)
+                self._insert_mailbox(conn, user_id, name, noselect=True)
             self.collect_blobs(txn, (blob_id for _, blob_id in rows))
             txn.emit(MailboxChanged(user_id, mailbox_id))
             txn.emit(MailboxesChanged(user_id))
@@ -305,15 +306,35 @@ class SqliteMailStore:
             if conn.execute("SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, path)).fetchone() is None:
                 self._insert_mailbox(conn, user_id, path)
 
+    async def list_subscriptions(self, user_id: int) -> list[str]:
+        """The user's subscription list, by name (names, not mailboxes)."""
+        def q(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute(
+                "SELECT name FROM subscriptions WHERE user_id = ? ORDER BY name", (user_id,))]
+        return await self.db.read(q)
+
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
+        """Add or remove a name of the subscription list; the name need not exist."""
         name = normalize_mailbox_name(name)
 
         def w(txn: WriteTxn) -> None:
-            cur = txn.conn.execute("UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND name = ?",
-                                   (int(subscribed), user_id, name))
-            if cur.rowcount == 0:
-                raise NotFound(f"no mailbox named {name}")
-            txn.emit(MailboxesChanged(user_id))
+            conn = txn.conn
+            if conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
+                raise NotFound("no such user")
+            if not subscribed:
+                changed = conn.execute("DELETE FROM subscriptions WHERE user_id = ? AND name = ?",
+                                       (user_id, name)).rowcount
+            elif conn.execute("SELECT 1 FROM subscriptions WHERE user_id = ? AND name = ?",
+                              (user_id, name)).fetchone() is not None:
+                changed = 0
+            elif conn.execute("SELECT count(*) FROM subscriptions WHERE user_id = ?",
+                              (user_id,)).fetchone()[0] >= MAX_SUBSCRIPTIONS:
+                raise LimitExceeded(f"at most {MAX_SUBSCRIPTIONS} subscriptions per user")
+            else:
+                changed = conn.execute("INSERT INTO subscriptions(user_id, name) VALUES(?, ?)",
+                                       (user_id, name)).rowcount
+            if changed:
+                txn.emit(MailboxesChanged(user_id))
         await self.db.write(w)
 
     async def status(self, mailbox_id: int) -> MailboxStatus:
@@ -370,7 +391,7 @@ class SqliteMailStore:
                 uids, masks, keywords, sizes, dates = zip(*rows)
             else:
                 uids = masks = keywords = sizes = dates = ()
-            return MailboxSnapshot(_mailbox(row), row[8], array("I", uids),
+            return MailboxSnapshot(_mailbox(row), row[7], array("I", uids),
                                    list(map(columns_to_flags, masks, keywords)), array("Q", sizes), array("d", dates))
         return await self.db.read(q)
 

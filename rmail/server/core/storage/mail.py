@@ -130,7 +130,20 @@ class MailStore(Protocol):
         """
         ...
 
+    async def list_subscriptions(self, user_id: int) -> list[str]:
+        """The user's subscription list (RFC 3501 §6.3.6), by name: names, not mailboxes, so
+        it may hold names no mailbox has (deleted, renamed or never created)."""
+        ...
+
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
+        """Add ``name`` to the subscription list or remove it; either is a no-op when it is
+        already so. The name need not exist (RFC 3501 §6.3.6, as Dovecot). CREATE, DELETE and
+        RENAME never change the list (RFC 3501 §6.3.6 "MUST NOT unilaterally remove", RFC
+        9051 §6.3.6 on RENAME).
+
+        Raises: InvalidInput (bad name), LimitExceeded (``names.MAX_SUBSCRIPTIONS``),
+        NotFound (the user is gone).
+        """
         ...
 
     async def status(self, mailbox_id: int) -> MailboxStatus:

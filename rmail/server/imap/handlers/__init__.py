@@ -2,8 +2,8 @@
 
 - `auth` — CAPABILITY, ID, ENABLE, LOGOUT, STARTTLS (when the connection cannot), LOGIN,
   AUTHENTICATE (SASL PLAIN and LOGIN): what a client says before and at login.
-- `mailboxes` — CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, NAMESPACE,
-  and the LIST/LSUB matching rules.
+- `mailboxes` — CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, NAMESPACE
+  (what LIST/LSUB return is `listing`'s).
 - `messages` — FETCH (streaming large bodies), STORE, COPY, MOVE, EXPUNGE, UID EXPUNGE, APPEND.
 - `search` — SEARCH (SORT and THREAD belong here too).
 - `esearch` — SEARCH with RETURN options (ESEARCH, SEARCHRES, CONTEXT=SEARCH), CANCELUPDATE.
