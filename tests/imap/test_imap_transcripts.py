@@ -63,9 +63,9 @@ NOHEADER = b"\r\njust a body\r\n"
 #: mailboxes' UIDVALIDITY, "{X1100}" for 1100 "x"s.
 STEPS: list[tuple[bytes, bytes]] = [
     (b'',
-     b'* OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ AUTH=PLAIN AUTH=LOGIN] rmail IMAP4rev1 ready\r\n'),
+     b'* OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ CONDSTORE QRESYNC AUTH=PLAIN AUTH=LOGIN] rmail IMAP4rev1 ready\r\n'),
     (b'c1 CAPABILITY\r\n',
-     b'* CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ AUTH=PLAIN AUTH=LOGIN\r\n'
+     b'* CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ CONDSTORE QRESYNC AUTH=PLAIN AUTH=LOGIN\r\n'
      b'c1 OK CAPABILITY completed\r\n'),
     (b'c2 NOOP\r\n',
      b'c2 OK NOOP completed\r\n'),
@@ -82,16 +82,16 @@ STEPS: list[tuple[bytes, bytes]] = [
     (b'c7 LOGIN alice@example.com wrong\r\n',
      b'c7 NO [AUTHENTICATIONFAILED] invalid credentials\r\n'),
     (b'c8 LOGIN alice@example.com secret-password\r\n',
-     b'c8 OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+] logged in\r\n'),
+     b'c8 OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ CONDSTORE QRESYNC] logged in\r\n'),
     (b'c9 CAPABILITY\r\n',
-     b'* CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+\r\n'
+     b'* CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS MOVE ID ENABLE UNSELECT LITERAL+ CONDSTORE QRESYNC\r\n'
      b'c9 OK CAPABILITY completed\r\n'),
     (b'd1 LOGIN alice@example.com x\r\n',
      b'd1 BAD LOGIN not allowed in the authenticated state\r\n'),
     (b'd2 NAMESPACE\r\n',
      b'* NAMESPACE (("" "/")) NIL NIL\r\n'
      b'd2 OK NAMESPACE completed\r\n'),
-    (b'd3 ENABLE CONDSTORE UTF8=ACCEPT\r\n',
+    (b'd3 ENABLE X-UNKNOWN UTF8=ACCEPT\r\n',
      b'* ENABLED\r\n'
      b'd3 OK ENABLE completed\r\n'),
     (b'd4 LIST "" *\r\n',
@@ -464,6 +464,7 @@ STEPS: list[tuple[bytes, bytes]] = [
     (b'n5 MOVE 1 INBOX\r\n',
      b'n5 NO [READ-ONLY] mailbox is read-only\r\n'),
     (b'n6 SELECT Nope\r\n',
+     b'* OK [CLOSED] previous mailbox closed\r\n'
      b'n6 NO [NONEXISTENT] no mailbox named Nope\r\n'),
     (b'n7 FETCH 1 FLAGS\r\n',
      b'n7 BAD FETCH not allowed in the authenticated state\r\n'),

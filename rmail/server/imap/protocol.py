@@ -59,7 +59,8 @@ COMMANDS_BY_STATE: Final[dict[State, frozenset[type[c.Command]]]] = {
 
 #: Listed in this order on every connection (SPEC.md, "always").
 ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS",
-                              "MOVE", "ID", "ENABLE", "UNSELECT", "LITERAL+")
+                              "MOVE", "ID", "ENABLE", "UNSELECT", "LITERAL+",
+                              "CONDSTORE", "QRESYNC")  # RFC 7162
 
 
 def allowed(state: State, command: c.Command) -> bool:

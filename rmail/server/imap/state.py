@@ -28,7 +28,7 @@ from rmail.server.core.quota import Quotas
 from rmail.server.core.slicing import OnePerKey
 from rmail.server.core.storage.mail import MailStore
 
-from .encode import Atom, Code, Response, encode, encode_all
+from .encode import Atom, Code, Response, Status, encode, encode_all
 from .errors import CommandError
 from .protocol import State, capabilities
 from .selected import SelectedMailbox
@@ -90,6 +90,10 @@ class SessionState:
         #: Set by the doorbell's filter when the mailbox list may have changed: the next flush
         #: then checks that the selected mailbox still exists (and learns a new name).
         self.check_mailbox = False
+        #: RFC 7162: CONDSTORE is on (ENABLE, or any command that uses it, §3.1) and QRESYNC
+        #: is on (ENABLE QRESYNC only, which turns CONDSTORE on too); both for good.
+        self.condstore = False
+        self.qresync = False
 
     # -- what handlers share ------------------------------------------------------------------
 
@@ -111,6 +115,16 @@ class SessionState:
     def capability_code(self) -> Code:
         """``[CAPABILITY ...]`` for the greeting and a successful login."""
         return Code("CAPABILITY", tuple(Atom(cap) for cap in self.capabilities()))
+
+    def enable_condstore(self) -> None:
+        """Turn CONDSTORE on. The first time, with a mailbox selected, the client learns its
+        HIGHESTMODSEQ (RFC 7162 §3.1): the MODSEQ up to which it has heard everything."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.selected is not None:
+            self.send(Status("OK", "highest mod-sequence",
+                             Code("HIGHESTMODSEQ", (self.selected.synced_modseq,))))
 
     def require_view(self) -> SelectedMailbox:
         if self.selected is None:

@@ -59,8 +59,20 @@ async def id_(s: SessionState, cmd: c.Id) -> Tagged:
 
 
 async def enable(s: SessionState, cmd: c.Enable) -> Tagged:
-    # None of rmail's capabilities needs enabling (RFC 5161 §3.1: list only enabled ones).
-    s.send(Data("ENABLED"))
+    """RFC 5161: ENABLED lists what this command turned on; CONDSTORE and QRESYNC (RFC 7162
+    §3.1, §3.2.3; QRESYNC turns CONDSTORE on too) are rmail's ENABLE-able extensions, any
+    other name is ignored."""
+    enabled = []
+    for name in cmd.capabilities:
+        if name == "CONDSTORE" and not s.condstore:
+            s.enable_condstore()
+        elif name == "QRESYNC" and not s.qresync:
+            s.qresync = True
+            s.enable_condstore()
+        else:
+            continue
+        enabled.append(Atom(name))
+    s.send(Data("ENABLED", tuple(enabled)))
     return Tagged(cmd.tag, "OK", "ENABLE completed")
 
 

@@ -136,6 +136,9 @@ async def status(s: SessionState, cmd: c.Status) -> Tagged:
     st = await s.store.status(mailbox.id)
     values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uidnext,
               "UIDVALIDITY": st.uidvalidity, "UNSEEN": st.unseen}
+    if "HIGHESTMODSEQ" in cmd.items:
+        values["HIGHESTMODSEQ"] = st.highestmodseq
+        s.enable_condstore()    # RFC 7162 §3.1: STATUS HIGHESTMODSEQ enables CONDSTORE
     items = tuple(v for item in cmd.items for v in (Atom(item), values[item]))
     s.send(Data("STATUS", (mutf7.encode(mailbox.name), items)))
     return Tagged(cmd.tag, "OK", "STATUS completed")

@@ -20,6 +20,7 @@ from rmail.server.core.slicing import Slicer
 from .. import commands as c
 from ..encode import Tagged, search_response
 from ..search import search as evaluate
+from ..search import uses_modseq
 from ..state import SessionState
 
 __all__ = ["HANDLERS"]
@@ -29,6 +30,9 @@ async def search(s: SessionState, cmd: c.Search) -> Tagged:
     view = s.require_view()
     mailbox_id = view.mailbox.id
     store = s.store
+    modseq_key = uses_modseq(cmd.key)
+    if modseq_key:
+        s.enable_condstore()    # RFC 7162 §3.1
 
     async def load_info(uids: list[int]) -> dict[int, MessageInfo]:
         return await store.fetch_info(mailbox_id, uids)
@@ -42,9 +46,11 @@ async def search(s: SessionState, cmd: c.Search) -> Tagged:
         hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,
                               load_text=load_text)
     numbers = [view.uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
+    # RFC 7162 §3.1.5: with a MODSEQ key, the highest MODSEQ of the messages found.
+    highest = max((view.modseqs[i] for i in hits), default=None) if modseq_key else None
     writing = Slicer()  # the answer is found: writing it is not held to the budget
     out = []
-    for piece in search_response(numbers):
+    for piece in search_response(numbers, highest):
         out.append(piece)
         await writing.tick()
     s.out.write(b"".join(out))
