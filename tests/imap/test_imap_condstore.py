@@ -16,6 +16,7 @@ erratum 1807 asks) the step says so.
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from rmail.server.runtime import ServerRuntime
@@ -220,3 +221,84 @@ async def test_enabling_and_news_from_elsewhere(runtime: ServerRuntime) -> None:
                         moved), moved
     await a.close()
     await b.close()
+
+
+async def test_imapclient_resyncs_with_condstore_and_qresync(runtime: ServerRuntime) -> None:
+    """IMAPClient, an independent client, keeps a cache of INBOX, goes away while another
+    IMAPClient changes flags, expunges, moves and appends, and comes back twice: with
+    CONDSTORE (FETCH CHANGEDSINCE plus the UID list) and with QRESYNC (one SELECT). Both
+    caches end equal to what the other client sees."""
+    from imapclient import IMAPClient
+    from imapclient.response_parser import parse_fetch_response
+
+    from tests.conftest import PASSWORD
+    port = runtime.port("imap")
+
+    def connect() -> IMAPClient:
+        c = IMAPClient("127.0.0.1", port=port, ssl=False)
+        c.login("alice@example.com", PASSWORD)
+        return c
+
+    def flags(values: tuple[bytes, ...]) -> frozenset[bytes]:
+        return frozenset(v for v in values if v != b"\\Recent")
+
+    def work() -> None:
+        other = connect()
+        for n in range(1, 9):
+            other.append("INBOX", msg(n), flags=[b"\\Seen"] if n % 3 == 0 else [])
+        # The cache: UIDVALIDITY, HIGHESTMODSEQ, flags by UID.
+        c = connect()
+        assert c.has_capability("CONDSTORE") and c.has_capability("QRESYNC")
+        assert c.enable("CONDSTORE") == [b"CONDSTORE"]
+        info = c.select_folder("INBOX")
+        uidvalidity, modseq = info[b"UIDVALIDITY"], info[b"HIGHESTMODSEQ"]
+        assert c.folder_status("INBOX", [b"HIGHESTMODSEQ"])[b"HIGHESTMODSEQ"] == modseq
+        cache = {u: flags(d[b"FLAGS"]) for u, d in c.fetch("1:*", ["FLAGS"]).items()}
+        assert sorted(cache) == list(range(1, 9))
+        c.logout()
+        # Changes made elsewhere.
+        other.select_folder("INBOX")
+        other.add_flags([1, 2], [b"\\Flagged"])
+        other.remove_flags([3], [b"\\Seen"])
+        other.add_flags([4, 5], [b"\\Deleted"])
+        other.expunge()
+        other.move([6], "Archive")
+        other.append("INBOX", msg(9), flags=[b"$todo"])
+        truth = {u: flags(d[b"FLAGS"]) for u, d in other.fetch("1:*", ["FLAGS"]).items()}
+        # CONDSTORE: the changed flags (new messages among them), and which UIDs are left.
+        c = connect()
+        c.enable("CONDSTORE")
+        c.select_folder("INBOX")
+        changed = c.fetch("1:*", ["FLAGS"], ["CHANGEDSINCE %d" % modseq])
+        assert all(d[b"MODSEQ"][0] > modseq for d in changed.values())
+        assert sorted(changed) == [1, 2, 3, 9]
+        ids = c.search(["MODSEQ", modseq + 1])
+        assert sorted(ids) == [1, 2, 3, 9] and ids.modseq == max(d[b"MODSEQ"][0] for d in changed.values())
+        kept = set(c.search("ALL"))
+        resynced = {u: f for u, f in cache.items() if u in kept}
+        resynced.update({u: flags(d[b"FLAGS"]) for u, d in changed.items()})
+        assert resynced == truth
+        c.logout()
+        # QRESYNC: one SELECT says what vanished and what changed.
+        c = connect()
+        assert c.enable("QRESYNC") == [b"QRESYNC"]
+        # IMAPClient has no QRESYNC select; imaplib's select passes the parameters along.
+        typ, _ = c._imap.select("INBOX (QRESYNC (%d %d 1:8))" % (uidvalidity, modseq))
+        assert typ == "OK"
+        untagged = c._imap.untagged_responses
+        assert untagged.pop("VANISHED") == [b"(EARLIER) 4:6"]
+        news = parse_fetch_response(untagged.pop("FETCH"), uid_is_key=True)
+        resynced = {u: f for u, f in cache.items() if u not in (4, 5, 6)}
+        resynced.update({u: flags(d[b"FLAGS"]) for u, d in news.items()})
+        new = c.fetch("9:*", ["FLAGS"])  # QRESYNC told of known UIDs only (1:8)
+        resynced.update({u: flags(d[b"FLAGS"]) for u, d in new.items() if u >= 9})
+        assert resynced == truth
+        # And a conditional STORE: message 1 changed after `modseq`, message 7 did not.
+        typ, data = c._imap._simple_command("UID", "STORE", "1,7", "(UNCHANGEDSINCE %d)" % modseq,
+                                            "+FLAGS.SILENT", "(\\Answered)")
+        assert typ == "OK" and data == [b"[MODIFIED 1] conditional STORE failed"]
+        after = c.fetch([1, 7], ["FLAGS", "MODSEQ"])
+        assert b"\\Answered" in after[7][b"FLAGS"] and b"\\Answered" not in after[1][b"FLAGS"]
+        c.logout()
+        other.logout()
+    await asyncio.to_thread(work)
