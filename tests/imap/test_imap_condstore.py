@@ -302,3 +302,32 @@ async def test_imapclient_resyncs_with_condstore_and_qresync(runtime: ServerRunt
         c.logout()
         other.logout()
     await asyncio.to_thread(work)
+
+
+async def test_highestmodseq_stays_behind_an_expunge_not_yet_announced(runtime: ServerRuntime) -> None:
+    """An expunge held back during FETCH (RFC 3501 §7.4.1) is not covered by the HIGHESTMODSEQ
+    the session reports meanwhile: a client that resynchronised from it would never hear of
+    that expunge."""
+    uv = b"%d" % await build_inbox(runtime)
+    a, b = [await RawClient.connect(runtime.port("imap")) for _ in range(2)]
+    for client in (a, b):
+        await client.login()
+    await a.cmd(b"a1", b"SELECT INBOX")
+    await b.cmd(b"b1", b"SELECT INBOX")
+    await b.cmd(b"b2", b"UID STORE 10 +FLAGS.SILENT (\\Deleted)")
+    await b.cmd(b"b3", b"EXPUNGE")        # MODSEQs 16 and 17
+    # A hears of the expunge during a FETCH: it is held back, message 8 stays.
+    assert await a.cmd(b"a2", b"FETCH 8 (FLAGS)") == (
+        b"* 8 FETCH (FLAGS (\\Recent))\r\na2 OK FETCH completed\r\n")
+    assert await a.cmd(b"a3", b"FETCH 8 (MODSEQ)") == (
+        b"* OK [HIGHESTMODSEQ 15] highest mod-sequence\r\n* 8 FETCH (MODSEQ (11))\r\n"
+        b"a3 OK FETCH completed\r\n")
+    assert await a.cmd(b"a4", b"NOOP") == b"* 8 EXPUNGE\r\na4 OK NOOP completed\r\n"
+    assert await a.cmd(b"a5", b"ENABLE QRESYNC") == b"* ENABLED QRESYNC\r\na5 OK ENABLE completed\r\n"
+    # Now told everything: EXPUNGE's tagged OK says 17.
+    assert await a.cmd(b"a6", b"EXPUNGE") == b"a6 OK [HIGHESTMODSEQ 17] EXPUNGE completed\r\n"
+    reply = await a.cmd(b"a7", b"SELECT INBOX (QRESYNC (%b 15))" % uv)
+    assert reply.endswith(b"* OK [HIGHESTMODSEQ 17] highest mod-sequence\r\n* VANISHED (EARLIER) 10\r\n"
+                          b"a7 OK [READ-WRITE] SELECT completed\r\n"), reply
+    for client in (a, b):
+        await client.close()
