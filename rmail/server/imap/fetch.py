@@ -1,11 +1,12 @@
 """FETCH items (RFC 3501 §6.4.5, §7.4.2): which values a FETCH sends, as pure functions.
 
-FLAGS, UID, MODSEQ (RFC 7162), RFC822.SIZE and INTERNALDATE come from the session's map; ENVELOPE, BODY and
+FLAGS, UID, RFC822.SIZE and INTERNALDATE come from the session's map; ENVELOPE, BODY and
 BODYSTRUCTURE from the bytes the store computed at delivery (`MessageInfo`, written by the
 same string rule as `encode`); only BODY[...] and RFC822* read message bytes, which the caller
 passes in. Each item is the RFC's name, a space and its value written by `encode` (flag lists,
 date-times, literals): this module picks and cuts values, `encode` decides how they look. The
-items are built straight into bytes: this is the hot path of every client sync.
+items are built straight into bytes: this is the hot path of every client sync. MODSEQ (RFC
+7162) comes from the map too.
 """
 
 from __future__ import annotations
