@@ -162,11 +162,14 @@ STEPS: list[tuple[bytes, bytes]] = [
      b"f1 BAD message sequence match data sets differ in size\r\n"),
     (b"f2 STORE 1 (UNCHANGEDSINCE 5 FOO) +FLAGS (\\Seen)\r\n",
      b"f2 BAD expected )\r\n"),
-    # A FETCH that sets \Seen reports it with UID and MODSEQ (§3.2).
+    # A FETCH that sets \Seen reports it with UID and MODSEQ (§3.2); with QRESYNC on, every
+    # FETCH response starts with the UID.
     (b"f3 FETCH 1 (BODY[TEXT])\r\n",
-     b"* 1 FETCH (BODY[TEXT] {8}\r\nbody 1\r\n UID 1 MODSEQ (20) FLAGS (\\Seen))\r\n"
+     b"* 1 FETCH (UID 1 BODY[TEXT] {8}\r\nbody 1\r\n MODSEQ (20) FLAGS (\\Seen))\r\n"
      b"f3 OK FETCH completed\r\n"),
-    (b"f4 CLOSE\r\n", b"f4 OK CLOSE completed\r\n"),
+    (b"f4 FETCH 2 (FLAGS)\r\n",
+     b"* 2 FETCH (UID 2 FLAGS (\\Draft))\r\nf4 OK FETCH completed\r\n"),
+    (b"f5 CLOSE\r\n", b"f5 OK CLOSE completed\r\n"),
 ]
 
 
@@ -203,9 +206,9 @@ async def test_enabling_and_news_from_elsewhere(runtime: ServerRuntime) -> None:
     assert await a.cmd(b"a6", b"ENABLE QRESYNC") == b"* ENABLED QRESYNC\r\na6 OK ENABLE completed\r\n"
     await b.cmd(b"b3", b"UID STORE 3,5 +FLAGS.SILENT (\\Deleted)")
     await b.cmd(b"b4", b"EXPUNGE")
-    # Held back during FETCH (RFC 3501 §7.4.1).
+    # Held back during FETCH (RFC 3501 §7.4.1); the FETCH names the UID (QRESYNC is on).
     assert await a.cmd(b"a7", b"FETCH 1 (FLAGS)") == (
-        b"* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\na7 OK FETCH completed\r\n")
+        b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))\r\na7 OK FETCH completed\r\n")
     assert await a.cmd(b"a8", b"NOOP") == b"* VANISHED 3,5\r\na8 OK NOOP completed\r\n"
     # A SELECT that fails still closed the mailbox before it.
     assert await a.cmd(b"a9", b"SELECT Nope (CONDSTORE)") == (

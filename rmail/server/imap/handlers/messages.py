@@ -77,6 +77,10 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
     if cmd.changed_since is not None:
         since = cmd.changed_since
         indexes = [i for i in indexes if view.modseqs[i] > since]
+    if s.qresync and all(a.name != "UID" for a in atts):
+        # Once QRESYNC is on, every FETCH response names its UID: message numbers alone
+        # cannot be matched with VANISHED's UIDs (imaptest checks it).
+        atts = (c.FetchAtt("UID"),) + atts
     if s.condstore and not view.readonly and any(a.sets_seen for a in atts):
         # RFC 7162 §3.2: \Seen set by this FETCH is reported with UID and MODSEQ.
         atts += tuple(c.FetchAtt(n) for n in ("UID", "MODSEQ") if all(a.name != n for a in atts))
