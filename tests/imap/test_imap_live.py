@@ -36,7 +36,8 @@ async def test_spec_example_with_imaplib(runtime: ServerRuntime) -> None:
 
     def client() -> None:
         imap = imaplib.IMAP4("127.0.0.1", port)
-        assert set(ALWAYS) | {"AUTH=PLAIN", "AUTH=LOGIN"} == set(imap.capabilities)
+        assert set(ALWAYS) | {"ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN", "AUTH=PLAIN",
+                              "AUTH=LOGIN"} == set(imap.capabilities)
         imap.login("alice@example.com", PASSWORD)
         imap.select("INBOX")
         status, data = imap.search(None, "ALL")
@@ -100,7 +101,8 @@ async def test_states_and_errors_raw(runtime: ServerRuntime) -> None:
     c = await RawClient.connect(runtime.port("imap"))
     greeting = await c.line()
     assert greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS "
-                               b"MOVE ID ENABLE UNSELECT LITERAL+ CONDSTORE QRESYNC AUTH=PLAIN AUTH=LOGIN]")
+                               b"MOVE ID ENABLE UNSELECT LITERAL+ CONDSTORE QRESYNC ESEARCH SEARCHRES "
+                               b"CONTEXT=SEARCH WITHIN AUTH=PLAIN AUTH=LOGIN]")
     assert (await c.cmd(b"a1", b"SELECT INBOX")).startswith(b"a1 BAD SELECT not allowed")
     assert await c.cmd(b"a2", b"FROB") == b"a2 BAD unknown command FROB\r\n"
     assert await c.cmd(b"a3", b"LOGIN alice@example.com wrong") == \

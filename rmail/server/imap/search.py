@@ -20,6 +20,7 @@ This module does no I/O of its own: the handler passes loaders for stored header
 from __future__ import annotations
 
 import bisect
+import time
 from datetime import date, datetime, timezone
 from typing import Awaitable, Callable, Final, Sequence
 
@@ -315,6 +316,12 @@ class _Run:
             if key.larger:
                 return lambda i: sizes[i] > limit
             return lambda i: sizes[i] < limit
+        if isinstance(key, c.SearchAge):
+            # RFC 5032 §2: against the server's clock now, to the second, both ends inclusive.
+            cutoff = int(time.time()) - key.seconds
+            if key.older:
+                return lambda i: int(dates[i]) <= cutoff
+            return lambda i: int(dates[i]) >= cutoff
         if isinstance(key, c.SearchDate) and not key.sent:
             relation, target = key.relation, key.day
             return lambda i: _compare(relation, _day(dates[i]), target)
@@ -382,10 +389,14 @@ def uses_modseq(key: c.SearchKey) -> bool:
 
 
 async def search(key: c.SearchKey, view: SelectedMailbox, *, slicer: Slicer,
-                 load_info: InfoLoader, load_text: TextLoader) -> list[int]:
-    """The 0-based indexes of the messages in `view` that match `key`, ascending.
+                 load_info: InfoLoader, load_text: TextLoader,
+                 among: Sequence[int] | None = None) -> list[int]:
+    """The 0-based indexes of the messages in `view` that match `key`, ascending; only those
+    in `among` (ascending indexes) when given, as an updating context asks of changed
+    messages (RFC 5267 §4.3).
 
     Raises:
         LimitExceeded: the slicer's CPU budget ran out first.
     """
-    return await _Run(key, view, slicer, load_info, load_text).run(range(view.exists))
+    indexes = range(view.exists) if among is None else among
+    return await _Run(key, view, slicer, load_info, load_text).run(indexes)

@@ -1,4 +1,5 @@
-"""SEARCH (RFC 3501 §6.4.4); SORT and THREAD (RFC 5256) belong here too.
+"""SEARCH (RFC 3501 §6.4.4); SORT and THREAD (RFC 5256) belong here too. A SEARCH with
+RETURN options is answered by `esearch` (ESEARCH, SEARCHRES, CONTEXT=SEARCH).
 
 Invariants:
 
@@ -22,17 +23,17 @@ from ..encode import Tagged, search_response
 from ..search import search as evaluate
 from ..search import uses_modseq
 from ..state import SessionState
+from .esearch import extended_search
 
 __all__ = ["HANDLERS"]
 
 
-async def search(s: SessionState, cmd: c.Search) -> Tagged:
+async def find(s: SessionState, key: c.SearchKey) -> list[int]:
+    """The 0-based indexes of the selected mailbox's messages that match `key`, ascending:
+    one evaluation per user at a time, within the SEARCH budget."""
     view = s.require_view()
     mailbox_id = view.mailbox.id
     store = s.store
-    modseq_key = uses_modseq(cmd.key)
-    if modseq_key:
-        s.enable_condstore()    # RFC 7162 §3.1
 
     async def load_info(uids: list[int]) -> dict[int, MessageInfo]:
         return await store.fetch_info(mailbox_id, uids)
@@ -43,8 +44,18 @@ async def search(s: SessionState, cmd: c.Search) -> Tagged:
     async with s.services.scans.lock(s.account.id):
         # Made only now, so the wait for the slot is not metered.
         slicer = Slicer(budget=s.services.search_budget, what="this SEARCH")
-        hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,
+        return await evaluate(key, view, slicer=slicer, load_info=load_info,
                               load_text=load_text)
+
+
+async def search(s: SessionState, cmd: c.Search) -> Tagged:
+    view = s.require_view()
+    modseq_key = uses_modseq(cmd.key)
+    if modseq_key:
+        s.enable_condstore()    # RFC 7162 §3.1
+    if cmd.returns is not None:  # RETURN (...): ESEARCH, SEARCHRES, CONTEXT=SEARCH
+        return await extended_search(s, cmd, find)
+    hits = await find(s, cmd.key)
     numbers = [view.uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
     # RFC 7162 §3.1.5: with a MODSEQ key, the highest MODSEQ of the messages found.
     highest = max((view.modseqs[i] for i in hits), default=None) if modseq_key else None
