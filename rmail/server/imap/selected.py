@@ -22,7 +22,7 @@ Invariants (RFC 3501 §7.4.1, §2.3.1.2):
   sends the grown FLAGS and PERMANENTFLAGS before the next response that carries flags, and
   every flag it sends comes from this map. The list never shrinks (as in Dovecot).
 - A `Watcher` (the session's updating searches, `context`) hears of every change to the map
-  as it happens: UIDs whose flags changed or that arrived go into its `touched` set, and
+  as it happens: UIDs whose flags or MODSEQ changed or that arrived go into its `touched` set, and
   messages about to leave are shown to `removing` while their sequence numbers still hold
   (RFC 5267 §4.3.4 wants REMOVEFROM before the EXPUNGE).
 """
@@ -63,7 +63,7 @@ class InvalidSequence(Exception):
 class Watcher(Protocol):
     """Told of changes to a session's map as they happen (see the module's invariants)."""
 
-    #: UIDs whose flags changed or that entered the map since the watcher last looked.
+    #: UIDs whose flags or MODSEQ changed or that entered the map since the watcher last looked.
     touched: set[int]
 
     def removing(self, indexes: list[int]) -> None:
@@ -277,10 +277,13 @@ class SelectedMailbox:
             seq = self.seq_of(m.uid)
             if seq is None or m.uid in self._pending:
                 continue
+            # A new MODSEQ alone (flags changed and changed back) can still change the
+            # result of an updating search with a MODSEQ key.
+            if self.watcher is not None and (self.flags[seq - 1] != m.flags
+                                             or self.modseqs[seq - 1] != m.modseq):
+                self.watcher.touched.add(m.uid)
             self.modseqs[seq - 1] = m.modseq
             self._note(m.flags)
-            if self.watcher is not None and self.flags[seq - 1] != m.flags:
-                self.watcher.touched.add(m.uid)
             if self._own.get(m.uid) == m.modseq or self.flags[seq - 1] == m.flags:
                 self.flags[seq - 1] = m.flags
                 continue

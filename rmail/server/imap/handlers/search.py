@@ -54,7 +54,10 @@ async def search(s: SessionState, cmd: c.Search) -> Tagged:
     if modseq_key:
         s.enable_condstore()    # RFC 7162 §3.1
     if cmd.returns is not None:  # RETURN (...): ESEARCH, SEARCHRES, CONTEXT=SEARCH
-        return await extended_search(s, cmd, find)
+        # RFC 4731 §3.2: with a MODSEQ key the ESEARCH carries the MODSEQ item, taken from
+        # the map (its MODSEQ column is what the search itself compared).
+        return await extended_search(
+            s, cmd, find, modseq_of=(lambda i: view.modseqs[i]) if modseq_key else None)
     hits = await find(s, cmd.key)
     numbers = [view.uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
     # RFC 7162 §3.1.5: with a MODSEQ key, the highest MODSEQ of the messages found.
