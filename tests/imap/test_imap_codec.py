@@ -121,7 +121,7 @@ def test_state_tables(state: State, command: c.Command, ok: bool) -> None:
 
 
 ALWAYS = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID", "ENABLE",
-          "UNSELECT", "LITERAL+")
+          "UNSELECT", "LITERAL+", "CONDSTORE", "QRESYNC")
 SEARCH_EXTENSIONS = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN")
 MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "STATUS=SIZE")
 

@@ -20,7 +20,7 @@ from . import caps
 from .conftest import RawClient
 
 ALWAYS = ("IMAP4REV1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID", "ENABLE",
-          "UNSELECT", "LITERAL+")
+          "UNSELECT", "LITERAL+", "CONDSTORE", "QRESYNC")
 #: The mailbox-list extensions (protocol.MAILBOX_CAPABILITIES).
 MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "STATUS=SIZE",
            "APPENDLIMIT=26214400")
@@ -116,7 +116,8 @@ async def test_states_and_errors_raw(runtime: ServerRuntime) -> None:
     assert await c.cmd(b"a7", b"FETCH 1 FLAGS") == b"a7 BAD the mailbox is empty\r\n"
     assert await c.cmd(b"a8", b"EXPUNGE") == b"a8 NO [READ-ONLY] mailbox is read-only\r\n"
     assert await c.cmd(b"a9", b"APPEND Nope {1+}\r\nx") == b"a9 NO [TRYCREATE] no such mailbox\r\n"
-    assert await c.cmd(b"b1", b"ENABLE CONDSTORE") == b"* ENABLED\r\nb1 OK ENABLE completed\r\n"
+    assert await c.cmd(b"b1", b"ENABLE CONDSTORE") == (
+        b"* OK [HIGHESTMODSEQ 1] highest mod-sequence\r\n* ENABLED CONDSTORE\r\nb1 OK ENABLE completed\r\n")
     assert await c.cmd(b"b2", b"LIST \"\" \"\"") == b'* LIST (\\Noselect) "/" ""\r\nb2 OK LIST completed\r\n'
     assert await c.cmd(b"b3", b"LOGOUT") == b"* BYE rmail logging out\r\nb3 OK LOGOUT completed\r\n"
     assert await c.line() == b""

@@ -92,7 +92,7 @@ STEPS: list[tuple[bytes, bytes]] = [
     (b'd2 NAMESPACE\r\n',
      b'* NAMESPACE (("" "/")) NIL NIL\r\n'
      b'd2 OK NAMESPACE completed\r\n'),
-    (b'd3 ENABLE CONDSTORE X-UNKNOWN\r\n',
+    (b'd3 ENABLE X-UNKNOWN X-OTHER\r\n',
      b'* ENABLED\r\n'
      b'd3 OK ENABLE completed\r\n'),
     (b'd4 LIST "" *\r\n',
@@ -467,6 +467,7 @@ STEPS: list[tuple[bytes, bytes]] = [
     (b'n5 MOVE 1 INBOX\r\n',
      b'n5 NO [READ-ONLY] mailbox is read-only\r\n'),
     (b'n6 SELECT Nope\r\n',
+     b'* OK [CLOSED] previous mailbox closed\r\n'
      b'n6 NO [NONEXISTENT] no mailbox named Nope\r\n'),
     (b'n7 FETCH 1 FLAGS\r\n',
      b'n7 BAD FETCH not allowed in the authenticated state\r\n'),

@@ -31,6 +31,7 @@ __all__ = [
     "SearchNot", "SearchOr", "SearchRecent", "SearchSeq", "SearchSize", "Search", "Section",
     "Select", "SeqSet", "StartTLS", "Status", "Store", "StoreMode", "Subscribe", "UidExpunge",
     "Unselect", "Unsubscribe", "normalize_mailbox",
+    "QResync", "SearchModseq",
     "SAVED_RESULT", "CancelUpdate", "SearchAge", "SearchReturn",
     "Compress", "GetQuota", "GetQuotaRoot", "SetQuota",
 ]
@@ -140,8 +141,8 @@ class Section:
 class FetchAtt:
     """One FETCH data item (RFC 3501 §6.4.5).
 
-    `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, RFC822,
-    RFC822.HEADER, RFC822.TEXT, or BODY — BODY with `section` None is the body structure
+    `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, MODSEQ (RFC
+    7162), RFC822, RFC822.HEADER, RFC822.TEXT, or BODY — BODY with `section` None is the body structure
     without extension data; with a section it is BODY[section]<partial>.
     """
 
@@ -242,6 +243,15 @@ class SearchSize:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchModseq:
+    """MODSEQ [entry-name entry-type] n (RFC 7162 §3.1.5): messages whose MODSEQ is at least
+    `modseq`. rmail keeps one MODSEQ per message, so the optional flag entry is checked for
+    syntax and then answers like the message's MODSEQ (as the RFC allows)."""
+
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
 class SearchAge:
     """OLDER n / YOUNGER n (RFC 5032): INTERNALDATE at most / at least `seconds` before now."""
 
@@ -272,7 +282,7 @@ class SearchNot:
 
 
 SearchKey = Union[SearchAll, SearchFlag, SearchRecent, SearchSeq, SearchHeader, SearchBody,
-                  SearchDate, SearchSize, SearchAge, SearchAnd, SearchOr, SearchNot]
+                  SearchDate, SearchSize, SearchAge, SearchAnd, SearchOr, SearchNot, SearchModseq]
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,17 +356,33 @@ class Login(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class QResync:
+    """SELECT/EXAMINE's QRESYNC parameter (RFC 7162 §3.2.5): what the client last knew of the
+    mailbox. `known_uids` None stands for 1:(UIDNEXT-1); `seq_match` pairs message numbers
+    with the UIDs the client has for them (equal lengths, checked by the parser)."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SeqSet | None = None
+    seq_match: tuple[SeqSet, SeqSet] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Select(Command):
-    """SELECT mailbox (RFC 3501 §6.3.1)."""
+    """SELECT mailbox [(CONDSTORE | QRESYNC (...))] (RFC 3501 §6.3.1, RFC 7162 §3.1.8, §3.2.5)."""
 
     mailbox: str
+    condstore: bool = False
+    qresync: QResync | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Examine(Command):
-    """EXAMINE mailbox (RFC 3501 §6.3.2)."""
+    """EXAMINE mailbox [(CONDSTORE | QRESYNC (...))] (RFC 3501 §6.3.2, RFC 7162)."""
 
     mailbox: str
+    condstore: bool = False
+    qresync: QResync | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,22 +512,27 @@ class Search(Command):
 
 @dataclass(frozen=True, slots=True)
 class Fetch(Command):
-    """[UID] FETCH set items (RFC 3501 §6.4.5, §6.4.8); macros already expanded."""
+    """[UID] FETCH set items [(CHANGEDSINCE n [VANISHED])] (RFC 3501 §6.4.5, §6.4.8; RFC 7162
+    §3.1.4, §3.2.6); macros already expanded, MODSEQ listed when CHANGEDSINCE is given."""
 
     seqset: SeqSet
     attributes: tuple[FetchAtt, ...]
     uid: bool = False
+    changed_since: int | None = None
+    vanished: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Store(Command):
-    """[UID] STORE set [+|-]FLAGS[.SILENT] flags (RFC 3501 §6.4.6)."""
+    """[UID] STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] flags (RFC 3501 §6.4.6,
+    RFC 7162 §3.1.3)."""
 
     seqset: SeqSet
     mode: StoreMode
     silent: bool
     flags: tuple[str, ...]
     uid: bool = False
+    unchanged_since: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

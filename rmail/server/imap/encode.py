@@ -36,6 +36,7 @@ __all__ = [
     "Status", "Tagged", "date_time", "encode", "encode_all", "encode_value", "fetch_flags",
     "fetch_head", "fetch_response", "flag_list", "literal", "literal_prefix", "nstring",
     "numbered", "search_response", "sequence_set", "string", "text",
+    "fetch_modseq", "modseq_item", "vanished",
     "Value", "esearch_response", "sequence_range",
 ]
 
@@ -299,11 +300,35 @@ def fetch_head(seq: int) -> bytes:
     return b"* %d FETCH " % seq
 
 
-def fetch_flags(seq: int, flags: frozenset[str], recent: bool, uid: int | None = None) -> bytes:
-    """``* n FETCH ([UID u ]FLAGS (...))``: STORE's answer and a flag change seen in a sync."""
+def fetch_flags(seq: int, flags: frozenset[str], recent: bool, uid: int | None = None,
+                modseq: int | None = None) -> bytes:
+    """``* n FETCH ([UID u ]FLAGS (...)[ MODSEQ (m)])``: STORE's answer and a flag change seen
+    in a sync; MODSEQ once CONDSTORE is on (RFC 7162 §3.1.3, §3.2)."""
+    tail = b")\r\n" if modseq is None else b" MODSEQ (%d))\r\n" % modseq
     if uid is None:
-        return b"* %d FETCH (FLAGS %b)\r\n" % (seq, flag_list(flags, recent))
-    return b"* %d FETCH (UID %d FLAGS %b)\r\n" % (seq, uid, flag_list(flags, recent))
+        return b"* %d FETCH (FLAGS %b%b" % (seq, flag_list(flags, recent), tail)
+    return b"* %d FETCH (UID %d FLAGS %b%b" % (seq, uid, flag_list(flags, recent), tail)
+
+
+def fetch_modseq(seq: int, uid: int | None, modseq: int) -> bytes:
+    """``* n FETCH ([UID u ]MODSEQ (m))``: a STORE .SILENT's new MODSEQ (RFC 7162 §3.1.3)."""
+    if uid is None:
+        return b"* %d FETCH (MODSEQ (%d))\r\n" % (seq, modseq)
+    return b"* %d FETCH (UID %d MODSEQ (%d))\r\n" % (seq, uid, modseq)
+
+
+def modseq_item(modseq: int) -> bytes:
+    """The FETCH item ``MODSEQ (m)`` (RFC 7162 §3.1.4.1)."""
+    return b"MODSEQ (%d)" % modseq
+
+
+def vanished(uids: Sequence[int], *, earlier: bool = False) -> bytes:
+    """``* VANISHED [(EARLIER) ]uid-set`` CRLF (RFC 7162 §3.2.10) for ascending UIDs; nothing
+    for none."""
+    if not uids:
+        return b""
+    return b"* VANISHED %b%b\r\n" % (b"(EARLIER) " if earlier else b"",
+                                       sequence_set(uids).text.encode("ascii"))
 
 
 def numbered(numbers: Iterable[int], name: str) -> bytes:
@@ -312,13 +337,14 @@ def numbered(numbers: Iterable[int], name: str) -> bytes:
     return b"".join([b"* %d%b" % (n, tail) for n in numbers])
 
 
-def search_response(numbers: Sequence[int]) -> Iterator[bytes]:
+def search_response(numbers: Sequence[int], modseq: int | None = None) -> Iterator[bytes]:
     """``* SEARCH n ...`` CRLF (RFC 3501 §7.2.5) in pieces of `SEARCH_PIECE` numbers, so the
-    caller can give the event loop back between the pieces of a long answer."""
+    caller can give the event loop back between the pieces of a long answer; with `modseq`
+    (a SEARCH with MODSEQ that found something) it ends in ``(MODSEQ m)`` (RFC 7162 §3.1.5)."""
     yield b"* SEARCH"
     for start in range(0, len(numbers), SEARCH_PIECE):
         yield b"".join([b" %d" % n for n in numbers[start:start + SEARCH_PIECE]])
-    yield b"\r\n"
+    yield b"\r\n" if modseq is None else b" (MODSEQ %d)\r\n" % modseq
 
 
 def sequence_set(numbers: Sequence[int]) -> Atom:

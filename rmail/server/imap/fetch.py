@@ -5,7 +5,8 @@ BODYSTRUCTURE from the bytes the store computed at delivery (`MessageInfo`, writ
 same string rule as `encode`); only BODY[...] and RFC822* read message bytes, which the caller
 passes in. Each item is the RFC's name, a space and its value written by `encode` (flag lists,
 date-times, literals): this module picks and cuts values, `encode` decides how they look. The
-items are built straight into bytes: this is the hot path of every client sync.
+items are built straight into bytes: this is the hot path of every client sync. MODSEQ (RFC
+7162) comes from the map too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rmail.server.core.mime.headers import split_header
 from rmail.server.core.model import MessageInfo
 
 from .commands import FetchAtt
-from .encode import date_time, flag_list, literal, literal_prefix
+from .encode import date_time, flag_list, literal, literal_prefix, modseq_item
 
 __all__ = ["FetchPlan", "FileRange", "file_items", "message_items"]
 
@@ -85,11 +86,12 @@ def _info(info: MessageInfo | None) -> MessageInfo:
 
 def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                   size: int, date: float, info: MessageInfo | None, data: bytes | None,
-                  force_flags: bool = False) -> bytes:
+                  force_flags: bool = False, modseq: int = 0) -> bytes:
     """The parenthesised item list of one `* n FETCH (...)` response.
 
     Args:
         force_flags: add FLAGS even if not asked (\\Seen was just set, RFC 3501 §6.4.5).
+        modseq: the message's MODSEQ, read only when the plan asks for it (RFC 7162 §3.1.4).
     """
     out: list[bytes] = []
     for att in plan.atts:
@@ -112,6 +114,8 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
             out.append(b"RFC822.SIZE %d" % size)
         elif name == "INTERNALDATE":
             out.append(b"INTERNALDATE " + date_time(date))
+        elif name == "MODSEQ":
+            out.append(modseq_item(modseq))
         elif name == "ENVELOPE":
             out.append(b"ENVELOPE " + _info(info).envelope)
         elif name == "BODYSTRUCTURE":
@@ -149,7 +153,7 @@ def _meta_item(name: str, size: int, date: float, info: MessageInfo | None) -> b
 
 def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                size: int, date: float, info: MessageInfo | None, file_size: int, head: bytes,
-               force_flags: bool = False) -> list[bytes | FileRange] | None:
+               force_flags: bool = False, modseq: int = 0) -> list[bytes | FileRange] | None:
     """`message_items` for a file-backed message (`plan.streamable`): the response as bytes
     and `FileRange`s to stream, so the body is never held in memory.
 
@@ -178,6 +182,8 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
                 pieces.append(b"UID %d" % uid)
             elif name == "FLAGS":
                 pieces.append(b"FLAGS " + flag_list(flags, recent))
+            elif name == "MODSEQ":
+                pieces.append(modseq_item(modseq))
             else:
                 pieces.append(_meta_item(name, size, date, info))
             continue

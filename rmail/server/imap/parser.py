@@ -18,6 +18,7 @@ from rmail.server.core import mutf7
 from rmail.server.core.model import SYSTEM_FLAGS as _STORED_FLAGS
 from rmail.server.core.storage.flags import MAX_KEYWORD_LENGTH as MAX_KEYWORD
 
+from .commands import QResync, SearchModseq
 from .commands import (STAR, Append, Authenticate, Capability, Check, Close, Command, Copy,
                        Create, Delete, Enable, Examine, Expunge, Fetch, FetchAtt, Id, Idle, List,
                        Login, Logout, Lsub, Move, Namespace, Noop, Rename, Search, SearchAll,
@@ -47,6 +48,11 @@ MAX_ID_PAIRS: Final = 30
 #: Longest mailbox name on the wire, in (modified UTF-7) octets: bounds the decoder's work. The
 #: store has its own cap on the decoded name (storage/names.py, 512 characters).
 MAX_MAILBOX_NAME: Final = 1024
+
+#: Largest mod-sequence value (RFC 7162 §7: a positive unsigned 63-bit integer).
+MAX_MODSEQ: Final = 2**63 - 1
+#: SEARCH MODSEQ's entry types (RFC 7162 §3.1.5: "priv", "shared" or "all").
+_ENTRY_TYPES: Final = frozenset({"PRIV", "SHARED", "ALL"})
 
 #: System flags by their lower-cased name: the ones the store keeps (RFC 3501 §2.3.2).
 SYSTEM_FLAGS: Final = {f.lower(): f for f in _STORED_FLAGS}
@@ -170,6 +176,16 @@ class _Reader:
         value = int(tok)
         if value > MAX_NUMBER or (nonzero and value == 0):
             raise self.fail("number out of range")
+        return value
+
+    def modseq(self, *, zero: bool = False) -> int:
+        """A mod-sequence-value (RFC 7162 §7), or mod-sequence-valzer when `zero`."""
+        tok = self.match(_NUMBER)
+        if tok is None or len(tok) > 19:
+            raise self.fail("expected mod-sequence")
+        value = int(tok)
+        if value > MAX_MODSEQ or (value == 0 and not zero):
+            raise self.fail("mod-sequence out of range")
         return value
 
     def quoted(self) -> bytes | None:
@@ -358,6 +374,69 @@ def _one_mailbox(cls: Callable[[str, str], Command]) -> Callable[[_Reader, str, 
 MAX_USE_ATTRIBUTES: Final = 16
 
 
+def _select(cls: type[Select] | type[Examine]) -> Callable[[_Reader, str, bool], Command]:
+    """SELECT/EXAMINE mailbox [(select-param ...)] (RFC 4466 §2.1): CONDSTORE and QRESYNC
+    (RFC 7162 §3.1.8, §3.2.5)."""
+    def parse(r: _Reader, tag: str, uid: bool) -> Command:
+        r.sp()
+        mailbox = r.mailbox()
+        condstore = False
+        qresync = None
+        if r.accept(b" "):
+            r.expect(b"(")
+            while True:
+                name = r.atom().upper()
+                if name == "CONDSTORE" and not condstore:
+                    condstore = True
+                elif name == "QRESYNC" and qresync is None:
+                    r.sp()
+                    qresync = _qresync(r)
+                else:
+                    raise r.fail(f"unknown or repeated SELECT parameter {name[:32]}")
+                if r.accept(b")"):
+                    break
+                r.sp()
+        r.end()
+        return cls(tag, mailbox, condstore, qresync)
+    return parse
+
+
+def _known_set(r: _Reader, what: str) -> SeqSet:
+    """A sequence set without "*" (RFC 7162 §7: known-uids, known-sequence-set, known-uid-set)."""
+    seqset = r.seqset()
+    if seqset.has_star:
+        raise r.fail(f'"*" is not allowed in {what}')
+    return seqset
+
+
+def _count(seqset: SeqSet) -> int:
+    return sum(abs(hi - lo) + 1 for lo, hi in seqset.ranges)
+
+
+def _qresync(r: _Reader) -> QResync:
+    """(uidvalidity mod-sequence [known-uids [(known-sequence-set known-uid-set)]])."""
+    r.expect(b"(")
+    uidvalidity = r.number(nonzero=True)
+    r.sp()
+    modseq = r.modseq()
+    known = None
+    seq_match = None
+    if r.accept(b" "):
+        known = _known_set(r, "known UIDs")
+        if r.accept(b" "):
+            r.expect(b"(")
+            seqs = _known_set(r, "the known sequence set")
+            r.sp()
+            uids = _known_set(r, "the known UID set")
+            r.expect(b")")
+            # RFC 7162 §3.2.5.2: the two sets pair up one to one.
+            if _count(seqs) != _count(uids):
+                raise r.fail("message sequence match data sets differ in size")
+            seq_match = (seqs, uids)
+    r.expect(b")")
+    return QResync(uidvalidity, modseq, known, seq_match)
+
+
 def _create(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
     mailbox = r.new_mailbox()
@@ -504,7 +583,8 @@ def _list(r: _Reader, tag: str, uid: bool) -> Command:
 _STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
                                   "SIZE",            # STATUS=SIZE (RFC 8438)
                                   "APPENDLIMIT",     # RFC 7889 §3.1
-                                  "DELETED", "DELETED-STORAGE"})  # RFC 9208 §4.2
+                                  "DELETED", "DELETED-STORAGE",   # RFC 9208 §4.2
+                                  "HIGHESTMODSEQ"})                # RFC 7162 §3.1.6
 
 
 def _status_atts(r: _Reader) -> tuple[str, ...]:
@@ -607,7 +687,7 @@ def _date(r: _Reader) -> date:
 # FETCH (RFC 3501 §6.4.5)
 _SIMPLE_ITEMS: Final = frozenset({"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE",
                                   "BODYSTRUCTURE", "UID", "RFC822", "RFC822.HEADER",
-                                  "RFC822.TEXT", "BODY"})
+                                  "RFC822.TEXT", "BODY", "MODSEQ"})
 _MACROS: Final = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -697,17 +777,52 @@ def _fetch(r: _Reader, tag: str, uid: bool) -> Command:
         else:
             r.pos = save
             atts.append(_fetch_att(r))
+    changed_since, vanished = _fetch_modifiers(r, uid) if r.accept(b" ") else (None, False)
     r.end()
     if uid and not any(a.name == "UID" for a in atts):
         # RFC 3501 §6.4.8: UID FETCH always reports the UID.
         atts.insert(0, FetchAtt("UID"))
-    return Fetch(tag, seqset, tuple(dict.fromkeys(atts)), uid)
+    if changed_since is not None and not any(a.name == "MODSEQ" for a in atts):
+        atts.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ
+    return Fetch(tag, seqset, tuple(dict.fromkeys(atts)), uid, changed_since, vanished)
+
+
+def _fetch_modifiers(r: _Reader, uid: bool) -> tuple[int | None, bool]:
+    """(CHANGEDSINCE n [VANISHED]) (RFC 4466 §2.4, RFC 7162 §3.1.4.1, §3.2.6)."""
+    r.expect(b"(")
+    changed_since = None
+    vanished = False
+    while True:
+        name = r.atom().upper()
+        if name == "CHANGEDSINCE" and changed_since is None:
+            r.sp()
+            changed_since = r.modseq()
+        elif name == "VANISHED" and not vanished:
+            vanished = True
+        else:
+            raise r.fail(f"unknown or repeated FETCH modifier {name[:32]}")
+        if r.accept(b")"):
+            break
+        r.sp()
+    if vanished and (not uid or changed_since is None):
+        # RFC 7162 §3.2.6: only UID FETCH, and only together with CHANGEDSINCE.
+        raise r.fail("VANISHED needs UID FETCH and CHANGEDSINCE")
+    return changed_since, vanished
 
 
 def _store(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
     seqset = r.seqset()
     r.sp()
+    unchanged_since = None
+    if r.accept(b"("):
+        # RFC 4466 §2.5 store-modifiers; RFC 7162 §3.1.3 defines UNCHANGEDSINCE.
+        if not r.accept_word(b"UNCHANGEDSINCE"):
+            raise r.fail("unknown STORE modifier")
+        r.sp()
+        unchanged_since = r.modseq(zero=True)
+        r.expect(b")")
+        r.sp()
     mode = StoreMode.REPLACE
     if r.accept(b"+"):
         mode = StoreMode.ADD
@@ -726,7 +841,7 @@ def _store(r: _Reader, tag: str, uid: bool) -> Command:
             items.append(r.flag())
         flags = tuple(dict.fromkeys(items))
     r.end()
-    return Store(tag, seqset, mode, item_name.endswith(".SILENT"), flags, uid)
+    return Store(tag, seqset, mode, item_name.endswith(".SILENT"), flags, uid, unchanged_since)
 
 
 def _copy_like(cls: type[Copy] | type[Move]) -> Callable[[_Reader, str, bool], Command]:
@@ -812,6 +927,8 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
         return SearchFlag(kw, word == "KEYWORD")
     if word == "UID":
         return SearchSeq(r.seqset(), uid=True)
+    if word == "MODSEQ":
+        return _search_modseq(r)
     if word in ("OLDER", "YOUNGER"):  # RFC 5032 §3
         return SearchAge(word == "OLDER", r.number(nonzero=True))
     if word == "NOT":
@@ -821,6 +938,20 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
         r.sp()
         return SearchOr(left, _search_key(r, depth + 1))
     raise r.fail(f"unknown search key {word[:32]}")
+
+
+def _search_modseq(r: _Reader) -> SearchModseq:
+    """MODSEQ [entry-name entry-type-req] mod-sequence-valzer (RFC 7162 §3.1.5); the entry
+    name is "/flags/" and a flag, quoted."""
+    if r.peek() == 0x22 or r.at_literal():
+        entry = r.string()
+        if not entry.startswith(b"/flags/") or len(entry) == 7:
+            raise r.fail("MODSEQ entry name must be /flags/ and a flag")
+        r.sp()
+        if r.atom().upper() not in _ENTRY_TYPES:
+            raise r.fail("MODSEQ entry type must be priv, shared or all")
+        r.sp()
+    return SearchModseq(r.modseq(zero=True))
 
 
 def _search(r: _Reader, tag: str, uid: bool) -> Command:
@@ -996,8 +1127,8 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "STARTTLS": _no_args(StartTLS),
     "AUTHENTICATE": _authenticate,
     "LOGIN": _login,
-    "SELECT": _one_mailbox(Select),
-    "EXAMINE": _one_mailbox(Examine),
+    "SELECT": _select(Select),
+    "EXAMINE": _select(Examine),
     "CREATE": _create,
     "DELETE": _one_mailbox(Delete),
     "RENAME": _rename,

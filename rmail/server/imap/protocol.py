@@ -65,6 +65,8 @@ COMMANDS_BY_STATE: Final[dict[State, frozenset[type[c.Command]]]] = {
 #: Listed in this order on every connection (SPEC.md, "always").
 ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS",
                               "MOVE", "ID", "ENABLE", "UNSELECT", "LITERAL+")
+#: Resynchronisation (RFC 7162), on every connection after the "always" list.
+SYNC_CAPABILITIES: Final = ("CONDSTORE", "QRESYNC")
 #: After login, after the "always" list (as Dovecot, whose pre-login list is the short one):
 #: RFC 4978, RFC 9208 (STORAGE is the one resource; no QUOTASET: users cannot set quotas),
 #: RFC 6855 (through ENABLE).
@@ -78,6 +80,8 @@ _SASL_CAPABILITIES: Final = ("AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR")
 #: ``session.enabled``; ENABLE answers ``* ENABLED`` with what it newly enabled.
 ENABLE: Final[dict[str, tuple[str, ...]]] = {
     "UTF8=ACCEPT": ("UTF8=ACCEPT",),
+    "CONDSTORE": ("CONDSTORE",),
+    "QRESYNC": ("QRESYNC", "CONDSTORE"),     # RFC 7162 §3.2.3
 }
 
 
@@ -108,6 +112,7 @@ def capabilities(*, tls_configured: bool, tls_active: bool,
             None leaves APPENDLIMIT out.
     """
     caps = list(ALWAYS_CAPABILITIES)
+    caps += SYNC_CAPABILITIES
     caps += SEARCH_CAPABILITIES
     caps += MAILBOX_CAPABILITIES
     caps += STATUS_CAPABILITIES

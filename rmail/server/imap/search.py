@@ -32,7 +32,7 @@ from rmail.server.core.slicing import Slicer
 from . import commands as c
 from .selected import SelectedMailbox
 
-__all__ = ["CHUNK", "EVAL_CHUNK", "InfoLoader", "MAP_CHUNK", "TextLoader", "search"]
+__all__ = ["CHUNK", "EVAL_CHUNK", "InfoLoader", "MAP_CHUNK", "TextLoader", "search", "uses_modseq"]
 
 #: Messages whose stored text is held at once: bounds memory (search text is up to 1 MiB a
 #: message) and the size of one store read.
@@ -308,6 +308,9 @@ class _Run:
             if test is None:  # built once per command: a long UID set takes a while to merge
                 test = self._sets[id(key)] = _in_sets(key.seqset, view, key.uid)
             return test
+        if isinstance(key, c.SearchModseq):  # RFC 7162 §3.1.5: at least that MODSEQ
+            modseqs, least = view.modseqs, key.modseq
+            return lambda i: modseqs[i] >= least
         if isinstance(key, c.SearchSize):
             limit = key.size
             if key.larger:
@@ -369,6 +372,20 @@ class _Run:
             await self._need_text(cands)
             return lambda i: needle in texts.get(uids[i], "")
         raise TypeError(f"unknown search key {key!r}")
+
+
+def uses_modseq(key: c.SearchKey) -> bool:
+    """Whether a MODSEQ key is anywhere in `key` (RFC 7162 §3.1.5: then the answer reports
+    the highest MODSEQ of what it found, and CONDSTORE is on)."""
+    if isinstance(key, c.SearchModseq):
+        return True
+    if isinstance(key, c.SearchAnd):
+        return any(uses_modseq(k) for k in key.keys)
+    if isinstance(key, c.SearchOr):
+        return uses_modseq(key.left) or uses_modseq(key.right)
+    if isinstance(key, c.SearchNot):
+        return uses_modseq(key.key)
+    return False
 
 
 async def search(key: c.SearchKey, view: SelectedMailbox, *, slicer: Slicer,

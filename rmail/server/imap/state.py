@@ -29,7 +29,7 @@ from rmail.server.core.quota import Quotas
 from rmail.server.core.slicing import OnePerKey
 from rmail.server.core.storage.mail import MailStore
 
-from .encode import Atom, Code, Response, encode, encode_all
+from .encode import Atom, Code, Response, Status, encode, encode_all
 from .errors import CommandError
 from .protocol import State, capabilities
 from .selected import SelectedMailbox
@@ -132,6 +132,26 @@ class SessionState:
     def capability_code(self) -> Code:
         """``[CAPABILITY ...]`` for the greeting and a successful login."""
         return Code("CAPABILITY", tuple(Atom(cap) for cap in self.capabilities()))
+
+    @property
+    def condstore(self) -> bool:
+        """RFC 7162: CONDSTORE is on (ENABLE, or any command that uses it, §3.1), for good."""
+        return "CONDSTORE" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        """RFC 7162 §3.2.3: QRESYNC is on (ENABLE QRESYNC only, which turns CONDSTORE on too)."""
+        return "QRESYNC" in self.enabled
+
+    def enable_condstore(self) -> None:
+        """Turn CONDSTORE on. The first time, with a mailbox selected, the client learns its
+        HIGHESTMODSEQ (RFC 7162 §3.1): the MODSEQ up to which it has heard everything."""
+        if self.condstore:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.selected is not None:
+            self.send(Status("OK", "highest mod-sequence",
+                             Code("HIGHESTMODSEQ", (self.selected.synced_modseq,))))
 
     def require_view(self) -> SelectedMailbox:
         if self.selected is None:

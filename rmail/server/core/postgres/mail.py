@@ -473,15 +473,15 @@ class PgMailStore:
                                       " AND name = $2 AND NOT noselect", user_id, name)
             if row is None:
                 raise NotFound(f"no mailbox named {name}")
-            rows = await conn.fetch("SELECT uid, sysflags, keywords, size, internaldate FROM messages"
+            rows = await conn.fetch("SELECT uid, sysflags, keywords, size, internaldate, modseq FROM messages"
                                     " WHERE mailbox_id = $1 ORDER BY uid", row[0])
             if rows:
-                uids, masks, keywords, sizes, dates = zip(*rows)
+                uids, masks, keywords, sizes, dates, modseqs = zip(*rows)
             else:
-                uids = masks = keywords = sizes = dates = ()
+                uids = masks = keywords = sizes = dates = modseqs = ()
             return MailboxSnapshot(_mailbox(row), row[7], array("I", uids),
                                    list(map(columns_to_flags, masks, keywords)), array("Q", sizes),
-                                   array("d", dates))
+                                   array("d", dates), array("Q", modseqs))
         return await self.db.read(q)
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
@@ -521,6 +521,16 @@ class PgMailStore:
                 "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", mailbox_id, modseq))
             return MailboxChanges(box[0], box[1], changed, expunged, box[2])
         return await self._changes.run((mailbox_id, modseq), lambda: self.db.read(q))
+
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        """UIDs expunged after ``modseq`` (QRESYNC), ascending; the records live as long as
+        the mailbox (``_END_LIFE`` alone removes them)."""
+        async def q(conn: asyncpg.Connection) -> list[int]:
+            if await conn.fetchval("SELECT 1 FROM mailboxes WHERE id = $1", mailbox_id) is None:
+                raise NotFound("mailbox no longer exists")
+            return [r[0] for r in await conn.fetch(
+                "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", mailbox_id, modseq)]
+        return await self.db.read(q)
 
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
         wanted = _uid_list(uids)
@@ -637,7 +647,7 @@ class PgMailStore:
         return await self.deliveries.submit(staged)
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
-                          flags: Iterable[str]) -> list[MessageMeta]:
+                          flags: Iterable[str], *, unchanged_since: int | None = None) -> list[MessageMeta]:
         if mode not in ("set", "add", "remove"):
             raise InvalidInput("flag mode must be set, add or remove")
         mask, keywords = flags_to_columns(flags)
@@ -658,6 +668,8 @@ class PgMailStore:
             out: list[MessageMeta] = []
             changed: tuple[list[int], list[int], list[str]] = ([], [], [])
             for row in rows:
+                if unchanged_since is not None and row[1] > unchanged_since:
+                    continue                   # RFC 7162 §3.1.3: changed since; MODIFIED
                 new = stored_flags(mode, row[2], row[3], mask, kw)
                 if new is None:
                     out.append(_meta(row))     # unchanged: keeps its MODSEQ

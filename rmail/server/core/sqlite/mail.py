@@ -385,14 +385,15 @@ class SqliteMailStore:
                                " AND noselect = 0", (user_id, name)).fetchone()
             if row is None:
                 raise NotFound(f"no mailbox named {name}")
-            rows = conn.execute("SELECT uid, sysflags, keywords, size, internaldate FROM messages"
+            rows = conn.execute("SELECT uid, sysflags, keywords, size, internaldate, modseq FROM messages"
                                 " WHERE mailbox_id = ? ORDER BY uid", (row[0],)).fetchall()
             if rows:
-                uids, masks, keywords, sizes, dates = zip(*rows)
+                uids, masks, keywords, sizes, dates, modseqs = zip(*rows)
             else:
-                uids = masks = keywords = sizes = dates = ()
+                uids = masks = keywords = sizes = dates = modseqs = ()
             return MailboxSnapshot(_mailbox(row), row[7], array("I", uids),
-                                   list(map(columns_to_flags, masks, keywords)), array("Q", sizes), array("d", dates))
+                                   list(map(columns_to_flags, masks, keywords)), array("Q", sizes), array("d", dates),
+                                   array("Q", modseqs))
         return await self.db.read(q)
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
@@ -434,6 +435,16 @@ class SqliteMailStore:
                 "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq)))
             return MailboxChanges(box[0], box[1], changed, expunged, box[2])
         return await self._changes.run((mailbox_id, modseq), lambda: self.db.read(q))
+
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        """UIDs expunged after ``modseq`` (QRESYNC), ascending; the records live as long as
+        the mailbox (``_end_life`` alone removes them)."""
+        def q(conn: sqlite3.Connection) -> list[int]:
+            if conn.execute("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone() is None:
+                raise NotFound("mailbox no longer exists")
+            return [r[0] for r in conn.execute(
+                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq))]
+        return await self.db.read(q)
 
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
         """Parsed fields (ENVELOPE, BODYSTRUCTURE, headers...) for FETCH and the REST API."""
@@ -688,9 +699,11 @@ class SqliteMailStore:
         return int(conn.execute("SELECT user_id FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()[0])
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
-                          flags: Iterable[str]) -> list[MessageMeta]:
+                          flags: Iterable[str], *, unchanged_since: int | None = None) -> list[MessageMeta]:
         """STORE: ``mode`` is "set", "add" or "remove". Returns the messages as they are now
-        (only those that exist). Rows whose flags do not change keep their MODSEQ."""
+        (only those that exist). Rows whose flags do not change keep their MODSEQ; with
+        ``unchanged_since``, rows whose MODSEQ is above it are skipped and not returned
+        (checked inside the write transaction, so no other writer comes in between)."""
         if mode not in ("set", "add", "remove"):
             raise InvalidInput("flag mode must be set, add or remove")
         mask, keywords = flags_to_columns(flags)
@@ -705,6 +718,8 @@ class SqliteMailStore:
                 rows = conn.execute(f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
                                     (mailbox_id, *chunk)).fetchall()
                 for row in rows:
+                    if unchanged_since is not None and row[1] > unchanged_since:
+                        continue                   # RFC 7162 §3.1.3: changed since; MODIFIED
                     new = stored_flags(mode, row[2], row[3], mask, kw)
                     if new is None:
                         out.append(_meta(row))     # unchanged: keeps its MODSEQ

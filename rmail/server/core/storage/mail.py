@@ -28,6 +28,7 @@ class MailboxSnapshot:
     flags: list[frozenset[str]]
     sizes: array[int]                #: array("Q"), RFC822.SIZE
     dates: array[float]              #: array("d"), INTERNALDATE in unix seconds
+    modseqs: array[int]              #: array("Q"), each message's MODSEQ (RFC 7162)
 
     @property
     def unclaimed_recent(self) -> bool:
@@ -176,6 +177,15 @@ class MailStore(Protocol):
         mailbox's HIGHESTMODSEQ, UIDNEXT and \\Recent mark, from one consistent read."""
         ...
 
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        """UIDs expunged after ``modseq`` (QRESYNC's VANISHED (EARLIER), RFC 7162 §3.2.5),
+        ascending. Expunge records are kept for the whole life of a mailbox, so the answer
+        is exact for any ``modseq`` of that life.
+
+        Raises: NotFound (the mailbox is gone).
+        """
+        ...
+
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
         """Parsed fields (ENVELOPE, BODYSTRUCTURE, headers...) of the messages that exist."""
         ...
@@ -228,9 +238,13 @@ class MailStore(Protocol):
         ...
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
-                          flags: Iterable[str]) -> list[MessageMeta]:
+                          flags: Iterable[str], *, unchanged_since: int | None = None) -> list[MessageMeta]:
         """STORE: ``mode`` is "set", "add" or "remove". Returns the messages (those that exist)
-        as they are now; rows whose flags do not change keep their MODSEQ."""
+        as they are now; rows whose flags do not change keep their MODSEQ.
+
+        With ``unchanged_since`` (STORE UNCHANGEDSINCE, RFC 7162 §3.1.3) a message whose MODSEQ
+        is above it is left alone and left out of the result, decided in the same transaction
+        as the write."""
         ...
 
     async def copy(self, src: int, uids: Sequence[int], dst: int) -> list[tuple[int, int]]:

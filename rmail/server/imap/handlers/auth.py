@@ -71,9 +71,14 @@ async def id_(s: SessionState, cmd: c.Id) -> Tagged:
 async def enable(s: SessionState, cmd: c.Enable) -> Tagged:
     # RFC 5161 §3.1: names the server does not know, or that need no enabling, are ignored;
     # ENABLED lists what this command enabled (a name already on is not listed again).
-    newly = list(dict.fromkeys(name for requested in cmd.capabilities
-                               for name in ENABLE.get(requested, ()) if name not in s.enabled))
-    s.enabled.update(newly)
+    # What a name brings along is turned on silently (RFC 7162: ENABLE QRESYNC answers
+    # "* ENABLED QRESYNC" and CONDSTORE is on).
+    newly = list(dict.fromkeys(name for name in cmd.capabilities
+                               if name in ENABLE and name not in s.enabled))
+    for name in newly:
+        if "CONDSTORE" in ENABLE[name]:
+            s.enable_condstore()     # RFC 7162 §3.1: with a mailbox selected, HIGHESTMODSEQ
+        s.enabled.update(ENABLE[name])
     s.send(Data("ENABLED", tuple(Atom(name) for name in newly)))
     return Tagged(cmd.tag, "OK", "ENABLE completed")
 

@@ -110,7 +110,10 @@ async def status_values(s: SessionState, mailbox_id: int, st: MailboxStatus,
         # RFC 8438 §3: the sum of RFC822.SIZE, which is what rmail stores and counts.
         "SIZE": st.size,
         # RFC 7889 §3.1: the same for every mailbox; NIL when no limit applies.
-        "APPENDLIMIT": s.services.append_limit}
+        "APPENDLIMIT": s.services.append_limit,
+        "HIGHESTMODSEQ": st.highestmodseq}
+    if "HIGHESTMODSEQ" in items:
+        s.enable_condstore()    # RFC 7162 §3.1: STATUS HIGHESTMODSEQ enables CONDSTORE
     if "DELETED" in items or "DELETED-STORAGE" in items:   # RFC 9208 §4.2
         values["DELETED"], values["DELETED-STORAGE"] = await deleted_status(s.store, mailbox_id)
     return tuple(v for item in items for v in (Atom(item), values[item]))

@@ -21,6 +21,7 @@ from rmail.server.core.slicing import Slicer
 from .. import commands as c
 from ..encode import Tagged, search_response
 from ..search import search as evaluate
+from ..search import uses_modseq
 from ..state import SessionState
 from .esearch import extended_search
 
@@ -48,14 +49,22 @@ async def find(s: SessionState, key: c.SearchKey) -> list[int]:
 
 
 async def search(s: SessionState, cmd: c.Search) -> Tagged:
-    if cmd.returns is not None:  # RETURN (...): ESEARCH, SEARCHRES, CONTEXT=SEARCH
-        return await extended_search(s, cmd, find)
     view = s.require_view()
+    modseq_key = uses_modseq(cmd.key)
+    if modseq_key:
+        s.enable_condstore()    # RFC 7162 §3.1
+    if cmd.returns is not None:  # RETURN (...): ESEARCH, SEARCHRES, CONTEXT=SEARCH
+        # RFC 4731 §3.2: with a MODSEQ key the ESEARCH carries the MODSEQ item, taken from
+        # the map (its MODSEQ column is what the search itself compared).
+        return await extended_search(
+            s, cmd, find, modseq_of=(lambda i: view.modseqs[i]) if modseq_key else None)
     hits = await find(s, cmd.key)
     numbers = [view.uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
+    # RFC 7162 §3.1.5: with a MODSEQ key, the highest MODSEQ of the messages found.
+    highest = max((view.modseqs[i] for i in hits), default=None) if modseq_key else None
     writing = Slicer()  # the answer is found: writing it is not held to the budget
     out = []
-    for piece in search_response(numbers):
+    for piece in search_response(numbers, highest):
         out.append(piece)
         await writing.tick()
     s.out.write(b"".join(out))
