@@ -122,6 +122,8 @@ def test_state_tables(state: State, command: c.Command, ok: bool) -> None:
 
 ALWAYS = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID", "ENABLE",
           "UNSELECT", "LITERAL+")
+#: Extensions advertised after the "always" list.
+EXTENSIONS = ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
 
 
 @pytest.mark.parametrize("configured, active, extra", [
@@ -130,7 +132,7 @@ ALWAYS = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "I
     (True, True, ("AUTH=PLAIN", "AUTH=LOGIN")),
 ])
 def test_capabilities(configured: bool, active: bool, extra: tuple[str, ...]) -> None:
-    assert capabilities(tls_configured=configured, tls_active=active) == ALWAYS + extra
+    assert capabilities(tls_configured=configured, tls_active=active) == ALWAYS + EXTENSIONS + extra
 
 
 def test_text_is_bounded_on_a_character_boundary() -> None:

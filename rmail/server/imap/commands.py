@@ -4,6 +4,7 @@ What the parser (`parser`) produces and everything above it consumes: handlers i
 classes, never the parser. Also the extensions rmail advertises: IDLE (RFC 2177), NAMESPACE
 (RFC 2342), UIDPLUS (RFC 4315, UID EXPUNGE), MOVE (RFC 6851), ID (RFC 2971), ENABLE
 (RFC 5161), UNSELECT (RFC 3691), SASL-IR style initial responses (RFC 4959).
+SORT and THREAD (RFC 5256), with SORT=DISPLAY's keys (RFC 5957).
 
 Invariants of a value built by the parser:
 
@@ -31,6 +32,7 @@ __all__ = [
     "SearchNot", "SearchOr", "SearchRecent", "SearchSeq", "SearchSize", "Search", "Section",
     "Select", "SeqSet", "StartTLS", "Status", "Store", "StoreMode", "Subscribe", "UidExpunge",
     "Unselect", "Unsubscribe", "normalize_mailbox",
+    "SORT_KEYS", "Sort", "SortCriterion", "THREAD_ALGORITHMS", "Thread",
 ]
 
 #: `*` in a sequence set; 0 is never a valid message number or UID.
@@ -422,6 +424,43 @@ class Search(Command):
     """[UID] SEARCH [CHARSET c] keys (RFC 3501 §6.4.4); keys AND-ed in `key`."""
 
     charset: str | None
+    key: SearchKey
+    uid: bool = False
+
+
+#: Sort keys (RFC 5256 §3; DISPLAYFROM and DISPLAYTO from RFC 5957 §3).
+SORT_KEYS: Final = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
+                              "DISPLAYFROM", "DISPLAYTO"})
+#: Threading algorithms (RFC 5256 §3).
+THREAD_ALGORITHMS: Final = frozenset({"ORDEREDSUBJECT", "REFERENCES"})
+
+
+@dataclass(frozen=True, slots=True)
+class SortCriterion:
+    """One sort criterion (RFC 5256 §3, RFC 5957 §3): a key ("ARRIVAL", "DISPLAYFROM", ...,
+    upper case) and whether REVERSE precedes it."""
+
+    key: str
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort(Command):
+    """[UID] SORT (criteria) charset keys (RFC 5256 §3); keys AND-ed in `key`."""
+
+    criteria: tuple[SortCriterion, ...]
+    charset: str
+    key: SearchKey
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(Command):
+    """[UID] THREAD algorithm charset keys (RFC 5256 §3); `algorithm` is "ORDEREDSUBJECT" or
+    "REFERENCES"; keys AND-ed in `key`."""
+
+    algorithm: str
+    charset: str
     key: SearchKey
     uid: bool = False
 

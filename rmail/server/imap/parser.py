@@ -25,6 +25,7 @@ from .commands import (STAR, Append, Authenticate, Capability, Check, Close, Com
                        SearchNot, SearchOr, SearchRecent, SearchSeq, SearchSize, Section, Select,
                        SeqSet, StartTLS, Status, Store, StoreMode, Subscribe, UidExpunge, Unselect,
                        Unsubscribe, normalize_mailbox)
+from .commands import SORT_KEYS, THREAD_ALGORITHMS, Sort, SortCriterion, Thread
 from .wire import MAX_TAG, Frame, ReplyError
 
 __all__ = ["MAX_ID_PAIRS", "MAX_SEARCH_DEPTH", "MAX_SEARCH_KEYS", "ParseError", "parse_command",
@@ -695,6 +696,64 @@ def _search(r: _Reader, tag: str, uid: bool) -> Command:
     return Search(tag, charset, key, uid)
 
 
+# SORT and THREAD (RFC 5256 §5)
+#: Most criteria in one SORT: nine keys exist, so more only repeats one (which changes nothing);
+#: the cap bounds the key tuples built per message.
+MAX_SORT_CRITERIA: Final = 16
+
+
+def _required_charset(r: _Reader) -> str:
+    """SORT's and THREAD's charset: mandatory, unlike SEARCH's (RFC 5256 §3)."""
+    charset = r.text(r.astring(), "charset").upper()
+    if charset not in _CHARSETS:
+        raise ParseError("unsupported charset", status="NO", code="BADCHARSET (UTF-8 US-ASCII)")
+    return charset
+
+
+def _search_criteria(r: _Reader) -> tuple[str, SearchKey]:
+    """RFC 5256 search-criteria: charset 1*(SP search-key), keys AND-ed; ends the command."""
+    charset = _required_charset(r)
+    r.sp()
+    keys = [_search_key(r, 1)]
+    while r.accept(b" "):
+        keys.append(_search_key(r, 1))
+    r.end()
+    return charset, keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+
+
+def _sort(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    r.expect(b"(")
+    criteria: list[SortCriterion] = []
+    while True:
+        word = r.atom().upper()
+        reverse = word == "REVERSE"
+        if reverse:
+            r.sp()
+            word = r.atom().upper()
+        if word not in SORT_KEYS:
+            raise r.fail(f"unknown sort key {word[:32]}")
+        criteria.append(SortCriterion(word, reverse))
+        if len(criteria) > MAX_SORT_CRITERIA:
+            raise r.fail(f"too many sort criteria (at most {MAX_SORT_CRITERIA})")
+        if r.accept(b")"):
+            break
+        r.sp()
+    r.sp()
+    charset, key = _search_criteria(r)
+    return Sort(tag, tuple(criteria), charset, key, uid)
+
+
+def _thread(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    algorithm = r.atom().upper()
+    if algorithm not in THREAD_ALGORITHMS:
+        raise r.fail(f"unknown threading algorithm {algorithm[:32]}")
+    r.sp()
+    charset, key = _search_criteria(r)
+    return Thread(tag, algorithm, charset, key, uid)
+
+
 def _id(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
     if r.accept_word(b"NIL"):
@@ -761,11 +820,14 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "IDLE": _no_args(Idle),
     "ID": _id,
     "ENABLE": _enable,
+    "SORT": _sort,
+    "THREAD": _thread,
 }
 
 _UID_COMMANDS: Final[dict[str, _Parser]] = {
     "FETCH": _fetch, "STORE": _store, "COPY": _copy_like(Copy), "MOVE": _copy_like(Move),
     "SEARCH": _search, "EXPUNGE": _uid_expunge,
+    "SORT": _sort, "THREAD": _thread,
 }
 
 

@@ -48,7 +48,7 @@ _AUTHENTICATED: Final = _ANY | {
 _SELECTED: Final = _AUTHENTICATED | {
     c.Check, c.Close, c.Expunge, c.UidExpunge, c.Search, c.Fetch, c.Store, c.Copy, c.Move,
     c.Unselect,
-}
+} | {c.Sort, c.Thread}  # RFC 5256
 
 COMMANDS_BY_STATE: Final[dict[State, frozenset[type[c.Command]]]] = {
     State.NOT_AUTHENTICATED: _NOT_AUTHENTICATED,
@@ -60,6 +60,12 @@ COMMANDS_BY_STATE: Final[dict[State, frozenset[type[c.Command]]]] = {
 #: Listed in this order on every connection (SPEC.md, "always").
 ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS",
                               "MOVE", "ID", "ENABLE", "UNSELECT", "LITERAL+")
+
+
+#: SORT and THREAD (RFC 5256 §1), SORT's DISPLAYFROM/DISPLAYTO (RFC 5957 §3), after the
+#: "always" list on every connection.
+SORT_THREAD_CAPABILITIES: Final = ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
+                                   "THREAD=REFERENCES")
 
 
 def allowed(state: State, command: c.Command) -> bool:
@@ -77,6 +83,7 @@ def capabilities(*, tls_configured: bool, tls_active: bool,
         authenticated: after login, AUTH=/STARTTLS/LOGINDISABLED no longer apply.
     """
     caps = list(ALWAYS_CAPABILITIES)
+    caps += SORT_THREAD_CAPABILITIES
     if authenticated:
         return tuple(caps)
     if tls_active or not tls_configured:
