@@ -60,7 +60,9 @@ def _read(data: bytes) -> list[object]:
                 value = _ESCAPE.sub(rb"\1", quoted) if b"\\" in quoted else quoted
             if stack:
                 stack[-1].append(value)
-    return top[0] if top and isinstance(top[0], list) else []
+    if top and isinstance(top[0], list):
+        return top[0]
+    return stack[0] if stack else []  # cut short: the fields read so far
 
 
 def envelope_addresses(envelope: bytes) -> dict[str, list[Addr]]:
