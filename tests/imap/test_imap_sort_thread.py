@@ -156,3 +156,102 @@ async def test_rfc5256_thread_responses(runtime: ServerRuntime) -> None:
         b"* THREAD ((3)(5))\r\n"
         b"t2 OK THREAD completed\r\n")
     await c.close()
+
+
+async def _addressed(runtime: ServerRuntime) -> RawClient:
+    """Five messages with From/To/Cc, sizes, sent and arrival dates all different."""
+    inbox = await _mailbox(runtime, "INBOX")
+    base = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    rows = [  # From, To, Cc, sent (hours), arrival (hours), padding
+        ("Zoe <b@x.org>", "c@x.org", "undisclosed:;", 3, 1, 1000),
+        ("=?utf-8?q?=C3=89mile?= <z@x.org>", "Amy <y@x.org>", None, None, 5, 0),
+        ("a@x.org", "team: q@x.org, r@x.org;", "b@x.org", 1, 4, 3000),
+        (None, '"Doe, John" <d@x.org>', "a@x.org", 2, 2, 2000),
+        ("Émile <e@x.org>", None, "Z@x.org", 4, 3, 500),
+    ]
+    for n, (frm, to, cc, sent, arrival, pad) in enumerate(rows, 1):
+        head = "".join(f"{k}: {v}\r\n" for k, v in (("From", frm), ("To", to), ("Cc", cc))
+                       if v is not None)
+        if sent is not None:
+            head += (base + timedelta(hours=sent)).strftime("Date: %a, %d %b %Y %H:%M:%S +0000\r\n")
+        await runtime.store.append(inbox, (head + "\r\n" + "x" * pad + "\r\n").encode(),
+                                   internaldate=base + timedelta(hours=arrival))
+    return await _session(runtime, "INBOX")
+
+
+async def test_every_sort_key(runtime: ServerRuntime) -> None:
+    c = await _addressed(runtime)
+    cases = [
+        (b"ARRIVAL", b"1 4 5 3 2"),
+        (b"DATE", b"3 4 1 5 2"),          # 2 has no Date: its arrival (5 h) counts
+        (b"SIZE", b"2 5 1 4 3"),
+        (b"FROM", b"4 3 1 5 2"),          # "" (no From), a, b, e, z
+        (b"TO", b"5 1 4 3 2"),            # "", c, d, the group's name "team", y
+        (b"CC", b"2 4 3 1 5"),            # "", a, b, "undisclosed" (a group), Z
+        (b"DISPLAYFROM", b"4 3 2 5 1"),   # "", a@x.org, Émile, Émile, Zoe
+        (b"DISPLAYTO", b"5 2 1 4 3"),     # "", Amy, c@x.org, "Doe, John", team
+        (b"REVERSE DISPLAYFROM", b"1 2 5 3 4"),  # the tie (2, 5) keeps its order
+        (b"DISPLAYFROM ARRIVAL", b"4 3 5 2 1"),          # the tie by the second key
+        (b"DISPLAYFROM REVERSE ARRIVAL", b"4 3 2 5 1"),
+    ]
+    for key, answer in cases:
+        assert await c.cmd(b"k", b"SORT (" + key + b") UTF-8 ALL") == (
+            b"* SORT " + answer + b"\r\nk OK SORT completed\r\n"), key
+    await c.close()
+
+
+async def test_uid_sort_and_uid_thread(runtime: ServerRuntime) -> None:
+    c = await _addressed(runtime)
+    await c.cmd(b"d", b"STORE 1,3 +FLAGS.SILENT (\\Deleted)")
+    await c.cmd(b"e", b"EXPUNGE")  # UIDs 2, 4, 5 are now messages 1, 2, 3
+    assert await c.cmd(b"u1", b"UID SORT (REVERSE SIZE) UTF-8 ALL") == (
+        b"* SORT 4 5 2\r\nu1 OK SORT completed\r\n")
+    assert await c.cmd(b"u2", b"SORT (REVERSE SIZE) US-ASCII ALL") == (
+        b"* SORT 2 3 1\r\nu2 OK SORT completed\r\n")
+    assert await c.cmd(b"u3", b"UID SORT (DATE) UTF-8 UID 4:*") == (
+        b"* SORT 4 5\r\nu3 OK SORT completed\r\n")
+    assert await c.cmd(b"u4", b"UID THREAD ORDEREDSUBJECT UTF-8 ALL") == (
+        b"* THREAD (4 (5)(2))\r\nu4 OK THREAD completed\r\n")  # no subjects: one thread
+    assert await c.cmd(b"u5", b"UID THREAD REFERENCES UTF-8 NOT UID 5") == (
+        b"* THREAD (4)(2)\r\nu5 OK THREAD completed\r\n")
+    assert await c.cmd(b"u6", b"THREAD REFERENCES UTF-8 SUBJECT nothing") == (
+        b"* THREAD\r\nu6 OK THREAD completed\r\n")
+    await c.close()
+
+
+async def test_refusals(runtime: ServerRuntime) -> None:
+    c = await RawClient.connect(runtime.port("imap"))
+    await c.login()
+    assert await c.cmd(b"r1", b"SORT (DATE) UTF-8 ALL") == (
+        b"r1 BAD SORT not allowed in the authenticated state\r\n")
+    assert await c.cmd(b"r2", b"UID THREAD REFERENCES UTF-8 ALL") == (
+        b"r2 BAD THREAD not allowed in the authenticated state\r\n")
+    await c.cmd(b"s", b"SELECT INBOX")
+    assert await c.cmd(b"r3", b"SORT (DATE) ISO-8859-1 ALL") == (
+        b"r3 NO [BADCHARSET (UTF-8 US-ASCII)] unsupported charset\r\n")
+    assert await c.cmd(b"r4", b"THREAD REFERENCES KOI8-R ALL") == (
+        b"r4 NO [BADCHARSET (UTF-8 US-ASCII)] unsupported charset\r\n")
+    assert await c.cmd(b"r5", b"SORT (NAME) UTF-8 ALL") == b"r5 BAD unknown sort key NAME\r\n"
+    assert await c.cmd(b"r6", b"SORT (DATE) UTF-8") == b"r6 BAD expected SP\r\n"
+    assert await c.cmd(b"r7", b"THREAD JWZ UTF-8 ALL") == (
+        b"r7 BAD unknown threading algorithm JWZ\r\n")
+    assert await c.cmd(b"r8", b"SORT (DATE) UTF-8 9") == b"* SORT\r\nr8 OK SORT completed\r\n"
+    await c.close()
+
+
+async def test_no_expunge_while_sort_or_thread_runs(runtime: ServerRuntime) -> None:
+    """RFC 5256 §3 (as RFC 3501 §7.4.1 for SEARCH): another session's EXPUNGE is told only
+    after SORT and THREAD, so their numbers stay valid; the next NOOP tells it. Until then
+    the expunged message is still there for this session, sorted by what the session knows
+    of it (its arrival, also as its sent date)."""
+    a = await _addressed(runtime)
+    b = await _session(runtime, "INBOX")
+    assert await b.cmd(b"b1", b"STORE 1 +FLAGS.SILENT (\\Deleted)") == b"b1 OK STORE completed\r\n"
+    assert await b.cmd(b"b2", b"EXPUNGE") == b"* 1 EXPUNGE\r\nb2 OK EXPUNGE completed\r\n"
+    assert await a.cmd(b"a1", b"SORT (ARRIVAL) UTF-8 ALL") == (
+        b"* SORT 1 4 5 3 2\r\na1 OK SORT completed\r\n")
+    assert await a.cmd(b"a2", b"UID THREAD ORDEREDSUBJECT UTF-8 ALL") == (
+        b"* THREAD (1 (3)(4)(5)(2))\r\na2 OK THREAD completed\r\n")
+    assert await a.cmd(b"a3", b"NOOP") == b"* 1 EXPUNGE\r\na3 OK NOOP completed\r\n"
+    await a.close()
+    await b.close()

@@ -183,7 +183,8 @@ async def _ordered_subject(run: _Run) -> list[int]:
     async for chunk in run.infos():
         for k, info in chunk:
             run.note(k, info)
-        await slicer.tick()
+            if slicer.due():
+                await slicer.pause()
     rows = await sorted_sliced([(run.subjects[k], run.dates[k], k)
                                 for k in range(len(run.hits))], slicer)
     threads: list[tuple[float, int, list[int]]] = []
@@ -243,7 +244,8 @@ async def _by_references(run: _Run) -> list[int]:
             _unlink(node)
             if prev is not None and not _loops(prev, node):
                 _link(prev, node)
-        await slicer.tick()
+            if slicer.due():
+                await slicer.pause()
     del table
     # (2) The messages without a parent are the roots.
     roots = [n for n in nodes if n.parent is None]
