@@ -1,5 +1,5 @@
 """rmail's IMAP4rev1 server (RFC 3501 plus IDLE, NAMESPACE, UIDPLUS, MOVE, ID, ENABLE,
-UNSELECT, LITERAL+ and SPECIAL-USE).
+UNSELECT, LITERAL+ and SPECIAL-USE; SORT, SORT=DISPLAY and THREAD).
 
 Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events out):
 
@@ -17,6 +17,8 @@ Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events
 - `selected` — one session's seq↔UID map and the moments it may tell the client of changes.
 - `fetch`, `search` — pure functions over stored metadata (message bytes only for BODY[...]);
   `stream` — a stored file's bytes into a FETCH literal, chunk by chunk.
+- `sort`, `thread` — SORT's ordering and THREAD's algorithms (RFC 5256) over the matches of
+  a search, pure like `search`.
 - `connection`, `service` — asyncio protocol, STARTTLS, timeouts; `start()`.
 
 Invariants:
