@@ -136,3 +136,22 @@ async def test_budget_stops_sort_and_thread(tmp_path: Path,
         assert await client.cmd(b"n", b"SORT (ARRIVAL) UTF-8 1:3") == (
             b"* SORT 1 2 3\r\nn OK SORT completed\r\n")
         await client.close()
+
+
+async def test_huge_fields_are_read_only_so_far(runtime: ServerRuntime) -> None:
+    """A 2 MB Subject and a References field of 20,000 msg-ids (the store keeps both whole):
+    the base subject is taken from the first 16 KiB and compared on 1,024 characters, the
+    References from its last 1,000 msg-ids, so one message is bounded work."""
+    account = await runtime.accounts.get_user("alice@example.com")
+    inbox = (await runtime.store.get_mailbox(account.id, "INBOX")).id
+    await runtime.store.append(inbox, b"Message-ID: <root@x>\r\nSubject: zz\r\n\r\nroot\r\n")
+    refs = b" ".join(b"<r%d@x>" % i for i in range(20_000)) + b" <root@x>"
+    await runtime.store.append(inbox, b"Message-ID: <big@x>\r\nSubject: Re: " + b"a" * 2_000_000
+                               + b" (fwd)\r\nReferences: " + refs + b"\r\n\r\nbig\r\n")
+    await runtime.store.append(inbox, b"Subject: b\r\n\r\nsmall\r\n")
+    client = await _selected(runtime)
+    assert await client.cmd(b"s", b"SORT (SUBJECT) UTF-8 ALL") == (
+        b"* SORT 2 3 1\r\ns OK SORT completed\r\n")
+    assert await client.cmd(b"t", b"THREAD REFERENCES UTF-8 ALL") == (
+        b"* THREAD (1 2)(3)\r\nt OK THREAD completed\r\n")
+    await client.close()

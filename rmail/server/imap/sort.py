@@ -18,9 +18,10 @@ criterion (RFC 5256 §3), which REVERSE does not reverse. REVERSE negates a numb
 column is replaced by the rank of each value among the column's distinct values, negated.
 
 Work and memory are bounded the way SEARCH's are: the store's parsed fields are read a chunk
-of `CHUNK` messages at a time and only the few values each criterion needs are kept; sorting
-runs as sorted runs of `RUN` items merged lazily, so the event loop is given back between
-runs and every few hundred merged items (`Slicer`), and the command's CPU budget applies.
+of `CHUNK` messages at a time and only the few values each criterion needs are kept (strings
+cut at `KEY_CHARS`, a subject read up to `SUBJECT_CHARS`); sorting runs as sorted runs of
+`RUN` items merged lazily, so the event loop is given back between runs and every few
+hundred merged items (`Slicer`), and the command's CPU budget applies.
 
 This module does no I/O of its own: the handler passes a loader for the stored fields.
 """
@@ -33,7 +34,7 @@ from typing import Any, Final, Sequence, TypeVar
 from rmail.server.core.collation import unicode_casemap
 from rmail.server.core.mime.address import Addr
 from rmail.server.core.mime.envelope import envelope_addresses
-from rmail.server.core.mime.subject import base_subject
+from rmail.server.core.mime.subject import BaseSubject, base_subject
 from rmail.server.core.mime.text import decode_words
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
@@ -42,10 +43,16 @@ from . import commands as c
 from .search import CHUNK, InfoLoader
 from .selected import SelectedMailbox
 
-__all__ = ["RUN", "display_name", "sent_date", "sort", "sorted_sliced"]
+__all__ = ["KEY_CHARS", "RUN", "SUBJECT_CHARS", "display_name", "sent_date", "sort",
+           "sorted_sliced", "subject_key", "text_key"]
 
 #: Keys answered from the session's map, without the store.
 _MAP_KEYS: Final = frozenset({"ARRIVAL", "SIZE"})
+#: Characters of a string value that sorting compares (a base subject, a mailbox, a display
+#: name): bounds the memory kept per message; real values differ far sooner.
+KEY_CHARS: Final = 1024
+#: Characters of a Subject field the base subject is extracted from (see `subject_key`).
+SUBJECT_CHARS: Final = 16 * 1024
 #: The ENVELOPE address list each address key reads.
 _FIELDS: Final = {"FROM": "from", "DISPLAYFROM": "from", "TO": "to", "DISPLAYTO": "to",
                   "CC": "cc"}
@@ -79,6 +86,20 @@ async def sorted_sliced(items: list[T], slicer: Slicer) -> list[T]:
         if not n % _MERGE_STEP and slicer.due():
             await slicer.pause()
     return out
+
+
+def text_key(text: str) -> str:
+    """The collation key of a string sort value: i;unicode-casemap of its first `KEY_CHARS`."""
+    return unicode_casemap(text[:KEY_CHARS])
+
+
+def subject_key(subject: str) -> BaseSubject:
+    """The collation key of a subject's base subject (RFC 5256 §2.1), and whether it was a
+    reply or forward. A subject longer than `SUBJECT_CHARS` (the store keeps a Subject field
+    whole, up to the message size) is read only that far, so one message cannot hold the loop
+    for long; the base subject of a shorter one is exact."""
+    base = base_subject(subject[:SUBJECT_CHARS])
+    return BaseSubject(text_key(base.text), base.reply_or_forward)
 
 
 def display_name(addr: Addr | None) -> str:
@@ -126,17 +147,17 @@ def _value(key: str, info: MessageInfo | None, addrs: dict[str, list[Addr]] | No
     if info is None:
         return ""
     if key == "SUBJECT":
-        return unicode_casemap(base_subject(info.subject).text)
+        return subject_key(info.subject).text
     assert addrs is not None
     if key == "FROM":
-        return unicode_casemap(_mailbox(_first(addrs, "from")))
+        return text_key(_mailbox(_first(addrs, "from")))
     if key == "TO":
-        return unicode_casemap(_mailbox(_first(addrs, "to")))
+        return text_key(_mailbox(_first(addrs, "to")))
     if key == "CC":
-        return unicode_casemap(_mailbox(_first(addrs, "cc")))
+        return text_key(_mailbox(_first(addrs, "cc")))
     if key == "DISPLAYFROM":
-        return unicode_casemap(display_name(_first(addrs, "from")))
-    return unicode_casemap(display_name(_first(addrs, "to")))  # DISPLAYTO
+        return text_key(display_name(_first(addrs, "from")))
+    return text_key(display_name(_first(addrs, "to")))  # DISPLAYTO
 
 
 async def _columns(criteria: Sequence[c.SortCriterion], hits: Sequence[int],

@@ -17,7 +17,8 @@ dropped) and compared case-sensitively.
 Every loop here runs over lists and explicit stacks, never recursion: a thread ten thousand
 messages deep is one more list. Work is proportional to the messages and their references
 (a loop check walks up from the new parent only when the new child already has children), the
-store's fields are read a chunk at a time and only the few values threading needs are kept,
+store's fields are read a chunk at a time and only the few values threading needs are kept
+(from bounded stretches of each field: `ID_FIELD_CHARS`, `REFERENCES_CHARS`, `sort.subject_key`),
 and the event loop is given back every few milliseconds (`Slicer`, with the command's budget).
 This module does no I/O of its own: the handler passes a loader for the stored fields.
 """
@@ -28,17 +29,15 @@ import re
 from collections import deque
 from typing import AsyncIterator, Final, Sequence
 
-from rmail.server.core.collation import unicode_casemap
-from rmail.server.core.mime.subject import base_subject
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
 
 from .encode import THREAD_CLOSE, THREAD_OPEN
 from .search import CHUNK, InfoLoader
 from .selected import SelectedMailbox
-from .sort import sent_date, sorted_sliced
+from .sort import sent_date, sorted_sliced, subject_key
 
-__all__ = ["MAX_REFERENCES", "msg_ids", "thread"]
+__all__ = ["ID_FIELD_CHARS", "MAX_REFERENCES", "REFERENCES_CHARS", "msg_ids", "thread"]
 
 #: References used per message: the last ones of a longer References field (the nearest
 #: ancestors). Bounds the dummy nodes a message can add; RFC 5322 §3.6.4 expects agents to
@@ -48,6 +47,11 @@ MAX_REFERENCES: Final = 1000
 _MSG_ID: Final = re.compile(r"<([^<>]*)>")
 _QUOTED_PAIR: Final = re.compile(r"\\(.)", re.S)
 _WSP: Final = re.compile(r"[ \t\r\n]+")
+#: Characters of a Message-ID or In-Reply-To field searched for its first msg-id, and of the
+#: end of a References field searched for its last `MAX_REFERENCES` msg-ids: the store keeps
+#: these fields whole, and one message must not hold the loop for long.
+ID_FIELD_CHARS: Final = 4096
+REFERENCES_CHARS: Final = 128 * MAX_REFERENCES
 #: A node's `msg` when it stands for a message that was not searched (a dummy, §3 step 1.A).
 _DUMMY: Final = -1
 
@@ -80,12 +84,21 @@ def msg_ids(value: str, limit: int | None = None) -> list[str]:
     return list(found)
 
 
+def _first_id(value: str) -> list[str]:
+    """The first valid msg-id of a Message-ID or In-Reply-To value, as a list of 0 or 1."""
+    for m in _MSG_ID.finditer(value, 0, ID_FIELD_CHARS):
+        normal = _normalize(m.group(1))
+        if normal is not None:
+            return [normal]
+    return []
+
+
 def _reference_ids(info: MessageInfo) -> list[str]:
     """§3: the References field's msg-ids, else the first valid one of In-Reply-To."""
-    refs = msg_ids(info.references, MAX_REFERENCES) if info.references else []
+    refs = msg_ids(info.references[-REFERENCES_CHARS:], MAX_REFERENCES) if info.references \
+        else []
     if not refs and info.in_reply_to:
-        first = msg_ids(info.in_reply_to)[:1]
-        return first
+        return _first_id(info.in_reply_to)
     return refs
 
 
@@ -154,8 +167,8 @@ class _Run:
         """Keep what threading needs of message `k` (`info` None: expunged meanwhile)."""
         i = self.hits[k]
         self.dates.append(sent_date(info, self.view.dates[i]))
-        base = base_subject(info.subject if info is not None else "")
-        self.subjects.append(unicode_casemap(base.text))
+        base = subject_key(info.subject if info is not None else "")
+        self.subjects.append(base.text)
         self.replies.append(base.reply_or_forward)
 
     def key(self, node: _Node) -> tuple[float, int]:
@@ -218,7 +231,7 @@ async def _by_references(run: _Run) -> list[int]:
     async for chunk in run.infos():
         for k, info in chunk:
             run.note(k, info)
-            own = msg_ids(info.message_id)[:1] if info is not None else []
+            own = _first_id(info.message_id) if info is not None else []
             node = table.get(own[0]) if own else None
             if node is not None and node.msg == _DUMMY:
                 node.msg = k  # the message a reference was waiting for
