@@ -122,8 +122,9 @@ def test_state_tables(state: State, command: c.Command, ok: bool) -> None:
 
 ALWAYS = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID", "ENABLE",
           "UNSELECT", "LITERAL+")
-#: Extensions advertised after the "always" list.
-EXTENSIONS = ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
+#: Extensions advertised after the "always" list, in protocol.py's order.
+SEARCH_EXTENSIONS = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN")
+SORT_EXTENSIONS = ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
 
 
 @pytest.mark.parametrize("configured, active, extra", [
@@ -132,7 +133,8 @@ EXTENSIONS = ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCE
     (True, True, ("AUTH=PLAIN", "AUTH=LOGIN")),
 ])
 def test_capabilities(configured: bool, active: bool, extra: tuple[str, ...]) -> None:
-    assert capabilities(tls_configured=configured, tls_active=active) == ALWAYS + EXTENSIONS + extra
+    assert capabilities(tls_configured=configured, tls_active=active) == \
+        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + extra
 
 
 def test_text_is_bounded_on_a_character_boundary() -> None:

@@ -1,5 +1,6 @@
 """rmail's IMAP4rev1 server (RFC 3501 plus IDLE, NAMESPACE, UIDPLUS, MOVE, ID, ENABLE,
-UNSELECT, LITERAL+ and SPECIAL-USE; SORT, SORT=DISPLAY and THREAD).
+UNSELECT, LITERAL+ and SPECIAL-USE; ESEARCH, SEARCHRES, CONTEXT=SEARCH and WITHIN; SORT,
+SORT=DISPLAY and THREAD).
 
 Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events out):
 
@@ -19,6 +20,8 @@ Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events
   `stream` — a stored file's bytes into a FETCH literal, chunk by chunk.
 - `sort`, `thread` — SORT's ordering and THREAD's algorithms (RFC 5256) over the matches of
   a search, pure like `search`.
+- `results` — a search (or sort) result in its requested order and what ESEARCH says of it;
+  `context` — the saved result "$" and the updating searches of the selected mailbox.
 - `connection`, `service` — asyncio protocol, STARTTLS, timeouts; `start()`.
 
 Invariants:

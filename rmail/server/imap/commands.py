@@ -3,7 +3,8 @@
 What the parser (`parser`) produces and everything above it consumes: handlers import these
 classes, never the parser. Also the extensions rmail advertises: IDLE (RFC 2177), NAMESPACE
 (RFC 2342), UIDPLUS (RFC 4315, UID EXPUNGE), MOVE (RFC 6851), ID (RFC 2971), ENABLE
-(RFC 5161), UNSELECT (RFC 3691), SASL-IR style initial responses (RFC 4959).
+(RFC 5161), UNSELECT (RFC 3691), SASL-IR style initial responses (RFC 4959), SEARCH return
+options (ESEARCH RFC 4731, SEARCHRES RFC 5182, CONTEXT=SEARCH RFC 5267) and WITHIN (RFC 5032).
 SORT and THREAD (RFC 5256), with SORT=DISPLAY's keys (RFC 5957).
 
 Invariants of a value built by the parser:
@@ -13,7 +14,8 @@ Invariants of a value built by the parser:
 - Flags are canonical: system flags spelt as in RFC 3501 §2.3.2 ("\\Seen"), keywords as sent;
   a flag list holds each flag once, in the client's order.
 - FETCH macros are expanded, each item once; a UID FETCH lists UID (RFC 3501 §6.4.8).
-- A `SeqSet` keeps the client's ranges; `STAR` (0) stands for "*".
+- A `SeqSet` keeps the client's ranges; `STAR` (0) stands for "*"; `SAVED_RESULT` stands for
+  "$" (RFC 5182), which the session replaces with the saved result before a handler sees it.
 - Secrets (LOGIN's password, APPEND's message) stay out of `repr`.
 """
 
@@ -33,6 +35,7 @@ __all__ = [
     "Select", "SeqSet", "StartTLS", "Status", "Store", "StoreMode", "Subscribe", "UidExpunge",
     "Unselect", "Unsubscribe", "normalize_mailbox",
     "SORT_KEYS", "Sort", "SortCriterion", "THREAD_ALGORITHMS", "Thread",
+    "SAVED_RESULT", "CancelUpdate", "SearchAge", "SearchReturn",
 ]
 
 #: `*` in a sequence set; 0 is never a valid message number or UID.
@@ -57,6 +60,8 @@ class SeqSet:
     """
 
     ranges: tuple[tuple[int, int], ...]
+    #: "$", the saved SEARCH result (RFC 5182 §2.1); `ranges` is empty then.
+    saved: bool = False
 
     def resolve(self, largest: int) -> list[tuple[int, int]]:
         """Ascending, merged, inclusive (low, high) ranges with "*" replaced by `largest`.
@@ -100,10 +105,17 @@ class SeqSet:
         return max(max(r) for r in self.ranges)
 
     def __str__(self) -> str:
+        if self.saved:
+            return "$"
+
         def one(n: int) -> str:
             return "*" if n == STAR else str(n)
         return ",".join(one(lo) if lo == hi else f"{one(lo)}:{one(hi)}"
                         for lo, hi in self.ranges)
+
+
+#: "$" in place of a sequence set: the last SEARCH result saved with RETURN (SAVE) (RFC 5182).
+SAVED_RESULT: Final = SeqSet((), saved=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +245,14 @@ class SearchSize:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchAge:
+    """OLDER n / YOUNGER n (RFC 5032): INTERNALDATE at most / at least `seconds` before now."""
+
+    older: bool
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class SearchAnd:
     """Juxtaposed keys or a parenthesised list: all must match."""
 
@@ -255,7 +275,29 @@ class SearchNot:
 
 
 SearchKey = Union[SearchAll, SearchFlag, SearchRecent, SearchSeq, SearchHeader, SearchBody,
-                  SearchDate, SearchSize, SearchAnd, SearchOr, SearchNot]
+                  SearchDate, SearchSize, SearchAge, SearchAnd, SearchOr, SearchNot]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchReturn:
+    """``RETURN (...)`` of an extended SEARCH (RFC 4466 §2.6): which result items to send in
+    one ESEARCH response instead of ``* SEARCH``.
+
+    An empty list means ALL (RFC 4731 §3.1). SAVE keeps the result as "$" and alone sends
+    nothing (RFC 5182 §2.4); UPDATE keeps it up to date with ADDTO/REMOVEFROM, CONTEXT is a
+    hint rmail takes no action on, PARTIAL is a 1-based ordered range of the result (RFC 5267
+    §4.2–4.4).
+    """
+
+    min: bool = False
+    max: bool = False
+    all: bool = False
+    count: bool = False
+    save: bool = False
+    update: bool = False
+    context: bool = False
+    #: (first, last) positions, first <= last, both >= 1.
+    partial: tuple[int, int] | None = None
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -426,6 +468,8 @@ class Search(Command):
     charset: str | None
     key: SearchKey
     uid: bool = False
+    #: RETURN options (ESEARCH); None: a plain SEARCH answered with ``* SEARCH``.
+    returns: SearchReturn | None = None
 
 
 #: Sort keys (RFC 5256 §3; DISPLAYFROM and DISPLAYTO from RFC 5957 §3).
@@ -530,3 +574,10 @@ class Enable(Command):
     """ENABLE capability... (RFC 5161 §3.1); names upper-cased."""
 
     capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE "tag"... (RFC 5267 §4.3.5): stop the updates of those searches."""
+
+    tags: tuple[str, ...]

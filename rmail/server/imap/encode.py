@@ -37,6 +37,7 @@ __all__ = [
     "fetch_head", "fetch_response", "flag_list", "literal", "literal_prefix", "nstring",
     "numbered", "search_response", "sequence_set", "string", "text",
     "THREAD_CLOSE", "THREAD_OPEN", "sort_response", "thread_response",
+    "Value", "esearch_response", "sequence_range",
 ]
 
 #: Ends every response line (RFC 3501 §2.2).
@@ -378,3 +379,18 @@ def sequence_set(numbers: Sequence[int]) -> Atom:
     if start >= 0:
         parts.append(f"{start}:{prev}" if start != prev else str(start))
     return Atom(",".join(parts))
+
+
+def sequence_range(first: int, last: int) -> Atom:
+    """``first:last``: a PARTIAL range as the client asked for it (RFC 5267 §5)."""
+    return Atom(f"{first}:{last}")
+
+
+def esearch_response(tag: str, uid: bool, data: Sequence[Value]) -> bytes:
+    """``* ESEARCH (TAG "tag") [UID] data...`` CRLF (RFC 4466 §2.6.2, RFC 4731 §3.1): the
+    search correlator names the command (RFC 5267 §4.3: also on later ADDTO/REMOVEFROM);
+    `data` are the search-return-data items, names as atoms, e.g. ``[Atom("COUNT"), 3]``."""
+    head: tuple[Value, ...] = ((Atom("TAG"), tag),)
+    if uid:
+        head += (Atom("UID"),)
+    return encode(Data("ESEARCH", head + tuple(data)))

@@ -26,6 +26,7 @@ from .commands import (STAR, Append, Authenticate, Capability, Check, Close, Com
                        SeqSet, StartTLS, Status, Store, StoreMode, Subscribe, UidExpunge, Unselect,
                        Unsubscribe, normalize_mailbox)
 from .commands import SORT_KEYS, THREAD_ALGORITHMS, Sort, SortCriterion, Thread
+from .commands import SAVED_RESULT, CancelUpdate, SearchAge, SearchReturn
 from .wire import MAX_TAG, Frame, ReplyError
 
 __all__ = ["MAX_ID_PAIRS", "MAX_SEARCH_DEPTH", "MAX_SEARCH_KEYS", "ParseError", "parse_command",
@@ -54,6 +55,9 @@ SYSTEM_FLAGS: Final = {f.lower(): f for f in _STORED_FLAGS}
 class ParseError(ReplyError):
     """A command that cannot be parsed: "BAD" for syntax, "NO" for a well-formed request that
     is refused (e.g. BADCHARSET)."""
+
+    #: A SEARCH RETURN (SAVE) refused with NO: RFC 5182 §2.1 empties the saved result ("$").
+    drops_saved_result = False
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -256,6 +260,11 @@ class _Reader:
             return None
 
     def seqset(self) -> SeqSet:
+        if self.peek() == 0x24:  # "$": the saved SEARCH result, alone (RFC 5182 §3)
+            self.pos += 1
+            if self.peek() not in (None, 0x20, 0x29):
+                raise self.fail("expected sequence set")
+            return SAVED_RESULT
         tok = self.match(_SEQSET)
         if tok is None:
             raise self.fail("expected sequence set")
@@ -634,7 +643,7 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
             keys.append(_search_key(r, depth + 1))
         return keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
     c = r.peek()
-    if c is not None and (0x30 <= c <= 0x39 or c == 0x2A):
+    if c is not None and (0x30 <= c <= 0x39 or c == 0x2A or c == 0x24):
         return SearchSeq(r.seqset(), uid=False)
     word = r.atom().upper()
     if word == "ALL":
@@ -669,6 +678,8 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
         return SearchFlag(kw, word == "KEYWORD")
     if word == "UID":
         return SearchSeq(r.seqset(), uid=True)
+    if word in ("OLDER", "YOUNGER"):  # RFC 5032 §3
+        return SearchAge(word == "OLDER", r.number(nonzero=True))
     if word == "NOT":
         return SearchNot(_search_key(r, depth + 1))
     if word == "OR":
@@ -680,20 +691,77 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
 
 def _search(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
-    charset = None
-    if r.accept_word(b"CHARSET"):
+    returns = None
+    if r.accept_word(b"RETURN"):  # RFC 4466 §2.6 search-return-opts
         r.sp()
-        charset = r.text(r.astring(), "charset").upper()
-        if charset not in _CHARSETS:
-            raise ParseError("unsupported charset", status="NO",
-                             code="BADCHARSET (UTF-8 US-ASCII)")
+        returns = _search_return(r)
         r.sp()
-    keys = [_search_key(r, 1)]
-    while r.accept(b" "):
-        keys.append(_search_key(r, 1))
-    r.end()
+    try:
+        charset = None
+        if r.accept_word(b"CHARSET"):
+            r.sp()
+            charset = r.text(r.astring(), "charset").upper()
+            if charset not in _CHARSETS:
+                raise ParseError("unsupported charset", status="NO",
+                                 code="BADCHARSET (UTF-8 US-ASCII)")
+            r.sp()
+        keys = [_search_key(r, 1)]
+        while r.accept(b" "):
+            keys.append(_search_key(r, 1))
+        r.end()
+    except ParseError as exc:
+        exc.drops_saved_result = exc.status == "NO" and returns is not None and returns.save
+        raise
     key = keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
-    return Search(tag, charset, key, uid)
+    return Search(tag, charset, key, uid, returns)
+
+
+#: Return options without an argument (RFC 4731 §3.1, RFC 5182 §3, RFC 5267 §5).
+_RETURN_OPTIONS: Final = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "UPDATE", "CONTEXT"})
+
+
+def _search_return(r: _Reader) -> SearchReturn:
+    """``(opt ...)`` after RETURN. An option not listed is BAD (RFC 4466 §2.6 leaves unknown
+    ones to the server); so is a second ALL or PARTIAL, or both (RFC 5267 §4.4)."""
+    r.expect(b"(")
+    names: set[str] = set()
+    partial = None
+    while not r.accept(b")"):
+        if names:
+            r.sp()
+        name = r.atom().upper()
+        if name == "PARTIAL":
+            r.sp()
+            first = r.number(nonzero=True)
+            r.expect(b":", '":" in the PARTIAL range')
+            last = r.number(nonzero=True)
+            partial = (min(first, last), max(first, last))  # 500:400 is 400:500 (§5)
+        elif name not in _RETURN_OPTIONS:
+            raise r.fail(f"unknown SEARCH return option {name[:32]}")
+        if name in names and name in ("ALL", "PARTIAL"):
+            raise r.fail(f"{name} given twice in RETURN")
+        names.add(name)
+    if "ALL" in names and partial is not None:
+        raise r.fail("RETURN takes ALL or PARTIAL, not both")
+    if not names:
+        return SearchReturn(all=True)  # RETURN () is RETURN (ALL), RFC 4731 §3.1
+    return SearchReturn(min="MIN" in names, max="MAX" in names, all="ALL" in names,
+                        count="COUNT" in names, save="SAVE" in names, update="UPDATE" in names,
+                        context="CONTEXT" in names, partial=partial)
+
+
+def _cancel_update(r: _Reader, tag: str, uid: bool) -> Command:
+    """CANCELUPDATE 1*(SP quoted) (RFC 5267 §5); the line length bounds the list."""
+    tags: list[str] = []
+    while r.accept(b" "):
+        raw = r.quoted()
+        if raw is None:
+            raise r.fail("expected a quoted tag")
+        tags.append(r.text(raw, "tag"))
+    if not tags:
+        raise r.fail("CANCELUPDATE needs at least one tag")
+    r.end()
+    return CancelUpdate(tag, tuple(dict.fromkeys(tags)))
 
 
 # SORT and THREAD (RFC 5256 §5)
@@ -822,6 +890,7 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "ENABLE": _enable,
     "SORT": _sort,
     "THREAD": _thread,
+    "CANCELUPDATE": _cancel_update,
 }
 
 _UID_COMMANDS: Final[dict[str, _Parser]] = {

@@ -48,6 +48,7 @@ _AUTHENTICATED: Final = _ANY | {
 _SELECTED: Final = _AUTHENTICATED | {
     c.Check, c.Close, c.Expunge, c.UidExpunge, c.Search, c.Fetch, c.Store, c.Copy, c.Move,
     c.Unselect,
+    c.CancelUpdate,  # RFC 5267 §4.3.5 (command-select)
 } | {c.Sort, c.Thread}  # RFC 5256
 
 COMMANDS_BY_STATE: Final[dict[State, frozenset[type[c.Command]]]] = {
@@ -67,6 +68,10 @@ ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "
 SORT_THREAD_CAPABILITIES: Final = ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
                                    "THREAD=REFERENCES")
 
+#: SEARCH extensions, on every connection after the "always" list: ESEARCH (RFC 4731),
+#: SEARCHRES (RFC 5182), CONTEXT=SEARCH (RFC 5267 §4), WITHIN (RFC 5032).
+SEARCH_CAPABILITIES: Final = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN")
+
 
 def allowed(state: State, command: c.Command) -> bool:
     """Whether `command` may run in `state`."""
@@ -83,6 +88,7 @@ def capabilities(*, tls_configured: bool, tls_active: bool,
         authenticated: after login, AUTH=/STARTTLS/LOGINDISABLED no longer apply.
     """
     caps = list(ALWAYS_CAPABILITIES)
+    caps += SEARCH_CAPABILITIES
     caps += SORT_THREAD_CAPABILITIES
     if authenticated:
         return tuple(caps)

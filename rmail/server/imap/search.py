@@ -20,18 +20,22 @@ This module does no I/O of its own: the handler passes loaders for stored header
 from __future__ import annotations
 
 import bisect
+import time
 from datetime import date, datetime, timezone
+from functools import partial
 from typing import Awaitable, Callable, Final, Sequence
 
 from rmail.server.core.mime.address import parse_addresses
 from rmail.server.core.mime.parse import parse_date
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
+from rmail.server.core.storage.mail import MailStore
 
 from . import commands as c
 from .selected import SelectedMailbox
 
-__all__ = ["CHUNK", "EVAL_CHUNK", "InfoLoader", "MAP_CHUNK", "TextLoader", "search"]
+__all__ = ["CHUNK", "EVAL_CHUNK", "InfoLoader", "MAP_CHUNK", "TextLoader", "search",
+           "store_loaders"]
 
 #: Messages whose stored text is held at once: bounds memory (search text is up to 1 MiB a
 #: message) and the size of one store read.
@@ -45,6 +49,12 @@ MAP_CHUNK: Final = 4096
 
 InfoLoader = Callable[[list[int]], Awaitable[dict[int, MessageInfo]]]
 TextLoader = Callable[[list[int]], Awaitable[dict[int, str]]]
+
+
+def store_loaders(store: MailStore, mailbox_id: int) -> tuple[InfoLoader, TextLoader]:
+    """The loaders `search` (and SORT's keys, THREAD's fields) read mailbox `mailbox_id` of
+    `store` with: parsed fields, and the text BODY/TEXT look in."""
+    return partial(store.fetch_info, mailbox_id), partial(store.search_text, mailbox_id)
 
 # What a key needs beyond the session's map, in the order AND tries keys.
 _MAP, _INFO, _TEXT = 0, 1, 2
@@ -312,6 +322,12 @@ class _Run:
             if key.larger:
                 return lambda i: sizes[i] > limit
             return lambda i: sizes[i] < limit
+        if isinstance(key, c.SearchAge):
+            # RFC 5032 §2: against the server's clock now, to the second, both ends inclusive.
+            cutoff = int(time.time()) - key.seconds
+            if key.older:
+                return lambda i: int(dates[i]) <= cutoff
+            return lambda i: int(dates[i]) >= cutoff
         if isinstance(key, c.SearchDate) and not key.sent:
             relation, target = key.relation, key.day
             return lambda i: _compare(relation, _day(dates[i]), target)
@@ -365,10 +381,14 @@ class _Run:
 
 
 async def search(key: c.SearchKey, view: SelectedMailbox, *, slicer: Slicer,
-                 load_info: InfoLoader, load_text: TextLoader) -> list[int]:
-    """The 0-based indexes of the messages in `view` that match `key`, ascending.
+                 load_info: InfoLoader, load_text: TextLoader,
+                 among: Sequence[int] | None = None) -> list[int]:
+    """The 0-based indexes of the messages in `view` that match `key`, ascending; only those
+    in `among` (ascending indexes) when given, as an updating context asks of changed
+    messages (RFC 5267 §4.3).
 
     Raises:
         LimitExceeded: the slicer's CPU budget ran out first.
     """
-    return await _Run(key, view, slicer, load_info, load_text).run(range(view.exists))
+    indexes = range(view.exists) if among is None else among
+    return await _Run(key, view, slicer, load_info, load_text).run(indexes)

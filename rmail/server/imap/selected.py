@@ -18,6 +18,10 @@ Invariants (RFC 3501 §7.4.1, §2.3.1.2):
   per distinct set, and a new keyword marks the list stale (`keywords_stale`); the session
   sends the grown FLAGS and PERMANENTFLAGS before the next response that carries flags, and
   every flag it sends comes from this map. The list never shrinks (as in Dovecot).
+- A `Watcher` (the session's updating searches, `context`) hears of every change to the map
+  as it happens: UIDs whose flags changed or that arrived go into its `touched` set, and
+  messages about to leave are shown to `removing` while their sequence numbers still hold
+  (RFC 5267 §4.3.4 wants REMOVEFROM before the EXPUNGE).
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ from __future__ import annotations
 import bisect
 from array import array
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Protocol, Sequence
 
 from rmail.server.core.model import Mailbox, MailboxChanges, MessageMeta
 
-__all__ = ["SelectedMailbox", "Update", "InvalidSequence"]
+__all__ = ["SelectedMailbox", "Update", "InvalidSequence", "Watcher"]
 
 #: At most this many \Recent ranges are kept; older ones merge (recent is advisory).
 MAX_RECENT_RANGES = 32
@@ -40,6 +44,16 @@ MAX_COVERED_SETS = 1024
 
 class InvalidSequence(Exception):
     """A message sequence number beyond the mailbox (RFC 3501 §9: BAD)."""
+
+
+class Watcher(Protocol):
+    """Told of changes to a session's map as they happen (see the module's invariants)."""
+
+    #: UIDs whose flags changed or that entered the map since the watcher last looked.
+    touched: set[int]
+
+    def removing(self, indexes: list[int]) -> None:
+        """These 0-based indexes (ascending) leave the map next; their numbers still hold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +80,7 @@ class SelectedMailbox:
 
     __slots__ = ("mailbox", "readonly", "uids", "flags", "sizes", "dates", "modseq",
                  "_recent", "_pending", "_own", "_recent_count", "_keywords", "_covered",
-                 "keywords_stale")
+                 "keywords_stale", "watcher")
 
     def __init__(self, mailbox: Mailbox, *, readonly: bool) -> None:
         self.mailbox = mailbox
@@ -84,6 +98,8 @@ class SelectedMailbox:
         self._covered: set[frozenset[str]] = set()  # flag sets with no unannounced keyword
         #: Keywords entered the map since the last `* FLAGS`: send it before any flags.
         self.keywords_stale = False
+        #: The session's searches that follow this mailbox (RFC 5182 "$", RFC 5267 updates).
+        self.watcher: Watcher | None = None
 
     # -- loading and queries -------------------------------------------------------------------
 
@@ -120,6 +136,8 @@ class SelectedMailbox:
         self.flags.append(m.flags)
         self.sizes.append(m.size)
         self.dates.append(m.internaldate.timestamp())
+        if self.watcher is not None:
+            self.watcher.touched.add(m.uid)
 
     @property
     def exists(self) -> int:
@@ -202,6 +220,8 @@ class SelectedMailbox:
             self.flags[seq - 1] = m.flags
             self._own[m.uid] = m.modseq
             out.append(seq - 1)
+            if self.watcher is not None:
+                self.watcher.touched.add(m.uid)
         return out
 
     def expunge_now(self, uids: Iterable[int]) -> list[int]:
@@ -234,6 +254,8 @@ class SelectedMailbox:
             if seq is None or m.uid in self._pending:
                 continue
             self._note(m.flags)
+            if self.watcher is not None and self.flags[seq - 1] != m.flags:
+                self.watcher.touched.add(m.uid)
             if self._own.get(m.uid) == m.modseq or self.flags[seq - 1] == m.flags:
                 self.flags[seq - 1] = m.flags
                 continue
@@ -299,6 +321,8 @@ class SelectedMailbox:
         seqs = sorted((s for s in (self.seq_of(u) for u in uids) if s is not None), reverse=True)
         if not seqs:
             return []
+        if self.watcher is not None:
+            self.watcher.removing([s - 1 for s in reversed(seqs)])
         if len(seqs) > 64:
             keep = [i for i in range(len(self.uids)) if self.uids[i] not in uids]
             self.uids = array("I", (self.uids[i] for i in keep))

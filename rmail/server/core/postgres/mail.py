@@ -31,12 +31,13 @@ from typing import Any, Callable, Final, Iterable, Sequence
 import asyncpg
 
 from .. import mime
+from ..bytecache import ByteCache
 from ..errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from ..events import MailboxChanged, MailboxesChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
 from ..space import SpaceState
 from ..singleflight import SingleFlight
-from ..storage.body import MessageBody
+from ..storage.body import BytesBody, MessageBody
 from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
 from ..storage.mail import Delivered, Import, MailboxSnapshot, Outbound, SpaceGuard
 from ..storage.names import normalize_mailbox_name
@@ -229,6 +230,9 @@ class PgMailStore:
         # Single-flight reads, keyed like the SQLite store's: (commit count when issued, result).
         self._changes: SingleFlight[tuple[int, int], MailboxChanges] = SingleFlight(lambda: self.db.commits)
         self._claims: SingleFlight[int, tuple[int, int]] = SingleFlight(lambda: self.db.commits)
+        #: Bytes of small messages read lately (immutable by blob id): FETCH of a hot message
+        #: needs no database round trip.
+        self._hot = ByteCache()
 
     @property
     def on_commit(self) -> Callable[[float], None] | None:
@@ -523,15 +527,26 @@ class PgMailStore:
         return await self.db.read(q)
 
     async def open_message(self, blob_id: str) -> MessageBody:
-        return await open_body(self.db, blob_id)
+        cached = self._hot.get(blob_id)
+        if cached is not None:
+            return BytesBody(cached)
+        body = await open_body(self.db, blob_id)
+        if isinstance(body, BytesBody) and body.inline is not None:
+            self._hot.put(blob_id, body.inline)
+        return body
 
     async def read_message(self, blob_id: str) -> bytes:
+        cached = self._hot.get(blob_id)
+        if cached is not None:
+            return cached
+
         async def q(conn: asyncpg.Connection) -> bytes | None:
             data: bytes | None = await conn.fetchval("SELECT data FROM blob_data WHERE id = $1", blob_id)
             return data
         data = await self.db.read(q, single=True)
         if data is None:
             raise NotFound("message no longer exists")
+        self._hot.put(blob_id, data)
         return data
 
     async def claim_recent(self, mailbox_id: int) -> int:

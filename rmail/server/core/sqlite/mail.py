@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .. import mime
+from ..bytecache import ByteCache
 from ..errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, TemporaryFailure
 from ..events import MailboxChanged, MailboxesChanged, QueueChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
@@ -73,7 +74,11 @@ def _mailbox(row: Sequence[Any]) -> Mailbox:
     return Mailbox(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
 
 
-def _chunks(seq: Sequence[int], n: int = 500) -> Iterator[Sequence[int]]:
+#: UIDs per ``IN (...)`` list, under SQLite's limit on bound parameters.
+CHUNK = 500
+
+
+def _chunks(seq: Sequence[int], n: int = CHUNK) -> Iterator[Sequence[int]]:
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
 
@@ -90,6 +95,9 @@ class SqliteMailStore:
         # Single-flight reads: (commit count when issued, the pending result).
         self._changes: SingleFlight[tuple[int, int], MailboxChanges] = SingleFlight(lambda: self.db.commits)
         self._claims: SingleFlight[int, tuple[int, int]] = SingleFlight(lambda: self.db.commits)
+        #: Bytes of small messages read lately (immutable by blob id): FETCH of a hot message
+        #: needs no reader-thread round trip.
+        self._hot = ByteCache()
         # Parsing and writing blobs in parallel with the writer's commits.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 
@@ -182,14 +190,14 @@ class SqliteMailStore:
             rows = conn.execute(f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE user_id = ? AND noselect = 0"
                                 " ORDER BY name", (user_id,))
             return [_mailbox(r) for r in rows]
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def list_noselect(self, user_id: int) -> list[str]:
         """Names kept only because they have children (LIST shows them \\Noselect)."""
         def q(conn: sqlite3.Connection) -> list[str]:
             return [r[0] for r in conn.execute(
                 "SELECT name FROM mailboxes WHERE user_id = ? AND noselect = 1 ORDER BY name", (user_id,))]
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def get_mailbox(self, user_id: int, name: str) -> Mailbox:
         name = normalize_mailbox_name(name)
@@ -200,7 +208,7 @@ class SqliteMailStore:
             if row is None:
                 raise NotFound(f"no mailbox named {name}")
             return _mailbox(row)
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def create_mailbox(self, user_id: int, name: str, special_use: str | None = None) -> Mailbox:
         """Create a mailbox and any missing parents (RFC 3501 §6.3.3)."""
@@ -338,7 +346,7 @@ class SqliteMailStore:
         def q(conn: sqlite3.Connection) -> list[MessageMeta]:
             rows = conn.execute(f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))
             return [_meta(r) for r in rows]
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def snapshot(self, user_id: int, name: str) -> MailboxSnapshot:
         """A mailbox and all its messages as columns, from one read (what SELECT needs).
@@ -375,7 +383,7 @@ class SqliteMailStore:
                     f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND uid IN ({marks})", (mailbox_id, *chunk))]
             out.sort(key=lambda m: m.uid)
             return out
-        return await self.db.read(q)
+        return await self.db.read(q, single=len(uids) <= CHUNK)
 
     async def page(self, mailbox_id: int, offset: int, limit: int) -> tuple[int, list[MessageMeta]]:
         """Newest first (highest UID first), for the REST list; returns (total, page)."""
@@ -421,7 +429,7 @@ class SqliteMailStore:
                     out[r[0]] = MessageInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], date,
                                             r[10], r[11], r[12], r[13])
             return out
-        return await self.db.read(q)
+        return await self.db.read(q, single=len(uids) <= CHUNK)
 
     async def search_text(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
         """Casefolded decoded body text (SEARCH BODY/TEXT), precomputed at delivery."""
@@ -433,15 +441,22 @@ class SqliteMailStore:
                     f"SELECT m.uid, b.search_text FROM messages m JOIN blobs b ON b.id = m.blob_id"
                     f" WHERE m.mailbox_id = ? AND m.uid IN ({marks})", (mailbox_id, *chunk)).fetchall())
             return out
-        return await self.db.read(q)
+        return await self.db.read(q, single=len(uids) <= CHUNK)
 
     async def _read_inline(self, blob_id: str) -> bytes | None:
         """The bytes of a message kept in the database (at most INLINE_BLOB_MAX), or None
         when they live in a file. Files are immutable once committed."""
+        cached = self._hot.get(blob_id)
+        if cached is not None:
+            return cached
+
         def q(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute("SELECT data FROM blob_data WHERE id = ?", (blob_id,)).fetchone()
             return row[0] if row else None
-        return await self.db.read(q)
+        data = await self.db.read(q, single=True)
+        if data is not None:
+            self._hot.put(blob_id, data)
+        return data
 
     async def open_message(self, blob_id: str) -> MessageBody:
         """From the database when small, else the open file (streamed on worker threads)."""

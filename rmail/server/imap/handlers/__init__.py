@@ -6,6 +6,7 @@
   and the LIST/LSUB matching rules.
 - `messages` — FETCH (streaming large bodies), STORE, COPY, MOVE, EXPUNGE, UID EXPUNGE, APPEND.
 - `search` — SEARCH, SORT and THREAD (RFC 5256).
+- `esearch` — SEARCH with RETURN options (ESEARCH, SEARCHRES, CONTEXT=SEARCH), CANCELUPDATE.
 - `sync` — SELECT, EXAMINE, NOOP, CHECK, CLOSE, UNSELECT, IDLE, and `flush`: the selected
   mailbox's news, sent at the moments RFC 3501 §7.4.1 allows.
 
@@ -23,6 +24,7 @@ from typing import Awaitable, Callable, Final, Mapping
 from ..commands import Command
 from ..encode import Tagged
 from . import auth, mailboxes, messages, search, sync
+from . import esearch
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -33,4 +35,5 @@ Handler = Callable[..., Awaitable[Tagged]]
 HANDLERS: Final[Mapping[type[Command], Handler]] = {
     **auth.HANDLERS, **mailboxes.HANDLERS, **messages.HANDLERS, **search.HANDLERS,
     **sync.HANDLERS,
+    **esearch.HANDLERS,
 }

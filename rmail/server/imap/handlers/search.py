@@ -1,4 +1,5 @@
-"""SEARCH (RFC 3501 §6.4.4), SORT and THREAD (RFC 5256, SORT=DISPLAY RFC 5957).
+"""SEARCH (RFC 3501 §6.4.4), SORT and THREAD (RFC 5256, SORT=DISPLAY RFC 5957). A SEARCH
+with RETURN options is answered by `esearch` (ESEARCH, SEARCHRES, CONTEXT=SEARCH).
 
 Invariants:
 
@@ -16,62 +17,40 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Final, Iterable
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Awaitable, Callable, Final, Iterable
 
-from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
 
 from .. import commands as c
 from ..encode import Tagged, search_response
 from ..encode import sort_response, thread_response
 from ..search import search as evaluate
-from ..selected import SelectedMailbox
+from ..search import store_loaders
 from ..sort import sort as order
 from ..state import SessionState
 from ..thread import thread as build_threads
+from .esearch import extended_search
 
-__all__ = ["HANDLERS"]
+__all__ = ["HANDLERS", "find"]
 
 
-async def search(s: SessionState, cmd: c.Search) -> Tagged:
-    view = s.require_view()
-    mailbox_id = view.mailbox.id
-    store = s.store
-
-    async def load_info(uids: list[int]) -> dict[int, MessageInfo]:
-        return await store.fetch_info(mailbox_id, uids)
-
-    async def load_text(uids: list[int]) -> dict[int, str]:
-        return await store.search_text(mailbox_id, uids)
-
+@asynccontextmanager
+async def _scan(s: SessionState, what: str) -> AsyncIterator[Slicer]:
+    """The user's one search slot, held for a command's evaluation, and the command's budget."""
     async with s.services.scans.lock(s.account.id):
         # Made only now, so the wait for the slot is not metered.
-        slicer = Slicer(budget=s.services.search_budget, what="this SEARCH")
-        hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,
+        yield Slicer(budget=s.services.search_budget, what=what)
+
+
+async def find(s: SessionState, key: c.SearchKey) -> list[int]:
+    """The 0-based indexes of the selected mailbox's messages that match `key`, ascending:
+    one evaluation per user at a time, within the SEARCH budget."""
+    view = s.require_view()
+    load_info, load_text = store_loaders(s.store, view.mailbox.id)
+    async with _scan(s, "this SEARCH") as slicer:
+        return await evaluate(key, view, slicer=slicer, load_info=load_info,
                               load_text=load_text)
-    numbers = [view.uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
-    writing = Slicer()  # the answer is found: writing it is not held to the budget
-    out = []
-    for piece in search_response(numbers):
-        out.append(piece)
-        await writing.tick()
-    s.out.write(b"".join(out))
-    return Tagged(cmd.tag, "OK", "SEARCH completed")
-
-
-def _loaders(s: SessionState, view: SelectedMailbox) -> tuple[
-        Callable[[list[int]], Awaitable[dict[int, MessageInfo]]],
-        Callable[[list[int]], Awaitable[dict[int, str]]]]:
-    """The store reads a search (and SORT's keys, THREAD's fields) needs, for `view`."""
-    mailbox_id = view.mailbox.id
-    store = s.store
-
-    async def load_info(uids: list[int]) -> dict[int, MessageInfo]:
-        return await store.fetch_info(mailbox_id, uids)
-
-    async def load_text(uids: list[int]) -> dict[int, str]:
-        return await store.search_text(mailbox_id, uids)
-    return load_info, load_text
 
 
 async def _write(s: SessionState, pieces: Iterable[bytes]) -> None:
@@ -84,12 +63,21 @@ async def _write(s: SessionState, pieces: Iterable[bytes]) -> None:
     s.out.write(b"".join(out))
 
 
+async def search(s: SessionState, cmd: c.Search) -> Tagged:
+    if cmd.returns is not None:  # RETURN (...): ESEARCH, SEARCHRES, CONTEXT=SEARCH
+        return await extended_search(s, cmd, find)
+    view = s.require_view()
+    hits = await find(s, cmd.key)
+    numbers = [view.uids[i] for i in hits] if cmd.uid else [i + 1 for i in hits]
+    await _write(s, search_response(numbers))
+    return Tagged(cmd.tag, "OK", "SEARCH completed")
+
+
 async def sort(s: SessionState, cmd: c.Sort) -> Tagged:
     """[UID] SORT (RFC 5256 §3): the matches of the search, in the criteria's order."""
     view = s.require_view()
-    load_info, load_text = _loaders(s, view)
-    async with s.services.scans.lock(s.account.id):
-        slicer = Slicer(budget=s.services.search_budget, what="this SORT")
+    load_info, load_text = store_loaders(s.store, view.mailbox.id)
+    async with _scan(s, "this SORT") as slicer:
         hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,
                               load_text=load_text)
         ordered = await order(cmd.criteria, hits, view, slicer=slicer, load_info=load_info)
@@ -102,9 +90,8 @@ async def sort(s: SessionState, cmd: c.Sort) -> Tagged:
 async def thread(s: SessionState, cmd: c.Thread) -> Tagged:
     """[UID] THREAD (RFC 5256 §3): the matches of the search, threaded by the algorithm."""
     view = s.require_view()
-    load_info, load_text = _loaders(s, view)
-    async with s.services.scans.lock(s.account.id):
-        slicer = Slicer(budget=s.services.search_budget, what="this THREAD")
+    load_info, load_text = store_loaders(s.store, view.mailbox.id)
+    async with _scan(s, "this THREAD") as slicer:
         hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,
                               load_text=load_text)
         tokens = await build_threads(cmd.algorithm, hits, view, slicer=slicer,

@@ -27,6 +27,7 @@ from rmail.server.core.errors import NotFound, TemporaryFailure
 from rmail.server.core.events import Event, ExternalChange, MailboxChanged, MailboxesChanged
 
 from .. import commands as c
+from .. import context
 from ..encode import (FLAGS_ORDER, Atom, Code, Continuation, Data, Numbered, Status, Tagged,
                       encode, encode_all, fetch_flags, numbered)
 from ..errors import BYE_AUTOLOGOUT, BYE_DELETED, CommandError, SessionClosed
@@ -67,6 +68,7 @@ async def flush(s: SessionState, *, allow_expunge: bool, force: bool = False) ->
     if not (rung or force):
         if allow_expunge and view.has_pending:
             _write_update(s, view, view.take_pending())
+        await context.update(s)  # RFC 5267 ADDTO/REMOVEFROM, after the news they follow
         return
     if bell is not None:
         bell.clear()
@@ -85,6 +87,7 @@ async def flush(s: SessionState, *, allow_expunge: bool, force: bool = False) ->
         await _mailbox_gone(s)
     _write_update(s, view, view.apply(changes, allow_expunge=allow_expunge,
                                       recent_from=recent[0], recent_to=recent[1]))
+    await context.update(s)
 
 
 async def _claim_recent(s: SessionState, mailbox_id: int) -> tuple[int | None, int | None]:
