@@ -124,7 +124,8 @@ ALWAYS = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "I
           "UNSELECT", "LITERAL+")
 #: Extensions advertised after the "always" list, in protocol.py's order.
 SEARCH_EXTENSIONS = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN")
-SORT_EXTENSIONS = ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
+SORT_EXTENSIONS = ("SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SORT", "THREAD=ORDEREDSUBJECT",
+                   "THREAD=REFERENCES")
 
 
 @pytest.mark.parametrize("configured, active, extra", [

@@ -22,7 +22,7 @@ ALWAYS = ("IMAP4REV1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "I
           "UNSELECT", "LITERAL+")
 #: Extensions advertised beside the "always" list.
 EXTENSIONS = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN", "SORT", "SORT=DISPLAY",
-              "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
+              "ESORT", "CONTEXT=SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
 MSG = (b"From: Bob <bob@example.com>\r\nTo: alice@example.com\r\nSubject: Hello there\r\n"
        b"Date: Tue, 05 Mar 2024 09:08:07 +0100\r\nMessage-ID: <m1@example.com>\r\n\r\n"
        b"Body with the word zebra.\r\n")
@@ -104,8 +104,8 @@ async def test_states_and_errors_raw(runtime: ServerRuntime) -> None:
     greeting = await c.line()
     assert greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS "
                                b"MOVE ID ENABLE UNSELECT LITERAL+ ESEARCH SEARCHRES CONTEXT=SEARCH "
-                               b"WITHIN SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES "
-                               b"AUTH=PLAIN AUTH=LOGIN]")
+                               b"WITHIN SORT SORT=DISPLAY ESORT CONTEXT=SORT THREAD=ORDEREDSUBJECT "
+                               b"THREAD=REFERENCES AUTH=PLAIN AUTH=LOGIN]")
     assert (await c.cmd(b"a1", b"SELECT INBOX")).startswith(b"a1 BAD SELECT not allowed")
     assert await c.cmd(b"a2", b"FROB") == b"a2 BAD unknown command FROB\r\n"
     assert await c.cmd(b"a3", b"LOGIN alice@example.com wrong") == \

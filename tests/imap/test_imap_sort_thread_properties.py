@@ -30,7 +30,8 @@ from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
 from rmail.server.imap import commands as c
 from rmail.server.imap.encode import THREAD_CLOSE, THREAD_OPEN
-from rmail.server.imap.sort import sort
+from rmail.server.imap.results import ResultList
+from rmail.server.imap.sort import sort, sort_keys
 from rmail.server.imap.thread import thread
 
 settings.register_profile("rmail", max_examples=150, deadline=None)
@@ -175,6 +176,29 @@ def test_reverse_reverses_the_key_not_the_tiebreak(ms: list[Msg], key: str) -> N
         else:
             runs.append([i])
     assert backward == [i for run in reversed(runs) for i in run]
+
+
+@given(st.lists(msgs, max_size=25), criteria, st.data())
+def test_sort_keys_place_later_matches_where_sort_would(ms: list[Msg],
+                                                         crits: list[c.SortCriterion],
+                                                         data: st.DataObject) -> None:
+    """CONTEXT=SORT (RFC 5267 §4.3.3): a result made from some messages' keys, then given
+    the others' keys computed separately (as messages that start matching later), holds the
+    messages in SORT's order: keys compare across calls (REVERSE strings too) and ties by UID
+    agree with SORT's tie by sequence number."""
+    view, infos = _sort_mailbox(ms)
+    everything = list(range(len(ms)))
+    first = sorted(data.draw(st.sets(st.sampled_from(everything))) if ms else [])
+    later = [i for i in everything if i not in first]
+
+    async def keys(indexes: list[int]) -> list[Any]:
+        return await sort_keys(crits, indexes, view, slicer=Slicer(), load_info=_loader(infos))
+
+    result = ResultList([view.uids[i] for i in first], _run(keys(first)))
+    later_keys = dict(zip((view.uids[i] for i in later), _run(keys(later))))
+    result.add(list(later_keys), later_keys.__getitem__)
+    expected = _run(sort(crits, everything, view, slicer=Slicer(), load_info=_loader(infos)))
+    assert result.uids() == [view.uids[i] for i in expected]
 
 
 # -- THREAD --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """rmail's IMAP4rev1 server (RFC 3501 plus IDLE, NAMESPACE, UIDPLUS, MOVE, ID, ENABLE,
 UNSELECT, LITERAL+ and SPECIAL-USE; ESEARCH, SEARCHRES, CONTEXT=SEARCH and WITHIN; SORT,
-SORT=DISPLAY and THREAD).
+SORT=DISPLAY, ESORT, CONTEXT=SORT and THREAD).
 
 Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events out):
 

@@ -5,7 +5,8 @@ classes, never the parser. Also the extensions rmail advertises: IDLE (RFC 2177)
 (RFC 2342), UIDPLUS (RFC 4315, UID EXPUNGE), MOVE (RFC 6851), ID (RFC 2971), ENABLE
 (RFC 5161), UNSELECT (RFC 3691), SASL-IR style initial responses (RFC 4959), SEARCH return
 options (ESEARCH RFC 4731, SEARCHRES RFC 5182, CONTEXT=SEARCH RFC 5267) and WITHIN (RFC 5032).
-SORT and THREAD (RFC 5256), with SORT=DISPLAY's keys (RFC 5957).
+SORT and THREAD (RFC 5256), with SORT=DISPLAY's keys (RFC 5957) and SORT's RETURN options
+(ESORT and CONTEXT=SORT, RFC 5267).
 
 Invariants of a value built by the parser:
 
@@ -490,12 +491,15 @@ class SortCriterion:
 
 @dataclass(frozen=True, slots=True)
 class Sort(Command):
-    """[UID] SORT (criteria) charset keys (RFC 5256 §3); keys AND-ed in `key`."""
+    """[UID] SORT [RETURN (...)] (criteria) charset keys (RFC 5256 §3, RFC 5267 §3); keys
+    AND-ed in `key`."""
 
     criteria: tuple[SortCriterion, ...]
     charset: str
     key: SearchKey
     uid: bool = False
+    #: RETURN options (ESORT, CONTEXT=SORT); None: a plain SORT answered with ``* SORT``.
+    returns: SearchReturn | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,7 +172,7 @@ def with_saved_result(s: SessionState, cmd: c.Command) -> c.Command:
     view = s.selected
     if view is None:
         return cmd
-    if isinstance(cmd, c.Search):
+    if isinstance(cmd, (c.Search, c.Sort, c.Thread)):  # any search program (RFC 5182 §2)
         if not _uses_saved(cmd.key):
             return cmd
         uid_set = _ranges(saved_uids(view))

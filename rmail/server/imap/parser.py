@@ -791,6 +791,20 @@ def _search_criteria(r: _Reader) -> tuple[str, SearchKey]:
 
 def _sort(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
+    returns = None
+    if r.accept_word(b"RETURN"):  # RFC 5267 §3 extended-sort: RETURN before the criteria
+        r.sp()
+        returns = _search_return(r)
+        r.sp()
+    try:
+        return _sort_rest(r, tag, uid, returns)
+    except ParseError as exc:
+        # RFC 5182 §2.1: a NO (BADCHARSET, too many keys) to a SAVE empties "$".
+        exc.drops_saved_result = exc.status == "NO" and returns is not None and returns.save
+        raise
+
+
+def _sort_rest(r: _Reader, tag: str, uid: bool, returns: SearchReturn | None) -> Command:
     r.expect(b"(")
     criteria: list[SortCriterion] = []
     while True:
@@ -809,7 +823,7 @@ def _sort(r: _Reader, tag: str, uid: bool) -> Command:
         r.sp()
     r.sp()
     charset, key = _search_criteria(r)
-    return Sort(tag, tuple(criteria), charset, key, uid)
+    return Sort(tag, tuple(criteria), charset, key, uid, returns)
 
 
 def _thread(r: _Reader, tag: str, uid: bool) -> Command:

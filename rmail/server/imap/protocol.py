@@ -63,10 +63,11 @@ ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "
                               "MOVE", "ID", "ENABLE", "UNSELECT", "LITERAL+")
 
 
-#: SORT and THREAD (RFC 5256 §1), SORT's DISPLAYFROM/DISPLAYTO (RFC 5957 §3), after the
+#: SORT and THREAD (RFC 5256 §1), SORT's DISPLAYFROM/DISPLAYTO (RFC 5957 §3), SORT RETURN
+#: (ESORT, RFC 5267 §3) and its updating results (CONTEXT=SORT, RFC 5267 §4), after the
 #: "always" list on every connection.
-SORT_THREAD_CAPABILITIES: Final = ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
-                                   "THREAD=REFERENCES")
+SORT_THREAD_CAPABILITIES: Final = ("SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SORT",
+                                   "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
 
 #: SEARCH extensions, on every connection after the "always" list: ESEARCH (RFC 4731),
 #: SEARCHRES (RFC 5182), CONTEXT=SEARCH (RFC 5267 §4), WITHIN (RFC 5032).

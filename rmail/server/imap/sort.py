@@ -17,6 +17,13 @@ The columns become one tuple per message, ending in its sequence number: the imp
 criterion (RFC 5256 §3), which REVERSE does not reverse. REVERSE negates a number; a string
 column is replaced by the rank of each value among the column's distinct values, negated.
 
+An updating sorted result (CONTEXT=SORT, RFC 5267 §4) places messages that start matching
+later among those it holds, so it needs keys that compare across calls: `sort_keys` gives each
+message its tuple of criterion values with a reversed string wrapped in `Descending` (ranks
+only hold within one column). Ties are left to the caller, which breaks them by UID, the same
+order as the sequence number within one mailbox. Every key is a property of the message that
+never changes (dates, size, header fields), so a flag change never moves a message.
+
 Work and memory are bounded the way SEARCH's are: the store's parsed fields are read a chunk
 of `CHUNK` messages at a time and only the few values each criterion needs are kept (strings
 cut at `KEY_CHARS`, a subject read up to `SUBJECT_CHARS`); sorting runs as sorted runs of
@@ -29,6 +36,7 @@ This module does no I/O of its own: the handler passes a loader for the stored f
 from __future__ import annotations
 
 import heapq
+from functools import total_ordering
 from typing import Any, Final, Sequence, TypeVar
 
 from rmail.server.core.collation import unicode_casemap
@@ -43,8 +51,8 @@ from . import commands as c
 from .search import CHUNK, InfoLoader
 from .selected import SelectedMailbox
 
-__all__ = ["KEY_CHARS", "RUN", "SUBJECT_CHARS", "display_name", "sent_date", "sort",
-           "sorted_sliced", "subject_key", "text_key"]
+__all__ = ["KEY_CHARS", "RUN", "SUBJECT_CHARS", "Descending", "SortKey", "display_name",
+           "sent_date", "sort", "sort_keys", "sorted_sliced", "subject_key", "text_key"]
 
 #: Keys answered from the session's map, without the store.
 _MAP_KEYS: Final = frozenset({"ARRIVAL", "SIZE"})
@@ -65,6 +73,31 @@ _MERGE_STEP: Final = 256
 T = TypeVar("T")
 #: One criterion's values, aligned with the matching messages: all floats or all strings.
 Column = list[Any]
+#: One message's values for all criteria, in criteria order (`sort_keys`).
+SortKey = tuple[Any, ...]
+
+
+@total_ordering
+class Descending:
+    """A string sort value under REVERSE: compares the other way round, so a key made of
+    these stays comparable with the keys of messages sorted at another time."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Descending) and self.value == other.value
+
+    def __lt__(self, other: Descending) -> bool:
+        return self.value > other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Descending({self.value!r})"
 
 
 async def sorted_sliced(items: list[T], slicer: Slicer) -> list[T]:
@@ -193,6 +226,23 @@ async def _ranks(column: list[str], slicer: Slicer) -> list[float]:
     ordered = await sorted_sliced(list(set(column)), slicer)
     rank = {value: float(n) for n, value in enumerate(ordered)}
     return [rank[value] for value in column]
+
+
+async def sort_keys(criteria: Sequence[c.SortCriterion], hits: Sequence[int],
+                    view: SelectedMailbox, *, slicer: Slicer,
+                    load_info: InfoLoader) -> list[SortKey]:
+    """Each message's sort key (aligned with `hits`), comparable with the keys of any other
+    message of the mailbox, whenever computed; ties are the caller's to break.
+
+    Raises:
+        LimitExceeded: the slicer's CPU budget ran out first.
+    """
+    columns = await _columns(criteria, hits, view, slicer, load_info)
+    for n, crit in enumerate(criteria):
+        if crit.reverse:
+            column = columns[n]
+            columns[n] = [Descending(v) if isinstance(v, str) else -v for v in column]
+    return list(zip(*columns))
 
 
 async def sort(criteria: Sequence[c.SortCriterion], hits: Sequence[int], view: SelectedMailbox,

@@ -1,5 +1,6 @@
 """SEARCH (RFC 3501 §6.4.4), SORT and THREAD (RFC 5256, SORT=DISPLAY RFC 5957). A SEARCH
-with RETURN options is answered by `esearch` (ESEARCH, SEARCHRES, CONTEXT=SEARCH).
+or SORT with RETURN options is answered through `esearch` (ESEARCH, SEARCHRES, CONTEXT=SEARCH;
+ESORT and CONTEXT=SORT, RFC 5267).
 
 Invariants:
 
@@ -13,24 +14,32 @@ Invariants:
   back there too, as for UID SEARCH).
 - SORT and THREAD search with the same evaluation, then order (`..sort`) or thread
   (`..thread`) the matches, all under the one slot and the one CPU budget of the command.
+- An extended SORT answers, saves and follows its result in sort order (`esearch.answer`);
+  an updating one keeps each match's sort key, and messages that start matching later get
+  theirs from the store when they do (`..sort.sort_keys`), under the SEARCH budget.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable, Final, Iterable
 
+from rmail.server.core.errors import RmailError
 from rmail.server.core.slicing import Slicer
 
 from .. import commands as c
+from .. import context
 from ..encode import Tagged, search_response
 from ..encode import sort_response, thread_response
 from ..search import search as evaluate
 from ..search import store_loaders
+from ..selected import SelectedMailbox
 from ..sort import sort as order
+from ..sort import sort_keys, sorted_sliced
 from ..state import SessionState
 from ..thread import thread as build_threads
-from .esearch import extended_search
+from .esearch import answer, extended_search, refuse_reused_tag
 
 __all__ = ["HANDLERS", "find"]
 
@@ -75,6 +84,8 @@ async def search(s: SessionState, cmd: c.Search) -> Tagged:
 
 async def sort(s: SessionState, cmd: c.Sort) -> Tagged:
     """[UID] SORT (RFC 5256 §3): the matches of the search, in the criteria's order."""
+    if cmd.returns is not None:  # RETURN (...): ESORT, CONTEXT=SORT
+        return await extended_sort(s, cmd, cmd.returns)
     view = s.require_view()
     load_info, load_text = store_loaders(s.store, view.mailbox.id)
     async with _scan(s, "this SORT") as slicer:
@@ -85,6 +96,50 @@ async def sort(s: SessionState, cmd: c.Sort) -> Tagged:
     numbers = [uids[i] for i in ordered] if cmd.uid else [i + 1 for i in ordered]
     await _write(s, sort_response(numbers))
     return Tagged(cmd.tag, "OK", "SORT completed")
+
+
+async def extended_sort(s: SessionState, cmd: c.Sort, returns: c.SearchReturn) -> Tagged:
+    """SORT RETURN (...) (RFC 5267 §3): the sorted result answered with ESEARCH — MIN the
+    first in sort order, MAX the last, ALL and PARTIAL in sort order — saved as "$" with SAVE
+    (RFC 5182) and kept up to date with real positions with UPDATE (§4)."""
+    view = s.require_view()
+    refuse_reused_tag(s, cmd.tag, returns)
+    load_info, load_text = store_loaders(s.store, view.mailbox.id)
+    keys = None
+    try:
+        async with _scan(s, "this SORT") as slicer:
+            hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,
+                                  load_text=load_text)
+            if returns.update:
+                # Keys that compare with later messages' (ties by UID, i.e. by number).
+                found = await sort_keys(cmd.criteria, hits, view, slicer=slicer,
+                                        load_info=load_info)
+                rows = await sorted_sliced(list(zip(found, hits)), slicer)
+                hits = [i for _, i in rows]
+                keys = [k for k, _ in rows]
+            else:
+                hits = await order(cmd.criteria, hits, view, slicer=slicer, load_info=load_info)
+    except RmailError:
+        if returns.save:
+            context.drop_saved(s)  # RFC 5182 §2.1: NO to a SAVE empties "$"
+        raise
+    loader = _key_loader(s, cmd.criteria, view) if keys is not None else None
+    answer(s, cmd.tag, cmd.uid, cmd.key, returns, hits, order=loader, keys=keys)
+    return Tagged(cmd.tag, "OK", "SORT completed")
+
+
+def _key_loader(s: SessionState, criteria: tuple[c.SortCriterion, ...],
+                view: SelectedMailbox) -> context.OrderLoader:
+    """The sort keys of messages that start matching an updating SORT (CONTEXT=SORT)."""
+    load_info, _ = store_loaders(s.store, view.mailbox.id)
+    budget = s.services.search_budget
+
+    async def keys_of(uids: list[int]) -> dict[int, Hashable]:
+        indexes = [n - 1 for n in map(view.seq_of, uids) if n is not None]
+        slicer = Slicer(budget=budget, what="updating this SORT")
+        found = await sort_keys(criteria, indexes, view, slicer=slicer, load_info=load_info)
+        return {view.uids[i]: k for i, k in zip(indexes, found)}
+    return keys_of
 
 
 async def thread(s: SessionState, cmd: c.Thread) -> Tagged:
