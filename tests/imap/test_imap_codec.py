@@ -124,6 +124,8 @@ ALWAYS = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "I
           "UNSELECT", "LITERAL+", "CONDSTORE", "QRESYNC")
 SEARCH_EXTENSIONS = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN")
 MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "STATUS=SIZE")
+SORT_EXTENSIONS = ("SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SORT", "THREAD=ORDEREDSUBJECT",
+                   "THREAD=REFERENCES")
 
 
 @pytest.mark.parametrize("configured, active, extra", [
@@ -133,10 +135,10 @@ MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "ST
 ])
 def test_capabilities(configured: bool, active: bool, extra: tuple[str, ...]) -> None:
     assert capabilities(tls_configured=configured, tls_active=active) == \
-        ALWAYS + SEARCH_EXTENSIONS + MAILBOX + extra
+        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + extra
     # RFC 7889 §2 (a): the one limit, after the list every connection gets.
     assert capabilities(tls_configured=configured, tls_active=active, append_limit=1024) == (
-        ALWAYS + SEARCH_EXTENSIONS + MAILBOX + ("APPENDLIMIT=1024",) + extra)
+        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + ("APPENDLIMIT=1024",) + extra)
 
 
 @pytest.mark.parametrize("configured, active", [(False, False), (True, False), (True, True)])
@@ -144,7 +146,7 @@ def test_capabilities_after_login(configured: bool, active: bool) -> None:
     """RFC 4959's SASL-IR goes with AUTH=, so not after login; the session extensions
     (COMPRESS, QUOTA, UTF8=ACCEPT) are listed after login only."""
     assert capabilities(tls_configured=configured, tls_active=active, authenticated=True) == (
-        ALWAYS + SEARCH_EXTENSIONS + MAILBOX + ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT"))
+        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT"))
 
 
 def test_text_is_bounded_on_a_character_boundary() -> None:

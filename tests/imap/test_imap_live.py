@@ -24,6 +24,9 @@ ALWAYS = ("IMAP4REV1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "I
 #: The mailbox-list extensions (protocol.MAILBOX_CAPABILITIES).
 MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "STATUS=SIZE",
            "APPENDLIMIT=26214400")
+#: Extensions advertised beside the "always" list.
+EXTENSIONS = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN", "SORT", "SORT=DISPLAY",
+              "ESORT", "CONTEXT=SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
 MSG = (b"From: Bob <bob@example.com>\r\nTo: alice@example.com\r\nSubject: Hello there\r\n"
        b"Date: Tue, 05 Mar 2024 09:08:07 +0100\r\nMessage-ID: <m1@example.com>\r\n\r\n"
        b"Body with the word zebra.\r\n")
@@ -40,8 +43,8 @@ async def test_spec_example_with_imaplib(runtime: ServerRuntime) -> None:
 
     def client() -> None:
         imap = imaplib.IMAP4("127.0.0.1", port)
-        assert set(ALWAYS) | set(MAILBOX) | {"ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN",
-                                             "AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR"} == set(imap.capabilities)
+        assert set(ALWAYS) | set(MAILBOX) | set(EXTENSIONS) | {"AUTH=PLAIN", "AUTH=LOGIN",
+                                                               "SASL-IR"} == set(imap.capabilities)
         imap.login("alice@example.com", PASSWORD)
         imap.select("INBOX")
         status, data = imap.search(None, "ALL")

@@ -19,6 +19,8 @@ Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events
 - `fetch`, `search` — pure functions over stored metadata (message bytes only for BODY[...]);
   `stream` — a stored file's bytes into a FETCH literal, chunk by chunk; `deflate` —
   COMPRESS=DEFLATE both ways, in bounded steps.
+- `sort`, `thread` — SORT's ordering and THREAD's algorithms (RFC 5256) over the matches of
+  a search, pure like `search`.
 - `results` — a search (or sort) result in its requested order and what ESEARCH says of it;
   `context` — the saved result "$" and the updating searches of the selected mailbox.
 - `connection`, `service` — asyncio protocol, STARTTLS, timeouts; `start()`.

@@ -32,6 +32,7 @@ __all__ = [
     "Select", "SeqSet", "StartTLS", "Status", "Store", "StoreMode", "Subscribe", "UidExpunge",
     "Unselect", "Unsubscribe", "normalize_mailbox",
     "QResync", "SearchModseq",
+    "SORT_KEYS", "Sort", "SortCriterion", "THREAD_ALGORITHMS", "Thread",
     "SAVED_RESULT", "CancelUpdate", "SearchAge", "SearchReturn",
     "Compress", "GetQuota", "GetQuotaRoot", "SetQuota",
 ]
@@ -508,6 +509,46 @@ class Search(Command):
     uid: bool = False
     #: RETURN options (ESEARCH); None: a plain SEARCH answered with ``* SEARCH``.
     returns: SearchReturn | None = None
+
+
+#: Sort keys (RFC 5256 §3; DISPLAYFROM and DISPLAYTO from RFC 5957 §3).
+SORT_KEYS: Final = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
+                              "DISPLAYFROM", "DISPLAYTO"})
+#: Threading algorithms (RFC 5256 §3).
+THREAD_ALGORITHMS: Final = frozenset({"ORDEREDSUBJECT", "REFERENCES"})
+
+
+@dataclass(frozen=True, slots=True)
+class SortCriterion:
+    """One sort criterion (RFC 5256 §3, RFC 5957 §3): a key ("ARRIVAL", "DISPLAYFROM", ...,
+    upper case) and whether REVERSE precedes it."""
+
+    key: str
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort(Command):
+    """[UID] SORT [RETURN (...)] (criteria) charset keys (RFC 5256 §3, RFC 5267 §3); keys
+    AND-ed in `key`."""
+
+    criteria: tuple[SortCriterion, ...]
+    charset: str
+    key: SearchKey
+    uid: bool = False
+    #: RETURN options (ESORT, CONTEXT=SORT); None: a plain SORT answered with ``* SORT``.
+    returns: SearchReturn | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(Command):
+    """[UID] THREAD algorithm charset keys (RFC 5256 §3); `algorithm` is "ORDEREDSUBJECT" or
+    "REFERENCES"; keys AND-ed in `key`."""
+
+    algorithm: str
+    charset: str
+    key: SearchKey
+    uid: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,13 +40,13 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from rmail.server.core.errors import RmailError
-from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
 
 from . import commands as c
 from .encode import Atom, Code, Status, Value, encode, esearch_response, sequence_set
 from .results import Pair, ResultList
 from .search import search as evaluate
+from .search import store_loaders
 from .selected import SelectedMailbox
 from .state import Output, SessionState
 
@@ -172,7 +172,7 @@ def with_saved_result(s: SessionState, cmd: c.Command) -> c.Command:
     view = s.selected
     if view is None:
         return cmd
-    if isinstance(cmd, c.Search):
+    if isinstance(cmd, (c.Search, c.Sort, c.Thread)):  # any search program (RFC 5182 §2)
         if not _uses_saved(cmd.key):
             return cmd
         uid_set = _ranges(saved_uids(view))
@@ -306,14 +306,7 @@ async def update(s: SessionState) -> None:
                                for ctx in mem.contexts.values()):
         return
     changed = sorted(i - 1 for i in (view.seq_of(u) for u in touched) if i is not None)
-    store, mailbox_id = s.store, view.mailbox.id
-
-    async def load_info(uids: list[int]) -> dict[int, MessageInfo]:
-        return await store.fetch_info(mailbox_id, uids)
-
-    async def load_text(uids: list[int]) -> dict[int, str]:
-        return await store.search_text(mailbox_id, uids)
-
+    load_info, load_text = store_loaders(s.store, view.mailbox.id)
     out: list[bytes] = []
     for ctx in list(mem.contexts.values()):
         indexes: list[int] | range = changed

@@ -26,6 +26,7 @@ from .commands import (STAR, Append, Authenticate, Capability, Check, Close, Com
                        SearchNot, SearchOr, SearchRecent, SearchSeq, SearchSize, Section, Select,
                        SeqSet, StartTLS, Status, Store, StoreMode, Subscribe, UidExpunge, Unselect,
                        Unsubscribe, normalize_mailbox)
+from .commands import SORT_KEYS, THREAD_ALGORITHMS, Sort, SortCriterion, Thread
 from .commands import SAVED_RESULT, CancelUpdate, SearchAge, SearchReturn
 from .commands import Compress, GetQuota, GetQuotaRoot, SetQuota
 from .wire import MAX_TAG, Frame, ReplyError
@@ -1029,6 +1030,78 @@ def _cancel_update(r: _Reader, tag: str, uid: bool) -> Command:
     return CancelUpdate(tag, tuple(dict.fromkeys(tags)))
 
 
+# SORT and THREAD (RFC 5256 §5)
+#: Most criteria in one SORT: nine keys exist, so more only repeats one (which changes nothing);
+#: the cap bounds the key tuples built per message.
+MAX_SORT_CRITERIA: Final = 16
+
+
+def _required_charset(r: _Reader) -> str:
+    """SORT's and THREAD's charset: mandatory, unlike SEARCH's (RFC 5256 §3)."""
+    charset = r.text(r.astring(), "charset").upper()
+    if charset not in _CHARSETS:
+        raise ParseError("unsupported charset", status="NO", code="BADCHARSET (UTF-8 US-ASCII)")
+    return charset
+
+
+def _search_criteria(r: _Reader) -> tuple[str, SearchKey]:
+    """RFC 5256 search-criteria: charset 1*(SP search-key), keys AND-ed; ends the command."""
+    charset = _required_charset(r)
+    r.sp()
+    keys = [_search_key(r, 1)]
+    while r.accept(b" "):
+        keys.append(_search_key(r, 1))
+    r.end()
+    return charset, keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+
+
+def _sort(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    returns = None
+    if r.accept_word(b"RETURN"):  # RFC 5267 §3 extended-sort: RETURN before the criteria
+        r.sp()
+        returns = _search_return(r)
+        r.sp()
+    try:
+        return _sort_rest(r, tag, uid, returns)
+    except ParseError as exc:
+        # RFC 5182 §2.1: a NO (BADCHARSET, too many keys) to a SAVE empties "$".
+        exc.drops_saved_result = exc.status == "NO" and returns is not None and returns.save
+        raise
+
+
+def _sort_rest(r: _Reader, tag: str, uid: bool, returns: SearchReturn | None) -> Command:
+    r.expect(b"(")
+    criteria: list[SortCriterion] = []
+    while True:
+        word = r.atom().upper()
+        reverse = word == "REVERSE"
+        if reverse:
+            r.sp()
+            word = r.atom().upper()
+        if word not in SORT_KEYS:
+            raise r.fail(f"unknown sort key {word[:32]}")
+        criteria.append(SortCriterion(word, reverse))
+        if len(criteria) > MAX_SORT_CRITERIA:
+            raise r.fail(f"too many sort criteria (at most {MAX_SORT_CRITERIA})")
+        if r.accept(b")"):
+            break
+        r.sp()
+    r.sp()
+    charset, key = _search_criteria(r)
+    return Sort(tag, tuple(criteria), charset, key, uid, returns)
+
+
+def _thread(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    algorithm = r.atom().upper()
+    if algorithm not in THREAD_ALGORITHMS:
+        raise r.fail(f"unknown threading algorithm {algorithm[:32]}")
+    r.sp()
+    charset, key = _search_criteria(r)
+    return Thread(tag, algorithm, charset, key, uid)
+
+
 def _id(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
     if r.accept_word(b"NIL"):
@@ -1151,6 +1224,8 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "IDLE": _no_args(Idle),
     "ID": _id,
     "ENABLE": _enable,
+    "SORT": _sort,
+    "THREAD": _thread,
     "CANCELUPDATE": _cancel_update,
     "COMPRESS": _compress,
     "GETQUOTA": _getquota,
@@ -1161,6 +1236,7 @@ _COMMANDS: Final[dict[str, _Parser]] = {
 _UID_COMMANDS: Final[dict[str, _Parser]] = {
     "FETCH": _fetch, "STORE": _store, "COPY": _copy_like(Copy), "MOVE": _copy_like(Move),
     "SEARCH": _search, "EXPUNGE": _uid_expunge,
+    "SORT": _sort, "THREAD": _thread,
 }
 
 

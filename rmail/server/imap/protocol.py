@@ -53,7 +53,7 @@ _SELECTED: Final = _AUTHENTICATED | {
     c.Check, c.Close, c.Expunge, c.UidExpunge, c.Search, c.Fetch, c.Store, c.Copy, c.Move,
     c.Unselect,
     c.CancelUpdate,  # RFC 5267 §4.3.5 (command-select)
-}
+} | {c.Sort, c.Thread}  # RFC 5256
 
 COMMANDS_BY_STATE: Final[dict[State, frozenset[type[c.Command]]]] = {
     State.NOT_AUTHENTICATED: _NOT_AUTHENTICATED,
@@ -85,6 +85,12 @@ ENABLE: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+#: SORT and THREAD (RFC 5256 §1), SORT's DISPLAYFROM/DISPLAYTO (RFC 5957 §3), SORT RETURN
+#: (ESORT, RFC 5267 §3) and its updating results (CONTEXT=SORT, RFC 5267 §4), after the
+#: "always" list on every connection.
+SORT_THREAD_CAPABILITIES: Final = ("SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SORT",
+                                   "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
+
 #: SEARCH extensions, on every connection after the "always" list: ESEARCH (RFC 4731),
 #: SEARCHRES (RFC 5182), CONTEXT=SEARCH (RFC 5267 §4), WITHIN (RFC 5032).
 SEARCH_CAPABILITIES: Final = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN")
@@ -114,6 +120,7 @@ def capabilities(*, tls_configured: bool, tls_active: bool,
     caps = list(ALWAYS_CAPABILITIES)
     caps += SYNC_CAPABILITIES
     caps += SEARCH_CAPABILITIES
+    caps += SORT_THREAD_CAPABILITIES
     caps += MAILBOX_CAPABILITIES
     caps += STATUS_CAPABILITIES
     if append_limit is not None:

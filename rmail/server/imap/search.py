@@ -22,17 +22,20 @@ from __future__ import annotations
 import bisect
 import time
 from datetime import date, datetime, timezone
+from functools import partial
 from typing import Awaitable, Callable, Final, Sequence
 
 from rmail.server.core.mime.address import parse_addresses
 from rmail.server.core.mime.parse import parse_date
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
+from rmail.server.core.storage.mail import MailStore
 
 from . import commands as c
 from .selected import SelectedMailbox
 
-__all__ = ["CHUNK", "EVAL_CHUNK", "InfoLoader", "MAP_CHUNK", "TextLoader", "search", "uses_modseq"]
+__all__ = ["CHUNK", "EVAL_CHUNK", "InfoLoader", "MAP_CHUNK", "TextLoader", "search",
+           "store_loaders", "uses_modseq"]
 
 #: Messages whose stored text is held at once: bounds memory (search text is up to 1 MiB a
 #: message) and the size of one store read.
@@ -46,6 +49,12 @@ MAP_CHUNK: Final = 4096
 
 InfoLoader = Callable[[list[int]], Awaitable[dict[int, MessageInfo]]]
 TextLoader = Callable[[list[int]], Awaitable[dict[int, str]]]
+
+
+def store_loaders(store: MailStore, mailbox_id: int) -> tuple[InfoLoader, TextLoader]:
+    """The loaders `search` (and SORT's keys, THREAD's fields) read mailbox `mailbox_id` of
+    `store` with: parsed fields, and the text BODY/TEXT look in."""
+    return partial(store.fetch_info, mailbox_id), partial(store.search_text, mailbox_id)
 
 # What a key needs beyond the session's map, in the order AND tries keys.
 _MAP, _INFO, _TEXT = 0, 1, 2

@@ -41,8 +41,8 @@ __all__ = ["Session"]
 
 log = logging.getLogger("rmail.imap")
 
-#: Commands during which EXPUNGE responses are forbidden (RFC 3501 §7.4.1).
-_NO_EXPUNGE: Final = (c.Fetch, c.Store, c.Search)
+#: Commands during which EXPUNGE responses are forbidden (RFC 3501 §7.4.1, RFC 5256 §3).
+_NO_EXPUNGE: Final = (c.Fetch, c.Store, c.Search, c.Sort, c.Thread)
 
 
 class Session(SessionState):
