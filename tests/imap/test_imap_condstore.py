@@ -334,3 +334,22 @@ async def test_highestmodseq_stays_behind_an_expunge_not_yet_announced(runtime: 
                           b"a7 OK [READ-WRITE] SELECT completed\r\n"), reply
     for client in (a, b):
         await client.close()
+
+
+async def test_sort_with_a_modseq_key_ends_in_the_highest_modseq(runtime: ServerRuntime) -> None:
+    """RFC 7162 §3.1.5: SORT with a MODSEQ criterion answers like SEARCH, ending in the
+    highest MODSEQ of what it found (none when nothing matched); ESORT carries the item."""
+    await build_inbox(runtime)
+    c = await RawClient.connect(runtime.port("imap"))
+    await c.login()
+    await c.cmd(b"s0", b"SELECT INBOX")
+    # MODSEQs in message order: 2 13 4 12 7 8 13 11; at least 11: messages 2, 4, 7, 8, whose
+    # subjects m2 m5 m9 m10 sort in reverse as m9 m5 m2 m10.
+    assert await c.cmd(b"s1", b"SORT (REVERSE SUBJECT) UTF-8 MODSEQ 11") == (
+        b"* OK [HIGHESTMODSEQ 15] highest mod-sequence\r\n"
+        b"* SORT 7 4 2 8 (MODSEQ 13)\r\ns1 OK SORT completed\r\n")
+    assert await c.cmd(b"s2", b"UID SORT (ARRIVAL) UTF-8 MODSEQ 100") == (
+        b"* SORT\r\ns2 OK SORT completed\r\n")
+    assert await c.cmd(b"s3", b"SORT RETURN (MIN COUNT) (REVERSE SUBJECT) UTF-8 MODSEQ 11") == (
+        b'* ESEARCH (TAG "s3") MIN 7 COUNT 4 MODSEQ 13\r\ns3 OK SORT completed\r\n')
+    await c.close()
