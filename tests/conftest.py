@@ -12,6 +12,7 @@ from rmail.server.runtime import ServerRuntime
 from rmail.server.tls import generate_self_signed
 
 from .helpers.server import make_config
+from .helpers.summary import IMAPTEST_SUMMARY
 
 PASSWORD = "secret-password"
 
@@ -79,3 +80,11 @@ def pg_cluster():
 def pg_url(pg_cluster) -> str:
     """The URL of a fresh, empty database on the test cluster."""
     return pg_cluster.create_database()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Print imaptest's scripted summary when that test ran (CI's log reports it)."""
+    summary = config.stash.get(IMAPTEST_SUMMARY, None)
+    if summary:
+        terminalreporter.section("imaptest scripted (rmail)")
+        terminalreporter.write_line(summary)

@@ -474,13 +474,14 @@ FLAGS = ("\\Seen", "\\Flagged", "\\Deleted", "$Label")
 def mailboxes(draw: st.DrawFn) -> tuple[SelectedMailbox, dict[int, MessageInfo], dict[int, str]]:
     n = draw(st.integers(0, 14))
     uids = sorted(draw(st.sets(st.integers(1, 40), min_size=n, max_size=n)))
-    view = SelectedMailbox(Mailbox(1, 1, "INBOX", None, True, 7, (uids[-1] if uids else 0) + 1, 1),
+    view = SelectedMailbox(Mailbox(1, 1, "INBOX", None, 7, (uids[-1] if uids else 0) + 1, 1),
                            readonly=False)
     flags = [frozenset(draw(st.sets(st.sampled_from(FLAGS), max_size=3))) for _ in uids]
     sizes = [draw(st.integers(0, 300)) for _ in uids]
     dates = [datetime(2024, 3, 1, tzinfo=timezone.utc).timestamp() + draw(st.integers(-3, 3)) * 86400
              + draw(st.integers(0, 86399)) for _ in uids]
     view.load_columns(array("I", uids), flags, array("Q", sizes), array("d", dates),
+                      modseqs=array("Q", [draw(st.integers(1, 9)) for _ in uids]),
                       recent_from=draw(st.one_of(st.none(), st.integers(1, 41))))
     infos: dict[int, MessageInfo] = {}
     texts: dict[int, str] = {}

@@ -157,7 +157,8 @@ class ChangesReplay(RuleBasedStateMachine):
         except NotFound:
             return
         view = SelectedMailbox(snap.mailbox, readonly=False)
-        view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, recent_from=None)
+        view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, modseqs=snap.modseqs,
+                          recent_from=None)
         self.views.append(view)
 
     @precondition(lambda self: self.views)
@@ -185,7 +186,8 @@ class ChangesReplay(RuleBasedStateMachine):
         assert fresh.mailbox.id == box.id and fresh.mailbox.uidvalidity == box.uidvalidity
         assert list(view.uids) == list(fresh.uids), "replayed changes == a fresh SELECT: UIDs"
         assert view.flags == fresh.flags, "replayed changes == a fresh SELECT: flags"
-        assert view.modseq == fresh.mailbox.highestmodseq
+        assert list(view.modseqs) == list(fresh.modseqs), "... and each message's MODSEQ"
+        assert view.modseq == fresh.mailbox.highestmodseq == view.synced_modseq
 
     # -- the lives of mailboxes -------------------------------------------------------------------
 

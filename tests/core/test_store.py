@@ -302,3 +302,68 @@ async def test_queue_leases_are_exclusive_and_released_at_recovery(tmp_path) -> 
         assert sorted(e.id for e in await backend.queue.lease_due(1000, 10, 60)) == sorted(ids)
     finally:
         await backend.close()
+
+
+async def test_snapshot_carries_each_messages_modseq(store: MailStore, alice) -> None:
+    """SELECT learns every message's MODSEQ from its one read (CONDSTORE's FETCH MODSEQ)."""
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    for _ in range(3):
+        await store.append(inbox.id, MSG)
+    await store.store_flags(inbox.id, [2], "add", ["\\Seen"])
+    snap = await store.snapshot(alice.id, "INBOX")
+    metas = await store.list_messages(inbox.id)
+    assert list(snap.modseqs) == [m.modseq for m in metas]
+    assert max(snap.modseqs) == snap.mailbox.highestmodseq
+
+
+async def test_store_unchanged_since_is_checked_in_the_write(store: MailStore, alice) -> None:
+    """RFC 7162 §3.1.3: a message changed after UNCHANGEDSINCE is left alone and left out."""
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    for _ in range(3):
+        await store.append(inbox.id, MSG)
+    [m2] = await store.store_flags(inbox.id, [2], "add", ["\\Flagged"])
+    mark = m2.modseq - 1                  # 1 and 3 are older than the mark, 2 is newer
+    done = await store.store_flags(inbox.id, [1, 2, 3], "add", ["\\Seen"], unchanged_since=mark)
+    assert [m.uid for m in done] == [1, 3] and all(m.modseq > m2.modseq for m in done)
+    flags = {m.uid: m.flags for m in await store.list_messages(inbox.id)}
+    assert flags == {1: {"\\Seen"}, 2: {"\\Flagged"}, 3: {"\\Seen"}}
+    # UNCHANGEDSINCE 0 always fails; equal to the MODSEQ passes (and a no-op keeps it).
+    assert await store.store_flags(inbox.id, [1], "add", ["\\Seen"], unchanged_since=0) == []
+    [same] = await store.store_flags(inbox.id, [1], "add", ["\\Seen"], unchanged_since=done[0].modseq)
+    assert same.modseq == done[0].modseq
+
+
+async def test_expunged_since_and_highestmodseq_only_grow(store: MailStore, alice) -> None:
+    """Expunge records answer VANISHED (EARLIER) for any earlier MODSEQ of the mailbox's
+    life; HIGHESTMODSEQ never goes down, whatever the operation."""
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    archive = await store.get_mailbox(alice.id, "Archive")
+    seen = [(await store.status(inbox.id)).highestmodseq]
+
+    async def step() -> None:
+        now = (await store.status(inbox.id)).highestmodseq
+        assert now > seen[-1]
+        seen.append(now)
+    for _ in range(5):
+        await store.append(inbox.id, MSG)
+        await step()
+    start = seen[-1]
+    await store.store_flags(inbox.id, [1, 2], "add", ["\\Deleted"])
+    await step()
+    assert await store.expunge(inbox.id) == [1, 2]
+    await step()
+    after_first = seen[-1]
+    await store.move(inbox.id, [4], archive.id)
+    await step()
+    await store.delete_messages(inbox.id, [5])
+    await step()
+    assert await store.expunged_since(inbox.id, 0) == [1, 2, 4, 5]
+    assert await store.expunged_since(inbox.id, start) == [1, 2, 4, 5]
+    assert await store.expunged_since(inbox.id, after_first) == [4, 5]
+    assert await store.expunged_since(inbox.id, seen[-1]) == []
+    # A STORE that changes nothing does not move HIGHESTMODSEQ (and certainly not down).
+    await store.store_flags(inbox.id, [3], "add", [])
+    assert (await store.status(inbox.id)).highestmodseq == seen[-1]
+    await store.delete_mailbox(alice.id, "Archive")
+    with pytest.raises(NotFound):
+        await store.expunged_since(archive.id, 0)

@@ -42,6 +42,18 @@ async def test_nested_and_unicode_folders(api: TestClient, runtime, alice) -> No
     assert resp.status == 200 and (await resp.json())["total"] == 0
 
 
+async def test_folder_subscribed_is_the_name_in_the_subscription_list(api: TestClient, runtime, alice) -> None:
+    account = await runtime.accounts.get_user("alice@example.com")
+    await runtime.store.create_mailbox(account.id, "Lists/rmail")
+    await runtime.store.set_subscribed(account.id, "Lists/rmail", True)
+    await runtime.store.set_subscribed(account.id, "Junk", False)
+    await runtime.store.set_subscribed(account.id, "Elsewhere", True)       # not a folder: not listed
+    folders = {f["name"]: f for f in (await (await api.get("/folders", headers=alice)).json())["folders"]}
+    assert {n: f["subscribed"] for n, f in folders.items()} == {
+        "INBOX": True, "Archive": True, "Drafts": True, "Junk": False, "Lists": False, "Lists/rmail": True,
+        "Sent": True, "Trash": True}
+
+
 async def test_message_list_newest_first_with_entry_fields(api: TestClient, runtime, alice) -> None:
     await fill(runtime, "alice@example.com", 3)
     resp = await api.get("/folders/INBOX/messages", headers=alice)

@@ -121,19 +121,36 @@ def test_state_tables(state: State, command: c.Command, ok: bool) -> None:
 
 
 ALWAYS = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID", "ENABLE",
-          "UNSELECT", "LITERAL+")
-#: Extensions advertised once complete (docs/IMAP.md), after SPEC.md's list.
-EXTENSIONS = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH", "URLAUTH=BINARY",
-              "OBJECTID")
+          "UNSELECT", "LITERAL+", "CONDSTORE", "QRESYNC")
+SEARCH_EXTENSIONS = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN")
+MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "STATUS=SIZE")
+SORT_EXTENSIONS = ("SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SORT", "THREAD=ORDEREDSUBJECT",
+                   "THREAD=REFERENCES")
+#: Message extensions, after STATUS=SIZE and APPENDLIMIT=n.
+MESSAGE = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH", "URLAUTH=BINARY", "OBJECTID")
 
 
 @pytest.mark.parametrize("configured, active, extra", [
-    (False, False, ("AUTH=PLAIN", "AUTH=LOGIN")),
+    (False, False, ("AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR")),
     (True, False, ("STARTTLS", "LOGINDISABLED")),
-    (True, True, ("AUTH=PLAIN", "AUTH=LOGIN")),
+    (True, True, ("AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR")),
 ])
 def test_capabilities(configured: bool, active: bool, extra: tuple[str, ...]) -> None:
-    assert capabilities(tls_configured=configured, tls_active=active) == ALWAYS + EXTENSIONS + extra
+    assert capabilities(tls_configured=configured, tls_active=active) == \
+        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + MESSAGE + extra
+    # RFC 7889 §2 (a): the one limit, after the list every connection gets.
+    assert capabilities(tls_configured=configured, tls_active=active, append_limit=1024) == (
+        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + ("APPENDLIMIT=1024",) + MESSAGE
+        + extra)
+
+
+@pytest.mark.parametrize("configured, active", [(False, False), (True, False), (True, True)])
+def test_capabilities_after_login(configured: bool, active: bool) -> None:
+    """RFC 4959's SASL-IR goes with AUTH=, so not after login; the session extensions
+    (COMPRESS, QUOTA, UTF8=ACCEPT) are listed after login only."""
+    assert capabilities(tls_configured=configured, tls_active=active, authenticated=True) == (
+        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + MESSAGE
+        + ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT"))
 
 
 def test_text_is_bounded_on_a_character_boundary() -> None:

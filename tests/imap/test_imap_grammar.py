@@ -207,7 +207,7 @@ BAD = [
     (b"a LOGIN bob pw extra", "a"),
     (b'a LOGIN "bob pw', "a"),
     (b"a SELECT", "a"),
-    (b"a STATUS &Jjo (SIZE)", "a"),      # a bad name does not hide a syntax error
+    (b"a STATUS &Jjo (FROB)", "a"),      # a bad name does not hide a syntax error
     (b"a FETCH 0 FLAGS", "a"),
     (b"a FETCH 1 (FLAGS", "a"),
     (b"a FETCH 1 (ALL)", "a"),
@@ -218,7 +218,7 @@ BAD = [
     (b"a FETCH 1, FLAGS", "a"),
     (b"a STORE 1 FLAGS \\Recent", "a"),
     (b"a STORE 1 +LABELS (x)", "a"),
-    (b"a STATUS INBOX (SIZE)", "a"),
+    (b"a STATUS INBOX (FROB)", "a"),
     (b"a STATUS INBOX ()", "a"),
     (b"a APPEND INBOX hello", "a"),
     (b'a APPEND INBOX "32-Jan-2024 00:00:00 +0000" {1+}\r\nx', "a"),

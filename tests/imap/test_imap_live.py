@@ -16,10 +16,19 @@ from rmail.server.runtime import ServerRuntime
 from tests.conftest import PASSWORD
 from tests.helpers.server import make_config
 
+from . import caps
 from .conftest import RawClient
 
 ALWAYS = ("IMAP4REV1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID", "ENABLE",
-          "UNSELECT", "LITERAL+")
+          "UNSELECT", "LITERAL+", "CONDSTORE", "QRESYNC")
+#: The mailbox-list extensions (protocol.MAILBOX_CAPABILITIES).
+MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "STATUS=SIZE",
+           "APPENDLIMIT=26214400")
+#: Extensions advertised beside the "always" list.
+EXTENSIONS = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN", "SORT", "SORT=DISPLAY",
+              "ESORT", "CONTEXT=SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
+#: The message extensions (protocol.MESSAGE_CAPABILITIES).
+MESSAGE = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH", "URLAUTH=BINARY", "OBJECTID")
 MSG = (b"From: Bob <bob@example.com>\r\nTo: alice@example.com\r\nSubject: Hello there\r\n"
        b"Date: Tue, 05 Mar 2024 09:08:07 +0100\r\nMessage-ID: <m1@example.com>\r\n\r\n"
        b"Body with the word zebra.\r\n")
@@ -36,9 +45,8 @@ async def test_spec_example_with_imaplib(runtime: ServerRuntime) -> None:
 
     def client() -> None:
         imap = imaplib.IMAP4("127.0.0.1", port)
-        extensions = {"BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH", "URLAUTH=BINARY",
-                      "OBJECTID"}
-        assert set(ALWAYS) | extensions | {"AUTH=PLAIN", "AUTH=LOGIN"} == set(imap.capabilities)
+        assert set(ALWAYS) | set(MAILBOX) | set(EXTENSIONS) | set(MESSAGE) | {
+            "AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR"} == set(imap.capabilities)
         imap.login("alice@example.com", PASSWORD)
         imap.select("INBOX")
         status, data = imap.search(None, "ALL")
@@ -101,9 +109,7 @@ async def test_imapclient_full_workflow(runtime: ServerRuntime) -> None:
 async def test_states_and_errors_raw(runtime: ServerRuntime) -> None:
     c = await RawClient.connect(runtime.port("imap"))
     greeting = await c.line()
-    assert greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 IDLE SPECIAL-USE NAMESPACE UIDPLUS "
-                               b"MOVE ID ENABLE UNSELECT LITERAL+ BINARY MULTIAPPEND CATENATE "
-                               b"PREVIEW URLAUTH URLAUTH=BINARY OBJECTID AUTH=PLAIN AUTH=LOGIN]")
+    assert greeting.startswith(b"* OK [CAPABILITY " + caps.BEFORE_LOGIN + b"]")
     assert (await c.cmd(b"a1", b"SELECT INBOX")).startswith(b"a1 BAD SELECT not allowed")
     assert await c.cmd(b"a2", b"FROB") == b"a2 BAD unknown command FROB\r\n"
     assert await c.cmd(b"a3", b"LOGIN alice@example.com wrong") == \
@@ -115,7 +121,8 @@ async def test_states_and_errors_raw(runtime: ServerRuntime) -> None:
     assert await c.cmd(b"a7", b"FETCH 1 FLAGS") == b"a7 BAD the mailbox is empty\r\n"
     assert await c.cmd(b"a8", b"EXPUNGE") == b"a8 NO [READ-ONLY] mailbox is read-only\r\n"
     assert await c.cmd(b"a9", b"APPEND Nope {1+}\r\nx") == b"a9 NO [TRYCREATE] no such mailbox\r\n"
-    assert await c.cmd(b"b1", b"ENABLE CONDSTORE") == b"* ENABLED\r\nb1 OK ENABLE completed\r\n"
+    assert await c.cmd(b"b1", b"ENABLE CONDSTORE") == (
+        b"* OK [HIGHESTMODSEQ 1] highest mod-sequence\r\n* ENABLED CONDSTORE\r\nb1 OK ENABLE completed\r\n")
     assert await c.cmd(b"b2", b"LIST \"\" \"\"") == b'* LIST (\\Noselect) "/" ""\r\nb2 OK LIST completed\r\n'
     assert await c.cmd(b"b3", b"LOGOUT") == b"* BYE rmail logging out\r\nb3 OK LOGOUT completed\r\n"
     assert await c.line() == b""

@@ -101,3 +101,57 @@ async def test_emailid_of_a_file_backed_message(runtime: ServerRuntime) -> None:
     assert reply == (b"* 1 FETCH (EMAILID (M%b) BODY[]<0> {7}\r\nSubject THREADID NIL)\r\n"
                      b"f OK FETCH completed\r\n" % meta.blob_id.encode())
     await c.close()
+
+
+async def test_emailid_in_every_search_path(runtime: ServerRuntime) -> None:
+    """EMAILID and THREADID are keys of the one evaluator: SORT, THREAD, ESEARCH, ESORT and an
+    updating search (CONTEXT=SEARCH, RFC 5267 §4.3) take them, and a copy that arrives later
+    joins the updating result (it has the same EMAILID)."""
+    c = await RawClient.connect(runtime.port("imap"))
+    await c.login()
+    for tag in (b"a1", b"a2"):
+        await c.cmd(tag, b"APPEND INBOX {%d+}\r\n%b" % (len(MSG), MSG))
+    await c.cmd(b"s", b"SELECT INBOX")
+    first = _id(await c.cmd(b"f", b"FETCH 1 (EMAILID)"), b"EMAILID")
+    assert await c.cmd(b"1", b"SORT (ARRIVAL) UTF-8 OR EMAILID %b ALL" % first) == \
+        b"* SORT 1 2\r\n1 OK SORT completed\r\n"
+    assert await c.cmd(b"2", b"SORT (ARRIVAL) UTF-8 EMAILID " + first) == \
+        b"* SORT 1\r\n2 OK SORT completed\r\n"
+    assert await c.cmd(b"3", b"THREAD ORDEREDSUBJECT UTF-8 EMAILID " + first) == \
+        b"* THREAD (1)\r\n3 OK THREAD completed\r\n"
+    assert await c.cmd(b"4", b"THREAD REFERENCES UTF-8 THREADID T1") == \
+        b"* THREAD\r\n4 OK THREAD completed\r\n"
+    assert await c.cmd(b"5", b"SEARCH RETURN (COUNT ALL) EMAILID " + first) == \
+        b'* ESEARCH (TAG "5") ALL 1 COUNT 1\r\n5 OK SEARCH completed\r\n'
+    assert await c.cmd(b"6", b"SORT RETURN (MIN) (SUBJECT) UTF-8 NOT EMAILID " + first) == \
+        b'* ESEARCH (TAG "6") MIN 2\r\n6 OK SORT completed\r\n'
+    # An updating search: the copy of message 1 matches when it arrives.
+    assert await c.cmd(b"7", b"UID SEARCH RETURN (ALL UPDATE) EMAILID " + first) == \
+        b'* ESEARCH (TAG "7") UID ALL 1\r\n7 OK SEARCH completed\r\n'
+    assert (await c.cmd(b"8", b"UID COPY 1 INBOX")).startswith(
+        b'* 3 EXISTS\r\n* 3 RECENT\r\n* ESEARCH (TAG "7") UID ADDTO (0 3)\r\n8 OK [COPYUID ')
+    await c.close()
+
+
+async def test_mailboxid_with_list_status_and_condstore(runtime: ServerRuntime) -> None:
+    """STATUS items come from one place, LIST-STATUS (RFC 5819) included; FETCH takes MODSEQ
+    and EMAILID together."""
+    c = await RawClient.connect(runtime.port("imap"))
+    await c.login()
+    alice = await runtime.accounts.get_user("alice@example.com")
+    box = await runtime.store.get_mailbox(alice.id, "Drafts")
+    mid = b"F%d-%d" % (box.id, box.uidvalidity)
+    assert await c.cmd(b"1", b'LIST "" Drafts RETURN (STATUS (MAILBOXID MESSAGES))') == (
+        b'* LIST () "/" "Drafts"\r\n'
+        b'* STATUS "Drafts" (MAILBOXID (%b) MESSAGES 0)\r\n1 OK LIST completed\r\n' % mid)
+    await c.cmd(b"a", b"APPEND Drafts {%d+}\r\n%b" % (len(MSG), MSG))
+    selected = await c.cmd(b"2", b"SELECT Drafts (CONDSTORE)")
+    highest = (await runtime.store.status(box.id)).highestmodseq
+    assert selected.endswith(b"* OK [HIGHESTMODSEQ %d] highest mod-sequence\r\n"
+                             b"* OK [MAILBOXID (%b)] mailbox id\r\n"
+                             b"2 OK [READ-WRITE] SELECT completed\r\n" % (highest, mid))
+    [meta] = await runtime.store.list_messages(box.id)
+    assert await c.cmd(b"3", b"FETCH 1 (MODSEQ EMAILID)") == (
+        b"* 1 FETCH (MODSEQ (%d) EMAILID (M%b))\r\n3 OK FETCH completed\r\n"
+        % (meta.modseq, meta.blob_id.encode()))
+    await c.close()

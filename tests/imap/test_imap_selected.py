@@ -17,7 +17,7 @@ def meta(uid: int, modseq: int = 1, *flags: str) -> MessageMeta:
 
 
 def view(uids: list[int], recent_from: int | None = None) -> SelectedMailbox:
-    v = SelectedMailbox(Mailbox(1, 1, "INBOX", None, True, 7, max(uids, default=0) + 1, 5),
+    v = SelectedMailbox(Mailbox(1, 1, "INBOX", None, 7, max(uids, default=0) + 1, 5),
                         readonly=False)
     v.load([meta(u) for u in uids], recent_from=recent_from)
     return v
@@ -61,7 +61,7 @@ def test_resolve_sequence_and_uid_sets() -> None:
 
 
 def test_keywords_go_stale_only_when_a_new_one_enters_the_map() -> None:
-    v = SelectedMailbox(Mailbox(1, 1, "INBOX", None, True, 7, 3, 5), readonly=False)
+    v = SelectedMailbox(Mailbox(1, 1, "INBOX", None, 7, 3, 5), readonly=False)
     v.load([meta(1, 1, "$A"), meta(2, 1, "\\Seen", "$B")], recent_from=None)
     assert v.keywords() == ["$A", "$B"] and not v.keywords_stale  # SELECT announced them
     # Known keywords and system flags, from this session or another: nothing to announce.

@@ -85,7 +85,8 @@ def refused(result: tuple[int, str, str], text: str) -> None:
 async def build_source(data: Path) -> None:
     """Every kind of row there is: two domains, three users (one admin), alias rules, a quota,
     mail with flags and keywords (one message a file, one shared by two mailboxes), an expunge,
-    a renamed and a \\Noselect mailbox, an unsubscribed one, an import record, two outbound
+    a renamed and a \\Noselect mailbox, an unsubscribed one, a subscribed name without a mailbox, an
+    import record, two outbound
     entries (one already tried), the API secret, and a deleted mailbox whose id and
     UIDVALIDITY must never be handed out again."""
     backend = await open_backend(StoreLocation(data))
@@ -122,6 +123,7 @@ async def build_source(data: Path) -> None:
         await store.delete_mailbox(alice.id, "Parent")          # has a child: stays as \Noselect
         assert await store.list_noselect(alice.id) == ["Parent"]
         await store.set_subscribed(alice.id, "Junk", False)
+        await store.set_subscribed(alice.id, "Gone/Elsewhere", True)    # a name no mailbox has
 
         await store.deliver([(inbox.id, [])], message("imported"), when, imported=Import(alice.id, "mbox", "abc#1"))
         ids = await enqueue(store, "alice@example.com", ["x@remote.example", "y@remote.example"],
@@ -155,9 +157,10 @@ async def fingerprint(backend: Backend) -> dict[str, Any]:
             changes = await store.changes_since(box.id, 0)
             messages = [(m.uid, m.modseq, sorted(m.flags), m.internaldate, m.size, await store.read_message(m.blob_id))
                         for m in await store.list_messages(box.id)]
-            boxes[box.name] = (box.special_use, box.subscribed, box.uidvalidity, box.uidnext, box.highestmodseq,
+            boxes[box.name] = (box.special_use, box.uidvalidity, box.uidnext, box.highestmodseq,
                                changes.recent_uid, sorted(changes.expunged), messages)
-        out[user.address] = (boxes, await store.list_noselect(user.id), await store.imported_keys(user.id, "mbox"))
+        out[user.address] = (boxes, await store.list_noselect(user.id), await store.imported_keys(user.id, "mbox"),
+                             await store.list_subscriptions(user.id))
     out["queue"] = [(e.id, e.sender, e.recipient, e.size, e.created, e.attempts, e.next_attempt, e.last_error,
                      e.delayed_notified, await store.read_message(e.blob_id)) for e in await backend.queue.list()]
     out["jwt"] = await backend.directory.secret("jwt", lambda: b"made anew: the secret was not copied")
@@ -176,7 +179,8 @@ def sqlite_rows(data: Path) -> dict[str, set[tuple[Any, ...]]]:
             "aliases": rows("SELECT id, domain_id, position, pattern, target_user_id FROM aliases"),
             "quotas": rows("SELECT user_id, bytes FROM quotas"),
             "imported": rows("SELECT user_id, source, key FROM imported"),
-            "mailboxes": rows("SELECT id, user_id, name, special_use, subscribed != 0, noselect != 0, uidvalidity,"
+            "subscriptions": rows("SELECT user_id, name FROM subscriptions"),
+            "mailboxes": rows("SELECT id, user_id, name, special_use, noselect != 0, uidvalidity,"
                               " uidnext, highestmodseq, recent_uid FROM mailboxes"),
             "messages": rows("SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id"
                              " FROM messages"),
@@ -206,7 +210,8 @@ async def pg_rows(url: str) -> dict[str, set[tuple[Any, ...]]]:
             "aliases": await rows("SELECT id, domain_id, position, pattern, target_user_id FROM aliases"),
             "quotas": await rows("SELECT user_id, bytes FROM quotas"),
             "imported": await rows("SELECT user_id, source, key FROM imported"),
-            "mailboxes": await rows("SELECT id, user_id, name, special_use, subscribed, noselect, uidvalidity,"
+            "subscriptions": await rows("SELECT user_id, name FROM subscriptions"),
+            "mailboxes": await rows("SELECT id, user_id, name, special_use, noselect, uidvalidity,"
                                     " uidnext, highestmodseq, recent_uid FROM mailboxes"),
             "messages": await rows("SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id"
                                    " FROM messages"),
@@ -273,8 +278,8 @@ async def test_copy_to_postgresql_and_back(tmp_path: Path, pg_url: str) -> None:
 
     # Raw tables: every row as it was, ids included; counters where they were.
     copied = await pg_rows(pg_url)
-    for table in ("domains", "users", "aliases", "quotas", "imported", "mailboxes", "messages", "expunged",
-                  "queue", "blobs"):
+    for table in ("domains", "users", "aliases", "quotas", "imported", "subscriptions", "mailboxes", "messages",
+                  "expunged", "queue", "blobs"):
         assert copied[table] == before[table], table
     assert dict(copied["meta"]) == dict(before["meta"])
     deleted_id = int(dict(before["meta"])["mailbox_id"])

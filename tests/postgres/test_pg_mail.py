@@ -11,7 +11,6 @@ import random
 from array import array
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from typing import AsyncIterator
 
 import asyncpg
@@ -26,6 +25,7 @@ from rmail.server.core.postgres.body import PgStreamBody
 from rmail.server.core.postgres.database import PgDatabase
 from rmail.server.core.postgres.deliveries import DeliveryBatcher
 from rmail.server.core.postgres.mail import PgMailStore
+from rmail.server.core.postgres.migrate import migrate
 from rmail.server.core.postgres.views import PgMailViews
 from rmail.server.core.storage import Import, Outbound
 from rmail.server.core.storage.body import CHUNK
@@ -83,10 +83,9 @@ async def add_user(node: Node, local: str, domain: str = "example.com") -> int:
 
 @pytest.fixture
 async def env(pg_url: str) -> AsyncIterator[Env]:
-    schema = resources.files("rmail.server.core.postgres").joinpath("migrations/0001_initial.sql").read_text()
     conn = await asyncpg.connect(pg_url)
     try:
-        await conn.execute(schema)
+        await migrate(conn)         # every packaged migration, as a node applies them
     finally:
         await conn.close()
     nodes: list[Node] = []
@@ -125,7 +124,8 @@ async def test_default_mailboxes_and_lookups(env: Env) -> None:
     assert {b.name: b.special_use for b in boxes}["Sent"] == "\\Sent"
     assert len({b.uidvalidity for b in boxes}) == 6 and all(b.uidnext == 1 for b in boxes)
     inbox = await env.store.get_mailbox(env.alice, "inbox")
-    assert inbox.name == "INBOX" and inbox.subscribed and inbox.user_id == env.alice
+    assert inbox.name == "INBOX" and inbox.user_id == env.alice
+    assert await env.store.list_subscriptions(env.alice) == ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
     with pytest.raises(NotFound):
         await env.store.get_mailbox(env.alice, "Nope")
 
@@ -159,7 +159,7 @@ async def test_mailbox_lifecycle_noselect_and_new_lives(env: Env) -> None:
         await store.delete_mailbox(alice, "Work/2024")
     again = await store.create_mailbox(alice, "Work/2024")
     assert again.id > year.id and again.uidvalidity > year.uidvalidity and again.uidnext == 1
-    assert again.subscribed is False       # the name's subscription survives its lives
+    assert "Work/2024" not in await store.list_subscriptions(alice)   # no life of the name subscribes it
     assert await store.list_noselect(alice) == []
 
     await store.delete_mailbox(alice, "Work/2024/Q1")
@@ -168,8 +168,10 @@ async def test_mailbox_lifecycle_noselect_and_new_lives(env: Env) -> None:
         await store.delete_mailbox(alice, "inbox")
     with pytest.raises(NotFound):
         await store.delete_mailbox(alice, "Nowhere")
+    await store.set_subscribed(alice, "Nowhere", True)      # a name, not a mailbox
+    assert "Nowhere" in await store.list_subscriptions(alice)
     with pytest.raises(NotFound):
-        await store.set_subscribed(alice, "Nowhere", True)
+        await store.set_subscribed(999_999, "Nowhere", True)
     with pytest.raises(NotFound):
         await store.create_mailbox(999_999, "Orphan")
 

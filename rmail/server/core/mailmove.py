@@ -88,6 +88,9 @@ class Importer:
                 box = await self.store.get_mailbox(self.account.id, name)
             except NotFound:
                 box = await self.store.create_mailbox(self.account.id, name)
+                # CREATE does not subscribe (RFC 3501 §6.3.6); an imported folder should show
+                # in clients that list only subscribed folders, as it did in its old home.
+                await self.store.set_subscribed(self.account.id, name, True)
             self._boxes[name] = box
         return box
 
@@ -222,15 +225,13 @@ async def export_maildir(store: MailStore, account: Account, root: Path,
     _require_new(root)
     result = ExportResult()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    subscribed = []
+    subscribed = [name for name in await store.list_subscriptions(account.id) if name != "INBOX"]
     for box in await store.list_mailboxes(account.id):
         folder = root if box.name == "INBOX" else root / mailbox_to_folder(box.name)
         for sub in ("", "cur", "new", "tmp"):
             _private_dir(folder / sub if sub else folder)
         if folder != root:
             (folder / "maildirfolder").touch(mode=0o600)
-        if box.subscribed and box.name != "INBOX":
-            subscribed.append(box.name)
         letters: dict[str, str] = {}
         metas = await store.list_messages(box.id)
         for n, meta in enumerate(metas, 1):

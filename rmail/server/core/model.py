@@ -93,13 +93,14 @@ DEFAULT_MAILBOXES: tuple[tuple[str, SpecialUse | None], ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Mailbox:
-    """A mailbox (folder). ``name`` is Unicode with "/" as hierarchy separator."""
+    """A mailbox (folder). ``name`` is Unicode with "/" as hierarchy separator. Whether it is
+    subscribed is not its property: subscriptions are the user's own list of names
+    (``MailStore.list_subscriptions``), kept whether or not a mailbox has the name."""
 
     id: int
     user_id: int
     name: str
     special_use: str | None
-    subscribed: bool
     uidvalidity: int
     uidnext: int
     highestmodseq: int

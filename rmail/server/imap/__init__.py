@@ -1,5 +1,5 @@
-"""rmail's IMAP4rev1 server (RFC 3501 plus IDLE, NAMESPACE, UIDPLUS, MOVE, ID, ENABLE,
-UNSELECT, LITERAL+ and SPECIAL-USE).
+"""rmail's IMAP4rev1 server (RFC 3501) and its extensions: `protocol.capabilities` lists them,
+docs/IMAP.md names the RFC of each and what is not supported.
 
 Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events out):
 
@@ -15,8 +15,14 @@ Pure layers, each with one job, and one I/O shell (h11's shape: bytes in, events
   text rule; strings by `core.imapstring`, the rule that also wrote the stored ENVELOPE and
   BODYSTRUCTURE. `errors` — every error's reply, mapped once.
 - `selected` — one session's seq↔UID map and the moments it may tell the client of changes.
+- `listing` — which names LIST and LSUB return, with which attributes; the wildcard matcher.
 - `fetch`, `search` — pure functions over stored metadata (message bytes only for BODY[...]);
-  `stream` — a stored file's bytes into a FETCH literal, chunk by chunk.
+  `stream` — a stored file's bytes into a FETCH literal, chunk by chunk; `deflate` —
+  COMPRESS=DEFLATE both ways, in bounded steps.
+- `sort`, `thread` — SORT's ordering and THREAD's algorithms (RFC 5256) over the matches of
+  a search, pure like `search`.
+- `results` — a search (or sort) result in its requested order and what ESEARCH says of it;
+  `context` — the saved result "$" and the updating searches of the selected mailbox.
 - `connection`, `service` — asyncio protocol, STARTTLS, timeouts; `start()`.
 
 Invariants:
@@ -32,6 +38,8 @@ Invariants:
 - Before login everything is smaller (issue 11): literals of ``limits.preauth_literal`` (a
   LITERAL+ literal over it ends the connection), lines of 64 KiB, a deadline of
   ``limits.login_timeout`` from connect, and a slot a newcomer may take when all are full.
+- A compressed connection (COMPRESS) feeds the framer in bounded inflated steps, so every
+  cap above holds for the inflated stream too.
 - The package sees the store only through the storage contract (`core.storage`), so it runs
   the same on every backend and node.
 """

@@ -1,18 +1,18 @@
 """Parsed IMAP commands as frozen values named after the RFC (RFC 3501 §6, §9).
 
 What the parser (`parser`) produces and everything above it consumes: handlers import these
-classes, never the parser. Also the extensions rmail advertises: IDLE (RFC 2177), NAMESPACE
-(RFC 2342), UIDPLUS (RFC 4315, UID EXPUNGE), MOVE (RFC 6851), ID (RFC 2971), ENABLE
-(RFC 5161), UNSELECT (RFC 3691), SASL-IR style initial responses (RFC 4959).
+classes, never the parser. Also the commands and arguments of the extensions rmail
+advertises (each class names its RFC; docs/IMAP.md lists them all).
 
 Invariants of a value built by the parser:
 
-- Mailbox names are Unicode (modified UTF-7 decoded) and `normalize_mailbox`d: INBOX is
-  always spelt "INBOX".
+- Mailbox names are Unicode (modified UTF-7 decoded, or UTF-8 as sent once the session has
+  enabled UTF8=ACCEPT) and `normalize_mailbox`d: INBOX is always spelt "INBOX".
 - Flags are canonical: system flags spelt as in RFC 3501 §2.3.2 ("\\Seen"), keywords as sent;
   a flag list holds each flag once, in the client's order.
 - FETCH macros are expanded, each item once; a UID FETCH lists UID (RFC 3501 §6.4.8).
-- A `SeqSet` keeps the client's ranges; `STAR` (0) stands for "*".
+- A `SeqSet` keeps the client's ranges; `STAR` (0) stands for "*"; `SAVED_RESULT` stands for
+  "$" (RFC 5182), which the session replaces with the saved result before a handler sees it.
 - Secrets (LOGIN's password, APPEND's message) stay out of `repr`.
 """
 
@@ -31,6 +31,10 @@ __all__ = [
     "SearchNot", "SearchOr", "SearchRecent", "SearchSeq", "SearchSize", "Search", "Section",
     "Select", "SeqSet", "StartTLS", "Status", "Store", "StoreMode", "Subscribe", "UidExpunge",
     "Unselect", "Unsubscribe", "normalize_mailbox",
+    "QResync", "SearchModseq",
+    "SORT_KEYS", "Sort", "SortCriterion", "THREAD_ALGORITHMS", "Thread",
+    "SAVED_RESULT", "CancelUpdate", "SearchAge", "SearchReturn",
+    "Compress", "GetQuota", "GetQuotaRoot", "SetQuota",
 ]
 # BINARY, MULTIAPPEND, CATENATE, URLAUTH, OBJECTID (RFC 3516, 3502, 4469, 4467, 8474).
 __all__ += ["AppendMessage", "CatPart", "GenUrlAuth", "ResetKey", "SearchObjectId", "UrlFetch",
@@ -58,6 +62,8 @@ class SeqSet:
     """
 
     ranges: tuple[tuple[int, int], ...]
+    #: "$", the saved SEARCH result (RFC 5182 §2.1); `ranges` is empty then.
+    saved: bool = False
 
     def resolve(self, largest: int) -> list[tuple[int, int]]:
         """Ascending, merged, inclusive (low, high) ranges with "*" replaced by `largest`.
@@ -101,10 +107,17 @@ class SeqSet:
         return max(max(r) for r in self.ranges)
 
     def __str__(self) -> str:
+        if self.saved:
+            return "$"
+
         def one(n: int) -> str:
             return "*" if n == STAR else str(n)
         return ",".join(one(lo) if lo == hi else f"{one(lo)}:{one(hi)}"
                         for lo, hi in self.ranges)
+
+
+#: "$" in place of a sequence set: the last SEARCH result saved with RETURN (SAVE) (RFC 5182).
+SAVED_RESULT: Final = SeqSet((), saved=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +145,8 @@ class Section:
 class FetchAtt:
     """One FETCH data item (RFC 3501 §6.4.5).
 
-    `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, RFC822,
-    RFC822.HEADER, RFC822.TEXT, or BODY — BODY with `section` None is the body structure
+    `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, MODSEQ (RFC
+    7162), RFC822, RFC822.HEADER, RFC822.TEXT, or BODY — BODY with `section` None is the body structure
     without extension data; with a section it is BODY[section]<partial>. Also PREVIEW
     (RFC 8970), EMAILID and THREADID (RFC 8474); BINARY and BINARY.SIZE (RFC 3516 §4.2)
     always have a section, of part numbers only.
@@ -240,6 +253,23 @@ class SearchSize:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchModseq:
+    """MODSEQ [entry-name entry-type] n (RFC 7162 §3.1.5): messages whose MODSEQ is at least
+    `modseq`. rmail keeps one MODSEQ per message, so the optional flag entry is checked for
+    syntax and then answers like the message's MODSEQ (as the RFC allows)."""
+
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchAge:
+    """OLDER n / YOUNGER n (RFC 5032): INTERNALDATE at most / at least `seconds` before now."""
+
+    older: bool
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class SearchAnd:
     """Juxtaposed keys or a parenthesised list: all must match."""
 
@@ -270,7 +300,30 @@ class SearchObjectId:
 
 
 SearchKey = Union[SearchAll, SearchFlag, SearchRecent, SearchSeq, SearchHeader, SearchBody,
-                  SearchDate, SearchSize, SearchAnd, SearchOr, SearchNot, SearchObjectId]
+                  SearchDate, SearchSize, SearchAge, SearchAnd, SearchOr, SearchNot, SearchModseq,
+                  SearchObjectId]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchReturn:
+    """``RETURN (...)`` of an extended SEARCH (RFC 4466 §2.6): which result items to send in
+    one ESEARCH response instead of ``* SEARCH``.
+
+    An empty list means ALL (RFC 4731 §3.1). SAVE keeps the result as "$" and alone sends
+    nothing (RFC 5182 §2.4); UPDATE keeps it up to date with ADDTO/REMOVEFROM, CONTEXT is a
+    hint rmail takes no action on, PARTIAL is a 1-based ordered range of the result (RFC 5267
+    §4.2–4.4).
+    """
+
+    min: bool = False
+    max: bool = False
+    all: bool = False
+    count: bool = False
+    save: bool = False
+    update: bool = False
+    context: bool = False
+    #: (first, last) positions, first <= last, both >= 1.
+    partial: tuple[int, int] | None = None
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -322,24 +375,42 @@ class Login(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class QResync:
+    """SELECT/EXAMINE's QRESYNC parameter (RFC 7162 §3.2.5): what the client last knew of the
+    mailbox. `known_uids` None stands for 1:(UIDNEXT-1); `seq_match` pairs message numbers
+    with the UIDs the client has for them (equal lengths, checked by the parser)."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SeqSet | None = None
+    seq_match: tuple[SeqSet, SeqSet] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Select(Command):
-    """SELECT mailbox (RFC 3501 §6.3.1)."""
+    """SELECT mailbox [(CONDSTORE | QRESYNC (...))] (RFC 3501 §6.3.1, RFC 7162 §3.1.8, §3.2.5)."""
 
     mailbox: str
+    condstore: bool = False
+    qresync: QResync | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Examine(Command):
-    """EXAMINE mailbox (RFC 3501 §6.3.2)."""
+    """EXAMINE mailbox [(CONDSTORE | QRESYNC (...))] (RFC 3501 §6.3.2, RFC 7162)."""
 
     mailbox: str
+    condstore: bool = False
+    qresync: QResync | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Create(Command):
-    """CREATE mailbox (RFC 3501 §6.3.3)."""
+    """CREATE mailbox [(USE (attrs))] (RFC 3501 §6.3.3; RFC 6154 §3, CREATE-SPECIAL-USE):
+    `use` holds the special-use attributes asked for, as sent."""
 
     mailbox: str
+    use: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,12 +444,25 @@ class Unsubscribe(Command):
 
 @dataclass(frozen=True, slots=True)
 class List(Command):
-    """LIST reference pattern (RFC 3501 §6.3.8). `matches_nothing`: the reference or pattern
-    is not modified UTF-7, so no mailbox name matches it."""
+    """LIST [(select-opts)] reference pattern(s) [RETURN (return-opts)] (RFC 3501 §6.3.8,
+    RFC 5258, RFC 5819). `matches_nothing`: the reference or every pattern is not modified
+    UTF-7 (or, extended, empty), so no mailbox name matches.
+
+    `pattern` is the first pattern and `more_patterns` the rest of a list (RFC 5258 §3), each
+    matched with `reference`; patterns that match nothing are left out. `select` and `returns`
+    hold the options upper-cased (RFC 5258 §3.1–3.2, RFC 6154 §5.2, RFC 5819), `status_items`
+    the items of RETURN (STATUS (...)). `extended`: the RFC 5258 syntax was used, so "" is an
+    ordinary pattern and extended data items may be returned.
+    """
 
     reference: str
     pattern: str
     matches_nothing: bool = False
+    more_patterns: tuple[str, ...] = ()
+    select: frozenset[str] = frozenset()
+    returns: frozenset[str] = frozenset()
+    status_items: tuple[str, ...] = ()
+    extended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,26 +600,73 @@ class Search(Command):
     charset: str | None
     key: SearchKey
     uid: bool = False
+    #: RETURN options (ESEARCH); None: a plain SEARCH answered with ``* SEARCH``.
+    returns: SearchReturn | None = None
+
+
+#: Sort keys (RFC 5256 §3; DISPLAYFROM and DISPLAYTO from RFC 5957 §3).
+SORT_KEYS: Final = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
+                              "DISPLAYFROM", "DISPLAYTO"})
+#: Threading algorithms (RFC 5256 §3).
+THREAD_ALGORITHMS: Final = frozenset({"ORDEREDSUBJECT", "REFERENCES"})
 
 
 @dataclass(frozen=True, slots=True)
-class Fetch(Command):
-    """[UID] FETCH set items (RFC 3501 §6.4.5, §6.4.8); macros already expanded."""
+class SortCriterion:
+    """One sort criterion (RFC 5256 §3, RFC 5957 §3): a key ("ARRIVAL", "DISPLAYFROM", ...,
+    upper case) and whether REVERSE precedes it."""
 
-    seqset: SeqSet
-    attributes: tuple[FetchAtt, ...]
+    key: str
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort(Command):
+    """[UID] SORT [RETURN (...)] (criteria) charset keys (RFC 5256 §3, RFC 5267 §3); keys
+    AND-ed in `key`."""
+
+    criteria: tuple[SortCriterion, ...]
+    charset: str
+    key: SearchKey
+    uid: bool = False
+    #: RETURN options (ESORT, CONTEXT=SORT); None: a plain SORT answered with ``* SORT``.
+    returns: SearchReturn | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(Command):
+    """[UID] THREAD algorithm charset keys (RFC 5256 §3); `algorithm` is "ORDEREDSUBJECT" or
+    "REFERENCES"; keys AND-ed in `key`."""
+
+    algorithm: str
+    charset: str
+    key: SearchKey
     uid: bool = False
 
 
 @dataclass(frozen=True, slots=True)
+class Fetch(Command):
+    """[UID] FETCH set items [(CHANGEDSINCE n [VANISHED])] (RFC 3501 §6.4.5, §6.4.8; RFC 7162
+    §3.1.4, §3.2.6); macros already expanded, MODSEQ listed when CHANGEDSINCE is given."""
+
+    seqset: SeqSet
+    attributes: tuple[FetchAtt, ...]
+    uid: bool = False
+    changed_since: int | None = None
+    vanished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Store(Command):
-    """[UID] STORE set [+|-]FLAGS[.SILENT] flags (RFC 3501 §6.4.6)."""
+    """[UID] STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] flags (RFC 3501 §6.4.6,
+    RFC 7162 §3.1.3)."""
 
     seqset: SeqSet
     mode: StoreMode
     silent: bool
     flags: tuple[str, ...]
     uid: bool = False
+    unchanged_since: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,3 +714,39 @@ class Enable(Command):
     """ENABLE capability... (RFC 5161 §3.1); names upper-cased."""
 
     capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE "tag"... (RFC 5267 §4.3.5): stop the updates of those searches."""
+
+    tags: tuple[str, ...]
+# -- session-level extensions: COMPRESS (RFC 4978), QUOTA (RFC 9208) ---------------------------
+
+@dataclass(frozen=True, slots=True)
+class Compress(Command):
+    """COMPRESS mechanism (RFC 4978 §3); the mechanism upper-cased, checked by the handler."""
+
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuota(Command):
+    """GETQUOTA quota-root (RFC 9208 §4.1.1)."""
+
+    root: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot(Command):
+    """GETQUOTAROOT mailbox (RFC 9208 §4.1.2)."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota(Command):
+    """SETQUOTA quota-root (resource limit ...) (RFC 9208 §4.1.3); names upper-cased."""
+
+    root: str
+    limits: tuple[tuple[str, int], ...]

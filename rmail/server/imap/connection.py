@@ -13,6 +13,15 @@ the registry is full (``* BYE``).
 STARTTLS (RFC 3501 §6.2.1): after the tagged OK, bytes the client pipelined in cleartext are
 dropped and the transport is upgraded with `loop.start_tls` in the same step, so no cleartext
 byte can be read as part of the TLS session.
+
+COMPRESS=DEFLATE (RFC 4978): once the session has accepted COMPRESS, everything after its
+tagged OK is compressed both ways (`deflate`; above TLS when both are on, §3). Writes are
+queued and compressed by a task in pieces that give the loop back every few milliseconds,
+ending each burst with a sync flush; `drain` waits for it, so a streamed FETCH body still
+goes chunk by chunk. Received bytes are inflated only when the framer needs more, one
+bounded step at a time, so the framer's line, literal and command limits apply to the
+inflated stream exactly as to cleartext (a decompression bomb is dropped as fast as it
+inflates, never buffered).
 """
 
 from __future__ import annotations
@@ -23,14 +32,17 @@ import ssl
 from typing import Final
 
 from rmail.server.core.connections import ConnectionInfo
+from rmail.server.core.slicing import Slicer
 from rmail.server.tlsaccept import Accepted, TLSAcceptor, handshake_failure
 
 from . import commands as c
+from .deflate import Deflater, DeflateError, Inflater
 from .encode import Continuation, Status, Tagged, encode
 from .errors import BYE_AUTOLOGOUT, BYE_LOGIN_TIMEOUT, SessionClosed, reply
 from .session import Session
 from .state import Services
 from .parser import ParseError, parse_command
+from .context import drop_saved
 from .wire import NEED_DATA, Frame, Framer, NeedContinuation, RawLine, ReplyError, WireError
 
 __all__ = ["ImapConnection", "ImapServer"]
@@ -51,6 +63,13 @@ PREAUTH_LINE: Final = 64 * 1024
 #: this many literal caps, and reading pauses there, so the 256 pre-login slots of a family
 #: hold at most ~24 MiB together.
 PREAUTH_COMMAND_CAPS: Final = 4
+#: Queued output is handed to the transport at the end of the event loop's turn, or at once
+#: when this much is queued (so a session never holds more than this beyond the transport's
+#: own buffer, which `drain` bounds).
+SEND_AT: Final = 64 * 1024
+#: Octets inflated per step of a compressed connection before the framer looks at them: the
+#: most the framer's buffer can grow past its own caps (RFC 4978 sessions only).
+INFLATE_STEP: Final = 64 * 1024
 
 
 class ImapServer:
@@ -111,6 +130,15 @@ class ImapConnection(asyncio.Protocol):
         self._paused = False
         self._can_write = asyncio.Event()
         self._can_write.set()
+        #: Bytes written but not yet handed to the transport (`write`), and their size.
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._send_scheduled = False
+        #: COMPRESS=DEFLATE, both directions, once the session has turned it on.
+        self._deflater: Deflater | None = None
+        self._inflater: Inflater | None = None
+        #: The task compressing queued writes (None while nothing waits).
+        self._pump: asyncio.Task[None] | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -142,11 +170,17 @@ class ImapConnection(asyncio.Protocol):
         self.task = loop.create_task(self._run(), name="imap-session")
 
     def data_received(self, data: bytes) -> None:
-        self.framer.receive_data(data)
+        backlog = self.framer.unprocessed
+        if self._inflater is not None:
+            self._inflater.receive(data)    # inflated step by step in _next_event
+            backlog += self._inflater.pending
+        else:
+            self.framer.receive_data(data)
+            backlog += len(data)
         if self.info is not None:
             self.info.bytes_in += len(data)
         self._data.set()
-        if self.framer.unprocessed > self._pause_at and not self._paused and self.transport:
+        if backlog > self._pause_at and not self._paused and self.transport:
             self._paused = True
             self.transport.pause_reading()
 
@@ -169,12 +203,68 @@ class ImapConnection(asyncio.Protocol):
     # -- Output (for the session) -------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        """Queue ``data``; what a command writes within one turn of the event loop goes out
+        in one send (see `_send_pending`)."""
+        if not data or self.transport is None or self.transport.is_closing():
+            return
+        if self.info is not None:
+            self.info.bytes_out += len(data)
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= SEND_AT:
+            self._send_pending()
+        elif not self._send_scheduled:
+            self._send_scheduled = True
+            asyncio.get_running_loop().call_soon(self._send_pending)
+
+    def _send_pending(self) -> None:
+        """Hand the queued bytes to the transport as one write. Every write to an idle
+        socket is a send() and a wakeup of the client: the untagged responses, the tagged
+        reply and the next command's output written piecewise cost a send each (a third of
+        the event loop's time in imaptest's steady mix went to socket writes)."""
+        self._send_scheduled = False
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        if self._deflater is not None:
+            self._deflater.push(data)
+            if self._pump is None:
+                # The task runs after the current burst of writes: one flush per burst.
+                self._pump = asyncio.get_running_loop().create_task(self._compress_queued())
+        else:
+            self._send_raw(data)
+
+    def _send_raw(self, data: bytes) -> None:
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
-            if self.info is not None:
-                self.info.bytes_out += len(data)
+
+    async def _compress_queued(self) -> None:
+        """Compress what the session wrote, a piece at a time, then sync-flush (RFC 4978 §4:
+        the client can decode every response it has been sent before it answers)."""
+        deflater = self._deflater
+        assert deflater is not None
+        slicer = Slicer()
+        try:
+            while deflater.pending:
+                self._send_raw(deflater.step())
+                if deflater.pending and slicer.due():
+                    await slicer.pause()
+            self._send_raw(deflater.flush())
+        finally:
+            self._pump = None
+
+    def _flush_compressed(self) -> None:
+        """Compress and flush what is queued now (last words before closing: small)."""
+        if self._deflater is not None:
+            self._send_raw(self._deflater.drain())
 
     async def drain(self) -> None:
+        if self._pending_size >= SEND_AT:
+            self._send_pending()
+        while self._pump is not None:
+            await asyncio.wait({self._pump})
         if not self._can_write.is_set():
             await self._can_write.wait()
         if self._closed:
@@ -199,6 +289,8 @@ class ImapConnection(asyncio.Protocol):
     def shutdown(self, reason: str) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.write(encode(Status("BYE", reason)))
+            self._send_pending()
+            self._flush_compressed()
             self.transport.close()
         self._closed = True
         self._data.set()
@@ -213,10 +305,24 @@ class ImapConnection(asyncio.Protocol):
 
     async def _next_event(self) -> object:
         """The framer's next event, waiting for bytes (or timing out) as needed."""
+        slicer: Slicer | None = None
         while True:
             event = self.framer.next_event()
             if event is not NEED_DATA:
                 return event
+            if self._inflater is not None and self._inflater.pending:
+                # One bounded step, then the framer again (it drops or refuses what is over
+                # its limits before the next step inflates more).
+                try:
+                    self.framer.receive_data(self._inflater.inflate(INFLATE_STEP))
+                except DeflateError as exc:
+                    log.info("imap: %s from %s", exc, self.info.peer if self.info else "?")
+                    self.shutdown("corrupt compressed data")
+                    raise SessionClosed() from None
+                slicer = slicer or Slicer()
+                if slicer.due():
+                    await slicer.pause()
+                continue
             if self._closed:
                 raise SessionClosed()
             if self._paused and self.transport is not None:
@@ -272,14 +378,18 @@ class ImapConnection(asyncio.Protocol):
                 if not isinstance(event, Frame):
                     continue
                 try:
-                    cmd = parse_command(event)
+                    cmd = parse_command(event, utf8=session.utf8)
                 except ParseError as exc:
                     self._reply_error(exc)
+                    if exc.drops_saved_result:
+                        drop_saved(session)  # RFC 5182 §2.1: a NO to SEARCH (SAVE) empties "$"
                     continue
                 if isinstance(cmd, c.StartTLS) and self._can_starttls(session):
                     await self._starttls(cmd, session)
                     continue
                 await session.execute(cmd)
+                if session.compressing and self._deflater is None:
+                    self._start_compression()
                 if session.user is not None and not self._logged_in:
                     self._became_authenticated()
                 if self.info is not None:
@@ -294,6 +404,17 @@ class ImapConnection(asyncio.Protocol):
         finally:
             await self._finish()
 
+    def _start_compression(self) -> None:
+        """COMPRESS DEFLATE was answered OK (written uncompressed): from here on both
+        directions are compressed (RFC 4978 §3). Bytes already received after the command
+        were compressed by the client, so they go to the inflater."""
+        self._send_pending()      # the tagged OK still uncompressed
+        self._deflater = Deflater()
+        self._inflater = Inflater()
+        pipelined = self.framer.take_buffered()
+        if pipelined:
+            self._inflater.receive(pipelined)
+
     def _can_starttls(self, session: Session) -> bool:
         return (self.server.tls is not None and not self.tls_active
                 and session.user is None)
@@ -302,6 +423,7 @@ class ImapConnection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None and self.server.tls is not None
         self.write(encode(Tagged(cmd.tag, "OK", "begin TLS negotiation now")))
+        self._send_pending()      # in cleartext, before the transport changes
         # No await between the OK and start_tls: nothing else can be read in cleartext.
         self.framer.discard_buffered()
         loop = asyncio.get_running_loop()
@@ -327,7 +449,11 @@ class ImapConnection(asyncio.Protocol):
         if self.session is not None:
             self.session.close()
         if self.transport is not None and not self.transport.is_closing():
+            self._send_pending()
+            self._flush_compressed()
             self.transport.close()
+        if self._pump is not None:
+            self._pump.cancel()
         if self.info is not None:
             self.server.services.connections.closed(self.info)
             self.info = None

@@ -36,6 +36,9 @@ __all__ = [
     "Status", "Tagged", "date_time", "encode", "encode_all", "encode_value", "fetch_flags",
     "fetch_head", "fetch_response", "flag_list", "literal", "literal_prefix", "nstring",
     "numbered", "search_response", "sequence_set", "string", "text",
+    "fetch_modseq", "modseq_item", "vanished",
+    "THREAD_CLOSE", "THREAD_OPEN", "sort_response", "thread_response",
+    "Value", "esearch_response", "sequence_range",
 ]
 # BINARY (RFC 3516) and URLFETCH (RFC 4467, RFC 5524).
 __all__ += ["literal8", "literal8_prefix", "urlfetch_head", "urlfetch_pair"]
@@ -339,11 +342,35 @@ def fetch_head(seq: int) -> bytes:
     return b"* %d FETCH " % seq
 
 
-def fetch_flags(seq: int, flags: frozenset[str], recent: bool, uid: int | None = None) -> bytes:
-    """``* n FETCH ([UID u ]FLAGS (...))``: STORE's answer and a flag change seen in a sync."""
+def fetch_flags(seq: int, flags: frozenset[str], recent: bool, uid: int | None = None,
+                modseq: int | None = None) -> bytes:
+    """``* n FETCH ([UID u ]FLAGS (...)[ MODSEQ (m)])``: STORE's answer and a flag change seen
+    in a sync; MODSEQ once CONDSTORE is on (RFC 7162 §3.1.3, §3.2)."""
+    tail = b")\r\n" if modseq is None else b" MODSEQ (%d))\r\n" % modseq
     if uid is None:
-        return b"* %d FETCH (FLAGS %b)\r\n" % (seq, flag_list(flags, recent))
-    return b"* %d FETCH (UID %d FLAGS %b)\r\n" % (seq, uid, flag_list(flags, recent))
+        return b"* %d FETCH (FLAGS %b%b" % (seq, flag_list(flags, recent), tail)
+    return b"* %d FETCH (UID %d FLAGS %b%b" % (seq, uid, flag_list(flags, recent), tail)
+
+
+def fetch_modseq(seq: int, uid: int | None, modseq: int) -> bytes:
+    """``* n FETCH ([UID u ]MODSEQ (m))``: a STORE .SILENT's new MODSEQ (RFC 7162 §3.1.3)."""
+    if uid is None:
+        return b"* %d FETCH (MODSEQ (%d))\r\n" % (seq, modseq)
+    return b"* %d FETCH (UID %d MODSEQ (%d))\r\n" % (seq, uid, modseq)
+
+
+def modseq_item(modseq: int) -> bytes:
+    """The FETCH item ``MODSEQ (m)`` (RFC 7162 §3.1.4.1)."""
+    return b"MODSEQ (%d)" % modseq
+
+
+def vanished(uids: Sequence[int], *, earlier: bool = False) -> bytes:
+    """``* VANISHED [(EARLIER) ]uid-set`` CRLF (RFC 7162 §3.2.10) for ascending UIDs; nothing
+    for none."""
+    if not uids:
+        return b""
+    return b"* VANISHED %b%b\r\n" % (b"(EARLIER) " if earlier else b"",
+                                       sequence_set(uids).text.encode("ascii"))
 
 
 def numbered(numbers: Iterable[int], name: str) -> bytes:
@@ -352,12 +379,56 @@ def numbered(numbers: Iterable[int], name: str) -> bytes:
     return b"".join([b"* %d%b" % (n, tail) for n in numbers])
 
 
-def search_response(numbers: Sequence[int]) -> Iterator[bytes]:
+def search_response(numbers: Sequence[int], modseq: int | None = None) -> Iterator[bytes]:
     """``* SEARCH n ...`` CRLF (RFC 3501 §7.2.5) in pieces of `SEARCH_PIECE` numbers, so the
-    caller can give the event loop back between the pieces of a long answer."""
+    caller can give the event loop back between the pieces of a long answer; with `modseq`
+    (a SEARCH with MODSEQ that found something) it ends in ``(MODSEQ m)`` (RFC 7162 §3.1.5)."""
     yield b"* SEARCH"
     for start in range(0, len(numbers), SEARCH_PIECE):
         yield b"".join([b" %d" % n for n in numbers[start:start + SEARCH_PIECE]])
+    yield b"\r\n" if modseq is None else b" (MODSEQ %d)\r\n" % modseq
+
+
+def sort_response(numbers: Sequence[int], modseq: int | None = None) -> Iterator[bytes]:
+    """``* SORT n ...`` CRLF (RFC 5256 §4) in pieces, like `search_response` (and like it
+    ending in ``(MODSEQ m)`` after a MODSEQ key, RFC 7162 §3.1.5)."""
+    yield b"* SORT"
+    for start in range(0, len(numbers), SEARCH_PIECE):
+        yield b"".join([b" %d" % n for n in numbers[start:start + SEARCH_PIECE]])
+    yield b"\r\n" if modseq is None else b" (MODSEQ %d)\r\n" % modseq
+
+
+#: Markers in the token stream of a THREAD answer (`thread_response`); message numbers are
+#: positive.
+THREAD_OPEN: Final = -1
+THREAD_CLOSE: Final = -2
+
+
+def thread_response(tokens: Sequence[int]) -> Iterator[bytes]:
+    """``* THREAD (...)(...)`` CRLF (RFC 5256 §4) from a flat token stream, in pieces.
+
+    A thread-list is `THREAD_OPEN`, its members, `THREAD_CLOSE`; members are message numbers
+    (parent before child) and then nested thread-lists. The grammar's spacing follows from the
+    neighbours: a space before a number or an opening parenthesis that follows a number
+    (``3 6 (4 23)(44 7 96)``), none elsewhere. Flat, so a thread ten thousand messages deep
+    needs no recursion to write.
+    """
+    yield b"* THREAD"
+    prev = THREAD_CLOSE
+    piece: list[bytes] = [b" "] if tokens else []
+    for token in tokens:
+        if token == THREAD_OPEN:
+            piece.append(b" (" if prev > 0 else b"(")
+        elif token == THREAD_CLOSE:
+            piece.append(b")")
+        else:
+            piece.append(b" %d" % token if prev > 0 else b"%d" % token)
+        prev = token
+        if len(piece) >= SEARCH_PIECE:
+            yield b"".join(piece)
+            piece = []
+    if piece:
+        yield b"".join(piece)
     yield b"\r\n"
 
 
@@ -376,3 +447,18 @@ def sequence_set(numbers: Sequence[int]) -> Atom:
     if start >= 0:
         parts.append(f"{start}:{prev}" if start != prev else str(start))
     return Atom(",".join(parts))
+
+
+def sequence_range(first: int, last: int) -> Atom:
+    """``first:last``: a PARTIAL range as the client asked for it (RFC 5267 §5)."""
+    return Atom(f"{first}:{last}")
+
+
+def esearch_response(tag: str, uid: bool, data: Sequence[Value]) -> bytes:
+    """``* ESEARCH (TAG "tag") [UID] data...`` CRLF (RFC 4466 §2.6.2, RFC 4731 §3.1): the
+    search correlator names the command (RFC 5267 §4.3: also on later ADDTO/REMOVEFROM);
+    `data` are the search-return-data items, names as atoms, e.g. ``[Atom("COUNT"), 3]``."""
+    head: tuple[Value, ...] = ((Atom("TAG"), tag),)
+    if uid:
+        head += (Atom("UID"),)
+    return encode(Data("ESEARCH", head + tuple(data)))

@@ -5,7 +5,8 @@ BODYSTRUCTURE from the bytes the store computed at delivery (`MessageInfo`, writ
 same string rule as `encode`); only BODY[...] and RFC822* read message bytes, which the caller
 passes in. Each item is the RFC's name, a space and its value written by `encode` (flag lists,
 date-times, literals): this module picks and cuts values, `encode` decides how they look. The
-items are built straight into bytes: this is the hot path of every client sync.
+items are built straight into bytes: this is the hot path of every client sync. MODSEQ (RFC
+7162) comes from the map too.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rmail.server.core.model import MessageInfo
 
 from .commands import FetchAtt
 from .encode import (date_time, flag_list, literal, literal8, literal8_prefix, literal_prefix,
-                     string)
+                     modseq_item, string)
 from .errors import CommandError
 from .objectid import email_id
 
@@ -136,12 +137,13 @@ def _info(info: MessageInfo | None) -> MessageInfo:
 
 def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                   size: int, date: float, info: MessageInfo | None, data: bytes | None,
-                  force_flags: bool = False, blob_id: str | None = None) -> bytes:
+                  force_flags: bool = False, blob_id: str | None = None, modseq: int = 0) -> bytes:
     """The parenthesised item list of one `* n FETCH (...)` response.
 
     Args:
         force_flags: add FLAGS even if not asked (\\Seen was just set, RFC 3501 §6.4.5).
         blob_id: the id of the message's stored bytes, when `plan.needs_blob_id`.
+        modseq: the message's MODSEQ, read only when the plan asks for it (RFC 7162 §3.1.4).
     """
     out: list[bytes] = []
     for att in plan.atts:
@@ -167,6 +169,8 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
             out.append(b"RFC822.SIZE %d" % size)
         elif name == "INTERNALDATE":
             out.append(b"INTERNALDATE " + date_time(date))
+        elif name == "MODSEQ":
+            out.append(modseq_item(modseq))
         elif name == "ENVELOPE":
             out.append(b"ENVELOPE " + _info(info).envelope)
         elif name == "BODYSTRUCTURE":
@@ -210,7 +214,7 @@ def _meta_item(name: str, size: int, date: float, info: MessageInfo | None) -> b
 
 def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                size: int, date: float, info: MessageInfo | None, file_size: int, head: bytes,
-               force_flags: bool = False, blob_id: str | None = None
+               force_flags: bool = False, blob_id: str | None = None, modseq: int = 0
                ) -> list[bytes | FileRange] | None:
     """`message_items` for a file-backed message (`plan.streamable`): the response as bytes
     and `FileRange`s to stream, so the body is never held in memory.
@@ -242,6 +246,8 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
                 pieces.append(b"FLAGS " + flag_list(flags, recent))
             elif name in _OBJECTID_ITEMS:
                 pieces.append(_objectid_item(name, blob_id))
+            elif name == "MODSEQ":
+                pieces.append(modseq_item(modseq))
             else:
                 pieces.append(_meta_item(name, size, date, info))
             continue

@@ -18,6 +18,7 @@ from rmail.server.core import mutf7
 from rmail.server.core.model import SYSTEM_FLAGS as _STORED_FLAGS
 from rmail.server.core.storage.flags import MAX_KEYWORD_LENGTH as MAX_KEYWORD
 
+from .commands import QResync, SearchModseq
 from .commands import (STAR, Append, Authenticate, Capability, Check, Close, Command, Copy,
                        Create, Delete, Enable, Examine, Expunge, Fetch, FetchAtt, Id, Idle, List,
                        Login, Logout, Lsub, Move, Namespace, Noop, Rename, Search, SearchAll,
@@ -27,6 +28,9 @@ from .commands import (STAR, Append, Authenticate, Capability, Check, Close, Com
                        Unsubscribe, normalize_mailbox)
 from .commands import (AppendMessage, CatPart, GenUrlAuth, ResetKey, SearchObjectId, UrlFetch,
                        UrlFetchItem)
+from .commands import SORT_KEYS, THREAD_ALGORITHMS, Sort, SortCriterion, Thread
+from .commands import SAVED_RESULT, CancelUpdate, SearchAge, SearchReturn
+from .commands import Compress, GetQuota, GetQuotaRoot, SetQuota
 from .wire import MAX_TAG, Frame, ReplyError
 
 __all__ = ["MAX_ID_PAIRS", "MAX_SEARCH_DEPTH", "MAX_SEARCH_KEYS", "ParseError", "parse_command",
@@ -48,6 +52,11 @@ MAX_ID_PAIRS: Final = 30
 #: store has its own cap on the decoded name (storage/names.py, 512 characters).
 MAX_MAILBOX_NAME: Final = 1024
 
+#: Largest mod-sequence value (RFC 7162 §7: a positive unsigned 63-bit integer).
+MAX_MODSEQ: Final = 2**63 - 1
+#: SEARCH MODSEQ's entry types (RFC 7162 §3.1.5: "priv", "shared" or "all").
+_ENTRY_TYPES: Final = frozenset({"PRIV", "SHARED", "ALL"})
+
 #: System flags by their lower-cased name: the ones the store keeps (RFC 3501 §2.3.2).
 SYSTEM_FLAGS: Final = {f.lower(): f for f in _STORED_FLAGS}
 
@@ -55,6 +64,9 @@ SYSTEM_FLAGS: Final = {f.lower(): f for f in _STORED_FLAGS}
 class ParseError(ReplyError):
     """A command that cannot be parsed: "BAD" for syntax, "NO" for a well-formed request that
     is refused (e.g. BADCHARSET)."""
+
+    #: A SEARCH RETURN (SAVE) refused with NO: RFC 5182 §2.1 empties the saved result ("$").
+    drops_saved_result = False
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -70,6 +82,9 @@ _NUMBER = re.compile(rb'\d+')
 _ITEM = re.compile(rb'[A-Za-z0-9.]+')
 _SECTION_SPEC = re.compile(rb'[A-Za-z0-9.]*')
 _BASE64 = re.compile(rb'=|(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?')
+#: RFC 6855 §3: what a UTF-8 mailbox name must not contain (C0 and C1 controls, DEL, U+2028,
+#: U+2029).
+_UTF8_NAME_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MONTHS: Final = {m: i for i, m in enumerate(
     ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
 _DATE = re.compile(rb'(\d{1,2})-([A-Za-z]{3})-(\d{4})')
@@ -80,10 +95,12 @@ _DATE_TIME = re.compile(rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d)
 class _Reader:
     """Cursor over a frame's line pieces and literals."""
 
-    __slots__ = ("parts", "idx", "line", "pos", "search_keys", "refusal", "pieces")
+    __slots__ = ("parts", "idx", "line", "pos", "search_keys", "refusal", "utf8", "pieces")
 
-    def __init__(self, parts: tuple[bytes, ...]) -> None:
+    def __init__(self, parts: tuple[bytes, ...], *, utf8: bool = False) -> None:
         self.parts = parts
+        #: The session has enabled UTF8=ACCEPT (RFC 6855): mailbox names are UTF-8 as sent.
+        self.utf8 = utf8
         self.idx = 0
         self.line = parts[0]
         self.pos = 0
@@ -165,6 +182,16 @@ class _Reader:
             raise self.fail("number out of range")
         return value
 
+    def modseq(self, *, zero: bool = False) -> int:
+        """A mod-sequence-value (RFC 7162 §7), or mod-sequence-valzer when `zero`."""
+        tok = self.match(_NUMBER)
+        if tok is None or len(tok) > 19:
+            raise self.fail("expected mod-sequence")
+        value = int(tok)
+        if value > MAX_MODSEQ or (value == 0 and not zero):
+            raise self.fail("mod-sequence out of range")
+        return value
+
     def quoted(self) -> bytes | None:
         m = _QUOTED.match(self.line, self.pos)
         if m is None:
@@ -215,12 +242,13 @@ class _Reader:
         return normalize_mailbox(name)
 
     def new_mailbox(self) -> str:
-        """A name to create (CREATE, RENAME's new name): modified UTF-7 only. RFC 3501 §5.1.3
-        forbids 8-bit names and rmail advertises neither UTF8=ACCEPT nor IMAP4rev2, so a raw
-        UTF-8 name is refused too; NO [CANNOT] (§6.3.3: "can't create mailbox with that
-        name"), not BAD, since a literal may carry 8-bit octets and the syntax is valid."""
+        """A name to create (CREATE, RENAME's new name): modified UTF-7 only, unless the
+        session has enabled UTF8=ACCEPT (RFC 6855 §3). RFC 3501 §5.1.3 forbids 8-bit names,
+        so without it a raw UTF-8 name is refused; NO [CANNOT] (§6.3.3: "can't create
+        mailbox with that name"), not BAD, since a literal may carry 8-bit octets and the
+        syntax is valid."""
         raw = self.astring()
-        name = self._mailbox_text(raw) if raw.isascii() else None
+        name = self._mailbox_text(raw) if raw.isascii() or self.utf8 else None
         if name is None:
             self._refuse("CANNOT", "mailbox names must be modified UTF-7 (RFC 3501 5.1.3)")
             return ""  # never used: `end` raises the refusal
@@ -245,6 +273,11 @@ class _Reader:
         """The Unicode name `raw` stands for; None when it is ASCII but not modified UTF-7."""
         if len(raw) > MAX_MAILBOX_NAME:
             raise self.fail("mailbox name too long")
+        if self.utf8:
+            # RFC 6855 §3: names are UTF-8 as sent, without control characters, U+2028 or
+            # U+2029 (RFC 5198 §2); modified UTF-7 is not decoded, so "&" is itself.
+            text = self.text(raw, "mailbox name")
+            return None if _UTF8_NAME_FORBIDDEN.search(text) else text
         try:
             return mutf7.decode(raw.decode("ascii"))
         except UnicodeDecodeError:
@@ -258,6 +291,11 @@ class _Reader:
             return None
 
     def seqset(self) -> SeqSet:
+        if self.peek() == 0x24:  # "$": the saved SEARCH result, alone (RFC 5182 §3)
+            self.pos += 1
+            if self.peek() not in (None, 0x20, 0x29):
+                raise self.fail("expected sequence set")
+            return SAVED_RESULT
         tok = self.match(_SEQSET)
         if tok is None:
             raise self.fail("expected sequence set")
@@ -336,11 +374,94 @@ def _one_mailbox(cls: Callable[[str, str], Command]) -> Callable[[_Reader, str, 
     return parse
 
 
+#: Most special-use attributes in one CREATE ... (USE (...)) (RFC 6154 defines seven).
+MAX_USE_ATTRIBUTES: Final = 16
+
+
+def _select(cls: type[Select] | type[Examine]) -> Callable[[_Reader, str, bool], Command]:
+    """SELECT/EXAMINE mailbox [(select-param ...)] (RFC 4466 §2.1): CONDSTORE and QRESYNC
+    (RFC 7162 §3.1.8, §3.2.5)."""
+    def parse(r: _Reader, tag: str, uid: bool) -> Command:
+        r.sp()
+        mailbox = r.mailbox()
+        condstore = False
+        qresync = None
+        if r.accept(b" "):
+            r.expect(b"(")
+            while True:
+                name = r.atom().upper()
+                if name == "CONDSTORE" and not condstore:
+                    condstore = True
+                elif name == "QRESYNC" and qresync is None:
+                    r.sp()
+                    qresync = _qresync(r)
+                else:
+                    raise r.fail(f"unknown or repeated SELECT parameter {name[:32]}")
+                if r.accept(b")"):
+                    break
+                r.sp()
+        r.end()
+        return cls(tag, mailbox, condstore, qresync)
+    return parse
+
+
+def _known_set(r: _Reader, what: str) -> SeqSet:
+    """A sequence set without "*" (RFC 7162 §7: known-uids, known-sequence-set, known-uid-set)."""
+    seqset = r.seqset()
+    if seqset.has_star:
+        raise r.fail(f'"*" is not allowed in {what}')
+    return seqset
+
+
+def _count(seqset: SeqSet) -> int:
+    return sum(abs(hi - lo) + 1 for lo, hi in seqset.ranges)
+
+
+def _qresync(r: _Reader) -> QResync:
+    """(uidvalidity mod-sequence [known-uids [(known-sequence-set known-uid-set)]])."""
+    r.expect(b"(")
+    uidvalidity = r.number(nonzero=True)
+    r.sp()
+    modseq = r.modseq()
+    known = None
+    seq_match = None
+    if r.accept(b" "):
+        known = _known_set(r, "known UIDs")
+        if r.accept(b" "):
+            r.expect(b"(")
+            seqs = _known_set(r, "the known sequence set")
+            r.sp()
+            uids = _known_set(r, "the known UID set")
+            r.expect(b")")
+            # RFC 7162 §3.2.5.2: the two sets pair up one to one.
+            if _count(seqs) != _count(uids):
+                raise r.fail("message sequence match data sets differ in size")
+            seq_match = (seqs, uids)
+    r.expect(b")")
+    return QResync(uidvalidity, modseq, known, seq_match)
+
+
 def _create(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
     mailbox = r.new_mailbox()
+    use: list[str] = []
+    if r.accept(b" "):
+        # RFC 4466 §2.2 create-params; RFC 6154 §3 defines the only one, USE.
+        r.expect(b"(")
+        if not r.accept_word(b"USE"):
+            raise r.fail("unknown CREATE parameter")
+        r.sp()
+        r.expect(b"(")
+        while not r.accept(b")"):
+            if use:
+                r.sp()
+            r.expect(b"\\", "special-use attribute")
+            use.append("\\" + r.atom())
+            if len(use) > MAX_USE_ATTRIBUTES:
+                raise r.fail("too many special-use attributes")
+        r.expect(b")")
     r.end()
-    return Create(tag, mailbox)
+    return Create(tag, mailbox, tuple(dict.fromkeys(use)))
 
 
 def _authenticate(r: _Reader, tag: str, uid: bool) -> Command:
@@ -349,7 +470,7 @@ def _authenticate(r: _Reader, tag: str, uid: bool) -> Command:
     initial = None
     if r.accept(b" "):
         tok = r.match(_BASE64)
-        if tok is None:
+        if tok is None or not r.at_end():
             raise r.fail("invalid base64 initial response")
         initial = tok
     r.end()
@@ -374,27 +495,105 @@ def _rename(r: _Reader, tag: str, uid: bool) -> Command:
     return Rename(tag, old, new)
 
 
-def _list_like(cls: type[List] | type[Lsub]) -> Callable[[_Reader, str, bool], Command]:
-    def parse(r: _Reader, tag: str, uid: bool) -> Command:
+def _lsub(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    ref = r._mailbox_text(r.astring())
+    r.sp()
+    pattern = r.list_mailbox()
+    r.end()
+    if ref is None or pattern is None:  # RFC 3501 §6.3.8: OK, and no name matches
+        return Lsub(tag, "", "", matches_nothing=True)
+    return Lsub(tag, ref, pattern)
+
+
+#: RFC 5258 §3.1, RFC 6154 §5.2: LIST selection options; RECURSIVEMATCH needs a base option.
+LIST_SELECT: Final = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
+_LIST_SELECT_BASE: Final = frozenset({"SUBSCRIBED", "SPECIAL-USE"})
+#: RFC 5258 §3.2, RFC 6154 §5.2, RFC 5819: LIST return options.
+LIST_RETURN: Final = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
+#: Most patterns in one LIST (RFC 5258 §3): each is matched against every name.
+MAX_LIST_PATTERNS: Final = 32
+
+
+def _list_options(r: _Reader, known: frozenset[str], what: str) -> list[str]:
+    r.expect(b"(")
+    options: list[str] = []
+    while not r.accept(b")"):
+        if options:
+            r.sp()
+        option = r.atom().upper()
+        if option not in known:   # RFC 5258 §3: an option not recognized gets BAD
+            raise r.fail(f"unknown LIST {what} option {option[:32]}")
+        options.append(option)
+    return options
+
+
+def _list(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    extended = False
+    select: list[str] = []
+    if r.peek() == 0x28:                                # "(" select options (RFC 5258 §6)
+        extended = True
+        select = _list_options(r, LIST_SELECT, "selection")
+        if "RECURSIVEMATCH" in select and not _LIST_SELECT_BASE & set(select):
+            raise r.fail("RECURSIVEMATCH needs SUBSCRIBED or SPECIAL-USE")
         r.sp()
-        ref = r._mailbox_text(r.astring())
+    ref = r._mailbox_text(r.astring())
+    r.sp()
+    patterns: list[str | None] = []
+    if r.accept(b"("):                                  # a list of patterns (RFC 5258 §3)
+        extended = True
+        while True:
+            patterns.append(r.list_mailbox())
+            if len(patterns) > MAX_LIST_PATTERNS:
+                raise r.fail(f"at most {MAX_LIST_PATTERNS} patterns")
+            if r.accept(b")"):
+                break
+            r.sp()
+    else:
+        patterns.append(r.list_mailbox())
+    returns: list[str] = []
+    status_items: tuple[str, ...] = ()
+    if r.accept(b" "):
+        if not r.accept_word(b"RETURN"):
+            raise r.fail("expected RETURN")
+        extended = True
         r.sp()
-        pattern = r.list_mailbox()
-        r.end()
-        if ref is None or pattern is None:  # RFC 3501 §6.3.8: OK, and no name matches
-            return cls(tag, "", "", matches_nothing=True)
-        return cls(tag, ref, pattern)
-    return parse
+        r.expect(b"(")
+        while not r.accept(b")"):
+            if returns:
+                r.sp()
+            option = r.atom().upper()
+            if option not in LIST_RETURN:
+                raise r.fail(f"unknown LIST return option {option[:32]}")
+            if option == "STATUS":                      # RFC 5819 §4
+                r.sp()
+                status_items = _status_atts(r)
+            returns.append(option)
+    r.end()
+    if "SUBSCRIBED" in select:   # RFC 5258 §3.1: the selection option implies the return one
+        returns.append("SUBSCRIBED")
+    if "SPECIAL-USE" in select:  # RFC 6154 §2: likewise
+        returns.append("SPECIAL-USE")
+    # Patterns that match nothing are ignored (RFC 5258 §3); so is "" in the extended form.
+    usable = list(dict.fromkeys(p for p in patterns if p is not None and (p or not extended)))
+    if ref is None or not usable:
+        return List(tag, "", "", matches_nothing=True, extended=extended)
+    return List(tag, ref, usable[0], more_patterns=tuple(usable[1:]),
+                select=frozenset(select), returns=frozenset(returns), status_items=status_items,
+                extended=extended)
 
 
 _STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
-                                  "MAILBOXID"})  # MAILBOXID: RFC 8474 §4.3
+                                  "MAILBOXID",       # RFC 8474 §4.3
+                                  "SIZE",            # STATUS=SIZE (RFC 8438)
+                                  "APPENDLIMIT",     # RFC 7889 §3.1
+                                  "DELETED", "DELETED-STORAGE",   # RFC 9208 §4.2
+                                  "HIGHESTMODSEQ"})                # RFC 7162 §3.1.6
 
 
-def _status(r: _Reader, tag: str, uid: bool) -> Command:
-    r.sp()
-    mailbox = r.mailbox()
-    r.sp()
+def _status_atts(r: _Reader) -> tuple[str, ...]:
+    """``"(" status-att *(SP status-att) ")"``, each item once, upper-cased, in client order."""
     r.expect(b"(")
     items: list[str] = []
     while True:
@@ -405,8 +604,16 @@ def _status(r: _Reader, tag: str, uid: bool) -> Command:
         if r.accept(b")"):
             break
         r.sp()
+    return tuple(dict.fromkeys(items))
+
+
+def _status(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mailbox = r.mailbox()
+    r.sp()
+    items = _status_atts(r)
     r.end()
-    return Status(tag, mailbox, tuple(dict.fromkeys(items)))
+    return Status(tag, mailbox, items)
 
 
 #: Messages in one APPEND (MULTIAPPEND, RFC 3502) and CATENATE parts in all of them
@@ -439,6 +646,8 @@ def _append_message(r: _Reader) -> AppendMessage:
     if r.accept_word(b"CATENATE"):
         r.sp()
         return AppendMessage(flags, when, b"", catenate=_cat_parts(r))
+    if r.accept_word(b"UTF8"):
+        return AppendMessage(flags, when, _utf8_literal(r, "APPEND UTF8"), binary=True)
     binary = r.accept(b"~")  # literal8 (RFC 3516 §4.4)
     if not r.at_literal():
         raise r.fail("APPEND needs the message as a literal")
@@ -457,6 +666,8 @@ def _cat_parts(r: _Reader) -> tuple[CatPart, ...]:
             if not r.at_literal():
                 raise r.fail("CATENATE TEXT needs a literal")
             parts.append(CatPart(text=r.take_literal(), binary=binary))
+        elif r.accept_word(b"UTF8"):  # cat-part =/ utf8-literal (RFC 6855 §4)
+            parts.append(CatPart(text=_utf8_literal(r, "CATENATE UTF8"), binary=True))
         elif r.accept_word(b"URL"):
             r.sp()
             parts.append(CatPart(url=r.text(r.astring(), "URL")))
@@ -478,6 +689,21 @@ def _append(r: _Reader, tag: str, uid: bool) -> Command:
     first = messages[0]
     return Append(tag, mailbox, first.flags, first.internal_date, first.message, first.binary,
                   first.catenate, tuple(messages[1:]))
+
+
+def _utf8_literal(r: _Reader, what: str) -> bytes:
+    """RFC 6855 §4: ``utf8-literal = "UTF8" SP "(" literal8 ")"`` (after the UTF8 word), a
+    message that may carry UTF-8 headers, as an APPEND message or a CATENATE part; allowed
+    only once the session has enabled UTF8=ACCEPT (before that: BAD)."""
+    if not r.utf8:
+        raise r.fail(f"{what} needs ENABLE UTF8=ACCEPT first (RFC 6855 4)")
+    r.sp()
+    r.expect(b"(~", "(~{n} literal8")
+    if not r.at_literal():
+        raise r.fail(f"{what} needs the message as a literal8")
+    message = r.take_literal()
+    r.expect(b")")
+    return message
 
 
 def _date_time(r: _Reader) -> datetime:
@@ -519,7 +745,7 @@ def _date(r: _Reader) -> date:
 # FETCH (RFC 3501 §6.4.5)
 _SIMPLE_ITEMS: Final = frozenset({"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE",
                                   "BODYSTRUCTURE", "UID", "RFC822", "RFC822.HEADER",
-                                  "RFC822.TEXT", "BODY", "PREVIEW", "EMAILID", "THREADID"})
+                                  "RFC822.TEXT", "BODY", "MODSEQ", "PREVIEW", "EMAILID", "THREADID"})
 _MACROS: Final = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -645,17 +871,52 @@ def _fetch(r: _Reader, tag: str, uid: bool) -> Command:
         else:
             r.pos = save
             atts.append(_fetch_att(r))
+    changed_since, vanished = _fetch_modifiers(r, uid) if r.accept(b" ") else (None, False)
     r.end()
     if uid and not any(a.name == "UID" for a in atts):
         # RFC 3501 §6.4.8: UID FETCH always reports the UID.
         atts.insert(0, FetchAtt("UID"))
-    return Fetch(tag, seqset, tuple(dict.fromkeys(atts)), uid)
+    if changed_since is not None and not any(a.name == "MODSEQ" for a in atts):
+        atts.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ
+    return Fetch(tag, seqset, tuple(dict.fromkeys(atts)), uid, changed_since, vanished)
+
+
+def _fetch_modifiers(r: _Reader, uid: bool) -> tuple[int | None, bool]:
+    """(CHANGEDSINCE n [VANISHED]) (RFC 4466 §2.4, RFC 7162 §3.1.4.1, §3.2.6)."""
+    r.expect(b"(")
+    changed_since = None
+    vanished = False
+    while True:
+        name = r.atom().upper()
+        if name == "CHANGEDSINCE" and changed_since is None:
+            r.sp()
+            changed_since = r.modseq()
+        elif name == "VANISHED" and not vanished:
+            vanished = True
+        else:
+            raise r.fail(f"unknown or repeated FETCH modifier {name[:32]}")
+        if r.accept(b")"):
+            break
+        r.sp()
+    if vanished and (not uid or changed_since is None):
+        # RFC 7162 §3.2.6: only UID FETCH, and only together with CHANGEDSINCE.
+        raise r.fail("VANISHED needs UID FETCH and CHANGEDSINCE")
+    return changed_since, vanished
 
 
 def _store(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
     seqset = r.seqset()
     r.sp()
+    unchanged_since = None
+    if r.accept(b"("):
+        # RFC 4466 §2.5 store-modifiers; RFC 7162 §3.1.3 defines UNCHANGEDSINCE.
+        if not r.accept_word(b"UNCHANGEDSINCE"):
+            raise r.fail("unknown STORE modifier")
+        r.sp()
+        unchanged_since = r.modseq(zero=True)
+        r.expect(b")")
+        r.sp()
     mode = StoreMode.REPLACE
     if r.accept(b"+"):
         mode = StoreMode.ADD
@@ -674,7 +935,7 @@ def _store(r: _Reader, tag: str, uid: bool) -> Command:
             items.append(r.flag())
         flags = tuple(dict.fromkeys(items))
     r.end()
-    return Store(tag, seqset, mode, item_name.endswith(".SILENT"), flags, uid)
+    return Store(tag, seqset, mode, item_name.endswith(".SILENT"), flags, uid, unchanged_since)
 
 
 def _copy_like(cls: type[Copy] | type[Move]) -> Callable[[_Reader, str, bool], Command]:
@@ -727,7 +988,7 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
             keys.append(_search_key(r, depth + 1))
         return keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
     c = r.peek()
-    if c is not None and (0x30 <= c <= 0x39 or c == 0x2A):
+    if c is not None and (0x30 <= c <= 0x39 or c == 0x2A or c == 0x24):
         return SearchSeq(r.seqset(), uid=False)
     word = r.atom().upper()
     if word == "ALL":
@@ -767,6 +1028,10 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
         if tok is None:
             raise r.fail("expected an objectid")
         return SearchObjectId(word, tok.decode("ascii"))
+    if word == "MODSEQ":
+        return _search_modseq(r)
+    if word in ("OLDER", "YOUNGER"):  # RFC 5032 §3
+        return SearchAge(word == "OLDER", r.number(nonzero=True))
     if word == "NOT":
         return SearchNot(_search_key(r, depth + 1))
     if word == "OR":
@@ -776,22 +1041,165 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
     raise r.fail(f"unknown search key {word[:32]}")
 
 
+def _search_modseq(r: _Reader) -> SearchModseq:
+    """MODSEQ [entry-name entry-type-req] mod-sequence-valzer (RFC 7162 §3.1.5); the entry
+    name is "/flags/" and a flag, quoted."""
+    if r.peek() == 0x22 or r.at_literal():
+        entry = r.string()
+        if not entry.startswith(b"/flags/") or len(entry) == 7:
+            raise r.fail("MODSEQ entry name must be /flags/ and a flag")
+        r.sp()
+        if r.atom().upper() not in _ENTRY_TYPES:
+            raise r.fail("MODSEQ entry type must be priv, shared or all")
+        r.sp()
+    return SearchModseq(r.modseq(zero=True))
+
+
 def _search(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
-    charset = None
-    if r.accept_word(b"CHARSET"):
+    returns = None
+    if r.accept_word(b"RETURN"):  # RFC 4466 §2.6 search-return-opts
         r.sp()
-        charset = r.text(r.astring(), "charset").upper()
-        if charset not in _CHARSETS:
-            raise ParseError("unsupported charset", status="NO",
-                             code="BADCHARSET (UTF-8 US-ASCII)")
+        returns = _search_return(r)
         r.sp()
+    try:
+        charset = None
+        if r.accept_word(b"CHARSET"):
+            r.sp()
+            charset = r.text(r.astring(), "charset").upper()
+            if charset not in _CHARSETS:
+                raise ParseError("unsupported charset", status="NO",
+                                 code="BADCHARSET (UTF-8 US-ASCII)")
+            r.sp()
+        keys = [_search_key(r, 1)]
+        while r.accept(b" "):
+            keys.append(_search_key(r, 1))
+        r.end()
+    except ParseError as exc:
+        exc.drops_saved_result = exc.status == "NO" and returns is not None and returns.save
+        raise
+    key = keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+    return Search(tag, charset, key, uid, returns)
+
+
+#: Return options without an argument (RFC 4731 §3.1, RFC 5182 §3, RFC 5267 §5).
+_RETURN_OPTIONS: Final = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "UPDATE", "CONTEXT"})
+
+
+def _search_return(r: _Reader) -> SearchReturn:
+    """``(opt ...)`` after RETURN. An option not listed is BAD (RFC 4466 §2.6 leaves unknown
+    ones to the server); so is a second ALL or PARTIAL, or both (RFC 5267 §4.4)."""
+    r.expect(b"(")
+    names: set[str] = set()
+    partial = None
+    while not r.accept(b")"):
+        if names:
+            r.sp()
+        name = r.atom().upper()
+        if name == "PARTIAL":
+            r.sp()
+            first = r.number(nonzero=True)
+            r.expect(b":", '":" in the PARTIAL range')
+            last = r.number(nonzero=True)
+            partial = (min(first, last), max(first, last))  # 500:400 is 400:500 (§5)
+        elif name not in _RETURN_OPTIONS:
+            raise r.fail(f"unknown SEARCH return option {name[:32]}")
+        if name in names and name in ("ALL", "PARTIAL"):
+            raise r.fail(f"{name} given twice in RETURN")
+        names.add(name)
+    if "ALL" in names and partial is not None:
+        raise r.fail("RETURN takes ALL or PARTIAL, not both")
+    if not names:
+        return SearchReturn(all=True)  # RETURN () is RETURN (ALL), RFC 4731 §3.1
+    return SearchReturn(min="MIN" in names, max="MAX" in names, all="ALL" in names,
+                        count="COUNT" in names, save="SAVE" in names, update="UPDATE" in names,
+                        context="CONTEXT" in names, partial=partial)
+
+
+def _cancel_update(r: _Reader, tag: str, uid: bool) -> Command:
+    """CANCELUPDATE 1*(SP quoted) (RFC 5267 §5); the line length bounds the list."""
+    tags: list[str] = []
+    while r.accept(b" "):
+        raw = r.quoted()
+        if raw is None:
+            raise r.fail("expected a quoted tag")
+        tags.append(r.text(raw, "tag"))
+    if not tags:
+        raise r.fail("CANCELUPDATE needs at least one tag")
+    r.end()
+    return CancelUpdate(tag, tuple(dict.fromkeys(tags)))
+
+
+# SORT and THREAD (RFC 5256 §5)
+#: Most criteria in one SORT: nine keys exist, so more only repeats one (which changes nothing);
+#: the cap bounds the key tuples built per message.
+MAX_SORT_CRITERIA: Final = 16
+
+
+def _required_charset(r: _Reader) -> str:
+    """SORT's and THREAD's charset: mandatory, unlike SEARCH's (RFC 5256 §3)."""
+    charset = r.text(r.astring(), "charset").upper()
+    if charset not in _CHARSETS:
+        raise ParseError("unsupported charset", status="NO", code="BADCHARSET (UTF-8 US-ASCII)")
+    return charset
+
+
+def _search_criteria(r: _Reader) -> tuple[str, SearchKey]:
+    """RFC 5256 search-criteria: charset 1*(SP search-key), keys AND-ed; ends the command."""
+    charset = _required_charset(r)
+    r.sp()
     keys = [_search_key(r, 1)]
     while r.accept(b" "):
         keys.append(_search_key(r, 1))
     r.end()
-    key = keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
-    return Search(tag, charset, key, uid)
+    return charset, keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+
+
+def _sort(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    returns = None
+    if r.accept_word(b"RETURN"):  # RFC 5267 §3 extended-sort: RETURN before the criteria
+        r.sp()
+        returns = _search_return(r)
+        r.sp()
+    try:
+        return _sort_rest(r, tag, uid, returns)
+    except ParseError as exc:
+        # RFC 5182 §2.1: a NO (BADCHARSET, too many keys) to a SAVE empties "$".
+        exc.drops_saved_result = exc.status == "NO" and returns is not None and returns.save
+        raise
+
+
+def _sort_rest(r: _Reader, tag: str, uid: bool, returns: SearchReturn | None) -> Command:
+    r.expect(b"(")
+    criteria: list[SortCriterion] = []
+    while True:
+        word = r.atom().upper()
+        reverse = word == "REVERSE"
+        if reverse:
+            r.sp()
+            word = r.atom().upper()
+        if word not in SORT_KEYS:
+            raise r.fail(f"unknown sort key {word[:32]}")
+        criteria.append(SortCriterion(word, reverse))
+        if len(criteria) > MAX_SORT_CRITERIA:
+            raise r.fail(f"too many sort criteria (at most {MAX_SORT_CRITERIA})")
+        if r.accept(b")"):
+            break
+        r.sp()
+    r.sp()
+    charset, key = _search_criteria(r)
+    return Sort(tag, tuple(criteria), charset, key, uid, returns)
+
+
+def _thread(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    algorithm = r.atom().upper()
+    if algorithm not in THREAD_ALGORITHMS:
+        raise r.fail(f"unknown threading algorithm {algorithm[:32]}")
+    r.sp()
+    charset, key = _search_criteria(r)
+    return Thread(tag, algorithm, charset, key, uid)
 
 
 def _id(r: _Reader, tag: str, uid: bool) -> Command:
@@ -893,6 +1301,60 @@ def _urlfetch(r: _Reader, tag: str, uid: bool) -> Command:
         raise r.fail("URLFETCH needs a URL")
     r.end()
     return UrlFetch(tag, tuple(items))
+def _compress(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mechanism = r.atom().upper()
+    r.end()
+    return Compress(tag, mechanism)
+
+
+def _quota_root(r: _Reader) -> str:
+    """A quota root (RFC 9208 §5: astring); roots are rmail's own names, never mailboxes."""
+    raw = r.astring()
+    if len(raw) > MAX_MAILBOX_NAME:
+        raise r.fail("quota root too long")
+    return r.text(raw, "quota root")
+
+
+def _getquota(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    root = _quota_root(r)
+    r.end()
+    return GetQuota(tag, root)
+
+
+def _getquotaroot(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mailbox = r.mailbox()
+    r.end()
+    return GetQuotaRoot(tag, mailbox)
+
+
+#: RFC 9208 §3.2 defines six resources (STORAGE, MESSAGE, MAILBOX, ANNOTATION-STORAGE and
+#: two more may be registered); a SETQUOTA list longer than this is not a real client's.
+MAX_QUOTA_RESOURCES: Final = 16
+
+
+def _setquota(r: _Reader, tag: str, uid: bool) -> Command:
+    """RFC 9208 §5: SETQUOTA quota-root SP "(" [resource SP number64 *(SP ...)] ")"."""
+    r.sp()
+    root = _quota_root(r)
+    r.sp()
+    r.expect(b"(")
+    limits: list[tuple[str, int]] = []
+    while not r.accept(b")"):
+        if limits:
+            r.sp()
+        if len(limits) >= MAX_QUOTA_RESOURCES:
+            raise r.fail("too many quota resources")
+        name = r.atom()  # RFC 9208 §5: resource-name = atom
+        r.sp()
+        tok = r.match(_NUMBER)
+        if tok is None or len(tok) > 19 or int(tok) >= 1 << 63:
+            raise r.fail("expected a quota limit (number64)")
+        limits.append((name.upper(), int(tok)))
+    r.end()
+    return SetQuota(tag, root, tuple(limits))
 
 
 _Parser = Callable[[_Reader, str, bool], Command]
@@ -904,15 +1366,15 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "STARTTLS": _no_args(StartTLS),
     "AUTHENTICATE": _authenticate,
     "LOGIN": _login,
-    "SELECT": _one_mailbox(Select),
-    "EXAMINE": _one_mailbox(Examine),
+    "SELECT": _select(Select),
+    "EXAMINE": _select(Examine),
     "CREATE": _create,
     "DELETE": _one_mailbox(Delete),
     "RENAME": _rename,
     "SUBSCRIBE": _one_mailbox(Subscribe),
     "UNSUBSCRIBE": _one_mailbox(Unsubscribe),
-    "LIST": _list_like(List),
-    "LSUB": _list_like(Lsub),
+    "LIST": _list,
+    "LSUB": _lsub,
     "STATUS": _status,
     "APPEND": _append,
     "CHECK": _no_args(Check),
@@ -931,22 +1393,30 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "GENURLAUTH": _genurlauth,
     "RESETKEY": _resetkey,
     "URLFETCH": _urlfetch,
+    "SORT": _sort,
+    "THREAD": _thread,
+    "CANCELUPDATE": _cancel_update,
+    "COMPRESS": _compress,
+    "GETQUOTA": _getquota,
+    "GETQUOTAROOT": _getquotaroot,
+    "SETQUOTA": _setquota,
 }
 
 _UID_COMMANDS: Final[dict[str, _Parser]] = {
     "FETCH": _fetch, "STORE": _store, "COPY": _copy_like(Copy), "MOVE": _copy_like(Move),
     "SEARCH": _search, "EXPUNGE": _uid_expunge,
+    "SORT": _sort, "THREAD": _thread,
 }
 
 
 
-def parse_command(frame: Frame) -> Command:
-    """Parse one framed command.
+def parse_command(frame: Frame, *, utf8: bool = False) -> Command:
+    """Parse one framed command; `utf8`: the session has enabled UTF8=ACCEPT (RFC 6855).
 
     Raises:
         ParseError: the command is malformed (tag set when it could be read).
     """
-    r = _Reader(frame.parts)
+    r = _Reader(frame.parts, utf8=utf8)
     tag_tok = r.match(_TAG)
     if tag_tok is None or len(tag_tok) > MAX_TAG or not r.accept(b" "):
         raise ParseError("missing or invalid tag")

@@ -16,7 +16,8 @@ from typing import Final
 
 from . import commands as c
 
-__all__ = ["ALWAYS_CAPABILITIES", "COMMANDS_BY_STATE", "State", "allowed", "capabilities"]
+__all__ = ["ALWAYS_CAPABILITIES", "COMMANDS_BY_STATE", "ENABLE", "SESSION_CAPABILITIES", "State",
+           "allowed", "capabilities"]
 
 
 class State(enum.Enum):
@@ -37,9 +38,12 @@ _ANY: Final = frozenset({c.Capability, c.Noop, c.Logout, c.Id})
 
 _NOT_AUTHENTICATED: Final = _ANY | {c.StartTLS, c.Authenticate, c.Login}
 
+#: COMPRESS (RFC 4978 §5: command-auth), GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208 §5).
+_SESSION_EXTENSIONS: Final = frozenset({c.Compress, c.GetQuota, c.GetQuotaRoot, c.SetQuota})
+
 #: RFC 3501 §6.3 plus NAMESPACE (RFC 2342), ENABLE (RFC 5161), IDLE (RFC 2177 is valid in
 #: the authenticated state too: it reports mailbox-independent changes).
-_AUTHENTICATED: Final = _ANY | {
+_AUTHENTICATED: Final = _ANY | _SESSION_EXTENSIONS | {
     c.Select, c.Examine, c.Create, c.Delete, c.Rename, c.Subscribe, c.Unsubscribe, c.List,
     c.Lsub, c.Status, c.Append, c.Namespace, c.Enable, c.Idle,
 } | {c.GenUrlAuth, c.ResetKey, c.UrlFetch}  # URLAUTH (RFC 4467 §6)
@@ -48,7 +52,8 @@ _AUTHENTICATED: Final = _ANY | {
 _SELECTED: Final = _AUTHENTICATED | {
     c.Check, c.Close, c.Expunge, c.UidExpunge, c.Search, c.Fetch, c.Store, c.Copy, c.Move,
     c.Unselect,
-}
+    c.CancelUpdate,  # RFC 5267 §4.3.5 (command-select)
+} | {c.Sort, c.Thread}  # RFC 5256
 
 COMMANDS_BY_STATE: Final[dict[State, frozenset[type[c.Command]]]] = {
     State.NOT_AUTHENTICATED: _NOT_AUTHENTICATED,
@@ -60,11 +65,44 @@ COMMANDS_BY_STATE: Final[dict[State, frozenset[type[c.Command]]]] = {
 #: Listed in this order on every connection (SPEC.md, "always").
 ALWAYS_CAPABILITIES: Final = ("IMAP4rev1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS",
                               "MOVE", "ID", "ENABLE", "UNSELECT", "LITERAL+")
+#: Resynchronisation (RFC 7162), on every connection after the "always" list.
+SYNC_CAPABILITIES: Final = ("CONDSTORE", "QRESYNC")
+#: After login, after the "always" list (as Dovecot, whose pre-login list is the short one):
+#: RFC 4978, RFC 9208 (STORAGE is the one resource; no QUOTASET: users cannot set quotas),
+#: RFC 6855 (through ENABLE).
+SESSION_CAPABILITIES: Final = ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT")
+#: Where AUTH= is listed: an initial response may go with AUTHENTICATE (RFC 4959).
+_SASL_CAPABILITIES: Final = ("AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR")
+
+#: What ENABLE can turn on (RFC 5161 §3.1): each name a client may ENABLE, with the names it
+#: enables (an extension may bring another along: RFC 7162 §3.2.3's QRESYNC enables
+#: CONDSTORE). An extension that needs enabling adds its line here and reads
+#: ``session.enabled``; ENABLE answers ``* ENABLED`` with what it newly enabled.
+ENABLE: Final[dict[str, tuple[str, ...]]] = {
+    "UTF8=ACCEPT": ("UTF8=ACCEPT",),
+    "CONDSTORE": ("CONDSTORE",),
+    "QRESYNC": ("QRESYNC", "CONDSTORE"),     # RFC 7162 §3.2.3
+}
 
 
-#: Extensions beyond SPEC.md's list, each advertised once complete (docs/IMAP.md).
-EXTENSION_CAPABILITIES: Final = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH",
-                                  "URLAUTH=BINARY", "OBJECTID")
+#: SORT and THREAD (RFC 5256 §1), SORT's DISPLAYFROM/DISPLAYTO (RFC 5957 §3), SORT RETURN
+#: (ESORT, RFC 5267 §3) and its updating results (CONTEXT=SORT, RFC 5267 §4), after the
+#: "always" list on every connection.
+SORT_THREAD_CAPABILITIES: Final = ("SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SORT",
+                                   "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
+
+#: SEARCH extensions, on every connection after the "always" list: ESEARCH (RFC 4731),
+#: SEARCHRES (RFC 5182), CONTEXT=SEARCH (RFC 5267 §4), WITHIN (RFC 5032).
+SEARCH_CAPABILITIES: Final = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN")
+#: Mailbox-list extensions (handlers/mailboxes.py, listing.py): RFC 5258, RFC 5819, RFC 3348
+#: (its attributes, which LIST always had), RFC 6154 §3.
+MAILBOX_CAPABILITIES: Final = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE")
+#: STATUS SIZE (RFC 8438); APPENDLIMIT=n (RFC 7889) follows it when a limit is configured.
+STATUS_CAPABILITIES: Final = ("STATUS=SIZE",)
+#: Message extensions, on every connection after APPENDLIMIT: RFC 3516, RFC 3502, RFC 4469,
+#: RFC 8970, RFC 4467, RFC 5524, RFC 8474.
+MESSAGE_CAPABILITIES: Final = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH",
+                               "URLAUTH=BINARY", "OBJECTID")
 
 
 def allowed(state: State, command: c.Command) -> bool:
@@ -73,20 +111,29 @@ def allowed(state: State, command: c.Command) -> bool:
 
 
 def capabilities(*, tls_configured: bool, tls_active: bool,
-                 authenticated: bool = False) -> tuple[str, ...]:
+                 authenticated: bool = False, append_limit: int | None = None) -> tuple[str, ...]:
     """The capability list for a connection (SPEC.md "Protocol details", RFC 3501 §6.2.1).
 
     Args:
         tls_configured: the server has a certificate (STARTTLS/993 exist).
         tls_active: this connection is encrypted (993, or after STARTTLS).
         authenticated: after login, AUTH=/STARTTLS/LOGINDISABLED no longer apply.
+        append_limit: the one message-size limit every mailbox's APPEND has (RFC 7889 §2 (a));
+            None leaves APPENDLIMIT out.
     """
     caps = list(ALWAYS_CAPABILITIES)
-    caps += EXTENSION_CAPABILITIES
+    caps += SYNC_CAPABILITIES
+    caps += SEARCH_CAPABILITIES
+    caps += SORT_THREAD_CAPABILITIES
+    caps += MAILBOX_CAPABILITIES
+    caps += STATUS_CAPABILITIES
+    if append_limit is not None:
+        caps.append(f"APPENDLIMIT={append_limit}")
+    caps += MESSAGE_CAPABILITIES
     if authenticated:
-        return tuple(caps)
+        return tuple(caps) + SESSION_CAPABILITIES
     if tls_active or not tls_configured:
-        caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+        caps += _SASL_CAPABILITIES
     else:
         caps += ["STARTTLS", "LOGINDISABLED"]
     return tuple(caps)

@@ -9,15 +9,22 @@ Invariants (RFC 3501 §7.4.1, §2.3.1.2):
   seen while a FETCH, STORE or SEARCH is running stays in the map (marked pending) until a
   command that may carry EXPUNGE responses ends. New messages may be announced at any time
   with EXISTS, whose count always includes messages still pending expunge.
-- The map is kept as columns (UIDs in an `array`, flags as shared frozensets, sizes and dates
-  in arrays) so that FETCH FLAGS, UID sets and flag searches over a large mailbox need no
-  store round trip and little memory (~20 bytes per message).
+- The map is kept as columns (UIDs in an `array`, flags as shared frozensets, sizes, dates
+  and MODSEQs in arrays) so that FETCH FLAGS/MODSEQ, UID sets and flag searches over a large
+  mailbox need no store round trip and little memory (~28 bytes per message).
+- `synced_modseq` is the MODSEQ up to which the client has been told everything (RFC 7162
+  HIGHESTMODSEQ): it stays behind `modseq` while an expunge is held back, so a client that
+  resynchronises from it never misses that expunge.
 - \\Recent is per session: the UIDs this session claimed from the store, as a few ranges.
 - Every keyword in the map has been (or is about to be) announced in `* FLAGS` (RFC 3501
   §7.2.6): a flag set entering the map is checked against the announced keywords there, once
   per distinct set, and a new keyword marks the list stale (`keywords_stale`); the session
   sends the grown FLAGS and PERMANENTFLAGS before the next response that carries flags, and
   every flag it sends comes from this map. The list never shrinks (as in Dovecot).
+- A `Watcher` (the session's updating searches, `context`) hears of every change to the map
+  as it happens: UIDs whose flags or MODSEQ changed or that arrived go into its `touched` set, and
+  messages about to leave are shown to `removing` while their sequence numbers still hold
+  (RFC 5267 §4.3.4 wants REMOVEFROM before the EXPUNGE).
 """
 
 from __future__ import annotations
@@ -25,11 +32,11 @@ from __future__ import annotations
 import bisect
 from array import array
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 from rmail.server.core.model import Mailbox, MailboxChanges, MessageMeta
 
-__all__ = ["SelectedMailbox", "Update", "InvalidSequence"]
+__all__ = ["SelectedMailbox", "Update", "InvalidSequence", "Watcher", "in_ranges"]
 
 #: At most this many \Recent ranges are kept; older ones merge (recent is advisory).
 MAX_RECENT_RANGES = 32
@@ -38,8 +45,29 @@ MAX_RECENT_RANGES = 32
 MAX_COVERED_SETS = 1024
 
 
+def in_ranges(ranges: Sequence[tuple[int, int]]) -> Callable[[int], bool]:
+    """Membership in ascending, disjoint inclusive ranges (`SeqSet.resolve`), by bisection:
+    a client's UID set may hold thousands of ranges."""
+    starts = [lo for lo, _ in ranges]
+
+    def test(n: int) -> bool:
+        j = bisect.bisect_right(starts, n) - 1
+        return j >= 0 and n <= ranges[j][1]
+    return test
+
+
 class InvalidSequence(Exception):
     """A message sequence number beyond the mailbox (RFC 3501 §9: BAD)."""
+
+
+class Watcher(Protocol):
+    """Told of changes to a session's map as they happen (see the module's invariants)."""
+
+    #: UIDs whose flags or MODSEQ changed or that entered the map since the watcher last looked.
+    touched: set[int]
+
+    def removing(self, indexes: list[int]) -> None:
+        """These 0-based indexes (ascending) leave the map next; their numbers still hold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +83,8 @@ class Update:
     exists: int | None = None
     recent: int | None = None
     flags: tuple[tuple[int, int], ...] = ()
+    #: The UIDs of `expunged`, ascending (VANISHED once QRESYNC is on, RFC 7162 §3.2.10).
+    vanished: tuple[int, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.expunged or self.exists is not None or self.recent is not None
@@ -64,9 +94,10 @@ class Update:
 class SelectedMailbox:
     """One session's view of one selected mailbox."""
 
-    __slots__ = ("mailbox", "readonly", "uids", "flags", "sizes", "dates", "modseq",
+    __slots__ = ("mailbox", "readonly", "uids", "flags", "sizes", "dates", "modseqs", "modseq",
+                 "synced_modseq",
                  "_recent", "_pending", "_own", "_recent_count", "_keywords", "_covered",
-                 "keywords_stale")
+                 "keywords_stale", "watcher")
 
     def __init__(self, mailbox: Mailbox, *, readonly: bool) -> None:
         self.mailbox = mailbox
@@ -75,7 +106,9 @@ class SelectedMailbox:
         self.flags: list[frozenset[str]] = []
         self.sizes = array("Q")
         self.dates = array("d")
+        self.modseqs = array("Q")
         self.modseq = mailbox.highestmodseq
+        self.synced_modseq = mailbox.highestmodseq
         self._recent: list[tuple[int, int]] = []   # inclusive UID ranges
         self._pending: set[int] = set()            # expunged, not yet announced
         self._own: dict[int, int] = {}             # uid → modseq this session reported already
@@ -84,6 +117,8 @@ class SelectedMailbox:
         self._covered: set[frozenset[str]] = set()  # flag sets with no unannounced keyword
         #: Keywords entered the map since the last `* FLAGS`: send it before any flags.
         self.keywords_stale = False
+        #: The session's searches that follow this mailbox (RFC 5182 "$", RFC 5267 updates).
+        self.watcher: Watcher | None = None
 
     # -- loading and queries -------------------------------------------------------------------
 
@@ -96,12 +131,13 @@ class SelectedMailbox:
         self._mark_recent(recent_from, recent_to)
 
     def load_columns(self, uids: array, flags: list[frozenset[str]], sizes: array, dates: array, *,
-                     recent_from: int | None, recent_to: int | None = None) -> None:
+                     modseqs: array, recent_from: int | None, recent_to: int | None = None) -> None:
         """Fill the map from a store snapshot's columns (SELECT's fast path)."""
         self.uids = array("I", uids)
         self.flags = list(flags)
         self.sizes = array("Q", sizes)
         self.dates = array("d", dates)
+        self.modseqs = array("Q", modseqs)
         for f in set(self.flags):
             self._note(f)
         self._mark_recent(recent_from, recent_to)
@@ -120,6 +156,9 @@ class SelectedMailbox:
         self.flags.append(m.flags)
         self.sizes.append(m.size)
         self.dates.append(m.internaldate.timestamp())
+        self.modseqs.append(m.modseq)
+        if self.watcher is not None:
+            self.watcher.touched.add(m.uid)
 
     @property
     def exists(self) -> int:
@@ -200,13 +239,18 @@ class SelectedMailbox:
                 continue
             self._note(m.flags)
             self.flags[seq - 1] = m.flags
+            self.modseqs[seq - 1] = m.modseq
             self._own[m.uid] = m.modseq
             out.append(seq - 1)
+            if self.watcher is not None:
+                self.watcher.touched.add(m.uid)
         return out
 
     def expunge_now(self, uids: Iterable[int]) -> list[int]:
         """Remove UIDs this session expunged itself; returns seqs to send, descending."""
-        return self._remove(set(uids))
+        gone = set(uids)
+        self._pending -= gone
+        return self._remove(gone)
 
     # -- changes from the store ----------------------------------------------------------------
 
@@ -233,6 +277,12 @@ class SelectedMailbox:
             seq = self.seq_of(m.uid)
             if seq is None or m.uid in self._pending:
                 continue
+            # A new MODSEQ alone (flags changed and changed back) can still change the
+            # result of an updating search with a MODSEQ key.
+            if self.watcher is not None and (self.flags[seq - 1] != m.flags
+                                             or self.modseqs[seq - 1] != m.modseq):
+                self.watcher.touched.add(m.uid)
+            self.modseqs[seq - 1] = m.modseq
             self._note(m.flags)
             if self._own.get(m.uid) == m.modseq or self.flags[seq - 1] == m.flags:
                 self.flags[seq - 1] = m.flags
@@ -250,7 +300,9 @@ class SelectedMailbox:
                              recent_to - 1 if recent_to is not None else self.max_uid)
         self.modseq = max(self.modseq, changes.highestmodseq)
         expunged: list[int] = []
+        vanished: list[int] = []
         if allow_expunge and self._pending:
+            vanished = sorted(self._pending)
             expunged = self._remove(self._pending)
             self._pending = set()
             # Sequence numbers in `flag_updates` were computed before the removals.
@@ -262,18 +314,22 @@ class SelectedMailbox:
         recent = self.count_recent()
         recent_changed = recent != self._recent_count
         self._recent_count = recent
+        if not self._pending:
+            self.synced_modseq = self.modseq
         return Update(tuple(expunged), exists,
                       recent if appended and (recent_changed or exists) else None,
-                      tuple(flag_updates))
+                      tuple(flag_updates), tuple(vanished))
 
     def take_pending(self) -> Update:
         """Announce expunges that were held back during FETCH/STORE/SEARCH."""
         if not self._pending:
             return Update()
+        vanished = tuple(sorted(self._pending))
         expunged = self._remove(self._pending)
         self._pending = set()
         self._recent_count = self.count_recent()
-        return Update(tuple(expunged))
+        self.synced_modseq = self.modseq
+        return Update(tuple(expunged), vanished=vanished)
 
     @property
     def has_pending(self) -> bool:
@@ -299,12 +355,15 @@ class SelectedMailbox:
         seqs = sorted((s for s in (self.seq_of(u) for u in uids) if s is not None), reverse=True)
         if not seqs:
             return []
+        if self.watcher is not None:
+            self.watcher.removing([s - 1 for s in reversed(seqs)])
         if len(seqs) > 64:
             keep = [i for i in range(len(self.uids)) if self.uids[i] not in uids]
             self.uids = array("I", (self.uids[i] for i in keep))
             self.flags = [self.flags[i] for i in keep]
             self.sizes = array("Q", (self.sizes[i] for i in keep))
             self.dates = array("d", (self.dates[i] for i in keep))
+            self.modseqs = array("Q", (self.modseqs[i] for i in keep))
         else:
             for s in seqs:
                 i = s - 1
@@ -312,4 +371,5 @@ class SelectedMailbox:
                 del self.flags[i]
                 del self.sizes[i]
                 del self.dates[i]
+                del self.modseqs[i]
         return seqs

@@ -35,7 +35,7 @@ async def start(runtime, stack: contextlib.AsyncExitStack, *,  # noqa: ANN001
         bus=runtime.bus, connections=runtime.connections, tls_configured=runtime.tls is not None,
         max_per_user=limits.connections_per_user, autologout=autologout,
         search_budget=limits.search_budget or None, quotas=runtime.quotas,
-        max_message=limits.message_size)
+        append_limit=limits.message_size)
     server = ImapServer(services, tls=runtime.tls, max_literal=limits.message_size,
                         max_line=limits.line_length, preauth_literal=limits.preauth_literal,
                         login_timeout=limits.login_timeout if login_timeout is None else login_timeout)

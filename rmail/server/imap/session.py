@@ -30,6 +30,7 @@ from rmail.server.core.errors import RmailError
 from . import commands as c
 from .encode import Status, Tagged
 from .errors import CommandError, SessionClosed, core_error_reply, reply
+from .context import with_saved_result
 from .handlers import HANDLERS
 from .handlers.sync import flush
 from .protocol import State, allowed
@@ -40,8 +41,8 @@ __all__ = ["Session"]
 
 log = logging.getLogger("rmail.imap")
 
-#: Commands during which EXPUNGE responses are forbidden (RFC 3501 §7.4.1).
-_NO_EXPUNGE: Final = (c.Fetch, c.Store, c.Search)
+#: Commands during which EXPUNGE responses are forbidden (RFC 3501 §7.4.1, RFC 5256 §3).
+_NO_EXPUNGE: Final = (c.Fetch, c.Store, c.Search, c.Sort, c.Thread)
 
 
 class Session(SessionState):
@@ -62,6 +63,8 @@ class Session(SessionState):
                              f"the {self.state.value} state"))
             return
         tagged: Tagged | Status
+        if self.selected is not None:
+            cmd = with_saved_result(self, cmd)  # "$" (RFC 5182) as the messages it holds
         try:
             tagged = await HANDLERS[type(cmd)](self, cmd)
         except CommandError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Final, Protocol
 
+from rmail.server.core import mutf7
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.authguard import AuthGuard
 from rmail.server.core.connections import ConnectionInfo, ConnectionRegistry
@@ -28,7 +29,7 @@ from rmail.server.core.quota import Quotas
 from rmail.server.core.slicing import OnePerKey
 from rmail.server.core.storage.mail import MailStore
 
-from .encode import Atom, Code, Response, encode, encode_all
+from .encode import Atom, Code, Response, Status, encode, encode_all
 from .errors import CommandError
 from .protocol import State, capabilities
 from .selected import SelectedMailbox
@@ -68,9 +69,16 @@ class Services:
     #: CPU seconds one SEARCH may spend on the event loop (config [limits] search_budget).
     search_budget: float | None = None
     quotas: Quotas | None = None    # APPEND and COPY check them; None in tests without
-    #: Largest message (config [limits] message_size): bounds what CATENATE builds.
-    max_message: int = DEFAULT_MAX_LITERAL
     scans: OnePerKey = field(default_factory=OnePerKey)
+    #: The largest message APPEND takes (config [limits] message_size): APPENDLIMIT=n and
+    #: STATUS APPENDLIMIT (RFC 7889); None: not advertised.
+    append_limit: int | None = None
+
+    @property
+    def max_message(self) -> int:
+        """The largest message APPEND stores, one CATENATE builds included: the configured
+        limit, or the literal bound the server has without one."""
+        return self.append_limit if self.append_limit is not None else DEFAULT_MAX_LITERAL
 
 
 class SessionState:
@@ -93,6 +101,11 @@ class SessionState:
         #: Set by the doorbell's filter when the mailbox list may have changed: the next flush
         #: then checks that the selected mailbox still exists (and learns a new name).
         self.check_mailbox = False
+        #: What ENABLE has turned on (RFC 5161; the names of `protocol.ENABLE`).
+        self.enabled: set[str] = set()
+        #: COMPRESS DEFLATE was accepted (RFC 4978): the connection compresses from the end of
+        #: the tagged OK on, both ways.
+        self.compressing = False
 
     # -- what handlers share ------------------------------------------------------------------
 
@@ -109,11 +122,43 @@ class SessionState:
     def capabilities(self) -> tuple[str, ...]:
         return capabilities(tls_configured=self.services.tls_configured,
                             tls_active=self.tls_active,
-                            authenticated=self.state is not State.NOT_AUTHENTICATED)
+                            authenticated=self.state is not State.NOT_AUTHENTICATED,
+                            append_limit=self.services.append_limit)
+
+    @property
+    def utf8(self) -> bool:
+        """UTF8=ACCEPT is enabled (RFC 6855): mailbox names travel as UTF-8."""
+        return "UTF8=ACCEPT" in self.enabled
+
+    def wire_mailbox(self, name: str) -> str:
+        """A mailbox name as this session sends it: modified UTF-7 (RFC 3501 §5.1.3), or the
+        name itself once UTF8=ACCEPT is enabled (RFC 6855 §3); the parser reads names back
+        by the same rule."""
+        return name if self.utf8 else mutf7.encode(name)
 
     def capability_code(self) -> Code:
         """``[CAPABILITY ...]`` for the greeting and a successful login."""
         return Code("CAPABILITY", tuple(Atom(cap) for cap in self.capabilities()))
+
+    @property
+    def condstore(self) -> bool:
+        """RFC 7162: CONDSTORE is on (ENABLE, or any command that uses it, §3.1), for good."""
+        return "CONDSTORE" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        """RFC 7162 §3.2.3: QRESYNC is on (ENABLE QRESYNC only, which turns CONDSTORE on too)."""
+        return "QRESYNC" in self.enabled
+
+    def enable_condstore(self) -> None:
+        """Turn CONDSTORE on. The first time, with a mailbox selected, the client learns its
+        HIGHESTMODSEQ (RFC 7162 §3.1): the MODSEQ up to which it has heard everything."""
+        if self.condstore:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.selected is not None:
+            self.send(Status("OK", "highest mod-sequence",
+                             Code("HIGHESTMODSEQ", (self.selected.synced_modseq,))))
 
     def require_view(self) -> SelectedMailbox:
         if self.selected is None:

@@ -226,6 +226,18 @@ class Framer:
         self._raw_line = False
         return dropped
 
+    def take_buffered(self) -> bytes:
+        """Remove and return the bytes received after the last complete command.
+
+        Used when COMPRESS takes effect (RFC 4978 §3): whatever the client sent after the
+        command's CRLF is compressed, so it goes to the inflater rather than to the framer.
+        Only called between commands, when no command is partly framed.
+        """
+        data = bytes(self._buf)
+        self._buf.clear()
+        self._scan = 0
+        return data
+
     @property
     def buffered(self) -> int:
         """Bytes held for the current command and not yet returned (for memory accounting)."""

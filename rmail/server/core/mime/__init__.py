@@ -14,7 +14,8 @@ Invariants:
 Modules: ``tree`` (structure), ``headers`` (fields and parameters), ``text``
 (charsets, RFC 2047, transfer encodings, HTML), ``address`` (RFC 5322
 addresses), ``imapstruct`` (ENVELOPE/BODYSTRUCTURE), ``sections``
-(BODY[section]), ``parse`` (ParsedMessage), ``view`` (MessageView). IMAP strings are written by
+(BODY[section]), ``parse`` (ParsedMessage), ``view`` (MessageView), ``subject`` (RFC 5256
+base subject), ``envelope`` (a stored ENVELOPE's addresses read back). IMAP strings are written by
 ``core.imapstring``, shared with the IMAP adapter.
 """
 

@@ -31,15 +31,16 @@ from typing import Any, Callable, Final, Iterable, Sequence
 import asyncpg
 
 from .. import mime
-from ..errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
+from ..bytecache import ByteCache
+from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied
 from ..events import MailboxChanged, MailboxesChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
 from ..space import SpaceState
 from ..singleflight import SingleFlight
-from ..storage.body import MessageBody
+from ..storage.body import BytesBody, MessageBody
 from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
 from ..storage.mail import Delivered, Import, MailboxSnapshot, NewMessage, Outbound, SpaceGuard
-from ..storage.names import normalize_mailbox_name
+from ..storage.names import MAX_SUBSCRIPTIONS, normalize_mailbox_name
 from .body import open_body
 from .deliveries import DeliveryBatcher, StagedDelivery, insert
 from .database import PgDatabase, PgTxn
@@ -51,7 +52,7 @@ __all__ = ["NoSpaceGuard", "PgMailStore"]
 INLINE_PARSE_MAX: Final = 32 * 1024
 SPECIAL_USES: Final = frozenset(special.value for _, special in DEFAULT_MAILBOXES if special is not None)
 
-_MAILBOX_COLS = "id, user_id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq"
+_MAILBOX_COLS = "id, user_id, name, special_use, uidvalidity, uidnext, highestmodseq"
 _META_COLS = "uid, modseq, sysflags, keywords, internaldate, size, blob_id"
 
 # A new life of a mailbox: UIDVALIDITY is max(now, last + 1) (32 bits, never 0), strictly
@@ -62,17 +63,17 @@ WITH v AS (
     ON CONFLICT (key) DO UPDATE
        SET value = coalesce(nullif(greatest($1::bigint, meta.value::bigint + 1) & 4294967295, 0), 1)::text
     RETURNING value::bigint AS uidvalidity)
-INSERT INTO mailboxes(user_id, name, special_use, subscribed, noselect, uidvalidity)
-SELECT $2, $3, $4, $5, $6, v.uidvalidity FROM v
+INSERT INTO mailboxes(user_id, name, special_use, noselect, uidvalidity)
+SELECT $2, $3, $4, $5, v.uidvalidity FROM v
 RETURNING {_MAILBOX_COLS}"""
 
 # The end of a life: its messages (without expunge records: nobody can select it any more),
-# its expunge records and its row. Returns whether it was subscribed and the blobs it used.
+# its expunge records and its row (its name's subscription stays). Returns the blobs it used.
 _END_LIFE = """
 WITH gone AS (DELETE FROM messages WHERE mailbox_id = $1 RETURNING blob_id),
 stones AS (DELETE FROM expunged WHERE mailbox_id = $1),
-box AS (DELETE FROM mailboxes WHERE id = $1 RETURNING subscribed)
-SELECT (SELECT subscribed FROM box), ARRAY(SELECT DISTINCT blob_id FROM gone)"""
+box AS (DELETE FROM mailboxes WHERE id = $1)
+SELECT ARRAY(SELECT DISTINCT blob_id FROM gone)"""
 
 # Copy messages of $1 (the UIDs in $2, or all when the filter says so) into $3: one UID and
 # one MODSEQ each, in UID order, flags kept, bytes shared. The new UID is NULL when $3 is
@@ -138,7 +139,7 @@ def _meta(row: Sequence[Any] | asyncpg.Record) -> MessageMeta:
 
 
 def _mailbox(row: Sequence[Any] | asyncpg.Record) -> Mailbox:
-    return Mailbox(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+    return Mailbox(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 
 
 def _text(value: str) -> str:
@@ -185,20 +186,20 @@ async def _lock_boxes(conn: asyncpg.Connection, ids: Iterable[int]) -> dict[int,
 
 
 async def _insert_mailbox(conn: asyncpg.Connection, user_id: int, name: str, *, special_use: str | None = None,
-                          noselect: bool = False, subscribed: bool = True) -> Mailbox:
+                          noselect: bool = False) -> Mailbox:
     """Start a new life of a mailbox: a fresh id and UIDVALIDITY, UIDs and MODSEQs from 1."""
     now = int(time.time()) & 0xFFFFFFFF or 1
-    row = await conn.fetchrow(_INSERT_MAILBOX, now, user_id, name, special_use, subscribed, noselect)
+    row = await conn.fetchrow(_INSERT_MAILBOX, now, user_id, name, special_use, noselect)
     assert row is not None, "INSERT ... RETURNING returns the row it inserted"
     return _mailbox(row)
 
 
-async def _end_life(conn: asyncpg.Connection, mailbox_id: int) -> tuple[bool, list[str]]:
-    """Remove a mailbox with its messages and expunge records: (was subscribed, its blobs)."""
+async def _end_life(conn: asyncpg.Connection, mailbox_id: int) -> list[str]:
+    """Remove a mailbox with its messages and expunge records; returns its blobs."""
     row = await conn.fetchrow(_END_LIFE, mailbox_id)
     if row is None:
         raise NotFound("mailbox no longer exists")
-    return bool(row[0]), list(row[1])
+    return list(row[0])
 
 
 async def _copy_rows(conn: asyncpg.Connection, src: int, uids: Sequence[int] | None, dst: int) -> list[tuple[int, int]]:
@@ -229,6 +230,9 @@ class PgMailStore:
         # Single-flight reads, keyed like the SQLite store's: (commit count when issued, result).
         self._changes: SingleFlight[tuple[int, int], MailboxChanges] = SingleFlight(lambda: self.db.commits)
         self._claims: SingleFlight[int, tuple[int, int]] = SingleFlight(lambda: self.db.commits)
+        #: Bytes of small messages read lately (immutable by blob id): FETCH of a hot message
+        #: needs no database round trip.
+        self._hot = ByteCache()
 
     @property
     def on_commit(self) -> Callable[[float], None] | None:
@@ -242,9 +246,12 @@ class PgMailStore:
 
     async def create_default_mailboxes(self, txn: PgTxn, user_id: int) -> None:
         """Backend-internal: the default mailboxes of a new user, inside the write
-        transaction that creates the user (directory.add_user)."""
+        transaction that creates the user (directory.add_user), each subscribed (clients that
+        show only subscribed folders)."""
         for name, special in DEFAULT_MAILBOXES:
             await _insert_mailbox(txn.conn, user_id, name, special_use=special.value if special else None)
+        await txn.conn.execute("INSERT INTO subscriptions(user_id, name) SELECT $1, unnest($2::text[])"
+                               " ON CONFLICT DO NOTHING", user_id, [name for name, _ in DEFAULT_MAILBOXES])
 
     async def collect_blobs(self, txn: PgTxn, blob_ids: Iterable[str]) -> None:
         """Backend-internal: remove the blobs among ``blob_ids`` that no message and no queue
@@ -314,9 +321,8 @@ class PgMailStore:
                     created = await _insert_mailbox(conn, user_id, path, special_use=special_use if last else None)
                 elif last and found[1]:
                     # Re-creating over a \Noselect placeholder starts a new life of the name.
-                    subscribed, _ = await _end_life(conn, found[0])
-                    created = await _insert_mailbox(conn, user_id, path, special_use=special_use,
-                                                    subscribed=subscribed)
+                    await _end_life(conn, found[0])
+                    created = await _insert_mailbox(conn, user_id, path, special_use=special_use)
                 elif last:
                     raise AlreadyExists(f"mailbox {name} already exists")
             assert created is not None
@@ -344,9 +350,9 @@ class PgMailStore:
                 raise InvalidInput(f"{name} has children and is already \\Noselect")
             # This life ends here, expunge records included. A name kept for its children is a
             # new row: nothing of the old life can reach a later one.
-            subscribed, blob_ids = await _end_life(conn, mailbox_id)
+            blob_ids = await _end_life(conn, mailbox_id)
             if has_children:
-                await _insert_mailbox(conn, user_id, name, noselect=True, subscribed=subscribed)
+                await _insert_mailbox(conn, user_id, name, noselect=True)
             await self.collect_blobs(txn, blob_ids)
             txn.emit(MailboxChanged(user_id, mailbox_id))
             txn.emit(MailboxesChanged(user_id))
@@ -401,14 +407,34 @@ class PgMailStore:
             if path not in existing:
                 await _insert_mailbox(conn, user_id, path)
 
+    async def list_subscriptions(self, user_id: int) -> list[str]:
+        async def q(conn: asyncpg.Connection) -> list[str]:
+            rows = await conn.fetch('SELECT name FROM subscriptions WHERE user_id = $1 ORDER BY name COLLATE "C"',
+                                    user_id)
+            return [r[0] for r in rows]
+        return await self.db.read(q)
+
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
         name = normalize_mailbox_name(name)
 
         async def w(txn: PgTxn) -> None:
-            if await txn.conn.fetchval("UPDATE mailboxes SET subscribed = $3 WHERE user_id = $1 AND name = $2"
-                                       " RETURNING id", user_id, name, subscribed) is None:
-                raise NotFound(f"no mailbox named {name}")
-            txn.emit(MailboxesChanged(user_id))
+            conn = txn.conn
+            # The owner's row lock makes the count below and the insert one step across nodes.
+            await _lock_user(conn, user_id, "no such user")
+            if not subscribed:
+                changed = await conn.fetchval("DELETE FROM subscriptions WHERE user_id = $1 AND name = $2"
+                                              " RETURNING true", user_id, name)
+            elif await conn.fetchval("SELECT EXISTS(SELECT 1 FROM subscriptions WHERE user_id = $1 AND name = $2)",
+                                     user_id, name):
+                changed = False
+            elif await conn.fetchval("SELECT count(*) FROM subscriptions WHERE user_id = $1",
+                                     user_id) >= MAX_SUBSCRIPTIONS:
+                raise LimitExceeded(f"at most {MAX_SUBSCRIPTIONS} subscriptions per user")
+            else:
+                changed = await conn.fetchval("INSERT INTO subscriptions(user_id, name) VALUES($1, $2)"
+                                              " RETURNING true", user_id, name)
+            if changed:
+                txn.emit(MailboxesChanged(user_id))
         await self.db.write(w)
 
     async def status(self, mailbox_id: int) -> MailboxStatus:
@@ -447,15 +473,15 @@ class PgMailStore:
                                       " AND name = $2 AND NOT noselect", user_id, name)
             if row is None:
                 raise NotFound(f"no mailbox named {name}")
-            rows = await conn.fetch("SELECT uid, sysflags, keywords, size, internaldate FROM messages"
+            rows = await conn.fetch("SELECT uid, sysflags, keywords, size, internaldate, modseq FROM messages"
                                     " WHERE mailbox_id = $1 ORDER BY uid", row[0])
             if rows:
-                uids, masks, keywords, sizes, dates = zip(*rows)
+                uids, masks, keywords, sizes, dates, modseqs = zip(*rows)
             else:
-                uids = masks = keywords = sizes = dates = ()
-            return MailboxSnapshot(_mailbox(row), row[8], array("I", uids),
+                uids = masks = keywords = sizes = dates = modseqs = ()
+            return MailboxSnapshot(_mailbox(row), row[7], array("I", uids),
                                    list(map(columns_to_flags, masks, keywords)), array("Q", sizes),
-                                   array("d", dates))
+                                   array("d", dates), array("Q", modseqs))
         return await self.db.read(q)
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
@@ -496,6 +522,16 @@ class PgMailStore:
             return MailboxChanges(box[0], box[1], changed, expunged, box[2])
         return await self._changes.run((mailbox_id, modseq), lambda: self.db.read(q))
 
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        """UIDs expunged after ``modseq`` (QRESYNC), ascending; the records live as long as
+        the mailbox (``_END_LIFE`` alone removes them)."""
+        async def q(conn: asyncpg.Connection) -> list[int]:
+            if await conn.fetchval("SELECT 1 FROM mailboxes WHERE id = $1", mailbox_id) is None:
+                raise NotFound("mailbox no longer exists")
+            return [r[0] for r in await conn.fetch(
+                "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", mailbox_id, modseq)]
+        return await self.db.read(q)
+
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
         wanted = _uid_list(uids)
 
@@ -523,15 +559,26 @@ class PgMailStore:
         return await self.db.read(q)
 
     async def open_message(self, blob_id: str) -> MessageBody:
-        return await open_body(self.db, blob_id)
+        cached = self._hot.get(blob_id)
+        if cached is not None:
+            return BytesBody(cached)
+        body = await open_body(self.db, blob_id)
+        if isinstance(body, BytesBody) and body.inline is not None:
+            self._hot.put(blob_id, body.inline)
+        return body
 
     async def read_message(self, blob_id: str) -> bytes:
+        cached = self._hot.get(blob_id)
+        if cached is not None:
+            return cached
+
         async def q(conn: asyncpg.Connection) -> bytes | None:
             data: bytes | None = await conn.fetchval("SELECT data FROM blob_data WHERE id = $1", blob_id)
             return data
         data = await self.db.read(q, single=True)
         if data is None:
             raise NotFound("message no longer exists")
+        self._hot.put(blob_id, data)
         return data
 
     async def claim_recent(self, mailbox_id: int) -> int:
@@ -619,7 +666,7 @@ class PgMailStore:
             (outbound.sender, tuple(outbound.recipients), int(outbound.created)) if outbound is not None else None)
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
-                          flags: Iterable[str]) -> list[MessageMeta]:
+                          flags: Iterable[str], *, unchanged_since: int | None = None) -> list[MessageMeta]:
         if mode not in ("set", "add", "remove"):
             raise InvalidInput("flag mode must be set, add or remove")
         mask, keywords = flags_to_columns(flags)
@@ -640,6 +687,8 @@ class PgMailStore:
             out: list[MessageMeta] = []
             changed: tuple[list[int], list[int], list[str]] = ([], [], [])
             for row in rows:
+                if unchanged_since is not None and row[1] > unchanged_since:
+                    continue                   # RFC 7162 §3.1.3: changed since; MODIFIED
                 new = stored_flags(mode, row[2], row[3], mask, kw)
                 if new is None:
                     out.append(_meta(row))     # unchanged: keeps its MODSEQ

@@ -25,7 +25,7 @@ from ..storage.backend import StoreLocation
 from ..storage.transfer import (
     BATCH_BYTES, BATCH_ROWS, COUNTERS, EMPTY_TABLES, TABLES, AliasRecord, Batch, Batcher, BlobRecord, CounterRecord,
     DomainRecord, Dump, ExpungedRecord, ImportedRecord, MailboxRecord, MessageRecord, QueueRecord, QuotaRecord,
-    Record, SecretRecord, Summary, UserRecord,
+    Record, SecretRecord, SubscriptionRecord, Summary, UserRecord,
 )
 from .database import SERVER_SETTINGS, as_connection, store_error
 from .migrate import current_version, latest_version, migrate
@@ -47,9 +47,10 @@ _SCANS: tuple[tuple[str, str, Callable[[asyncpg.Record], Record]], ...] = (
     ("aliases", "SELECT id, domain_id, position, pattern, target_user_id FROM aliases", lambda r: AliasRecord(*r)),
     ("quotas", "SELECT user_id, bytes FROM quotas", lambda r: QuotaRecord(*r)),
     ("imported", "SELECT user_id, source, key FROM imported", lambda r: ImportedRecord(*r)),
+    ("subscriptions", "SELECT user_id, name FROM subscriptions", lambda r: SubscriptionRecord(*r)),
 )
 _LATER_SCANS: tuple[tuple[str, str, Callable[[asyncpg.Record], Record]], ...] = (
-    ("mailboxes", "SELECT id, user_id, name, special_use, subscribed, noselect, uidvalidity, uidnext, highestmodseq,"
+    ("mailboxes", "SELECT id, user_id, name, special_use, noselect, uidvalidity, uidnext, highestmodseq,"
                   " recent_uid FROM mailboxes", lambda r: MailboxRecord(*r)),
     ("messages", "SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id FROM messages",
      lambda r: MessageRecord(*r)),

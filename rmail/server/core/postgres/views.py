@@ -62,7 +62,9 @@ class PgMailViews:
     async def folders(self, who: Owner) -> list[FolderRow]:
         async def q(conn: asyncpg.Connection) -> list[FolderRow]:
             rows = await conn.fetch(
-                "SELECT b.name, b.special_use, b.subscribed, b.noselect, count(m.uid),"
+                "SELECT b.name, b.special_use,"
+                " EXISTS(SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name), b.noselect,"
+                " count(m.uid),"
                 " count(m.uid) FILTER (WHERE m.sysflags & $2 = 0), coalesce(sum(m.size), 0)::bigint,"
                 " b.uidvalidity, b.uidnext"
                 " FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id WHERE b.user_id = $1"

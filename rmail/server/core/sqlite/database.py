@@ -169,8 +169,12 @@ class Database:
                 self._reader_conns.append(conn)
         return conn
 
-    def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on this thread's read connection, in one read transaction."""
+    def read_sync(self, fn: Callable[[sqlite3.Connection], T], single: bool = False) -> T:
+        """Run ``fn`` on this thread's read connection, in one read transaction.
+
+        ``single``: ``fn`` runs one statement, which is its own snapshot in autocommit mode,
+        so the BEGIN/COMMIT round is left out (about a third of a point read's cost).
+        """
         try:
             conn = self._reader()
             with self._reader_lock:
@@ -178,6 +182,8 @@ class Database:
                     raise TemporaryFailure("the store is closed")
                 self._reading.add(id(conn))
             try:
+                if single:
+                    return fn(conn)
                 conn.execute("BEGIN")
                 try:
                     return fn(conn)
@@ -191,12 +197,12 @@ class Database:
             log.error("store: read failed: %s", exc)
             raise TemporaryFailure("the store could not be read; try again") from exc
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on a reader thread (a consistent snapshot)."""
+    async def read(self, fn: Callable[[sqlite3.Connection], T], *, single: bool = False) -> T:
+        """Run ``fn`` on a reader thread (a consistent snapshot; ``single``: see read_sync)."""
         if self._closed:
             raise TemporaryFailure("the store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self.read_sync, fn)
+        return await loop.run_in_executor(self._readers, self.read_sync, fn, single)
 
     # -- writes ----------------------------------------------------------------------------
 

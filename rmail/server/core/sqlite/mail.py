@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .. import mime
-from ..errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, TemporaryFailure
+from ..bytecache import ByteCache
+from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
 from ..events import MailboxChanged, MailboxesChanged, QueueChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
 from ..singleflight import SingleFlight
@@ -33,7 +34,7 @@ from ..space import FreeSpace
 from ..storage.body import BytesBody, MessageBody
 from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
 from ..storage.mail import Delivered, Import, MailboxSnapshot, NewMessage, Outbound
-from ..storage.names import normalize_mailbox_name
+from ..storage.names import MAX_SUBSCRIPTIONS, normalize_mailbox_name
 from .blobs import BlobStore, FileBody
 from .database import Database, WriteTxn, write_error
 
@@ -49,7 +50,7 @@ INLINE_PARSE_MAX = 32 * 1024
 #: ~4 ms against ~0.5 ms for a committed row, and unlinks were a fifth of the writer's time.
 INLINE_BLOB_MAX = 128 * 1024
 
-_MAILBOX_COLS = "id, user_id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq"
+_MAILBOX_COLS = "id, user_id, name, special_use, uidvalidity, uidnext, highestmodseq"
 _META_COLS = "uid, modseq, sysflags, keywords, internaldate, size, blob_id"
 
 
@@ -70,10 +71,14 @@ def _meta(row: Sequence[Any]) -> MessageMeta:
 
 
 def _mailbox(row: Sequence[Any]) -> Mailbox:
-    return Mailbox(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
+    return Mailbox(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 
 
-def _chunks(seq: Sequence[int], n: int = 500) -> Iterator[Sequence[int]]:
+#: UIDs per ``IN (...)`` list, under SQLite's limit on bound parameters.
+CHUNK = 500
+
+
+def _chunks(seq: Sequence[int], n: int = CHUNK) -> Iterator[Sequence[int]]:
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
 
@@ -90,6 +95,9 @@ class SqliteMailStore:
         # Single-flight reads: (commit count when issued, the pending result).
         self._changes: SingleFlight[tuple[int, int], MailboxChanges] = SingleFlight(lambda: self.db.commits)
         self._claims: SingleFlight[int, tuple[int, int]] = SingleFlight(lambda: self.db.commits)
+        #: Bytes of small messages read lately (immutable by blob id): FETCH of a hot message
+        #: needs no reader-thread round trip.
+        self._hot = ByteCache()
         # Parsing and writing blobs in parallel with the writer's commits.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 
@@ -154,27 +162,28 @@ class SqliteMailStore:
         return value
 
     def _insert_mailbox(self, conn: sqlite3.Connection, user_id: int, name: str, *,
-                        special_use: str | None = None, noselect: bool = False, subscribed: bool = True) -> int:
+                        special_use: str | None = None, noselect: bool = False) -> int:
         """Start a new life of a mailbox: a fresh id and UIDVALIDITY, UIDs and MODSEQs from 1,
         no expunge records. Returns its id."""
         mailbox_id = self._next_mailbox_id(conn)
-        conn.execute("INSERT INTO mailboxes(id, user_id, name, special_use, subscribed, noselect, uidvalidity)"
-                     " VALUES(?,?,?,?,?,?,?)", (mailbox_id, user_id, name, special_use, int(subscribed),
-                                                int(noselect), self._next_uidvalidity(conn)))
+        conn.execute("INSERT INTO mailboxes(id, user_id, name, special_use, noselect, uidvalidity)"
+                     " VALUES(?,?,?,?,?,?)", (mailbox_id, user_id, name, special_use, int(noselect),
+                                              self._next_uidvalidity(conn)))
         return mailbox_id
 
     @staticmethod
-    def _end_life(conn: sqlite3.Connection, mailbox_id: int) -> bool:
+    def _end_life(conn: sqlite3.Connection, mailbox_id: int) -> None:
         """Remove a mailbox row with its expunge records (its messages must be gone already).
-        Returns whether it was subscribed."""
-        row = conn.execute("DELETE FROM mailboxes WHERE id = ? RETURNING subscribed", (mailbox_id,)).fetchone()
+        Its name's subscription, if any, stays (RFC 3501 §6.3.6)."""
+        conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
         conn.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox_id,))
-        return bool(row[0]) if row else False
 
     def create_default_mailboxes(self, txn: WriteTxn, user_id: int) -> None:
-        """Called inside the transaction that creates a user (the directory's add_user)."""
+        """Called inside the transaction that creates a user (the directory's add_user): the
+        default mailboxes, each subscribed (clients that show only subscribed folders)."""
         for name, special in DEFAULT_MAILBOXES:
             self._insert_mailbox(txn.conn, user_id, name, special_use=special.value if special else None)
+            txn.conn.execute("INSERT OR IGNORE INTO subscriptions(user_id, name) VALUES(?, ?)", (user_id, name))
 
     async def list_mailboxes(self, user_id: int) -> list[Mailbox]:
         """Selectable mailboxes of a user, by name."""
@@ -182,14 +191,14 @@ class SqliteMailStore:
             rows = conn.execute(f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE user_id = ? AND noselect = 0"
                                 " ORDER BY name", (user_id,))
             return [_mailbox(r) for r in rows]
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def list_noselect(self, user_id: int) -> list[str]:
         """Names kept only because they have children (LIST shows them \\Noselect)."""
         def q(conn: sqlite3.Connection) -> list[str]:
             return [r[0] for r in conn.execute(
                 "SELECT name FROM mailboxes WHERE user_id = ? AND noselect = 1 ORDER BY name", (user_id,))]
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def get_mailbox(self, user_id: int, name: str) -> Mailbox:
         name = normalize_mailbox_name(name)
@@ -200,7 +209,7 @@ class SqliteMailStore:
             if row is None:
                 raise NotFound(f"no mailbox named {name}")
             return _mailbox(row)
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def create_mailbox(self, user_id: int, name: str, special_use: str | None = None) -> Mailbox:
         """Create a mailbox and any missing parents (RFC 3501 §6.3.3)."""
@@ -220,8 +229,8 @@ class SqliteMailStore:
                     self._insert_mailbox(conn, user_id, path, special_use=special_use if last else None)
                 elif last and row[1]:
                     # Re-creating over a \Noselect placeholder starts a new life of the name.
-                    subscribed = self._end_life(conn, row[0])
-                    self._insert_mailbox(conn, user_id, path, special_use=special_use, subscribed=subscribed)
+                    self._end_life(conn, row[0])
+                    self._insert_mailbox(conn, user_id, path, special_use=special_use)
                 elif last:
                     raise AlreadyExists(f"mailbox {name} already exists")
             txn.emit(MailboxesChanged(user_id))
@@ -251,9 +260,9 @@ class SqliteMailStore:
             rows = self._expunge_rows(txn, mailbox_id, None, tombstones=False)
             # This life of the mailbox ends here, expunge records included. A name kept for
             # its children is a new row: nothing of the old life can reach a later one.
-            subscribed = self._end_life(conn, mailbox_id)
+            self._end_life(conn, mailbox_id)
             if has_children:
-                self._insert_mailbox(conn, user_id, name, noselect=True, subscribed=subscribed)
+                self._insert_mailbox(conn, user_id, name, noselect=True)
             self.collect_blobs(txn, (blob_id for _, blob_id in rows))
             txn.emit(MailboxChanged(user_id, mailbox_id))
             txn.emit(MailboxesChanged(user_id))
@@ -297,15 +306,35 @@ class SqliteMailStore:
             if conn.execute("SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, path)).fetchone() is None:
                 self._insert_mailbox(conn, user_id, path)
 
+    async def list_subscriptions(self, user_id: int) -> list[str]:
+        """The user's subscription list, by name (names, not mailboxes)."""
+        def q(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute(
+                "SELECT name FROM subscriptions WHERE user_id = ? ORDER BY name", (user_id,))]
+        return await self.db.read(q)
+
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
+        """Add or remove a name of the subscription list; the name need not exist."""
         name = normalize_mailbox_name(name)
 
         def w(txn: WriteTxn) -> None:
-            cur = txn.conn.execute("UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND name = ?",
-                                   (int(subscribed), user_id, name))
-            if cur.rowcount == 0:
-                raise NotFound(f"no mailbox named {name}")
-            txn.emit(MailboxesChanged(user_id))
+            conn = txn.conn
+            if conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
+                raise NotFound("no such user")
+            if not subscribed:
+                changed = conn.execute("DELETE FROM subscriptions WHERE user_id = ? AND name = ?",
+                                       (user_id, name)).rowcount
+            elif conn.execute("SELECT 1 FROM subscriptions WHERE user_id = ? AND name = ?",
+                              (user_id, name)).fetchone() is not None:
+                changed = 0
+            elif conn.execute("SELECT count(*) FROM subscriptions WHERE user_id = ?",
+                              (user_id,)).fetchone()[0] >= MAX_SUBSCRIPTIONS:
+                raise LimitExceeded(f"at most {MAX_SUBSCRIPTIONS} subscriptions per user")
+            else:
+                changed = conn.execute("INSERT INTO subscriptions(user_id, name) VALUES(?, ?)",
+                                       (user_id, name)).rowcount
+            if changed:
+                txn.emit(MailboxesChanged(user_id))
         await self.db.write(w)
 
     async def status(self, mailbox_id: int) -> MailboxStatus:
@@ -338,7 +367,7 @@ class SqliteMailStore:
         def q(conn: sqlite3.Connection) -> list[MessageMeta]:
             rows = conn.execute(f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))
             return [_meta(r) for r in rows]
-        return await self.db.read(q)
+        return await self.db.read(q, single=True)
 
     async def snapshot(self, user_id: int, name: str) -> MailboxSnapshot:
         """A mailbox and all its messages as columns, from one read (what SELECT needs).
@@ -356,14 +385,15 @@ class SqliteMailStore:
                                " AND noselect = 0", (user_id, name)).fetchone()
             if row is None:
                 raise NotFound(f"no mailbox named {name}")
-            rows = conn.execute("SELECT uid, sysflags, keywords, size, internaldate FROM messages"
+            rows = conn.execute("SELECT uid, sysflags, keywords, size, internaldate, modseq FROM messages"
                                 " WHERE mailbox_id = ? ORDER BY uid", (row[0],)).fetchall()
             if rows:
-                uids, masks, keywords, sizes, dates = zip(*rows)
+                uids, masks, keywords, sizes, dates, modseqs = zip(*rows)
             else:
-                uids = masks = keywords = sizes = dates = ()
-            return MailboxSnapshot(_mailbox(row), row[8], array("I", uids),
-                                   list(map(columns_to_flags, masks, keywords)), array("Q", sizes), array("d", dates))
+                uids = masks = keywords = sizes = dates = modseqs = ()
+            return MailboxSnapshot(_mailbox(row), row[7], array("I", uids),
+                                   list(map(columns_to_flags, masks, keywords)), array("Q", sizes), array("d", dates),
+                                   array("Q", modseqs))
         return await self.db.read(q)
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
@@ -375,7 +405,7 @@ class SqliteMailStore:
                     f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND uid IN ({marks})", (mailbox_id, *chunk))]
             out.sort(key=lambda m: m.uid)
             return out
-        return await self.db.read(q)
+        return await self.db.read(q, single=len(uids) <= CHUNK)
 
     async def page(self, mailbox_id: int, offset: int, limit: int) -> tuple[int, list[MessageMeta]]:
         """Newest first (highest UID first), for the REST list; returns (total, page)."""
@@ -406,6 +436,16 @@ class SqliteMailStore:
             return MailboxChanges(box[0], box[1], changed, expunged, box[2])
         return await self._changes.run((mailbox_id, modseq), lambda: self.db.read(q))
 
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        """UIDs expunged after ``modseq`` (QRESYNC), ascending; the records live as long as
+        the mailbox (``_end_life`` alone removes them)."""
+        def q(conn: sqlite3.Connection) -> list[int]:
+            if conn.execute("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone() is None:
+                raise NotFound("mailbox no longer exists")
+            return [r[0] for r in conn.execute(
+                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq))]
+        return await self.db.read(q)
+
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
         """Parsed fields (ENVELOPE, BODYSTRUCTURE, headers...) for FETCH and the REST API."""
         def q(conn: sqlite3.Connection) -> dict[int, MessageInfo]:
@@ -421,7 +461,7 @@ class SqliteMailStore:
                     out[r[0]] = MessageInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], date,
                                             r[10], r[11], r[12], r[13])
             return out
-        return await self.db.read(q)
+        return await self.db.read(q, single=len(uids) <= CHUNK)
 
     async def search_text(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
         """Casefolded decoded body text (SEARCH BODY/TEXT), precomputed at delivery."""
@@ -433,15 +473,22 @@ class SqliteMailStore:
                     f"SELECT m.uid, b.search_text FROM messages m JOIN blobs b ON b.id = m.blob_id"
                     f" WHERE m.mailbox_id = ? AND m.uid IN ({marks})", (mailbox_id, *chunk)).fetchall())
             return out
-        return await self.db.read(q)
+        return await self.db.read(q, single=len(uids) <= CHUNK)
 
     async def _read_inline(self, blob_id: str) -> bytes | None:
         """The bytes of a message kept in the database (at most INLINE_BLOB_MAX), or None
         when they live in a file. Files are immutable once committed."""
+        cached = self._hot.get(blob_id)
+        if cached is not None:
+            return cached
+
         def q(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute("SELECT data FROM blob_data WHERE id = ?", (blob_id,)).fetchone()
             return row[0] if row else None
-        return await self.db.read(q)
+        data = await self.db.read(q, single=True)
+        if data is not None:
+            self._hot.put(blob_id, data)
+        return data
 
     async def open_message(self, blob_id: str) -> MessageBody:
         """From the database when small, else the open file (streamed on worker threads)."""
@@ -693,9 +740,11 @@ class SqliteMailStore:
         return int(conn.execute("SELECT user_id FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()[0])
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
-                          flags: Iterable[str]) -> list[MessageMeta]:
+                          flags: Iterable[str], *, unchanged_since: int | None = None) -> list[MessageMeta]:
         """STORE: ``mode`` is "set", "add" or "remove". Returns the messages as they are now
-        (only those that exist). Rows whose flags do not change keep their MODSEQ."""
+        (only those that exist). Rows whose flags do not change keep their MODSEQ; with
+        ``unchanged_since``, rows whose MODSEQ is above it are skipped and not returned
+        (checked inside the write transaction, so no other writer comes in between)."""
         if mode not in ("set", "add", "remove"):
             raise InvalidInput("flag mode must be set, add or remove")
         mask, keywords = flags_to_columns(flags)
@@ -710,6 +759,8 @@ class SqliteMailStore:
                 rows = conn.execute(f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
                                     (mailbox_id, *chunk)).fetchall()
                 for row in rows:
+                    if unchanged_since is not None and row[1] > unchanged_since:
+                        continue                   # RFC 7162 §3.1.3: changed since; MODIFIED
                     new = stored_flags(mode, row[2], row[3], mask, kw)
                     if new is None:
                         out.append(_meta(row))     # unchanged: keeps its MODSEQ

@@ -17,6 +17,16 @@ STEPS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     # schedulers in several processes never attempt one entry twice at once.
     (2, ("ALTER TABLE queue ADD COLUMN leased_until REAL NOT NULL DEFAULT 0",
          "CREATE INDEX IF NOT EXISTS queue_due ON queue(next_attempt, id)")),
+    # Subscriptions are the user's own list of names, independent of mailboxes (RFC 3501
+    # §6.3.6): a name stays subscribed when its mailbox is deleted or renamed. What LSUB
+    # showed before (subscribed, selectable mailboxes) carries over.
+    (3, ("CREATE TABLE subscriptions("
+         " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+         " name TEXT NOT NULL,"
+         " PRIMARY KEY(user_id, name)) WITHOUT ROWID",
+         "INSERT INTO subscriptions(user_id, name)"
+         " SELECT user_id, name FROM mailboxes WHERE subscribed <> 0 AND noselect = 0",
+         "ALTER TABLE mailboxes DROP COLUMN subscribed")),
 )
 SCHEMA_VERSION: Final = STEPS[-1][0]
 

@@ -34,7 +34,7 @@ from ..storage.backend import StoreLocation
 from ..storage.transfer import (
     COUNTERS, EMPTY_TABLES, AliasRecord, Batch, Batcher, BlobRecord, CounterRecord, DomainRecord, Dump,
     ExpungedRecord, ImportedRecord, MailboxRecord, MessageRecord, QueueRecord, QuotaRecord, Record, SecretRecord,
-    Summary, UserRecord,
+    SubscriptionRecord, Summary, UserRecord,
 )
 from .blobs import BlobStore, fsync_dir
 from .database import BUSY_TIMEOUT_MS, connect, make_private
@@ -58,10 +58,11 @@ _SELECT: dict[str, str] = {
     "aliases": "SELECT id, domain_id, position, pattern, target_user_id FROM aliases",
     "quotas": "SELECT user_id, bytes FROM quotas",
     "imported": "SELECT user_id, source, key FROM imported",
+    "subscriptions": "SELECT user_id, name FROM subscriptions",
     "blobs": "SELECT b.id, b.size, b.subject, b.from_, b.to_, b.cc, b.date, b.message_id, b.in_reply_to, b.refs,"
              " b.preview, b.envelope, b.body, b.bodystructure, b.header_text, b.search_text, d.data"
              " FROM blobs b LEFT JOIN blob_data d ON d.id = b.id",
-    "mailboxes": "SELECT id, user_id, name, special_use, subscribed, noselect, uidvalidity, uidnext, highestmodseq,"
+    "mailboxes": "SELECT id, user_id, name, special_use, noselect, uidvalidity, uidnext, highestmodseq,"
                  " recent_uid FROM mailboxes",
     "messages": "SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id FROM messages",
     "expunged": "SELECT mailbox_id, uid, modseq FROM expunged",
@@ -136,6 +137,10 @@ class _Snapshot:
         if version > SCHEMA_VERSION:
             raise InvalidInput(f"{self.db_path} has schema version {version}, newer than this rmail knows"
                                f" ({SCHEMA_VERSION}); upgrade rmail")
+        if version < SCHEMA_VERSION:
+            # A source is opened read-only, so it cannot be migrated here.
+            raise InvalidInput(f"{self.db_path} has schema version {version} and this rmail copies version"
+                               f" {SCHEMA_VERSION}: run this rmail's server on it once, or use the matching rmail")
         # The first read pins the snapshot: everything below sees the store as of here.
         self.totals = {t: self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in EMPTY_TABLES}
         self.total_bytes = self.conn.execute("SELECT coalesce(sum(size), 0) FROM blobs").fetchone()[0]
@@ -188,6 +193,7 @@ class _Snapshot:
         yield from self._scan("aliases", lambda r: AliasRecord(*r))
         yield from self._scan("quotas", lambda r: QuotaRecord(*r))
         yield from self._scan("imported", lambda r: ImportedRecord(*r))
+        yield from self._scan("subscriptions", lambda r: SubscriptionRecord(*r))
 
         gone: set[str] = set()
 
@@ -210,10 +216,10 @@ class _Snapshot:
         bumped: dict[int, int] = {}
 
         def mailbox(r: Any) -> MailboxRecord:
-            modseq = r[8] + 1 if r[0] in vanished else r[8]
+            modseq = r[7] + 1 if r[0] in vanished else r[7]
             if r[0] in vanished:
                 bumped[r[0]] = modseq
-            return MailboxRecord(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], r[7], modseq, r[9])
+            return MailboxRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], modseq, r[8])
         yield from self._scan("mailboxes", mailbox)
         yield from self._scan("messages", lambda r: None if r[7] in gone else MessageRecord(*r))
         batcher = Batcher("expunged")

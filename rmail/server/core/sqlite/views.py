@@ -43,7 +43,9 @@ def special_mailbox(conn: sqlite3.Connection, who: Owner, special_use: str) -> i
 
 def folders(conn: sqlite3.Connection, who: Owner) -> list[FolderRow]:
     rows = conn.execute(
-        "SELECT b.name, b.special_use, b.subscribed, b.noselect, count(m.uid),"
+        "SELECT b.name, b.special_use,"
+        " EXISTS(SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name), b.noselect,"
+        " count(m.uid),"
         " coalesce(sum((m.sysflags & ?) = 0), 0), coalesce(sum(m.size), 0), b.uidvalidity, b.uidnext"
         " FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id WHERE b.user_id = ?"
         " GROUP BY b.id", (SYSTEM_FLAGS["\\Seen"], user_id(conn, who))).fetchall()

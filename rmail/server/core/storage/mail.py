@@ -29,6 +29,7 @@ class MailboxSnapshot:
     flags: list[frozenset[str]]
     sizes: array[int]                #: array("Q"), RFC822.SIZE
     dates: array[float]              #: array("d"), INTERNALDATE in unix seconds
+    modseqs: array[int]              #: array("Q"), each message's MODSEQ (RFC 7162)
 
     @property
     def unclaimed_recent(self) -> bool:
@@ -141,7 +142,20 @@ class MailStore(Protocol):
         """
         ...
 
+    async def list_subscriptions(self, user_id: int) -> list[str]:
+        """The user's subscription list (RFC 3501 §6.3.6), by name: names, not mailboxes, so
+        it may hold names no mailbox has (deleted, renamed or never created)."""
+        ...
+
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
+        """Add ``name`` to the subscription list or remove it; either is a no-op when it is
+        already so. The name need not exist (RFC 3501 §6.3.6, as Dovecot). CREATE, DELETE and
+        RENAME never change the list (RFC 3501 §6.3.6 "MUST NOT unilaterally remove", RFC
+        9051 §6.3.6 on RENAME).
+
+        Raises: InvalidInput (bad name), LimitExceeded (``names.MAX_SUBSCRIPTIONS``),
+        NotFound (the user is gone).
+        """
         ...
 
     async def status(self, mailbox_id: int) -> MailboxStatus:
@@ -172,6 +186,15 @@ class MailStore(Protocol):
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
         """Messages added or re-flagged after ``modseq``, UIDs expunged after it, and the
         mailbox's HIGHESTMODSEQ, UIDNEXT and \\Recent mark, from one consistent read."""
+        ...
+
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        """UIDs expunged after ``modseq`` (QRESYNC's VANISHED (EARLIER), RFC 7162 §3.2.5),
+        ascending. Expunge records are kept for the whole life of a mailbox, so the answer
+        is exact for any ``modseq`` of that life.
+
+        Raises: NotFound (the mailbox is gone).
+        """
         ...
 
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
@@ -236,9 +259,13 @@ class MailStore(Protocol):
         ...
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
-                          flags: Iterable[str]) -> list[MessageMeta]:
+                          flags: Iterable[str], *, unchanged_since: int | None = None) -> list[MessageMeta]:
         """STORE: ``mode`` is "set", "add" or "remove". Returns the messages (those that exist)
-        as they are now; rows whose flags do not change keep their MODSEQ."""
+        as they are now; rows whose flags do not change keep their MODSEQ.
+
+        With ``unchanged_since`` (STORE UNCHANGEDSINCE, RFC 7162 §3.1.3) a message whose MODSEQ
+        is above it is left alone and left out of the result, decided in the same transaction
+        as the write."""
         ...
 
     async def copy(self, src: int, uids: Sequence[int], dst: int) -> list[tuple[int, int]]:

@@ -6,11 +6,15 @@ from typing import Final
 
 from ..errors import InvalidInput
 
-__all__ = ["MAX_MAILBOX_DEPTH", "MAX_MAILBOX_NAME", "normalize_mailbox_name"]
+__all__ = ["MAX_MAILBOX_DEPTH", "MAX_MAILBOX_NAME", "MAX_SUBSCRIPTIONS", "normalize_mailbox_name"]
 
 #: RFC 3501 leaves mailbox name length open; Dovecot caps a name at 255 bytes per level.
 MAX_MAILBOX_NAME: Final = 512
 MAX_MAILBOX_DEPTH: Final = 16
+#: Names in one user's subscription list. A subscription needs no mailbox (RFC 3501 §6.3.6), so
+#: nothing else bounds the list; real users subscribe to tens or hundreds of names, and 10,000
+#: names of at most 512 characters keep one user's list under about 5 MB.
+MAX_SUBSCRIPTIONS: Final = 10_000
 
 
 def normalize_mailbox_name(name: str) -> str:

@@ -33,7 +33,8 @@ from .backend import StoreLocation
 __all__ = [
     "AliasRecord", "BATCH_BYTES", "BATCH_ROWS", "Batch", "Batcher", "BlobRecord", "COUNTERS", "CounterRecord",
     "DomainRecord", "Dump", "EMPTY_TABLES", "ExpungedRecord", "ImportedRecord", "MailboxRecord", "MessageRecord",
-    "QueueRecord", "QuotaRecord", "Record", "SecretRecord", "Summary", "TABLES", "TableSum", "Tally", "Transfer",
+    "QueueRecord", "QuotaRecord", "Record", "SecretRecord", "SubscriptionRecord", "Summary", "TABLES", "TableSum",
+    "Tally", "Transfer",
     "UserRecord", "encode_row", "open_transfer", "row_hash",
 ]
 
@@ -74,6 +75,13 @@ class ImportedRecord(NamedTuple):
     key: str
 
 
+class SubscriptionRecord(NamedTuple):
+    """A name in a user's subscription list (it need not name a mailbox)."""
+
+    user_id: int
+    name: str
+
+
 class BlobRecord(NamedTuple):
     """A message's bytes (``data``) with the metadata parsed from them at delivery."""
 
@@ -101,7 +109,6 @@ class MailboxRecord(NamedTuple):
     user_id: int
     name: str
     special_use: str | None
-    subscribed: bool
     noselect: bool
     uidvalidity: int
     uidnext: int
@@ -154,22 +161,22 @@ class SecretRecord(NamedTuple):
     value: bytes
 
 
-Record = Union[DomainRecord, UserRecord, AliasRecord, QuotaRecord, ImportedRecord, BlobRecord, MailboxRecord,
-               MessageRecord, ExpungedRecord, QueueRecord, CounterRecord, SecretRecord]
+Record = Union[DomainRecord, UserRecord, AliasRecord, QuotaRecord, ImportedRecord, SubscriptionRecord, BlobRecord,
+               MailboxRecord, MessageRecord, ExpungedRecord, QueueRecord, CounterRecord, SecretRecord]
 
 #: Table → record type, in load (dependency) order. Blobs come before mailboxes: a dump that
 #: meets message bytes deleted after its snapshot (files of the embedded store) still has the
 #: mailbox rows ahead of it to record that expunge in.
 TABLES: dict[str, type[Record]] = {
     "domains": DomainRecord, "users": UserRecord, "aliases": AliasRecord, "quotas": QuotaRecord,
-    "imported": ImportedRecord, "blobs": BlobRecord, "mailboxes": MailboxRecord, "messages": MessageRecord,
+    "imported": ImportedRecord, "subscriptions": SubscriptionRecord, "blobs": BlobRecord, "mailboxes": MailboxRecord, "messages": MessageRecord,
     "expunged": ExpungedRecord, "queue": QueueRecord, "counters": CounterRecord, "secrets": SecretRecord,
 }
 #: CounterRecord names: the last UIDVALIDITY handed out and the last mailbox id.
 COUNTERS = ("uidvalidity", "mailbox_id")
 #: A target with a row in any of these is not empty (secrets and counters are replaced).
-EMPTY_TABLES = ("domains", "users", "aliases", "quotas", "imported", "blobs", "mailboxes", "messages", "expunged",
-                "queue")
+EMPTY_TABLES = ("domains", "users", "aliases", "quotas", "imported", "subscriptions", "blobs", "mailboxes", "messages",
+                "expunged", "queue")
 
 #: Rows per batch at most, and bytes (message bytes plus text) per batch at most: memory stays
 #: bounded by this plus the largest single message, however large the store.

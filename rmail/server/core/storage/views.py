@@ -53,7 +53,7 @@ def ordered_flags(flags: frozenset[str]) -> list[str]:
 class FolderRow:
     name: str
     special_use: str | None
-    subscribed: bool
+    subscribed: bool                 #: the name is in the user's subscription list
     selectable: bool
     messages: int
     unseen: int

@@ -2,13 +2,15 @@
 
 - `auth` — CAPABILITY, ID, ENABLE, LOGOUT, STARTTLS (when the connection cannot), LOGIN,
   AUTHENTICATE (SASL PLAIN and LOGIN): what a client says before and at login.
-- `mailboxes` — CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, NAMESPACE,
-  and the LIST/LSUB matching rules.
+- `mailboxes` — CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, NAMESPACE
+  (what LIST/LSUB return is `listing`'s).
 - `messages` — FETCH (streaming large bodies), STORE, COPY, MOVE, EXPUNGE, UID EXPUNGE, APPEND.
-- `search` — SEARCH (SORT and THREAD belong here too).
+- `search` — SEARCH, SORT and THREAD (RFC 5256).
+- `esearch` — SEARCH with RETURN options (ESEARCH, SEARCHRES, CONTEXT=SEARCH), CANCELUPDATE.
 - `urlauth` — GENURLAUTH, RESETKEY, URLFETCH (RFC 4467, RFC 5524).
 - `sync` — SELECT, EXAMINE, NOOP, CHECK, CLOSE, UNSELECT, IDLE, and `flush`: the selected
   mailbox's news, sent at the moments RFC 3501 §7.4.1 allows.
+- `quota` — GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208) and STATUS DELETED/DELETED-STORAGE.
 
 The contract of a handler: ``async def handler(session, command) -> Tagged``. It may write
 untagged responses (through `encode`, never by hand) and returns the tagged reply, which the
@@ -24,6 +26,8 @@ from typing import Awaitable, Callable, Final, Mapping
 from ..commands import Command
 from ..encode import Tagged
 from . import auth, mailboxes, messages, search, sync, urlauth
+from . import esearch
+from . import quota
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -34,4 +38,6 @@ Handler = Callable[..., Awaitable[Tagged]]
 HANDLERS: Final[Mapping[type[Command], Handler]] = {
     **auth.HANDLERS, **mailboxes.HANDLERS, **messages.HANDLERS, **search.HANDLERS,
     **sync.HANDLERS, **urlauth.HANDLERS,
+    **esearch.HANDLERS,
+    **quota.HANDLERS,
 }

@@ -1,6 +1,7 @@
 """What a client says before and at login: CAPABILITY, ID, ENABLE, LOGOUT (RFC 3501 §6.1,
 RFC 2971, RFC 5161), STARTTLS, LOGIN and AUTHENTICATE with SASL PLAIN (RFC 4616) and LOGIN
-(RFC 3501 §6.2).
+(RFC 3501 §6.2), with an initial response (SASL-IR, RFC 4959); and COMPRESS (RFC 4978), which
+like STARTTLS changes the transport.
 
 Invariants:
 
@@ -10,7 +11,11 @@ Invariants:
   (`login`), whichever mechanism carried the credentials; a locked pair gets
   ``NO [UNAVAILABLE]`` without a password check.
 - STARTTLS itself is the connection's (it swaps the transport); the handler here only answers
-  when it cannot be done.
+  when it cannot be done. COMPRESS is answered here and carried out by the connection once
+  the tagged OK is written (`SessionState.compressing`).
+- ENABLE turns on only what `protocol.ENABLE` lists and answers with what it newly enabled.
+- A SASL response is base64 of at most `MAX_SASL_RESPONSE` octets; "=" (an empty initial
+  response, RFC 4959 §3) only stands in the command line, never in a continuation.
 """
 
 from __future__ import annotations
@@ -26,10 +31,15 @@ from rmail.server.core.errors import AuthenticationFailed
 from .. import commands as c
 from ..encode import Atom, Challenge, Data, Status, Tagged, encode
 from ..errors import CommandError, SessionClosed
-from ..protocol import State, login_allowed
+from ..protocol import ENABLE, State, login_allowed
 from ..state import SessionState
 
-__all__ = ["HANDLERS", "login"]
+__all__ = ["HANDLERS", "MAX_SASL_RESPONSE", "login"]
+
+#: Longest SASL response (base64) taken: PLAIN's message is at most 255 octets for each of
+#: its three parts (RFC 4616 §2), 1 KiB in base64; twice that leaves room for long UTF-8
+#: names and nothing for a client that streams garbage into a continuation.
+MAX_SASL_RESPONSE: Final = 2048
 
 #: RFC 2971 §3.3: what the server says of itself (encoded once).
 _ID: Final = encode(Data("ID", (("name", "rmail", "vendor", "rmail"),)))
@@ -59,9 +69,29 @@ async def id_(s: SessionState, cmd: c.Id) -> Tagged:
 
 
 async def enable(s: SessionState, cmd: c.Enable) -> Tagged:
-    # None of rmail's capabilities needs enabling (RFC 5161 §3.1: list only enabled ones).
-    s.send(Data("ENABLED"))
+    # RFC 5161 §3.1: names the server does not know, or that need no enabling, are ignored;
+    # ENABLED lists what this command enabled (a name already on is not listed again).
+    # What a name brings along is turned on silently (RFC 7162: ENABLE QRESYNC answers
+    # "* ENABLED QRESYNC" and CONDSTORE is on).
+    newly = list(dict.fromkeys(name for name in cmd.capabilities
+                               if name in ENABLE and name not in s.enabled))
+    for name in newly:
+        if "CONDSTORE" in ENABLE[name]:
+            s.enable_condstore()     # RFC 7162 §3.1: with a mailbox selected, HIGHESTMODSEQ
+        s.enabled.update(ENABLE[name])
+    s.send(Data("ENABLED", tuple(Atom(name) for name in newly)))
     return Tagged(cmd.tag, "OK", "ENABLE completed")
+
+
+async def compress(s: SessionState, cmd: c.Compress) -> Tagged:
+    """RFC 4978 §3: DEFLATE is the one mechanism; a second COMPRESS gets
+    ``NO [COMPRESSIONACTIVE]``; anything else BAD ("arguments invalid")."""
+    if s.compressing:
+        raise CommandError("NO", "DEFLATE compression is already active", "COMPRESSIONACTIVE")
+    if cmd.mechanism != "DEFLATE":
+        raise CommandError("BAD", "unknown compression mechanism (only DEFLATE)")
+    s.compressing = True
+    return Tagged(cmd.tag, "OK", "DEFLATE active")
 
 
 async def starttls(s: SessionState, cmd: c.StartTLS) -> Tagged:
@@ -141,12 +171,18 @@ async def _sasl_step(s: SessionState, challenge: bytes) -> bytes:
         raise SessionClosed()
     if line.strip() == b"*":
         raise CommandError("BAD", "authentication cancelled")
+    if line.strip() == b"=":
+        # RFC 4959 §3: "=" is an empty *initial* response; in a continuation an empty
+        # response is an empty line (RFC 3501 §6.2.2).
+        raise CommandError("BAD", "invalid base64")
     return line.strip()
 
 
 def _b64(raw: bytes) -> bytes:
     if raw == b"=":
         return b""
+    if len(raw) > MAX_SASL_RESPONSE:
+        raise CommandError("BAD", "SASL response too long")
     try:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
@@ -156,4 +192,5 @@ def _b64(raw: bytes) -> bytes:
 HANDLERS: Final[dict[type[c.Command], Callable[..., Awaitable[Tagged]]]] = {
     c.Capability: capability, c.Logout: logout, c.Id: id_, c.Enable: enable,
     c.StartTLS: starttls, c.Login: login_command, c.Authenticate: authenticate,
+    c.Compress: compress,
 }

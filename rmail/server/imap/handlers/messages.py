@@ -13,6 +13,10 @@ Invariants:
 - Every flag sent comes from the session's map, after the grown `* FLAGS` when a keyword is
   new to the client (RFC 3501 §7.2.6, `sync.flag_lines`).
 - APPEND and COPY are checked against the user's quota; MOVE never is (usage stays the same).
+- CONDSTORE (RFC 7162): MODSEQ comes from the session's map; CHANGEDSINCE filters on it;
+  UNCHANGEDSINCE is decided by the store inside the write, never from the map; a message the
+  session's own STORE changed is reported with UID and MODSEQ once CONDSTORE is on, .SILENT
+  or not, as is every message a conditional STORE passed (§3.1.3).
 """
 
 from __future__ import annotations
@@ -29,14 +33,14 @@ from rmail.server.core.storage.body import MessageBody
 
 from .. import commands as c
 from .. import catenate, stream
-from ..encode import (CRLF, Code, Status, Tagged, fetch_flags, fetch_head, fetch_response,
-                      numbered, sequence_set)
+from ..encode import (CRLF, Code, Status, Tagged, fetch_flags, fetch_head, fetch_modseq,
+                      fetch_response, sequence_set, vanished)
 from ..errors import CommandError, SessionClosed
 from ..fetch import FetchPlan, FileRange, file_items, message_items
-from ..selected import InvalidSequence, SelectedMailbox
+from ..selected import InvalidSequence, SelectedMailbox, in_ranges
 from ..state import SessionState
 from ..stream import StreamBroken
-from .sync import flag_lines, flush
+from .sync import expunged_lines, flag_lines, flush
 
 __all__ = ["FETCH_BATCH", "HANDLERS"]
 
@@ -65,8 +69,23 @@ def _indexes(s: SessionState, seqset: c.SeqSet, uid: bool) -> list[int]:
 
 async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
     view = s.require_view()
+    if cmd.vanished and not s.qresync:
+        raise CommandError("BAD", "VANISHED needs ENABLE QRESYNC first")  # RFC 7162 §3.2.6
     indexes = _indexes(s, cmd.seqset, cmd.uid)
-    plan = FetchPlan(cmd.attributes)
+    atts = cmd.attributes
+    if cmd.changed_since is not None or any(a.name == "MODSEQ" for a in atts):
+        s.enable_condstore()    # RFC 7162 §3.1
+    if cmd.changed_since is not None:
+        since = cmd.changed_since
+        indexes = [i for i in indexes if view.modseqs[i] > since]
+    if s.qresync and all(a.name != "UID" for a in atts):
+        # Once QRESYNC is on, every FETCH response names its UID: message numbers alone
+        # cannot be matched with VANISHED's UIDs (imaptest checks it).
+        atts = (c.FetchAtt("UID"),) + atts
+    if s.condstore and not view.readonly and any(a.sets_seen for a in atts):
+        # RFC 7162 §3.2: \Seen set by this FETCH is reported with UID and MODSEQ.
+        atts += tuple(c.FetchAtt(n) for n in ("UID", "MODSEQ") if all(a.name != n for a in atts))
+    plan = FetchPlan(atts)
     mailbox_id = view.mailbox.id
     store = s.store
     slicer = Slicer()  # FETCH 1:* FLAGS on 100,000 messages needs no store read to yield
@@ -79,6 +98,8 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
             seen_now = {m.uid for m in metas}
     if view.keywords_stale:
         s.out.write(flag_lines(view))  # every flag sent below comes from the map
+    if cmd.vanished:
+        s.out.write(await _vanished_earlier(s, view, cmd))
     for start in range(0, len(indexes), FETCH_BATCH):
         batch = indexes[start:start + FETCH_BATCH]
         uids = [view.uids[i] for i in batch]
@@ -115,7 +136,7 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
             out.append(fetch_response(i + 1, message_items(
                 plan, uid=u, flags=view.flags[i], recent=view.is_recent(u),
                 size=view.sizes[i], date=view.dates[i], info=infos.get(u), data=data,
-                force_flags=u in seen_now, blob_id=blob_ids.get(u))))
+                force_flags=u in seen_now, blob_id=blob_ids.get(u), modseq=view.modseqs[i])))
             if plan.needs_blob and len(out) >= _BODIES_PER_WRITE:
                 s.out.write(b"".join(out))
                 out.clear()
@@ -140,7 +161,7 @@ async def _fetch_streamed(s: SessionState, plan: FetchPlan, view: SelectedMailbo
             pieces = file_items(plan, uid=uid, flags=view.flags[i], recent=view.is_recent(uid),
                                 size=view.sizes[i], date=view.dates[i], info=info,
                                 file_size=body.size, head=head, force_flags=force_flags,
-                                blob_id=blob_id)
+                                blob_id=blob_id, modseq=view.modseqs[i])
         if pieces is None:
             return await stream.read_all(body)
         s.out.write(fetch_head(i + 1))
@@ -160,11 +181,27 @@ async def _fetch_streamed(s: SessionState, plan: FetchPlan, view: SelectedMailbo
         await body.close()
 
 
+async def _vanished_earlier(s: SessionState, view: SelectedMailbox, cmd: c.Fetch) -> bytes:
+    """UID FETCH (CHANGEDSINCE n VANISHED): ``* VANISHED (EARLIER)`` for the UIDs of the set
+    expunged since n (RFC 7162 §3.2.6). A UID still in the map (an expunge not announced yet)
+    is left to the ``* VANISHED`` that announces it."""
+    assert cmd.changed_since is not None
+    wanted = in_ranges(cmd.seqset.resolve(view.max_uid))
+    gone = [u for u in await s.store.expunged_since(view.mailbox.id, cmd.changed_since)
+            if view.seq_of(u) is None and wanted(u)]
+    return vanished(gone, earlier=True)
+
+
 async def store(s: SessionState, cmd: c.Store) -> Tagged:
+    conditional = cmd.unchanged_since is not None
+    if conditional:
+        s.enable_condstore()    # RFC 7162 §3.1
     view = s.require_writable()
     indexes = _indexes(s, cmd.seqset, cmd.uid)
     uids = [view.uids[i] for i in indexes]
-    metas = await s.store.store_flags(view.mailbox.id, uids, _STORE_MODES[cmd.mode], cmd.flags)
+    before = {view.uids[i]: view.modseqs[i] for i in indexes} if s.condstore else {}
+    metas = await s.store.store_flags(view.mailbox.id, uids, _STORE_MODES[cmd.mode], cmd.flags,
+                                      unchanged_since=cmd.unchanged_since)
     slicer = Slicer()  # STORE 1:* on a large mailbox: record and answer in slices
     changed: list[int] = []
     for start in range(0, len(metas), FETCH_BATCH):
@@ -174,17 +211,28 @@ async def store(s: SessionState, cmd: c.Store) -> Tagged:
         # A keyword new to the mailbox: FLAGS grows first, even for .SILENT (a later FETCH
         # would show it), as Dovecot does (RFC 3501 §7.2.6).
         s.out.write(flag_lines(view))
-    if not cmd.silent:
-        out = []
-        for i in changed:
-            u = view.uids[i]
+    condstore = s.condstore
+    out = []
+    for i in changed:
+        u = view.uids[i]
+        if not cmd.silent:
             out.append(fetch_flags(i + 1, view.flags[i], view.is_recent(u),
-                                   u if cmd.uid else None))
-            if slicer.due():
-                s.out.write(b"".join(out))
-                out.clear()
-                await slicer.pause()
-        s.out.write(b"".join(out))
+                                   u if cmd.uid or condstore else None,
+                                   view.modseqs[i] if condstore else None))
+        elif conditional or (condstore and view.modseqs[i] != before.get(u)):
+            # RFC 7162 §3.1.3: .SILENT still reports the MODSEQ the client must cache.
+            out.append(fetch_modseq(i + 1, u, view.modseqs[i]))
+        if slicer.due():
+            s.out.write(b"".join(out))
+            out.clear()
+            await slicer.pause()
+    s.out.write(b"".join(out))
+    if conditional and len(metas) < len(uids):
+        # Left alone: changed since UNCHANGEDSINCE (or expunged meanwhile, the largest change).
+        done = {m.uid for m in metas}
+        failed = [(view.uids[i] if cmd.uid else i + 1) for i in indexes if view.uids[i] not in done]
+        return Tagged(cmd.tag, "OK", "conditional STORE failed",
+                      Code("MODIFIED", (sequence_set(failed),)))
     return Tagged(cmd.tag, "OK", "STORE completed")
 
 
@@ -212,10 +260,10 @@ async def copy(s: SessionState, cmd: c.Copy | c.Move) -> Tagged:
                             sequence_set([p[1] for p in pairs]))) if pairs else None
     if not move:
         return Tagged(cmd.tag, "OK", "COPY completed", code)
-    # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
+    # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs (or VANISHED).
     if code is not None:
         s.send(Status("OK", "moved", code))
-    s.out.write(numbered(view.expunge_now(p[0] for p in pairs), "EXPUNGE"))
+    s.out.write(expunged_lines(s, view, [p[0] for p in pairs]))
     return Tagged(cmd.tag, "OK", "MOVE completed")
 
 
@@ -228,7 +276,13 @@ async def expunge(s: SessionState, cmd: c.Expunge | c.UidExpunge) -> Tagged:
         if not uids:
             return Tagged(cmd.tag, "OK", "EXPUNGE completed")
     removed = await s.store.expunge(view.mailbox.id, uids)
-    s.out.write(numbered(view.expunge_now(removed), "EXPUNGE"))
+    s.out.write(expunged_lines(s, view, removed))
+    if s.qresync:
+        # RFC 7162 §3.2.10: VANISHED carries no MODSEQ, so the tagged OK tells the client
+        # the HIGHESTMODSEQ it now has everything up to (after this session's news).
+        await flush(s, allow_expunge=True, force=True)
+        return Tagged(cmd.tag, "OK", "EXPUNGE completed",
+                      Code("HIGHESTMODSEQ", (view.synced_modseq,)))
     return Tagged(cmd.tag, "OK", "EXPUNGE completed")
 
 

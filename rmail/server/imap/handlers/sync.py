@@ -1,6 +1,7 @@
 """The selected mailbox and its news: SELECT, EXAMINE, NOOP, CHECK, CLOSE, UNSELECT (RFC 3501
 §6.3.1–2, §6.1.2, §6.4.1–2; RFC 3691), IDLE (RFC 2177), and `flush`, which sends another
-session's changes at the moments RFC 3501 allows.
+session's changes at the moments RFC 3501 allows; SELECT's CONDSTORE and QRESYNC parameters
+(RFC 7162 §3.1.8, §3.2.5).
 
 Invariants:
 
@@ -15,31 +16,39 @@ Invariants:
   other way to say so); a renamed one stays selected under its new name.
 - IDLE waits for the client's DONE and the doorbell together, and ends the session after the
   autologout time (RFC 3501 §5.4).
+- Once QRESYNC is on, expunges go out as ``* VANISHED uid-set`` instead of ``* n EXPUNGE``
+  (RFC 7162 §3.2.10), at the same moments; once CONDSTORE is on, every flag change the
+  session reports carries UID and MODSEQ (§3.2).
+- SELECT or EXAMINE while a mailbox is selected first says ``* OK [CLOSED]`` (RFC 7162 §7,
+  required of a server offering CONDSTORE or QRESYNC), whether or not the new one opens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Final, NoReturn
+from typing import Any, Awaitable, Callable, Final, Iterable, NoReturn
 
 from rmail.server.core.errors import NotFound, TemporaryFailure
 from rmail.server.core.events import Event, ExternalChange, MailboxChanged, MailboxesChanged
 
 from .. import commands as c
+from .. import context
 from .. import objectid
 from ..encode import (FLAGS_ORDER, Atom, Code, Continuation, Data, Numbered, Status, Tagged,
-                      encode, encode_all, fetch_flags, numbered)
+                      encode, encode_all, fetch_flags, numbered, vanished)
 from ..errors import BYE_AUTOLOGOUT, BYE_DELETED, CommandError, SessionClosed
 from ..protocol import State
-from ..selected import SelectedMailbox, Update
+from ..selected import SelectedMailbox, Update, in_ranges
 from ..state import SessionState
 
-__all__ = ["HANDLERS", "flag_lines", "flush"]
+__all__ = ["HANDLERS", "expunged_lines", "flag_lines", "flush"]
 
 log = logging.getLogger("rmail.imap")
 
 _ANY_KEYWORD: Final = Atom("\\*")
+#: RFC 7162 §7: the responses before it were the closed mailbox's.
+_CLOSED: Final = encode(Status("OK", "previous mailbox closed", Code("CLOSED")))
 
 
 def flag_lines(view: SelectedMailbox) -> bytes:
@@ -68,6 +77,7 @@ async def flush(s: SessionState, *, allow_expunge: bool, force: bool = False) ->
     if not (rung or force):
         if allow_expunge and view.has_pending:
             _write_update(s, view, view.take_pending())
+        await context.update(s)  # RFC 5267 ADDTO/REMOVEFROM, after the news they follow
         return
     if bell is not None:
         bell.clear()
@@ -86,6 +96,7 @@ async def flush(s: SessionState, *, allow_expunge: bool, force: bool = False) ->
         await _mailbox_gone(s)
     _write_update(s, view, view.apply(changes, allow_expunge=allow_expunge,
                                       recent_from=recent[0], recent_to=recent[1]))
+    await context.update(s)
 
 
 async def _claim_recent(s: SessionState, mailbox_id: int) -> tuple[int | None, int | None]:
@@ -124,10 +135,20 @@ async def _mailbox_gone(s: SessionState) -> NoReturn:
     raise SessionClosed()
 
 
+def expunged_lines(s: SessionState, view: SelectedMailbox, uids: list[int]) -> bytes:
+    """Remove messages this session expunged from its map; the lines that say so: ``* n
+    EXPUNGE`` each, or one ``* VANISHED uid-set`` once QRESYNC is on (RFC 7162 §3.2.10)."""
+    if not s.qresync:
+        return numbered(view.expunge_now(uids), "EXPUNGE")
+    gone = sorted(u for u in set(uids) if view.seq_of(u) is not None)
+    view.expunge_now(gone)
+    return vanished(gone)
+
+
 def _write_update(s: SessionState, view: SelectedMailbox, update: Update) -> None:
     if not (update or view.keywords_stale):
         return
-    parts = [numbered(update.expunged, "EXPUNGE")]
+    parts = [vanished(update.vanished) if s.qresync else numbered(update.expunged, "EXPUNGE")]
     if update.exists is not None:
         parts.append(encode(Numbered(update.exists, "EXISTS")))
     if update.recent is not None:
@@ -136,15 +157,24 @@ def _write_update(s: SessionState, view: SelectedMailbox, update: Update) -> Non
         # New keywords (another session's STORE, a delivery or APPEND with keywords): the
         # grown FLAGS list comes before any FETCH that shows them (RFC 3501 §7.2.6).
         parts.append(flag_lines(view))
+    modseqs = view.modseqs if s.condstore else None
     for seq, uid in update.flags:
-        parts.append(fetch_flags(seq, view.flags_of(seq), view.is_recent(uid), uid))
+        parts.append(fetch_flags(seq, view.flags_of(seq), view.is_recent(uid), uid,
+                                 None if modseqs is None else modseqs[seq - 1]))
     s.out.write(b"".join(parts))
 
 
 async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
     readonly = isinstance(cmd, c.Examine)
+    if cmd.qresync is not None and not s.qresync:
+        # RFC 7162 §3.2.5: BAD, and the command is not run (nothing is deselected).
+        raise CommandError("BAD", "QRESYNC is not enabled (ENABLE QRESYNC first)")
     # RFC 3501 §6.3.1: SELECT first deselects, even when it then fails.
+    if s.selected is not None:
+        s.out.write(_CLOSED)
     s.deselect()
+    if cmd.condstore or cmd.qresync is not None:
+        s.enable_condstore()    # RFC 7162 §3.1: SELECT (CONDSTORE) enables it
     # Subscribe before reading the snapshot: a change committed after the read would otherwise
     # ring nobody and never be announced. Until the mailbox id is known, any change to this
     # user's mailboxes rings (a spurious ring costs one empty look).
@@ -172,14 +202,19 @@ async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
             # may cover UIDs committed after the snapshot: they are recent here when they come.
             recent = (await _claim_recent(s, snap.mailbox.id) if snap.unclaimed_recent
                       else (snap.mailbox.uidnext, None))
+        resync = cmd.qresync
+        if resync is not None and resync.uidvalidity != snap.mailbox.uidvalidity:
+            resync = None       # §3.2.5: another life of the mailbox; a plain SELECT
+        gone = (await s.store.expunged_since(snap.mailbox.id, resync.modseq)
+                if resync is not None else [])
     except BaseException:
         s.services.bus.unsubscribe(bell)
         s.check_mailbox = False
         raise
     mailbox = snap.mailbox
     view = SelectedMailbox(mailbox, readonly=readonly)
-    view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, recent_from=recent[0],
-                      recent_to=recent[1])
+    view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, modseqs=snap.modseqs,
+                      recent_from=recent[0], recent_to=recent[1])
     # RFC 3501 §6.3.1's untagged responses, written at once (one send for the client to read).
     lines = [encode_all([Numbered(view.exists, "EXISTS"), Numbered(view.count_recent(), "RECENT")]),
              flag_lines(view)]
@@ -188,10 +223,15 @@ async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
         lines.append(encode(Status("OK", "first unseen", Code("UNSEEN", (unseen,)))))
     lines.append(encode_all([
         Status("OK", "UIDs valid", Code("UIDVALIDITY", (mailbox.uidvalidity,))),
-        Status("OK", "predicted next UID", Code("UIDNEXT", (mailbox.uidnext,))),
-        # RFC 8474 §4.2
-        Status("OK", "mailbox id", Code("MAILBOXID", ((Atom(objectid.mailbox_id(mailbox)),),))),
-    ]))
+        Status("OK", "predicted next UID", Code("UIDNEXT", (mailbox.uidnext,)))]))
+    if s.condstore:
+        lines.append(encode(Status("OK", "highest mod-sequence",
+                                   Code("HIGHESTMODSEQ", (mailbox.highestmodseq,)))))
+    # RFC 8474 §4.2
+    lines.append(encode(Status("OK", "mailbox id",
+                               Code("MAILBOXID", ((Atom(objectid.mailbox_id(mailbox.id, mailbox.uidvalidity)),),)))))
+    if resync is not None:
+        lines.append(_resync_lines(view, resync, gone))
     s.out.write(b"".join(lines))
     s.selected = view
     s.bell = bell
@@ -199,6 +239,32 @@ async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
     if readonly:
         return Tagged(cmd.tag, "OK", "EXAMINE completed", Code("READ-ONLY"))
     return Tagged(cmd.tag, "OK", "SELECT completed", Code("READ-WRITE"))
+
+
+def _resync_lines(view: SelectedMailbox, resync: c.QResync, gone: list[int]) -> bytes:
+    """QRESYNC's news for a client that knew the mailbox at `resync.modseq` (RFC 7162
+    §3.2.5.1): ``* VANISHED (EARLIER)`` for its known UIDs expunged since, then a FETCH of
+    UID, FLAGS and MODSEQ for each known message changed since (new ones included).
+
+    The expunge records are exact for the mailbox's whole life, so the message sequence
+    match data is not needed to narrow the answer (§3.2.5.2 lets a server ignore it). An
+    expunge committed after the snapshot is left to the session's next flush: the UID is
+    still in the map, and the client hears of it as ``* VANISHED`` then.
+    """
+    known = resync.known_uids
+    ranges = known.resolve(view.mailbox.uidnext - 1) if known is not None else None
+    is_known = in_ranges(ranges) if ranges is not None else lambda uid: True
+    out = [vanished([u for u in gone if view.seq_of(u) is None and is_known(u)], earlier=True)]
+    if ranges is None:
+        indexes: Iterable[int] = range(view.exists)
+    else:
+        indexes = view.resolve(ranges, uid=True)
+    since = resync.modseq
+    modseqs, uids = view.modseqs, view.uids
+    for i in indexes:
+        if modseqs[i] > since:
+            out.append(fetch_flags(i + 1, view.flags[i], view.is_recent(uids[i]), uids[i], modseqs[i]))
+    return b"".join(out)
 
 
 async def noop(s: SessionState, cmd: c.Noop | c.Check) -> Tagged:
