@@ -85,3 +85,16 @@ def test_keywords_of_a_message_gone_before_it_was_seen_are_not_announced() -> No
     v.keywords()
     v.apply(MailboxChanges(4, 3, (meta(2, 4, "$Gone"),), (2,)), allow_expunge=False)
     assert not v.keywords_stale and v.keywords() == []
+
+
+def test_recent_never_spreads_to_messages_other_sessions_claimed() -> None:
+    """RFC 3501 §2.3.2: \\Recent goes to one session only. Sessions sharing a busy mailbox
+    claim every other message; past the bound on remembered ranges the oldest claims are
+    forgotten (the message just stops being \\Recent here), never merged across the UIDs
+    in between, which other sessions hold (imaptest: "\\Recent flag in multiple sessions")."""
+    v = view([])
+    for uid in range(1, 200, 2):      # this session claims the odd UIDs, another the even
+        v.apply(MailboxChanges(uid + 1, uid + 2, (meta(uid, uid + 1), meta(uid + 1, uid + 1)), ()),
+                allow_expunge=True, recent_from=uid, recent_to=uid + 1)
+    assert not any(v.is_recent(uid) for uid in range(2, 201, 2))
+    assert all(v.is_recent(uid) for uid in range(199 - 2 * 20, 200, 2))   # the latest kept

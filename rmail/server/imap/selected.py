@@ -38,7 +38,9 @@ from rmail.server.core.model import Mailbox, MailboxChanges, MessageMeta
 
 __all__ = ["SelectedMailbox", "Update", "InvalidSequence", "Watcher", "in_ranges"]
 
-#: At most this many \Recent ranges are kept; older ones merge (recent is advisory).
+#: At most this many \Recent ranges are kept; past it the oldest is forgotten (its messages
+#: stop being \Recent here). Never merged: the UIDs between two ranges belong to other
+#: sessions, and \Recent may go to one session only (RFC 3501 §2.3.2).
 MAX_RECENT_RANGES = 32
 #: Distinct flag sets remembered as holding only announced keywords. A mailbox has few (the
 #: store shares one frozenset per distinct set); past the cap a set is just checked again.
@@ -346,8 +348,7 @@ class SelectedMailbox:
         else:
             self._recent.append((lo, hi))
         if len(self._recent) > MAX_RECENT_RANGES:
-            (a, _), (_, d) = self._recent[0], self._recent[1]
-            self._recent[:2] = [(a, d)]
+            del self._recent[0]
 
     def _remove(self, uids: set[int]) -> list[int]:
         """Drop UIDs from the map; returns their seqs in descending order (each valid when

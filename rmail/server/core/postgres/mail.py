@@ -31,7 +31,7 @@ from typing import Any, Callable, Final, Iterable, Sequence
 import asyncpg
 
 from .. import mime
-from ..bytecache import ByteCache
+from ..lru import INFO_CACHE_BYTES, SizedLRU, info_size, read_through
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied
 from ..events import MailboxChanged, MailboxesChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
@@ -230,9 +230,11 @@ class PgMailStore:
         # Single-flight reads, keyed like the SQLite store's: (commit count when issued, result).
         self._changes: SingleFlight[tuple[int, int], MailboxChanges] = SingleFlight(lambda: self.db.commits)
         self._claims: SingleFlight[int, tuple[int, int]] = SingleFlight(lambda: self.db.commits)
-        #: Bytes of small messages read lately (immutable by blob id): FETCH of a hot message
+        #: Bytes of small messages read lately (immutable by blob id, core/lru.py): FETCH of a hot message
         #: needs no database round trip.
-        self._hot = ByteCache()
+        self._hot: SizedLRU[str, bytes] = SizedLRU()
+        #: Parsed fields of messages fetched lately, by (mailbox id, UID) (core/lru.py).
+        self._infos: SizedLRU[tuple[int, int], MessageInfo] = SizedLRU(INFO_CACHE_BYTES)
 
     @property
     def on_commit(self) -> Callable[[float], None] | None:
@@ -533,6 +535,15 @@ class PgMailStore:
         return await self.db.read(q)
 
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
+        """Parsed fields (ENVELOPE, BODYSTRUCTURE, headers...) for FETCH and the REST API;
+        those fetched lately from memory (core/lru.py)."""
+        async def read(keys: list[tuple[int, int]]) -> dict[tuple[int, int], MessageInfo]:
+            found = await self._read_infos(mailbox_id, [uid for _, uid in keys])
+            return {(mailbox_id, uid): info for uid, info in found.items()}
+        found = await read_through(self._infos, ((mailbox_id, uid) for uid in uids), read, info_size)
+        return {uid: info for (_, uid), info in found.items()}
+
+    async def _read_infos(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
         wanted = _uid_list(uids)
 
         async def q(conn: asyncpg.Connection) -> dict[int, MessageInfo]:
@@ -564,7 +575,7 @@ class PgMailStore:
             return BytesBody(cached)
         body = await open_body(self.db, blob_id)
         if isinstance(body, BytesBody) and body.inline is not None:
-            self._hot.put(blob_id, body.inline)
+            self._hot.put(blob_id, body.inline, len(body.inline))
         return body
 
     async def read_message(self, blob_id: str) -> bytes:
@@ -578,7 +589,7 @@ class PgMailStore:
         data = await self.db.read(q, single=True)
         if data is None:
             raise NotFound("message no longer exists")
-        self._hot.put(blob_id, data)
+        self._hot.put(blob_id, data, len(data))
         return data
 
     async def claim_recent(self, mailbox_id: int) -> int:

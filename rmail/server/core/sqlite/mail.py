@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .. import mime
-from ..bytecache import ByteCache
+from ..lru import INFO_CACHE_BYTES, SizedLRU, info_size, read_through
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
 from ..events import MailboxChanged, MailboxesChanged, QueueChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
@@ -95,9 +95,11 @@ class SqliteMailStore:
         # Single-flight reads: (commit count when issued, the pending result).
         self._changes: SingleFlight[tuple[int, int], MailboxChanges] = SingleFlight(lambda: self.db.commits)
         self._claims: SingleFlight[int, tuple[int, int]] = SingleFlight(lambda: self.db.commits)
-        #: Bytes of small messages read lately (immutable by blob id): FETCH of a hot message
+        #: Bytes of small messages read lately (immutable by blob id, core/lru.py): FETCH of a hot message
         #: needs no reader-thread round trip.
-        self._hot = ByteCache()
+        self._hot: SizedLRU[str, bytes] = SizedLRU()
+        #: Parsed fields of messages fetched lately, by (mailbox id, UID) (core/lru.py).
+        self._infos: SizedLRU[tuple[int, int], MessageInfo] = SizedLRU(INFO_CACHE_BYTES)
         # Parsing and writing blobs in parallel with the writer's commits.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 
@@ -447,7 +449,15 @@ class SqliteMailStore:
         return await self.db.read(q)
 
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
-        """Parsed fields (ENVELOPE, BODYSTRUCTURE, headers...) for FETCH and the REST API."""
+        """Parsed fields (ENVELOPE, BODYSTRUCTURE, headers...) for FETCH and the REST API;
+        those fetched lately from memory (core/lru.py)."""
+        async def read(keys: list[tuple[int, int]]) -> dict[tuple[int, int], MessageInfo]:
+            found = await self._read_infos(mailbox_id, [uid for _, uid in keys])
+            return {(mailbox_id, uid): info for uid, info in found.items()}
+        found = await read_through(self._infos, ((mailbox_id, uid) for uid in uids), read, info_size)
+        return {uid: info for (_, uid), info in found.items()}
+
+    async def _read_infos(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
         def q(conn: sqlite3.Connection) -> dict[int, MessageInfo]:
             out: dict[int, MessageInfo] = {}
             for chunk in _chunks(list(uids)):
@@ -487,7 +497,7 @@ class SqliteMailStore:
             return row[0] if row else None
         data = await self.db.read(q, single=True)
         if data is not None:
-            self._hot.put(blob_id, data)
+            self._hot.put(blob_id, data, len(data))
         return data
 
     async def open_message(self, blob_id: str) -> MessageBody:
