@@ -146,7 +146,8 @@ def test_capabilities_after_login(configured: bool, active: bool) -> None:
     """RFC 4959's SASL-IR goes with AUTH=, so not after login; the session extensions
     (COMPRESS, QUOTA, UTF8=ACCEPT) are listed after login only."""
     assert capabilities(tls_configured=configured, tls_active=active, authenticated=True) == (
-        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT"))
+        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT")
+        + ("NOTIFY",))
 
 
 def test_text_is_bounded_on_a_character_boundary() -> None:
