@@ -150,7 +150,7 @@ def test_capabilities_after_login(configured: bool, active: bool) -> None:
     (COMPRESS, QUOTA, UTF8=ACCEPT) are listed after login only."""
     assert capabilities(tls_configured=configured, tls_active=active, authenticated=True) == (
         ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + MESSAGE
-        + ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT"))
+        + ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT") + ("NOTIFY",))
 
 
 def test_text_is_bounded_on_a_character_boundary() -> None:

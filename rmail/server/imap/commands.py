@@ -35,6 +35,7 @@ __all__ = [
     "SORT_KEYS", "Sort", "SortCriterion", "THREAD_ALGORITHMS", "Thread",
     "SAVED_RESULT", "CancelUpdate", "SearchAge", "SearchReturn",
     "Compress", "GetQuota", "GetQuotaRoot", "SetQuota",
+    "Notify", "NotifyGroup",
 ]
 # BINARY, MULTIAPPEND, CATENATE, URLAUTH, OBJECTID (RFC 3516, 3502, 4469, 4467, 8474).
 __all__ += ["AppendMessage", "CatPart", "GenUrlAuth", "ResetKey", "SearchObjectId", "UrlFetch",
@@ -750,3 +751,27 @@ class SetQuota(Command):
 
     root: str
     limits: tuple[tuple[str, int], ...]
+
+
+# -- NOTIFY (RFC 5465) ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class NotifyGroup:
+    """One event-group of NOTIFY SET (RFC 5465 §6): its filter (upper-cased: SELECTED,
+    SELECTED-DELAYED, INBOXES, PERSONAL, SUBSCRIBED, SUBTREE, MAILBOXES), the names SUBTREE and
+    MAILBOXES give, its events in the RFC's spelling (empty: NONE), and MessageNew's fetch-att
+    list (empty: none given)."""
+
+    filter: str
+    mailboxes: tuple[str, ...]
+    events: tuple[str, ...]
+    fetch: tuple[FetchAtt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notify(Command):
+    """NOTIFY NONE, or NOTIFY SET [STATUS] event-group... (RFC 5465 §3); `groups` is None for
+    NONE. Parsed for syntax only: which combinations are valid is `notify`'s to say."""
+
+    groups: tuple[NotifyGroup, ...] | None
+    status: bool = False

@@ -31,6 +31,7 @@ from .commands import (AppendMessage, CatPart, GenUrlAuth, ResetKey, SearchObjec
 from .commands import SORT_KEYS, THREAD_ALGORITHMS, Sort, SortCriterion, Thread
 from .commands import SAVED_RESULT, CancelUpdate, SearchAge, SearchReturn
 from .commands import Compress, GetQuota, GetQuotaRoot, SetQuota
+from .commands import Notify, NotifyGroup
 from .wire import MAX_TAG, Frame, ReplyError
 
 __all__ = ["MAX_ID_PAIRS", "MAX_SEARCH_DEPTH", "MAX_SEARCH_KEYS", "ParseError", "parse_command",
@@ -1357,6 +1358,97 @@ def _setquota(r: _Reader, tag: str, uid: bool) -> Command:
     return SetQuota(tag, root, tuple(limits))
 
 
+#: NOTIFY (RFC 5465 §8): event groups, mailbox names and events one command may carry. A
+#: client names a handful of mailboxes (Dovecot refuses more than 100 names per group).
+MAX_NOTIFY_GROUPS: Final = 32
+MAX_NOTIFY_NAMES: Final = 100
+MAX_NOTIFY_EVENTS: Final = 16
+#: The events RFC 5465 §5 and its successors name, in their spelling (matched without case).
+NOTIFY_EVENT_NAMES: Final = {n.upper(): n for n in (
+    "MessageNew", "MessageExpunge", "FlagChange", "AnnotationChange", "MailboxName",
+    "SubscriptionChange", "MailboxMetadataChange", "ServerMetadataChange")}
+_NOTIFY_FILTERS: Final = ("SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED",
+                          "SUBTREE", "MAILBOXES")
+
+
+def _notify_names(r: _Reader, names: list[str]) -> tuple[str, ...]:
+    """one-or-more-mailbox: a name or a parenthesised list. A name that is not modified UTF-7
+    names no mailbox, now or later, and is left out (RFC 5465 §6: nonexistent is fine)."""
+    listed = r.accept(b"(")
+    out: list[str] = []
+    while True:
+        if len(names) >= MAX_NOTIFY_NAMES:
+            r._refuse("NOTIFICATIONOVERFLOW", f"at most {MAX_NOTIFY_NAMES} mailbox names")
+        text = r._mailbox_text(r.astring())
+        if text is not None:
+            name = normalize_mailbox(text)
+            names.append(name)
+            out.append(name)
+        if not listed or r.accept(b")"):
+            return tuple(dict.fromkeys(out))
+        r.sp()
+
+
+def _notify_group(r: _Reader, names: list[str]) -> NotifyGroup:
+    r.expect(b"(")
+    kind = r.atom().upper()
+    if kind not in _NOTIFY_FILTERS:
+        raise r.fail(f"unknown NOTIFY mailbox filter {kind[:32]}")
+    r.sp()
+    boxes: tuple[str, ...] = ()
+    if kind in ("SUBTREE", "MAILBOXES"):
+        boxes = _notify_names(r, names)
+        r.sp()
+    events: list[str] = []
+    fetch: list[FetchAtt] = []
+    if not r.accept_word(b"NONE"):
+        r.expect(b"(", "( or NONE")
+        while True:
+            word = r.atom()
+            event = NOTIFY_EVENT_NAMES.get(word.upper(), word[:40])
+            if len(events) >= MAX_NOTIFY_EVENTS:
+                raise r.fail("too many NOTIFY events")
+            events.append(event)
+            if event == "MessageNew" and r.accept(b" ("):
+                while True:
+                    fetch.append(_fetch_att(r))
+                    if len(fetch) > MAX_NOTIFY_EVENTS:
+                        raise r.fail("too many fetch attributes")
+                    if r.accept(b")"):
+                        break
+                    r.sp()
+            if r.accept(b")"):
+                break
+            r.sp()
+    r.expect(b")")
+    return NotifyGroup(kind, boxes, tuple(dict.fromkeys(events)), tuple(dict.fromkeys(fetch)))
+
+
+def _notify(r: _Reader, tag: str, uid: bool) -> Command:
+    """NOTIFY NONE / NOTIFY SET [STATUS] event-group... (RFC 5465 §8)."""
+    r.sp()
+    if r.accept_word(b"NONE"):
+        r.end()
+        return Notify(tag, None)
+    if not r.accept_word(b"SET"):
+        raise r.fail("expected SET or NONE")
+    r.sp()
+    status = r.accept_word(b"STATUS")
+    if status:
+        r.sp()
+    groups: list[NotifyGroup] = []
+    names: list[str] = []
+    while True:
+        if len(groups) >= MAX_NOTIFY_GROUPS:
+            raise r.fail("too many NOTIFY event groups")
+        groups.append(_notify_group(r, names))
+        if r.at_end():
+            break
+        r.sp()
+    r.end()
+    return Notify(tag, tuple(groups), status)
+
+
 _Parser = Callable[[_Reader, str, bool], Command]
 
 _COMMANDS: Final[dict[str, _Parser]] = {
@@ -1400,6 +1492,7 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "GETQUOTA": _getquota,
     "GETQUOTAROOT": _getquotaroot,
     "SETQUOTA": _setquota,
+    "NOTIFY": _notify,
 }
 
 _UID_COMMANDS: Final[dict[str, _Parser]] = {

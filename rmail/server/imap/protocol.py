@@ -40,10 +40,12 @@ _NOT_AUTHENTICATED: Final = _ANY | {c.StartTLS, c.Authenticate, c.Login}
 
 #: COMPRESS (RFC 4978 §5: command-auth), GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208 §5).
 _SESSION_EXTENSIONS: Final = frozenset({c.Compress, c.GetQuota, c.GetQuotaRoot, c.SetQuota})
+#: NOTIFY (RFC 5465 §3: authenticated and selected states).
+_NOTIFY_COMMANDS: Final = frozenset({c.Notify})
 
 #: RFC 3501 §6.3 plus NAMESPACE (RFC 2342), ENABLE (RFC 5161), IDLE (RFC 2177 is valid in
 #: the authenticated state too: it reports mailbox-independent changes).
-_AUTHENTICATED: Final = _ANY | _SESSION_EXTENSIONS | {
+_AUTHENTICATED: Final = _ANY | _SESSION_EXTENSIONS | _NOTIFY_COMMANDS | {
     c.Select, c.Examine, c.Create, c.Delete, c.Rename, c.Subscribe, c.Unsubscribe, c.List,
     c.Lsub, c.Status, c.Append, c.Namespace, c.Enable, c.Idle,
 } | {c.GenUrlAuth, c.ResetKey, c.UrlFetch}  # URLAUTH (RFC 4467 §6)
@@ -71,6 +73,8 @@ SYNC_CAPABILITIES: Final = ("CONDSTORE", "QRESYNC")
 #: RFC 4978, RFC 9208 (STORAGE is the one resource; no QUOTASET: users cannot set quotas),
 #: RFC 6855 (through ENABLE).
 SESSION_CAPABILITIES: Final = ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT")
+#: After login, after SESSION_CAPABILITIES: RFC 5465 (handlers/notify.py).
+NOTIFY_CAPABILITIES: Final = ("NOTIFY",)
 #: Where AUTH= is listed: an initial response may go with AUTHENTICATE (RFC 4959).
 _SASL_CAPABILITIES: Final = ("AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR")
 
@@ -131,7 +135,7 @@ def capabilities(*, tls_configured: bool, tls_active: bool,
         caps.append(f"APPENDLIMIT={append_limit}")
     caps += MESSAGE_CAPABILITIES
     if authenticated:
-        return tuple(caps) + SESSION_CAPABILITIES
+        return tuple(caps) + SESSION_CAPABILITIES + NOTIFY_CAPABILITIES
     if tls_active or not tls_configured:
         caps += _SASL_CAPABILITIES
     else:

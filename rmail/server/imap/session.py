@@ -58,6 +58,10 @@ class Session(SessionState):
         Raises:
             SessionClosed: the connection must close after this command.
         """
+        async with self.writing:    # NOTIFY's news goes between commands (handlers.notify)
+            await self._execute(cmd)
+
+    async def _execute(self, cmd: c.Command) -> None:
         if not allowed(self.state, cmd):
             self.send(Tagged(cmd.tag, "BAD", f"{type(cmd).__name__.upper()} not allowed in "
                              f"the {self.state.value} state"))
@@ -87,4 +91,7 @@ class Session(SessionState):
 
     def close(self) -> None:
         """Release subscriptions; called by the connection when it ends."""
+        if self.notifier is not None:
+            self.notifier.stop()
+            self.notifier = None
         self.deselect()

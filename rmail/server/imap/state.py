@@ -16,6 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Final, Protocol
 
@@ -35,10 +36,21 @@ from .protocol import State, capabilities
 from .selected import SelectedMailbox
 from .wire import DEFAULT_MAX_LITERAL
 
-__all__ = ["AUTOLOGOUT", "Output", "ReadLine", "Services", "SessionState"]
+__all__ = ["AUTOLOGOUT", "Notifier", "Output", "ReadLine", "Services", "SessionState"]
 
 #: RFC 3501 §5.4: an autologout timer of at least 30 minutes.
 AUTOLOGOUT: Final = 30 * 60
+
+
+class Notifier(Protocol):
+    """NOTIFY's subscription (RFC 5465, `handlers.notify`): IDLE waits on its bell and pushes
+    its news; the session stops it when NOTIFY changes or the connection ends."""
+
+    bell: Doorbell
+
+    async def push(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class Output(Protocol):
@@ -106,6 +118,10 @@ class SessionState:
         #: COMPRESS DEFLATE was accepted (RFC 4978): the connection compresses from the end of
         #: the tagged OK on, both ways.
         self.compressing = False
+        #: NOTIFY in force (RFC 5465), None when off.
+        self.notifier: Notifier | None = None
+        #: Held while a command runs: NOTIFY's pusher writes only between commands.
+        self.writing = asyncio.Lock()
 
     # -- what handlers share ------------------------------------------------------------------
 

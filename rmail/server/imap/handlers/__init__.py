@@ -10,6 +10,7 @@
 - `urlauth` — GENURLAUTH, RESETKEY, URLFETCH (RFC 4467, RFC 5524).
 - `sync` — SELECT, EXAMINE, NOOP, CHECK, CLOSE, UNSELECT, IDLE, and `flush`: the selected
   mailbox's news, sent at the moments RFC 3501 §7.4.1 allows.
+- `notify` — NOTIFY (RFC 5465) and the news it pushes about other mailboxes.
 - `quota` — GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208) and STATUS DELETED/DELETED-STORAGE.
 
 The contract of a handler: ``async def handler(session, command) -> Tagged``. It may write
@@ -28,6 +29,7 @@ from ..encode import Tagged
 from . import auth, mailboxes, messages, search, sync, urlauth
 from . import esearch
 from . import quota
+from . import notify
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -40,4 +42,5 @@ HANDLERS: Final[Mapping[type[Command], Handler]] = {
     **sync.HANDLERS, **urlauth.HANDLERS,
     **esearch.HANDLERS,
     **quota.HANDLERS,
+    **notify.HANDLERS,
 }

@@ -296,10 +296,16 @@ async def idle(s: SessionState, cmd: c.Idle) -> Tagged:
             if s.bell is not None:
                 bell_task = asyncio.ensure_future(s.bell.wait())
                 waiters.add(bell_task)
+            notifier = s.notifier   # NOTIFY (RFC 5465): other mailboxes' news, pushed too
+            notify_task = asyncio.ensure_future(notifier.bell.wait()) if notifier else None
+            if notify_task is not None:
+                waiters.add(notify_task)
             done, _ = await asyncio.wait(waiters, timeout=s.services.autologout,
                                          return_when=asyncio.FIRST_COMPLETED)
             if bell_task is not None and not bell_task.done():
                 bell_task.cancel()
+            if notify_task is not None and not notify_task.done():
+                notify_task.cancel()
             if not done:
                 s.send(BYE_AUTOLOGOUT)
                 await s.out.drain()
@@ -307,6 +313,8 @@ async def idle(s: SessionState, cmd: c.Idle) -> Tagged:
             if line_task in done:
                 break
             await flush(s, allow_expunge=True, force=True)
+            if notifier is not None and notifier is s.notifier:
+                await notifier.push()
             await s.out.drain()
     finally:
         if not line_task.done():
