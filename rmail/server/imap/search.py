@@ -58,9 +58,8 @@ BlobIdLoader = Callable[[list[int]], Awaitable[dict[int, str]]]
 def store_loaders(store: MailStore, mailbox_id: int) -> tuple[InfoLoader, TextLoader, BlobIdLoader]:
     """The loaders `search` (and SORT's keys, THREAD's fields) read mailbox `mailbox_id` of
     `store` with: parsed fields, the text BODY/TEXT look in, and the stored bytes' ids."""
-    async def blob_ids(uids: list[int]) -> dict[int, str]:
-        return {m.uid: m.blob_id for m in await store.get_meta(mailbox_id, uids)}
-    return partial(store.fetch_info, mailbox_id), partial(store.search_text, mailbox_id), blob_ids
+    return (partial(store.fetch_info, mailbox_id), partial(store.search_text, mailbox_id),
+            partial(store.message_blobs, mailbox_id))
 
 # What a key needs beyond the session's map, in the order AND tries keys.
 _MAP, _INFO, _TEXT = 0, 1, 2

@@ -31,7 +31,7 @@ from typing import Any, Callable, Final, Iterable, Sequence
 import asyncpg
 
 from .. import mime
-from ..lru import INFO_CACHE_BYTES, SizedLRU, info_size, read_through
+from ..lru import BLOB_ID_CACHE_BYTES, BLOB_ID_COST, INFO_CACHE_BYTES, SizedLRU, info_size, read_through
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied
 from ..events import MailboxChanged, MailboxesChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
@@ -235,6 +235,8 @@ class PgMailStore:
         self._hot: SizedLRU[str, bytes] = SizedLRU()
         #: Parsed fields of messages fetched lately, by (mailbox id, UID) (core/lru.py).
         self._infos: SizedLRU[tuple[int, int], MessageInfo] = SizedLRU(INFO_CACHE_BYTES)
+        #: Blob ids of messages fetched lately, by (mailbox id, UID).
+        self._blob_ids: SizedLRU[tuple[int, int], str] = SizedLRU(BLOB_ID_CACHE_BYTES)
 
     @property
     def on_commit(self) -> Callable[[float], None] | None:
@@ -494,6 +496,15 @@ class PgMailStore:
                                     " AND uid = ANY($2::bigint[]) ORDER BY uid", mailbox_id, wanted)
             return [_meta(r) for r in rows]
         return await self.db.read(q)
+
+    async def message_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        """From memory for messages asked for lately (core/lru.py), else from `get_meta`."""
+        async def read(keys: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+            metas = await self.get_meta(mailbox_id, [uid for _, uid in keys])
+            return {(mailbox_id, m.uid): m.blob_id for m in metas}
+        found = await read_through(self._blob_ids, ((mailbox_id, uid) for uid in uids), read,
+                                   lambda blob_id: BLOB_ID_COST)
+        return {uid: blob_id for (_, uid), blob_id in found.items()}
 
     async def page(self, mailbox_id: int, offset: int, limit: int) -> tuple[int, list[MessageMeta]]:
         if offset < 0 or limit < 0:

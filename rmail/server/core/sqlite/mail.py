@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .. import mime
-from ..lru import INFO_CACHE_BYTES, SizedLRU, info_size, read_through
+from ..lru import BLOB_ID_CACHE_BYTES, BLOB_ID_COST, INFO_CACHE_BYTES, SizedLRU, info_size, read_through
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
 from ..events import MailboxChanged, MailboxesChanged, QueueChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
@@ -100,6 +100,8 @@ class SqliteMailStore:
         self._hot: SizedLRU[str, bytes] = SizedLRU()
         #: Parsed fields of messages fetched lately, by (mailbox id, UID) (core/lru.py).
         self._infos: SizedLRU[tuple[int, int], MessageInfo] = SizedLRU(INFO_CACHE_BYTES)
+        #: Blob ids of messages fetched lately, by (mailbox id, UID).
+        self._blob_ids: SizedLRU[tuple[int, int], str] = SizedLRU(BLOB_ID_CACHE_BYTES)
         # Parsing and writing blobs in parallel with the writer's commits.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 
@@ -408,6 +410,15 @@ class SqliteMailStore:
             out.sort(key=lambda m: m.uid)
             return out
         return await self.db.read(q, single=len(uids) <= CHUNK)
+
+    async def message_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        """From memory for messages asked for lately (core/lru.py), else from `get_meta`."""
+        async def read(keys: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+            metas = await self.get_meta(mailbox_id, [uid for _, uid in keys])
+            return {(mailbox_id, m.uid): m.blob_id for m in metas}
+        found = await read_through(self._blob_ids, ((mailbox_id, uid) for uid in uids), read,
+                                   lambda blob_id: BLOB_ID_COST)
+        return {uid: blob_id for (_, uid), blob_id in found.items()}
 
     async def page(self, mailbox_id: int, offset: int, limit: int) -> tuple[int, list[MessageMeta]]:
         """Newest first (highest UID first), for the REST list; returns (total, page)."""

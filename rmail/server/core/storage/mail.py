@@ -179,6 +179,13 @@ class MailStore(Protocol):
         """The messages among ``uids`` that exist, in UID order."""
         ...
 
+    async def message_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        """``MessageMeta.blob_id`` of the messages among ``uids`` that exist (FETCH of message
+        bytes). A (mailbox, UID) pair names one message for good, so a backend may answer
+        from memory for a message expunged meanwhile (RFC 3501 §7.4.1 allows serving it to
+        a session that has not been told)."""
+        ...
+
     async def page(self, mailbox_id: int, offset: int, limit: int) -> tuple[int, list[MessageMeta]]:
         """Newest (highest UID) first; returns (total, page)."""
         ...

@@ -106,7 +106,7 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
         infos = await store.fetch_info(mailbox_id, uids) if plan.needs_info else {}
         blob_ids: dict[int, str] = {}
         if plan.needs_blob or plan.needs_blob_id:
-            blob_ids = {m.uid: m.blob_id for m in await store.get_meta(mailbox_id, uids)}
+            blob_ids = await store.message_blobs(mailbox_id, uids)
         out: list[bytes] = []
         for i, u in zip(batch, uids):
             data = None
