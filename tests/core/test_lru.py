@@ -60,3 +60,16 @@ async def test_parsed_fields_served_again_belong_to_their_message(store: MailSto
     assert again.id != other.id
     await store.append(again.id, b"Subject: new life\r\n\r\nx\r\n")
     assert (await store.fetch_info(again.id, [1]))[1].subject == "new life"
+
+
+async def test_message_blobs_name_each_message_its_bytes(store: MailStore, accounts: Accounts) -> None:
+    """``message_blobs`` (FETCH's way to a message's bytes) agrees with ``get_meta``, from the
+    store and again from memory, and leaves out UIDs that never existed."""
+    alice = await accounts.add_user("alice@example.com", "pw")
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    for n in (1, 2, 3):
+        await store.append(inbox.id, f"Subject: {n}\r\n\r\nx\r\n".encode())
+    expected = {m.uid: m.blob_id for m in await store.get_meta(inbox.id, [1, 2, 3])}
+    assert len(set(expected.values())) == 3
+    for _ in range(2):
+        assert await store.message_blobs(inbox.id, [1, 2, 3, 9]) == expected

@@ -126,6 +126,8 @@ SEARCH_EXTENSIONS = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN")
 MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "STATUS=SIZE")
 SORT_EXTENSIONS = ("SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SORT", "THREAD=ORDEREDSUBJECT",
                    "THREAD=REFERENCES")
+#: Message extensions, after STATUS=SIZE and APPENDLIMIT=n.
+MESSAGE = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH", "URLAUTH=BINARY", "OBJECTID")
 
 
 @pytest.mark.parametrize("configured, active, extra", [
@@ -135,10 +137,11 @@ SORT_EXTENSIONS = ("SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SORT", "THREAD=ORDE
 ])
 def test_capabilities(configured: bool, active: bool, extra: tuple[str, ...]) -> None:
     assert capabilities(tls_configured=configured, tls_active=active) == \
-        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + extra
+        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + MESSAGE + extra
     # RFC 7889 §2 (a): the one limit, after the list every connection gets.
     assert capabilities(tls_configured=configured, tls_active=active, append_limit=1024) == (
-        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + ("APPENDLIMIT=1024",) + extra)
+        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + ("APPENDLIMIT=1024",) + MESSAGE
+        + extra)
 
 
 @pytest.mark.parametrize("configured, active", [(False, False), (True, False), (True, True)])
@@ -146,8 +149,8 @@ def test_capabilities_after_login(configured: bool, active: bool) -> None:
     """RFC 4959's SASL-IR goes with AUTH=, so not after login; the session extensions
     (COMPRESS, QUOTA, UTF8=ACCEPT) are listed after login only."""
     assert capabilities(tls_configured=configured, tls_active=active, authenticated=True) == (
-        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT")
-        + ("NOTIFY",))
+        ALWAYS + SEARCH_EXTENSIONS + SORT_EXTENSIONS + MAILBOX + MESSAGE
+        + ("COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "UTF8=ACCEPT") + ("NOTIFY",))
 
 
 def test_text_is_bounded_on_a_character_boundary() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+from rmail.server.imap.objectid import mailbox_id
 from rmail.server.runtime import ServerRuntime
 
 from .conftest import RawClient
@@ -46,20 +47,21 @@ async def build_inbox(runtime: ServerRuntime) -> int:
 
 
 def opened(exists: int, recent: int, highest: int, *, readonly: bool = False) -> bytes:
-    """SELECT's untagged responses, HIGHESTMODSEQ last (RFC 7162 §3.1.8 puts it among them;
-    their order is free)."""
+    """SELECT's untagged responses, HIGHESTMODSEQ after UIDNEXT (RFC 7162 §3.1.8 puts it
+    among them; their order is free), MAILBOXID (RFC 8474 §4.2, "{MID}") last."""
     permanent = b"" if readonly else b"\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*"
     return (b"* %d EXISTS\r\n* %d RECENT\r\n" % (exists, recent)
             + b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
             + b"* OK [PERMANENTFLAGS (%b)] flags permitted\r\n" % permanent
             + b"* OK [UNSEEN 1] first unseen\r\n"
             + b"* OK [UIDVALIDITY {UV}] UIDs valid\r\n* OK [UIDNEXT 11] predicted next UID\r\n"
-            + b"* OK [HIGHESTMODSEQ %d] highest mod-sequence\r\n" % highest)
+            + b"* OK [HIGHESTMODSEQ %d] highest mod-sequence\r\n" % highest
+            + b"* OK [MAILBOXID ({MID})] mailbox id\r\n")
 
 
 CLOSED = b"* OK [CLOSED] previous mailbox closed\r\n"
 
-#: (sent, expected); {UV} is INBOX's UIDVALIDITY.
+#: (sent, expected); {UV} is INBOX's UIDVALIDITY, {MID} its MAILBOXID.
 STEPS: list[tuple[bytes, bytes]] = [
     # §3.1.8: SELECT with the CONDSTORE parameter enables CONDSTORE and reports HIGHESTMODSEQ.
     (b"c1 SELECT INBOX (CONDSTORE)\r\n",
@@ -173,12 +175,19 @@ STEPS: list[tuple[bytes, bytes]] = [
 ]
 
 
+async def inbox_mailbox_id(runtime: ServerRuntime) -> bytes:
+    account = await runtime.accounts.get_user("alice@example.com")
+    inbox = await runtime.store.get_mailbox(account.id, "INBOX")
+    return mailbox_id(inbox.id, inbox.uidvalidity).encode()
+
+
 async def test_rfc7162_examples_byte_exact(runtime: ServerRuntime) -> None:
     uv = b"%d" % await build_inbox(runtime)
+    mid = await inbox_mailbox_id(runtime)
     c = await RawClient.connect(runtime.port("imap"))
     await c.login()
     for send, wanted in STEPS:
-        send, wanted = send.replace(b"{UV}", uv), wanted.replace(b"{UV}", uv)
+        send, wanted = send.replace(b"{UV}", uv), wanted.replace(b"{UV}", uv).replace(b"{MID}", mid)
         await c.send(send)
         await expect(c, wanted, send)
     await c.close()
@@ -330,8 +339,9 @@ async def test_highestmodseq_stays_behind_an_expunge_not_yet_announced(runtime: 
     # Now told everything: EXPUNGE's tagged OK says 17.
     assert await a.cmd(b"a6", b"EXPUNGE") == b"a6 OK [HIGHESTMODSEQ 17] EXPUNGE completed\r\n"
     reply = await a.cmd(b"a7", b"SELECT INBOX (QRESYNC (%b 15))" % uv)
-    assert reply.endswith(b"* OK [HIGHESTMODSEQ 17] highest mod-sequence\r\n* VANISHED (EARLIER) 10\r\n"
-                          b"a7 OK [READ-WRITE] SELECT completed\r\n"), reply
+    assert reply.endswith(b"* OK [HIGHESTMODSEQ 17] highest mod-sequence\r\n"
+                          b"* OK [MAILBOXID (%b)] mailbox id\r\n" % await inbox_mailbox_id(runtime)
+                          + b"* VANISHED (EARLIER) 10\r\na7 OK [READ-WRITE] SELECT completed\r\n"), reply
     for client in (a, b):
         await client.close()
 

@@ -98,13 +98,13 @@ async def test_names_not_modified_utf7(runtime: ServerRuntime) -> None:
              b"t NO [CANNOT] mailbox names must be modified UTF-7 (RFC 3501 5.1.3)\r\n"),
             (b"CREATE {5+}\r\ncaf\xc3\xa9",
              b"t NO [CANNOT] mailbox names must be modified UTF-7 (RFC 3501 5.1.3)\r\n"),
-            (b"CREATE caf&AOk-", b"t OK CREATE completed\r\n"),
+            (b"CREATE caf&AOk-", b"t OK [MAILBOXID (F"),  # then the id (RFC 8474)
             (b"SELECT {5+}\r\ncaf\xc3\xa9", None),  # an 8-bit lookup still finds it
         ]:
             got = await client.cmd(b"t", cmd)
             if reply is None:
                 assert b"\r\nt OK [READ-WRITE]" in got
             else:
-                assert got == reply, cmd
+                assert got == reply or (reply.endswith(b"(F") and got.startswith(reply)), cmd
     finally:
         await client.close()

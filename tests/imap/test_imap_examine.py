@@ -19,14 +19,17 @@ async def append(c: RawClient, n: int) -> None:
     assert b"OK [APPENDUID" in reply, reply
 
 
-def examine_reply(exists: int, recent: int, uidvalidity: bytes, uidnext: int) -> bytes:
+def examine_reply(exists: int, recent: int, uidvalidity: bytes, uidnext: int,
+                  mailbox_id: int) -> bytes:
     return (b"* %d EXISTS\r\n* %d RECENT\r\n"
             b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
             b"* OK [PERMANENTFLAGS ()] flags permitted\r\n"
             b"* OK [UNSEEN 1] first unseen\r\n"
             b"* OK [UIDVALIDITY %b] UIDs valid\r\n"
             b"* OK [UIDNEXT %d] predicted next UID\r\n"
-            b"e OK [READ-ONLY] EXAMINE completed\r\n" % (exists, recent, uidvalidity, uidnext))
+            b"* OK [MAILBOXID (F%d-%b)] mailbox id\r\n"
+            b"e OK [READ-ONLY] EXAMINE completed\r\n"
+            % (exists, recent, uidvalidity, uidnext, mailbox_id, uidvalidity))
 
 
 async def test_examine_reports_recent_without_claiming(runtime: ServerRuntime) -> None:
@@ -38,16 +41,18 @@ async def test_examine_reports_recent_without_claiming(runtime: ServerRuntime) -
         await append(a, n)
     reply = await a.cmd(b"e", b"EXAMINE INBOX")
     uv = re.search(rb"UIDVALIDITY (\d+)", reply).group(1)
-    assert reply == examine_reply(2, 2, uv, 3)
+    alice = await runtime.accounts.get_user("alice@example.com")
+    mid = (await runtime.store.get_mailbox(alice.id, "INBOX")).id
+    assert reply == examine_reply(2, 2, uv, 3, mid)
     assert await a.cmd(b"f", b"FETCH 1:* (FLAGS)") == (
         b"* 1 FETCH (FLAGS (\\Recent))\r\n* 2 FETCH (FLAGS (\\Recent))\r\n"
         b"f OK FETCH completed\r\n")
     # A second read-only session sees the same: nothing was claimed.
-    assert await b.cmd(b"e", b"EXAMINE INBOX") == examine_reply(2, 2, uv, 3)
+    assert await b.cmd(b"e", b"EXAMINE INBOX") == examine_reply(2, 2, uv, 3, mid)
     # The first read-write session still gets them, and takes them from later sessions.
     assert b"* 2 EXISTS\r\n* 2 RECENT\r\n" in await c.cmd(b"s", b"SELECT INBOX")
     assert await b.cmd(b"e2", b"EXAMINE INBOX") == b"* OK [CLOSED] previous mailbox closed\r\n" + \
-        examine_reply(2, 0, uv, 3).replace(b"e OK", b"e2 OK")
+        examine_reply(2, 0, uv, 3, mid).replace(b"e OK", b"e2 OK")
     assert await b.cmd(b"f", b"FETCH 1:* (FLAGS)") == (
         b"* 1 FETCH (FLAGS ())\r\n* 2 FETCH (FLAGS ())\r\nf OK FETCH completed\r\n")
     # The earlier read-only session keeps its view for its lifetime (advisory flag).

@@ -20,6 +20,7 @@ from hypothesis import given, strategies as st
 
 from rmail.server.imap import commands as c
 from rmail.server.imap.listing import Wildcard
+from rmail.server.imap.objectid import mailbox_id
 from rmail.server.imap.parser import ParseError
 from rmail.server.runtime import ServerRuntime
 
@@ -36,14 +37,25 @@ async def session(runtime: ServerRuntime, *setup: bytes) -> RawClient:
     for i, line in enumerate([b"UNSUBSCRIBE " + name for name in DEFAULTS] + list(setup)):
         tag = b"s%d" % i
         reply = await c_.cmd(tag, line)
-        assert reply.endswith(tag + b" OK " + line.split(b" ")[0] + b" completed\r\n"), (line, reply)
+        # CREATE's OK carries [MAILBOXID (...)] (RFC 8474 §4.1).
+        assert reply.startswith(tag + b" OK ") and reply.endswith(
+            b" " + line.split(b" ")[0] + b" completed\r\n"), (line, reply)
     return c_
 
 
-async def transcript(c_: RawClient, steps: list[tuple[bytes, bytes]]) -> None:
+async def transcript(c_: RawClient, steps: list[tuple[bytes, bytes]],
+                     runtime: ServerRuntime | None = None) -> None:
+    """Each line's reply byte for byte; "{ID name}" stands for the MAILBOXID of mailbox
+    `name` (RFC 8474), known once the command has created it."""
     for line, wanted in steps:
         tag = line.split(b" ", 1)[0]
-        assert await c_.cmd(tag, line.split(b" ", 1)[1]) == wanted, line
+        got = await c_.cmd(tag, line.split(b" ", 1)[1])
+        for name in re.findall(rb"\{ID ([^}]+)\}", wanted):
+            assert runtime is not None
+            account = await runtime.accounts.get_user("alice@example.com")
+            box = await runtime.store.get_mailbox(account.id, name.decode())
+            wanted = wanted.replace(b"{ID %s}" % name, mailbox_id(box.id, box.uidvalidity).encode())
+        assert got == wanted, line
 
 
 # -- RFC 5258 §5 ------------------------------------------------------------------------------
@@ -265,9 +277,9 @@ async def test_rfc6154_special_use_options_and_create(runtime: ServerRuntime) ->
         (b't5 CREATE Everything (USE (\\All))',
          b't5 NO [USEATTR] \\All not supported\r\n'),
         (b't6 CREATE MySpecial (USE (\\sent))',
-         b't6 OK CREATE completed\r\n'),
+         b't6 OK [MAILBOXID ({ID MySpecial})] CREATE completed\r\n'),
         (b't7 CREATE Plain (USE ())',
-         b't7 OK CREATE completed\r\n'),
+         b't7 OK [MAILBOXID ({ID Plain})] CREATE completed\r\n'),
         (b't8 LIST (SPECIAL-USE) "" "MySpecial"',
          b'* LIST (\\Sent) "/" "MySpecial"\r\n'
          b't8 OK LIST completed\r\n'),
@@ -279,12 +291,12 @@ async def test_rfc6154_special_use_options_and_create(runtime: ServerRuntime) ->
          b'* LIST (\\HasNoChildren \\Sent) "/" "Sent"\r\n'
          b'* LIST (\\HasNoChildren \\Trash) "/" "Trash"\r\n'
          b't9 OK LIST completed\r\n'),
-        (b'u1 CREATE Projects/Old (USE (\\Archive))', b'u1 OK CREATE completed\r\n'),
+        (b'u1 CREATE Projects/Old (USE (\\Archive))', b'u1 OK [MAILBOXID ({ID Projects/Old})] CREATE completed\r\n'),
         (b'u2 LIST (SPECIAL-USE RECURSIVEMATCH) "" "Pro%"',
          b'* LIST () "/" "Projects" (CHILDINFO ("SPECIAL-USE"))\r\n'
          b'u2 OK LIST completed\r\n'),
         (b'u3 CREATE Odd (FLAVOUR (x))', b'u3 BAD unknown CREATE parameter\r\n'),
-    ])
+    ], runtime)
     await c_.close()
 
 

@@ -12,7 +12,7 @@ from .conftest import RawClient
 async def test_lsub_percent_shows_hidden_parent_noselect(runtime: ServerRuntime) -> None:
     c = await RawClient.connect(runtime.port("imap"))
     await c.login()
-    assert await c.cmd(b"c1", b"CREATE Work/2024/Q1") == b"c1 OK CREATE completed\r\n"
+    assert (await c.cmd(b"c1", b"CREATE Work/2024/Q1")).startswith(b"c1 OK [MAILBOXID (F")
     # CREATE subscribes nothing: subscribe the deepest one only.
     assert await c.cmd(b"s1", b"SUBSCRIBE Work/2024/Q1") == b"s1 OK SUBSCRIBE completed\r\n"
     top = await c.cmd(b"l1", b'LSUB "" %')
@@ -46,7 +46,7 @@ async def test_subscriptions_are_names_independent_of_mailboxes(runtime: ServerR
         b'* LSUB () "/" "Nowhere/Deep"\r\nl OK LSUB completed\r\n')
     assert b'* LSUB (\\Noselect) "/" "Nowhere"\r\n' in await c.cmd(b"l2", b'LSUB "" %')
     # CREATE does not subscribe, DELETE and RENAME do not unsubscribe.
-    assert await c.cmd(b"c", b"CREATE Box") == b"c OK CREATE completed\r\n"
+    assert (await c.cmd(b"c", b"CREATE Box")).startswith(b"c OK [MAILBOXID (F")
     assert await c.cmd(b"l3", b'LSUB "" Box') == b"l3 OK LSUB completed\r\n"
     await c.cmd(b"s3", b"SUBSCRIBE Box")
     assert await c.cmd(b"r", b"RENAME Box Crate") == b"r OK RENAME completed\r\n"

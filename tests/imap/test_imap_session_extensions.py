@@ -12,6 +12,7 @@ import asyncio
 import base64
 import imaplib
 
+from rmail.server.imap.objectid import mailbox_id
 from rmail.server.runtime import ServerRuntime
 from tests.conftest import PASSWORD
 
@@ -117,11 +118,11 @@ async def test_utf8_accept_transcript(runtime: ServerRuntime) -> None:
     await c.login()
     steps = [
         (b'u1 CREATE "\xc3\x84rger"\r\n', b"u1 NO [CANNOT] mailbox names must be modified UTF-7 (RFC 3501 5.1.3)\r\n"),
-        (b"u2 CREATE p&AOQA5A-\r\n", b"u2 OK CREATE completed\r\n"),
+        (b"u2 CREATE p&AOQA5A-\r\n", b"u2 OK [MAILBOXID ({ID p\xc3\xa4\xc3\xa4})] CREATE completed\r\n"),
         (b"u3 APPEND INBOX UTF8 (~{%d+}\r\n" % len(MSG) + MSG + b")\r\n", b"u3 BAD APPEND UTF8 needs ENABLE UTF8=ACCEPT first (RFC 6855 4)\r\n"),
         (b"u4 ENABLE UTF8=ACCEPT\r\n", b"* ENABLED UTF8=ACCEPT\r\nu4 OK ENABLE completed\r\n"),
-        (b'u5 CREATE "\xc3\x84rger/\xc3\x9cnter"\r\n', b"u5 OK CREATE completed\r\n"),
-        (b"u6 CREATE a&b\r\n", b"u6 OK CREATE completed\r\n"),
+        (b'u5 CREATE "\xc3\x84rger/\xc3\x9cnter"\r\n', b"u5 OK [MAILBOXID ({ID \xc3\x84rger/\xc3\x9cnter})] CREATE completed\r\n"),
+        (b"u6 CREATE a&b\r\n", b"u6 OK [MAILBOXID ({ID a&b})] CREATE completed\r\n"),
         (b'u7 CREATE "bad\xe2\x80\xa8name"\r\n', b"u7 NO [CANNOT] mailbox names must be modified UTF-7 (RFC 3501 5.1.3)\r\n"),
         (b'u8 LIST "" "*\xc3\xa4*"\r\n',
          b'* LIST (\\HasNoChildren) "/" ' + literal("pää") + b"\r\nu8 OK LIST completed\r\n"),
@@ -143,6 +144,14 @@ async def test_utf8_accept_transcript(runtime: ServerRuntime) -> None:
             box = await runtime.store.get_mailbox(account.id, "Ärger")
             wanted = wanted.replace(b"{UV}", b"%d" % box.uidvalidity)
         await c.send(send)
+        if b"{ID " in wanted:  # CREATE's MAILBOXID (RFC 8474 §4.1), known once it is created
+            got = await asyncio.wait_for(c.reader.readline(), 5)
+            start = wanted.index(b"{ID ") + 4
+            name = wanted[start:wanted.index(b"}", start)]
+            box = await runtime.store.get_mailbox(account.id, name.decode())
+            wanted = wanted.replace(b"{ID " + name + b"}", mailbox_id(box.id, box.uidvalidity).encode())
+            assert got == wanted, send
+            continue
         await expect(c, wanted, send)
     await c.close()
     # A session that did not enable UTF-8 sees the same mailboxes in modified UTF-7.
@@ -245,8 +254,15 @@ from rmail.server.imap.wire import Frame  # noqa: E402
     ((b"t CREATE \"\xc3\xa4\"",), True, c.Create("t", "\u00e4")),
     ((b"t SELECT &AOQ-",), True, c.Select("t", "&AOQ-")),
     ((b"t SELECT &AOQ-",), False, c.Select("t", "\u00e4")),
-    ((b"t APPEND x UTF8 (~", b"m", b")"), True, c.Append("t", "x", (), None, b"m")),
-    ((b"t APPEND x (\\Seen) UTF8 (~", b"m", b")"), True, c.Append("t", "x", ("\\Seen",), None, b"m")),
+    # A utf8-literal is a literal8 (RFC 6855 §4): binary parts in it are stored re-encoded.
+    ((b"t APPEND x UTF8 (~", b"m", b")"), True, c.Append("t", "x", (), None, b"m", True)),
+    ((b"t APPEND x (\\Seen) UTF8 (~", b"m", b")"), True, c.Append("t", "x", ("\\Seen",), None, b"m", True)),
+    # MULTIAPPEND and CATENATE take it too (append-data and cat-part, RFC 6855 §4).
+    ((b"t APPEND x UTF8 (~", b"m", b") UTF8 (~", b"n", b")"), True,
+     c.Append("t", "x", (), None, b"m", True, None, (c.AppendMessage((), None, b"n", True),))),
+    ((b"t APPEND x CATENATE (UTF8 (~", b"m", b") URL \"/INBOX/;uid=1\")"), True,
+     c.Append("t", "x", (), None, b"", False,
+              (c.CatPart(text=b"m", binary=True), c.CatPart(url="/INBOX/;uid=1")))),
 ])
 def test_parse(parts: tuple[bytes, ...], utf8: bool, expected: c.Command) -> None:
     assert parse_command(Frame(parts), utf8=utf8) == expected
@@ -259,6 +275,8 @@ def test_parse(parts: tuple[bytes, ...], utf8: bool, expected: c.Command) -> Non
     ((b"t CREATE \"\xff\"",), True, ("BAD", "mailbox name is not valid UTF-8")),
     ((b"t APPEND x UTF8 (~", b"m", b")"), False, ("BAD", "APPEND UTF8 needs ENABLE UTF8=ACCEPT first (RFC 6855 4)")),
     ((b"t APPEND x UTF8 (~", b"m", b""), True, ("BAD", "expected )")),
+    ((b"t APPEND x CATENATE (UTF8 (~", b"m", b"))"), False,
+     ("BAD", "CATENATE UTF8 needs ENABLE UTF8=ACCEPT first (RFC 6855 4)")),
     ((b"t SETQUOTA x (" + b"S 1 " * 16 + b"S 1)",), False, ("BAD", "too many quota resources")),
     ((b"t SETQUOTA x (S -1)",), False, ("BAD", "expected a quota limit (number64)")),
     ((b"t AUTHENTICATE PLAIN ab=c",), False, ("BAD", "invalid base64 initial response")),

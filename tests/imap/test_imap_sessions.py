@@ -32,12 +32,14 @@ async def test_two_sessions_with_idle(runtime: ServerRuntime) -> None:
                             await a.until_tagged(b"ap%d" % n))
     sel = await a.cmd(b"a1", b"SELECT INBOX")
     uv = re.search(rb"UIDVALIDITY (\d+)", sel).group(1)
+    mbid = re.search(rb"MAILBOXID \((F\d+-)" + uv + rb"\)", sel).group(1) + uv
     assert sel == (b"* 3 EXISTS\r\n* 3 RECENT\r\n"
                    b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
                    b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] "
                    b"flags permitted\r\n* OK [UNSEEN 1] first unseen\r\n"
                    b"* OK [UIDVALIDITY " + uv + b"] UIDs valid\r\n"
                    b"* OK [UIDNEXT 4] predicted next UID\r\n"
+                   b"* OK [MAILBOXID (" + mbid + b")] mailbox id\r\n"
                    b"a1 OK [READ-WRITE] SELECT completed\r\n")
     # \Recent went to session A only (RFC 3501 §2.3.1.2).
     sel_b = await b.cmd(b"b1", b"SELECT INBOX")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from rmail.server.core.sqlite.mail import INLINE_BLOB_MAX
+from rmail.server.imap.objectid import mailbox_id
 from rmail.server.runtime import ServerRuntime
 
 from . import caps
@@ -115,13 +116,13 @@ STEPS: list[tuple[bytes, bytes]] = [
      b'* LIST (\\HasNoChildren \\Trash) "/" "Trash"\r\n'
      b'd6 OK LIST completed\r\n'),
     (b'd7 CREATE Work/Projects/&AOk-t&AOk-\r\n',
-     b'd7 OK CREATE completed\r\n'),
+     b'd7 OK [MAILBOXID ({ID Work/Projects/\xc3\xa9t\xc3\xa9})] CREATE completed\r\n'),
     (b'd8 CREATE inbox\r\n',
      b'd8 NO [ALREADYEXISTS] INBOX always exists\r\n'),
     (b'd9 CREATE Work\r\n',
      b'd9 NO [ALREADYEXISTS] mailbox Work already exists\r\n'),
     (b'e1 CREATE Lists/\r\n',
-     b'e1 OK CREATE completed\r\n'),
+     b'e1 OK [MAILBOXID ({ID Lists})] CREATE completed\r\n'),
     (b'e2 LIST Work/ *\r\n',
      b'* LIST (\\HasChildren) "/" "Work/Projects"\r\n'
      b'* LIST (\\HasNoChildren) "/" "Work/Projects/&AOk-t&AOk-"\r\n'
@@ -230,6 +231,7 @@ STEPS: list[tuple[bytes, bytes]] = [
      b'* OK [UNSEEN 1] first unseen\r\n'
      b'* OK [UIDVALIDITY {INBOX}] UIDs valid\r\n'
      b'* OK [UIDNEXT 5] predicted next UID\r\n'
+     b'* OK [MAILBOXID ({ID INBOX})] mailbox id\r\n'
      b'h1 OK [READ-WRITE] SELECT completed\r\n'),
     (b'h2 FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)\r\n',
      b'* 1 FETCH (UID 1 FLAGS (\\Flagged $Label \\Recent) INTERNALDATE "05-Mar-2024 08:08:07 +0000" RFC822.SIZE 881)\r\n'
@@ -447,6 +449,7 @@ STEPS: list[tuple[bytes, bytes]] = [
      b'* OK [UNSEEN 1] first unseen\r\n'
      b'* OK [UIDVALIDITY {Archive}] UIDs valid\r\n'
      b'* OK [UIDNEXT 6] predicted next UID\r\n'
+     b'* OK [MAILBOXID ({ID Archive})] mailbox id\r\n'
      b'n1 OK [READ-ONLY] EXAMINE completed\r\n'),
     (b'n2 STORE 1 +FLAGS (\\Seen)\r\n',
      b'n2 NO [READ-ONLY] mailbox is read-only\r\n'),
@@ -479,6 +482,7 @@ STEPS: list[tuple[bytes, bytes]] = [
      b'* OK [UNSEEN 1] first unseen\r\n'
      b'* OK [UIDVALIDITY {Archive}] UIDs valid\r\n'
      b'* OK [UIDNEXT 6] predicted next UID\r\n'
+     b'* OK [MAILBOXID ({ID Archive})] mailbox id\r\n'
      b'n8 OK [READ-WRITE] SELECT completed\r\n'),
     (b'n9 UNSELECT\r\n',
      b'n9 OK UNSELECT completed\r\n'),
@@ -522,18 +526,31 @@ async def expect(c: RawClient, wanted: bytes, step: bytes) -> None:
     assert got == wanted, f"after {step[:60]!r}"
 
 
-async def test_every_command_byte_exact(runtime: ServerRuntime) -> None:
+async def _fill(runtime: ServerRuntime, wanted: bytes) -> bytes:
+    """The transcript's placeholders: {X1100}, {Name} (UIDVALIDITY), {ID Name} (MAILBOXID,
+    RFC 8474; a mailbox the step creates is waited for, it exists before the OK is sent)."""
     account = await runtime.accounts.get_user("alice@example.com")
-    fill = {b"{X1100}": b"x" * 1100}
-    for box in await runtime.store.list_mailboxes(account.id):
-        fill[b"{%s}" % box.name.encode()] = b"%d" % box.uidvalidity
+    for _ in range(500):
+        fill = {b"{X1100}": b"x" * 1100}
+        for box in await runtime.store.list_mailboxes(account.id):
+            name = box.name.encode()
+            fill[b"{%s}" % name] = b"%d" % box.uidvalidity
+            fill[b"{ID %s}" % name] = mailbox_id(box.id, box.uidvalidity).encode()
+        out = wanted
+        for key, value in fill.items():
+            out = out.replace(key, value)
+        if b"{ID " not in out:
+            return out
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no mailbox for a placeholder in {wanted!r}")
+
+
+async def test_every_command_byte_exact(runtime: ServerRuntime) -> None:
     c = await RawClient.connect(runtime.port("imap"))
     for send, wanted in STEPS:
-        for key, value in fill.items():
-            wanted = wanted.replace(key, value)
         if send:
             await c.send(send)
-        await expect(c, wanted, send)
+        await expect(c, await _fill(runtime, wanted), send)
     assert await c.reader.read() == b""  # nothing after LOGOUT's reply
     await c.close()
 

@@ -1,5 +1,5 @@
 """Immutable store values kept in memory: the bytes of recently read small messages (by blob
-id) and their parsed fields (by mailbox id and UID).
+id), their parsed fields and blob ids (by mailbox id and UID).
 
 Clients fetch the same messages again and again (a header scan, then the body, then another
 client on the same mailbox); each is otherwise a store round trip (a thread hand-off on
@@ -18,7 +18,7 @@ from typing import Awaitable, Callable, Final, Generic, Hashable, Iterable, Type
 
 from .model import MessageInfo
 
-__all__ = ["DEFAULT_BYTES", "INFO_CACHE_BYTES", "SizedLRU", "info_size", "read_through"]
+__all__ = ["BLOB_ID_CACHE_BYTES", "BLOB_ID_COST", "DEFAULT_BYTES", "INFO_CACHE_BYTES", "SizedLRU", "info_size", "read_through"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -27,6 +27,9 @@ V = TypeVar("V")
 DEFAULT_BYTES: Final = 32 * 1024 * 1024
 #: Capacity of a store's cache of parsed fields.
 INFO_CACHE_BYTES: Final = 16 * 1024 * 1024
+#: A cached blob id's cost (the key, the string, the entry) and the capacity for them.
+BLOB_ID_COST: Final = 160
+BLOB_ID_CACHE_BYTES: Final = 4 * 1024 * 1024
 
 
 class SizedLRU(Generic[K, V]):

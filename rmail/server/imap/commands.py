@@ -37,6 +37,9 @@ __all__ = [
     "Compress", "GetQuota", "GetQuotaRoot", "SetQuota",
     "Notify", "NotifyGroup",
 ]
+# BINARY, MULTIAPPEND, CATENATE, URLAUTH, OBJECTID (RFC 3516, 3502, 4469, 4467, 8474).
+__all__ += ["AppendMessage", "CatPart", "GenUrlAuth", "ResetKey", "SearchObjectId", "UrlFetch",
+            "UrlFetchItem"]
 
 #: `*` in a sequence set; 0 is never a valid message number or UID.
 STAR: Final = 0
@@ -145,7 +148,9 @@ class FetchAtt:
 
     `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, MODSEQ (RFC
     7162), RFC822, RFC822.HEADER, RFC822.TEXT, or BODY — BODY with `section` None is the body structure
-    without extension data; with a section it is BODY[section]<partial>.
+    without extension data; with a section it is BODY[section]<partial>. Also PREVIEW
+    (RFC 8970), EMAILID and THREADID (RFC 8474); BINARY and BINARY.SIZE (RFC 3516 §4.2)
+    always have a section, of part numbers only.
     """
 
     name: str
@@ -159,11 +164,15 @@ class FetchAtt:
         if self.section is None:
             return self.name
         origin = f"<{self.partial[0]}>" if self.partial is not None else ""
+        if self.name in ("BINARY", "BINARY.SIZE"):
+            return f"{self.name}[{self.section}]{origin}"
         return f"BODY[{self.section}]{origin}"
 
     @property
     def sets_seen(self) -> bool:
-        """Non-PEEK body fetches set \\Seen (RFC 3501 §6.4.5)."""
+        """Non-PEEK body fetches set \\Seen (RFC 3501 §6.4.5; BINARY too, RFC 3516 §4.2)."""
+        if self.name == "BINARY.SIZE":
+            return False
         if self.section is not None:
             return not self.peek
         return self.name in ("RFC822", "RFC822.TEXT")
@@ -283,8 +292,17 @@ class SearchNot:
     key: SearchKey
 
 
+@dataclass(frozen=True, slots=True)
+class SearchObjectId:
+    """EMAILID / THREADID objectid (RFC 8474 §6); `kind` upper-cased, `value` as sent."""
+
+    kind: str
+    value: str
+
+
 SearchKey = Union[SearchAll, SearchFlag, SearchRecent, SearchSeq, SearchHeader, SearchBody,
-                  SearchDate, SearchSize, SearchAge, SearchAnd, SearchOr, SearchNot, SearchModseq]
+                  SearchDate, SearchSize, SearchAge, SearchAnd, SearchOr, SearchNot, SearchModseq,
+                  SearchObjectId]
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,17 +484,92 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatPart:
+    """One part of a CATENATE (RFC 4469 §5): TEXT literal (`text`, `binary` when a literal8)
+    or URL (`url`, as sent)."""
+
+    text: bytes | None = None
+    url: str | None = None
+    binary: bool = False
+
+    def __repr__(self) -> str:
+        if self.text is not None:
+            return f"CatPart(text=<{len(self.text)} bytes>)"
+        return f"CatPart(url={self.url!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class AppendMessage:
+    """One message of an APPEND: [flags] [date-time] and a literal (`message`, `binary` when a
+    literal8, RFC 3516 §4.4) or CATENATE parts (`catenate`, RFC 4469; `message` is empty)."""
+
+    flags: tuple[str, ...]
+    internal_date: datetime | None
+    message: bytes
+    binary: bool = False
+    catenate: tuple[CatPart, ...] | None = None
+
+    def __repr__(self) -> str:
+        return (f"AppendMessage(flags={self.flags!r}, internal_date={self.internal_date!r}, "
+                f"message=<{len(self.message)} bytes>, catenate={self.catenate!r})")
+
+
+@dataclass(frozen=True, slots=True)
 class Append(Command):
-    """APPEND mailbox [flags] [date-time] literal (RFC 3501 §6.3.11)."""
+    """APPEND mailbox [flags] [date-time] literal (RFC 3501 §6.3.11); `binary`: the message
+    came as a literal8 (RFC 3516 §4.4) and may hold binary parts; `catenate`: the message is
+    built from these parts instead (RFC 4469, `message` is empty); `more`: the messages after
+    the first (MULTIAPPEND, RFC 3502)."""
 
     mailbox: str
     flags: tuple[str, ...]
     internal_date: datetime | None
     message: bytes
+    binary: bool = False
+    catenate: tuple[CatPart, ...] | None = None
+    more: tuple[AppendMessage, ...] = ()
+
+    def messages(self) -> tuple[AppendMessage, ...]:
+        """Every message of the command, the first one included, in order."""
+        first = AppendMessage(self.flags, self.internal_date, self.message, self.binary,
+                              self.catenate)
+        return (first, *self.more)
 
     def __repr__(self) -> str:
         return (f"Append(tag={self.tag!r}, mailbox={self.mailbox!r}, flags={self.flags!r}, "
-                f"internal_date={self.internal_date!r}, message=<{len(self.message)} bytes>)")
+                f"internal_date={self.internal_date!r}, message=<{len(self.message)} bytes>, "
+                f"catenate={self.catenate!r}, more={self.more!r})")
+
+
+@dataclass(frozen=True, slots=True)
+class GenUrlAuth(Command):
+    """GENURLAUTH (url-rump mechanism)... (RFC 4467 §6.1); mechanisms upper-cased."""
+
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetKey(Command):
+    """RESETKEY [mailbox mechanism...] (RFC 4467 §6.2); no mailbox: every mailbox."""
+
+    mailbox: str | None
+    mechanisms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetchItem:
+    """One URL of URLFETCH: `params` None for the plain form (RFC 4467 §6.3), else the
+    upper-cased BODY / BINARY / BODYPARTSTRUCTURE asked for (RFC 5524 §3)."""
+
+    url: str
+    params: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetch(Command):
+    """URLFETCH url... (RFC 4467 §6.3, RFC 5524)."""
+
+    items: tuple[UrlFetchItem, ...]
 
 
 @dataclass(frozen=True, slots=True)

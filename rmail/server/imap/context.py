@@ -306,7 +306,7 @@ async def update(s: SessionState) -> None:
                                for ctx in mem.contexts.values()):
         return
     changed = sorted(i - 1 for i in (view.seq_of(u) for u in touched) if i is not None)
-    load_info, load_text = store_loaders(s.store, view.mailbox.id)
+    load_info, load_text, load_blob_ids = store_loaders(s.store, view.mailbox.id)
     out: list[bytes] = []
     for ctx in list(mem.contexts.values()):
         indexes: list[int] | range = changed
@@ -318,7 +318,8 @@ async def update(s: SessionState) -> None:
         slicer = Slicer(budget=s.services.search_budget, what="updating this search")
         try:
             hits = await evaluate(ctx.key, view, slicer=slicer, load_info=load_info,
-                                  load_text=load_text, among=indexes)
+                                  load_text=load_text, load_blob_ids=load_blob_ids,
+                                  among=indexes)
             matched = {view.uids[i] for i in hits}
             candidates = [view.uids[i] for i in indexes]
             removed = [u for u in candidates if u not in matched and u in ctx.result]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, Union
 
-from rmail.server.core.imapstring import MAX_QUOTED, nstring, string
+from rmail.server.core.imapstring import MAX_QUOTED, NIL, nstring, string
 
 __all__ = [
     "Atom", "CRLF", "Challenge", "Code", "Continuation", "Data", "FETCH_ORDER", "FLAGS_ORDER",
@@ -40,6 +40,8 @@ __all__ = [
     "THREAD_CLOSE", "THREAD_OPEN", "sort_response", "thread_response",
     "Value", "esearch_response", "sequence_range",
 ]
+# BINARY (RFC 3516) and URLFETCH (RFC 4467, RFC 5524).
+__all__ += ["literal8", "literal8_prefix", "urlfetch_head", "urlfetch_pair"]
 
 #: Ends every response line (RFC 3501 §2.2).
 CRLF: Final = b"\r\n"
@@ -265,6 +267,45 @@ def literal(data: bytes) -> bytes:
 def literal_prefix(size: int) -> bytes:
     """The ``{n}`` CRLF that announces a literal whose bytes are streamed after it."""
     return b"{%d}\r\n" % size
+
+
+def literal8(data: bytes) -> bytes:
+    """``~{n}`` CRLF `data` (RFC 3516 §4.2) when `data` holds a NUL octet, which an
+    IMAP4rev1 literal cannot carry; an ordinary literal otherwise."""
+    if b"\x00" in data:
+        return b"~{%d}\r\n" % len(data) + data
+    return b"{%d}\r\n" % len(data) + data
+
+
+def literal8_prefix(size: int) -> bytes:
+    """The ``~{n}`` CRLF of a literal8 whose bytes are streamed after it (RFC 3516 §4.2):
+    what they hold is not known when the prefix is sent."""
+    return b"~{%d}\r\n" % size
+
+
+def urlfetch_head() -> bytes:
+    """``* URLFETCH``, followed by one `urlfetch_pair` per URL and CRLF (RFC 4467 §6.3): the
+    pairs are written one by one, so a session holds one fetched message at a time."""
+    return b"* URLFETCH"
+
+
+def urlfetch_pair(url: str, value: bytes | None, *, extended: bool = False,
+                  items: Sequence[tuple[str, bytes | None, bool]] = ()) -> bytes:
+    """`` url data`` of a URLFETCH response: the plain form's literal or NIL (RFC 4467 §6.3);
+    with `extended`, ``(NAME value ...)`` of RFC 5524 §3 from `items` — (name, data or None,
+    whether data is written as a literal8 when it holds NUL (BINARY) rather than a literal;
+    BODYPARTSTRUCTURE's data is written as it is)."""
+    if not extended:
+        return b" " + string(url) + b" " + (NIL if value is None else literal(value))
+    out = []
+    for name, data, binary in items:
+        if data is None:
+            out.append(name.encode("ascii") + b" " + NIL)
+        elif name == "BODYPARTSTRUCTURE":
+            out.append(b"BODYPARTSTRUCTURE " + data)
+        else:
+            out.append(name.encode("ascii") + b" " + (literal8(data) if binary else literal(data)))
+    return b" " + string(url) + b" (" + b" ".join(out) + b")"
 
 
 def flag_list(flags: frozenset[str], recent: bool) -> bytes:

@@ -15,25 +15,33 @@ from dataclasses import dataclass
 from typing import Final, Iterable
 
 from rmail.server.core import mime
+from rmail.server.core.mime.binary import UnknownEncoding, binary_section, binary_size
 from rmail.server.core.mime.headers import split_header
 from rmail.server.core.model import MessageInfo
 
 from .commands import FetchAtt
-from .encode import date_time, flag_list, literal, literal_prefix, modseq_item
+from .encode import (date_time, flag_list, literal, literal8, literal8_prefix, literal_prefix,
+                     modseq_item, string)
+from .errors import CommandError
+from .objectid import email_id
 
 __all__ = ["FetchPlan", "FileRange", "file_items", "message_items"]
 
 _BLOB_ITEMS: Final = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT"})
-_INFO_ITEMS: Final = frozenset({"ENVELOPE", "BODYSTRUCTURE"})
+_INFO_ITEMS: Final = frozenset({"ENVELOPE", "BODYSTRUCTURE", "PREVIEW"})
 #: Top-level sections a file-backed message can answer from its header and byte ranges.
 _HEAD_SECTIONS: Final = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
+#: RFC 8474 §5 items.
+_OBJECTID_ITEMS: Final = frozenset({"EMAILID", "THREADID"})
+#: RFC 3516 §4.2 items: a part's decoded content and its size.
+_BINARY_ITEMS: Final = frozenset({"BINARY", "BINARY.SIZE"})
 
 
 class FetchPlan:
     """What a FETCH needs, decided once per command rather than per message."""
 
     __slots__ = ("atts", "needs_info", "needs_blob", "sets_seen", "has_flags", "streamable",
-                 "needs_head")
+                 "needs_head", "needs_blob_id")
 
     def __init__(self, atts: Iterable[FetchAtt]) -> None:
         self.atts = tuple(atts)
@@ -46,12 +54,19 @@ class FetchPlan:
         #: Every body item is the whole message, its text or its header: a file-backed
         #: message can be streamed (`file_items`) instead of read whole.
         self.streamable = all(_file_kind(a) is not None for a in blob_atts)
-        self.needs_head = any(_file_kind(a) not in (None, "WHOLE") for a in blob_atts)
+        self.needs_head = any(_file_kind(a) not in (None, "WHOLE", "SIZE") for a in blob_atts)
+        #: EMAILID is made from the id of the stored bytes (objectid.py).
+        self.needs_blob_id = any(a.name == "EMAILID" for a in self.atts)
 
 
 def _file_kind(att: FetchAtt) -> str | None:
-    """WHOLE, TEXT or HEAD for a body item `file_items` can answer; None otherwise."""
+    """WHOLE, TEXT, HEAD or SIZE for a body item `file_items` can answer; None otherwise."""
     section = att.section
+    if att.name in _BINARY_ITEMS:
+        # BINARY[] is the message as stored; a part has to be decoded (read whole).
+        if section is None or section.part:
+            return None
+        return "SIZE" if att.name == "BINARY.SIZE" else "WHOLE"
     if section is None:
         return {"RFC822": "WHOLE", "RFC822.TEXT": "TEXT", "RFC822.HEADER": "HEAD"}.get(att.name)
     if section.part:
@@ -77,6 +92,42 @@ def _section_bytes(att: FetchAtt, data: bytes) -> bytes | None:
     return mime.body_section(data, section.part, section.text, section.fields)
 
 
+def _binary_item(att: FetchAtt, data: bytes) -> bytes:
+    """``BINARY[part]<partial> value`` or ``BINARY.SIZE[part] n`` (RFC 3516 §4.2).
+
+    Raises:
+        CommandError: NO [UNKNOWN-CTE], the part's encoding cannot be undone (§4.3).
+    """
+    assert att.section is not None
+    label = att.response_name.encode("ascii") + b" "
+    try:
+        if att.name == "BINARY.SIZE":
+            return label + b"%d" % (binary_size(data, att.section.part) or 0)
+        value = binary_section(data, att.section.part)
+    except UnknownEncoding as exc:
+        raise CommandError("NO", str(exc), "UNKNOWN-CTE") from None
+    if value is None:
+        value = b""  # as BODY[] does for a part that does not exist
+    if att.partial is not None:
+        start, count = att.partial
+        value = value[start:start + count]
+    return label + literal8(value)
+
+
+def _objectid_item(name: str, blob_id: str | None) -> bytes:
+    """``EMAILID (M...)`` or ``THREADID NIL`` (RFC 8474 §5)."""
+    if name == "THREADID":
+        return b"THREADID NIL"
+    assert blob_id is not None, "EMAILID needs the message's blob id"
+    return b"EMAILID (" + email_id(blob_id).encode("ascii") + b")"
+
+
+def _preview(info: MessageInfo | None) -> bytes:
+    """``PREVIEW "text"`` (RFC 8970 §3): the text computed at delivery (at most 200
+    characters, whitespace collapsed); "" for a message without text."""
+    return b"PREVIEW " + string(_info(info).preview)
+
+
 def _info(info: MessageInfo | None) -> MessageInfo:
     # The session leaves out messages without metadata (expunged elsewhere, not yet announced)
     # rather than make up an ENVELOPE or BODYSTRUCTURE for them.
@@ -86,17 +137,21 @@ def _info(info: MessageInfo | None) -> MessageInfo:
 
 def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                   size: int, date: float, info: MessageInfo | None, data: bytes | None,
-                  force_flags: bool = False, modseq: int = 0) -> bytes:
+                  force_flags: bool = False, blob_id: str | None = None, modseq: int = 0) -> bytes:
     """The parenthesised item list of one `* n FETCH (...)` response.
 
     Args:
         force_flags: add FLAGS even if not asked (\\Seen was just set, RFC 3501 §6.4.5).
+        blob_id: the id of the message's stored bytes, when `plan.needs_blob_id`.
         modseq: the message's MODSEQ, read only when the plan asks for it (RFC 7162 §3.1.4).
     """
     out: list[bytes] = []
     for att in plan.atts:
         name = att.name
-        if att.section is not None:
+        if name in _BINARY_ITEMS:
+            assert data is not None
+            out.append(_binary_item(att, data))
+        elif att.section is not None:
             assert data is not None
             value = _section_bytes(att, data)
             if value is None:
@@ -122,6 +177,10 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
             out.append(b"BODYSTRUCTURE " + _info(info).bodystructure)
         elif name == "BODY":
             out.append(b"BODY " + _info(info).body)
+        elif name == "PREVIEW":
+            out.append(_preview(info))
+        elif name in _OBJECTID_ITEMS:
+            out.append(_objectid_item(name, blob_id))
         elif name == "RFC822":
             assert data is not None
             out.append(b"RFC822 " + literal(data))
@@ -147,13 +206,16 @@ def _meta_item(name: str, size: int, date: float, info: MessageInfo | None) -> b
         return b"ENVELOPE " + _info(info).envelope
     if name == "BODYSTRUCTURE":
         return b"BODYSTRUCTURE " + _info(info).bodystructure
+    if name == "PREVIEW":
+        return _preview(info)
     assert name == "BODY"
     return b"BODY " + _info(info).body
 
 
 def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                size: int, date: float, info: MessageInfo | None, file_size: int, head: bytes,
-               force_flags: bool = False, modseq: int = 0) -> list[bytes | FileRange] | None:
+               force_flags: bool = False, blob_id: str | None = None, modseq: int = 0
+               ) -> list[bytes | FileRange] | None:
     """`message_items` for a file-backed message (`plan.streamable`): the response as bytes
     and `FileRange`s to stream, so the body is never held in memory.
 
@@ -182,12 +244,17 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
                 pieces.append(b"UID %d" % uid)
             elif name == "FLAGS":
                 pieces.append(b"FLAGS " + flag_list(flags, recent))
+            elif name in _OBJECTID_ITEMS:
+                pieces.append(_objectid_item(name, blob_id))
             elif name == "MODSEQ":
                 pieces.append(modseq_item(modseq))
             else:
                 pieces.append(_meta_item(name, size, date, info))
             continue
         label = att.response_name.encode("ascii") + b" "
+        if kind == "SIZE":
+            pieces.append(label + b"%d" % file_size)
+            continue
         if kind == "HEAD":
             value = (mime.header_section(header) if att.section is None
                      or att.section.text == "HEADER" else _section_bytes(att, header)) or b""
@@ -202,7 +269,9 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
             start, count = att.partial
             start = min(start, length)
             base, length = base + start, max(0, min(count, length - start))
-        pieces.append(label + literal_prefix(length))
+        # A streamed BINARY[] is sent as literal8: whether it holds a NUL is not known yet.
+        pieces.append(label + (literal8_prefix(length) if name == "BINARY"
+                               else literal_prefix(length)))
         if length:
             pieces.append(FileRange(base, length))
     if force_flags and not plan.has_flags:

@@ -26,6 +26,8 @@ from .commands import (STAR, Append, Authenticate, Capability, Check, Close, Com
                        SearchNot, SearchOr, SearchRecent, SearchSeq, SearchSize, Section, Select,
                        SeqSet, StartTLS, Status, Store, StoreMode, Subscribe, UidExpunge, Unselect,
                        Unsubscribe, normalize_mailbox)
+from .commands import (AppendMessage, CatPart, GenUrlAuth, ResetKey, SearchObjectId, UrlFetch,
+                       UrlFetchItem)
 from .commands import SORT_KEYS, THREAD_ALGORITHMS, Sort, SortCriterion, Thread
 from .commands import SAVED_RESULT, CancelUpdate, SearchAge, SearchReturn
 from .commands import Compress, GetQuota, GetQuotaRoot, SetQuota
@@ -94,7 +96,7 @@ _DATE_TIME = re.compile(rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d)
 class _Reader:
     """Cursor over a frame's line pieces and literals."""
 
-    __slots__ = ("parts", "idx", "line", "pos", "search_keys", "refusal", "utf8")
+    __slots__ = ("parts", "idx", "line", "pos", "search_keys", "refusal", "utf8", "pieces")
 
     def __init__(self, parts: tuple[bytes, ...], *, utf8: bool = False) -> None:
         self.parts = parts
@@ -104,6 +106,7 @@ class _Reader:
         self.line = parts[0]
         self.pos = 0
         self.search_keys = 0
+        self.pieces = 0  # APPEND messages and CATENATE parts (MAX_APPEND_PIECES)
         #: A well-formed argument the command must be refused for (NO), raised by `end` once
         #: the rest of the command has proved well-formed (a syntax error is still BAD).
         self.refusal: ParseError | None = None
@@ -583,6 +586,7 @@ def _list(r: _Reader, tag: str, uid: bool) -> Command:
 
 
 _STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
+                                  "MAILBOXID",       # RFC 8474 §4.3
                                   "SIZE",            # STATUS=SIZE (RFC 8438)
                                   "APPENDLIMIT",     # RFC 7889 §3.1
                                   "DELETED", "DELETED-STORAGE",   # RFC 9208 §4.2
@@ -613,10 +617,25 @@ def _status(r: _Reader, tag: str, uid: bool) -> Command:
     return Status(tag, mailbox, items)
 
 
-def _append(r: _Reader, tag: str, uid: bool) -> Command:
-    r.sp()
-    mailbox = r.mailbox()
-    r.sp()
+#: Messages in one APPEND (MULTIAPPEND, RFC 3502) and CATENATE parts in all of them
+#: together (RFC 4469): each is a literal or a URL the server resolves, so the count bounds
+#: the work and the continuations; the bytes are bounded by the command's size already.
+#: Dovecot has no count limit; clients upload a few hundred messages per APPEND at most.
+MAX_APPEND_PIECES: Final = 1000
+
+
+def _count_piece(r: _Reader) -> None:
+    r.pieces += 1
+    if r.pieces > MAX_APPEND_PIECES:
+        # Well-formed but over an implementation limit: NO [LIMIT] (RFC 5530 §3).
+        raise ParseError(f"too many messages or parts (at most {MAX_APPEND_PIECES})",
+                         status="NO", code="LIMIT")
+
+
+def _append_message(r: _Reader) -> AppendMessage:
+    """[flag-list SP] [date-time SP] (literal / literal8 / CATENATE (...)) (RFC 3502 §6.3.11,
+    RFC 4469 §5, RFC 3516 §4.4)."""
+    _count_piece(r)
     flags: tuple[str, ...] = ()
     when = None
     if r.peek() == 0x28:
@@ -625,29 +644,67 @@ def _append(r: _Reader, tag: str, uid: bool) -> Command:
     if r.peek() == 0x22:
         when = _date_time(r)
         r.sp()
+    if r.accept_word(b"CATENATE"):
+        r.sp()
+        return AppendMessage(flags, when, b"", catenate=_cat_parts(r))
     if r.accept_word(b"UTF8"):
-        return _append_utf8(r, tag, mailbox, flags, when)
+        return AppendMessage(flags, when, _utf8_literal(r, "APPEND UTF8"), binary=True)
+    binary = r.accept(b"~")  # literal8 (RFC 3516 §4.4)
     if not r.at_literal():
         raise r.fail("APPEND needs the message as a literal")
-    message = r.take_literal()
+    return AppendMessage(flags, when, r.take_literal(), binary)
+
+
+def _cat_parts(r: _Reader) -> tuple[CatPart, ...]:
+    """"(" cat-part *(SP cat-part) ")": TEXT literal or URL astring (RFC 4469 §5)."""
+    r.expect(b"(")
+    parts: list[CatPart] = []
+    while True:
+        _count_piece(r)
+        if r.accept_word(b"TEXT"):
+            r.sp()
+            binary = r.accept(b"~")
+            if not r.at_literal():
+                raise r.fail("CATENATE TEXT needs a literal")
+            parts.append(CatPart(text=r.take_literal(), binary=binary))
+        elif r.accept_word(b"UTF8"):  # cat-part =/ utf8-literal (RFC 6855 §4)
+            parts.append(CatPart(text=_utf8_literal(r, "CATENATE UTF8"), binary=True))
+        elif r.accept_word(b"URL"):
+            r.sp()
+            parts.append(CatPart(url=r.text(r.astring(), "URL")))
+        else:
+            raise r.fail("expected TEXT or URL")
+        if r.accept(b")"):
+            return tuple(parts)
+        r.sp()
+
+
+def _append(r: _Reader, tag: str, uid: bool) -> Command:
+    r.sp()
+    mailbox = r.mailbox()
+    r.sp()
+    messages = [_append_message(r)]
+    while r.accept(b" "):  # MULTIAPPEND (RFC 3502)
+        messages.append(_append_message(r))
     r.end()
-    return Append(tag, mailbox, flags, when, message)
+    first = messages[0]
+    return Append(tag, mailbox, first.flags, first.internal_date, first.message, first.binary,
+                  first.catenate, tuple(messages[1:]))
 
 
-def _append_utf8(r: _Reader, tag: str, mailbox: str, flags: tuple[str, ...],
-                 when: datetime | None) -> Command:
-    """RFC 6855 §4: ``UTF8 (~{n}...)``, a message that may carry UTF-8 headers, allowed only
-    once the session has enabled UTF8=ACCEPT (before that: BAD)."""
+def _utf8_literal(r: _Reader, what: str) -> bytes:
+    """RFC 6855 §4: ``utf8-literal = "UTF8" SP "(" literal8 ")"`` (after the UTF8 word), a
+    message that may carry UTF-8 headers, as an APPEND message or a CATENATE part; allowed
+    only once the session has enabled UTF8=ACCEPT (before that: BAD)."""
     if not r.utf8:
-        raise r.fail("APPEND UTF8 needs ENABLE UTF8=ACCEPT first (RFC 6855 4)")
+        raise r.fail(f"{what} needs ENABLE UTF8=ACCEPT first (RFC 6855 4)")
     r.sp()
     r.expect(b"(~", "(~{n} literal8")
     if not r.at_literal():
-        raise r.fail("APPEND UTF8 needs the message as a literal8")
+        raise r.fail(f"{what} needs the message as a literal8")
     message = r.take_literal()
     r.expect(b")")
-    r.end()
-    return Append(tag, mailbox, flags, when, message)
+    return message
 
 
 def _date_time(r: _Reader) -> datetime:
@@ -689,7 +746,7 @@ def _date(r: _Reader) -> date:
 # FETCH (RFC 3501 §6.4.5)
 _SIMPLE_ITEMS: Final = frozenset({"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE",
                                   "BODYSTRUCTURE", "UID", "RFC822", "RFC822.HEADER",
-                                  "RFC822.TEXT", "BODY", "MODSEQ"})
+                                  "RFC822.TEXT", "BODY", "MODSEQ", "PREVIEW", "EMAILID", "THREADID"})
 _MACROS: Final = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -754,9 +811,45 @@ def _fetch_att(r: _Reader) -> FetchAtt:
             r.expect(b">")
             partial = (start, count)
         return FetchAtt("BODY", section, partial, peek=name == "BODY.PEEK")
+    if name in ("BINARY", "BINARY.PEEK", "BINARY.SIZE"):
+        return _binary_att(r, name)
+    if name == "PREVIEW" and r.accept(b" ("):
+        # RFC 8970 §4: PREVIEW (LAZY); the preview is computed at delivery, so LAZY (do not
+        # compute it now) changes nothing.
+        while True:
+            if not r.accept_word(b"LAZY"):
+                raise r.fail("expected LAZY")
+            if r.accept(b")"):
+                break
+            r.sp()
+        return FetchAtt("PREVIEW")
     if name not in _SIMPLE_ITEMS:
         raise r.fail(f"unknown FETCH item {name[:32]}")
     return FetchAtt(name)
+
+
+def _binary_att(r: _Reader, name: str) -> FetchAtt:
+    """BINARY[part]<partial>, BINARY.PEEK[...], BINARY.SIZE[part] (RFC 3516 §4.2, §6):
+    section-binary is part numbers only, and BINARY.SIZE has no partial."""
+    r.expect(b"[")
+    part: list[int] = []
+    if not r.accept(b"]"):
+        while True:
+            part.append(r.number(nonzero=True))
+            if len(part) > _MAX_PART_DEPTH:
+                raise r.fail("section part too deep")
+            if r.accept(b"]"):
+                break
+            r.expect(b".", "'.' or ']' in a binary section")
+    partial = None
+    if name != "BINARY.SIZE" and r.accept(b"<"):
+        start = r.number()
+        r.expect(b".")
+        count = r.number(nonzero=True)
+        r.expect(b">")
+        partial = (start, count)
+    return FetchAtt("BINARY.SIZE" if name == "BINARY.SIZE" else "BINARY", Section(tuple(part)),
+                    partial, peek=name == "BINARY.PEEK")
 
 
 def _fetch(r: _Reader, tag: str, uid: bool) -> Command:
@@ -878,6 +971,8 @@ _DATE_KEYS: Final = {"BEFORE": ("before", False), "ON": ("on", False),
                      "SINCE": ("since", False), "SENTBEFORE": ("before", True),
                      "SENTON": ("on", True), "SENTSINCE": ("since", True)}
 _CHARSETS: Final = frozenset({"UTF-8", "US-ASCII"})
+#: RFC 8474 §7: objectid = 1*255(ALPHA / DIGIT / "_" / "-").
+_OBJECTID = re.compile(rb"[A-Za-z0-9_-]{1,255}(?=[ )]|$)")
 
 
 def _search_key(r: _Reader, depth: int) -> SearchKey:
@@ -929,6 +1024,11 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
         return SearchFlag(kw, word == "KEYWORD")
     if word == "UID":
         return SearchSeq(r.seqset(), uid=True)
+    if word in ("EMAILID", "THREADID"):  # RFC 8474 §6
+        tok = r.match(_OBJECTID)
+        if tok is None:
+            raise r.fail("expected an objectid")
+        return SearchObjectId(word, tok.decode("ascii"))
     if word == "MODSEQ":
         return _search_modseq(r)
     if word in ("OLDER", "YOUNGER"):  # RFC 5032 §3
@@ -1136,6 +1236,72 @@ def _enable(r: _Reader, tag: str, uid: bool) -> Command:
     return Enable(tag, tuple(caps))
 
 
+# URLAUTH (RFC 4467 §9) and URLAUTH=BINARY (RFC 5524 §5)
+#: URLs in one GENURLAUTH or URLFETCH: each is a store look-up and, for URLFETCH, a message
+#: read (sent before the next is read); real clients (BURL submission) send one or two.
+MAX_URLS: Final = 100
+_MECHANISM = re.compile(rb"[A-Za-z0-9.-]+")
+_URLFETCH_PARAMS: Final = frozenset({"BODY", "BINARY", "BODYPARTSTRUCTURE"})
+
+
+def _count_url(count: int) -> None:
+    if count > MAX_URLS:
+        raise ParseError(f"too many URLs (at most {MAX_URLS})", status="NO", code="LIMIT")
+
+
+def _mechanism(r: _Reader) -> str:
+    tok = r.match(_MECHANISM)
+    if tok is None:
+        raise r.fail("expected mechanism")
+    return tok.decode("ascii").upper()
+
+
+def _genurlauth(r: _Reader, tag: str, uid: bool) -> Command:
+    items: list[tuple[str, str]] = []
+    while r.accept(b" "):
+        url = r.text(r.astring(), "URL")
+        r.sp()
+        items.append((url, _mechanism(r)))
+        _count_url(len(items))
+    if not items:
+        raise r.fail("GENURLAUTH needs a URL and a mechanism")
+    r.end()
+    return GenUrlAuth(tag, tuple(items))
+
+
+def _resetkey(r: _Reader, tag: str, uid: bool) -> Command:
+    if not r.accept(b" "):
+        r.end()
+        return ResetKey(tag, None)
+    mailbox = r.mailbox()
+    mechanisms: list[str] = []
+    while r.accept(b" "):
+        mechanisms.append(_mechanism(r))
+        _count_url(len(mechanisms))
+    r.end()
+    return ResetKey(tag, mailbox, tuple(mechanisms))
+
+
+def _urlfetch(r: _Reader, tag: str, uid: bool) -> Command:
+    items: list[UrlFetchItem] = []
+    while r.accept(b" "):
+        if r.accept(b"("):
+            url = r.text(r.astring(), "URL")
+            params: list[str] = []
+            while r.accept(b" "):
+                param = r.atom().upper()
+                if param not in _URLFETCH_PARAMS:
+                    raise r.fail(f"unknown URLFETCH parameter {param[:32]}")
+                params.append(param)
+            r.expect(b")")
+            items.append(UrlFetchItem(url, tuple(dict.fromkeys(params))))
+        else:
+            items.append(UrlFetchItem(r.text(r.astring(), "URL")))
+        _count_url(len(items))
+    if not items:
+        raise r.fail("URLFETCH needs a URL")
+    r.end()
+    return UrlFetch(tag, tuple(items))
 def _compress(r: _Reader, tag: str, uid: bool) -> Command:
     r.sp()
     mechanism = r.atom().upper()
@@ -1316,6 +1482,9 @@ _COMMANDS: Final[dict[str, _Parser]] = {
     "IDLE": _no_args(Idle),
     "ID": _id,
     "ENABLE": _enable,
+    "GENURLAUTH": _genurlauth,
+    "RESETKEY": _resetkey,
+    "URLFETCH": _urlfetch,
     "SORT": _sort,
     "THREAD": _thread,
     "CANCELUPDATE": _cancel_update,

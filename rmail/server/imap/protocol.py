@@ -49,7 +49,7 @@ _NOTIFY_COMMANDS: Final = frozenset({c.Notify})
 _AUTHENTICATED: Final = _ANY | _SESSION_EXTENSIONS | _NOTIFY_COMMANDS | {
     c.Select, c.Examine, c.Create, c.Delete, c.Rename, c.Subscribe, c.Unsubscribe, c.List,
     c.Lsub, c.Status, c.Append, c.Namespace, c.Enable, c.Idle,
-}
+} | {c.GenUrlAuth, c.ResetKey, c.UrlFetch}  # URLAUTH (RFC 4467 §6)
 
 #: RFC 3501 §6.4 plus UNSELECT (RFC 3691), MOVE (RFC 6851), UID EXPUNGE (RFC 4315).
 _SELECTED: Final = _AUTHENTICATED | {
@@ -110,6 +110,10 @@ SEARCH_CAPABILITIES: Final = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN"
 MAILBOX_CAPABILITIES: Final = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE")
 #: STATUS SIZE (RFC 8438); APPENDLIMIT=n (RFC 7889) follows it when a limit is configured.
 STATUS_CAPABILITIES: Final = ("STATUS=SIZE",)
+#: Message extensions, on every connection after APPENDLIMIT: RFC 3516, RFC 3502, RFC 4469,
+#: RFC 8970, RFC 4467, RFC 5524, RFC 8474.
+MESSAGE_CAPABILITIES: Final = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH",
+                               "URLAUTH=BINARY", "OBJECTID")
 
 
 def allowed(state: State, command: c.Command) -> bool:
@@ -136,6 +140,7 @@ def capabilities(*, tls_configured: bool, tls_active: bool,
     caps += STATUS_CAPABILITIES
     if append_limit is not None:
         caps.append(f"APPENDLIMIT={append_limit}")
+    caps += MESSAGE_CAPABILITIES
     # Last before the returns: it looks at the whole list (RFC 9051 needs BINARY there).
     if all(name in caps for name in REV2_REQUIRES):
         caps.insert(caps.index("IMAP4rev1") + 1, "IMAP4rev2")

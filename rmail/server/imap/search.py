@@ -14,7 +14,8 @@ message no longer hold the loop for one long stretch.
 Matching is case-insensitive substring on decoded text (casefold), as RFC 3501 asks; the store
 keeps the decoded, casefolded body text from delivery.
 
-This module does no I/O of its own: the handler passes loaders for stored header and body text.
+This module does no I/O of its own: the handler passes loaders for stored header and body text,
+and for the ids of the stored bytes that the OBJECTID key EMAILID compares (RFC 8474 §6).
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from rmail.server.core.slicing import Slicer
 from rmail.server.core.storage.mail import MailStore
 
 from . import commands as c
+from .objectid import email_id
 from .selected import SelectedMailbox
 
-__all__ = ["CHUNK", "EVAL_CHUNK", "InfoLoader", "MAP_CHUNK", "TextLoader", "search",
-           "store_loaders", "uses_modseq"]
+__all__ = ["BlobIdLoader", "CHUNK", "EVAL_CHUNK", "InfoLoader", "MAP_CHUNK", "TextLoader",
+           "search", "store_loaders", "uses_modseq"]
 
 #: Messages whose stored text is held at once: bounds memory (search text is up to 1 MiB a
 #: message) and the size of one store read.
@@ -49,12 +51,15 @@ MAP_CHUNK: Final = 4096
 
 InfoLoader = Callable[[list[int]], Awaitable[dict[int, MessageInfo]]]
 TextLoader = Callable[[list[int]], Awaitable[dict[int, str]]]
+#: UID -> the id of the message's stored bytes (what EMAILID is made of, objectid.py).
+BlobIdLoader = Callable[[list[int]], Awaitable[dict[int, str]]]
 
 
-def store_loaders(store: MailStore, mailbox_id: int) -> tuple[InfoLoader, TextLoader]:
+def store_loaders(store: MailStore, mailbox_id: int) -> tuple[InfoLoader, TextLoader, BlobIdLoader]:
     """The loaders `search` (and SORT's keys, THREAD's fields) read mailbox `mailbox_id` of
-    `store` with: parsed fields, and the text BODY/TEXT look in."""
-    return partial(store.fetch_info, mailbox_id), partial(store.search_text, mailbox_id)
+    `store` with: parsed fields, the text BODY/TEXT look in, and the stored bytes' ids."""
+    return (partial(store.fetch_info, mailbox_id), partial(store.search_text, mailbox_id),
+            partial(store.message_blobs, mailbox_id))
 
 # What a key needs beyond the session's map, in the order AND tries keys.
 _MAP, _INFO, _TEXT = 0, 1, 2
@@ -65,6 +70,8 @@ def _cost(key: c.SearchKey) -> int:
         return _TEXT
     if isinstance(key, c.SearchHeader) or (isinstance(key, c.SearchDate) and key.sent):
         return _INFO
+    if isinstance(key, c.SearchObjectId) and key.kind == "EMAILID":
+        return _INFO  # a store read, like header data (THREADID is NIL: the map decides)
     if isinstance(key, c.SearchAnd):
         return max(map(_cost, key.keys))
     if isinstance(key, c.SearchOr):
@@ -148,19 +155,23 @@ class _Run:
     """One SEARCH command's evaluation; see the module docstring."""
 
     def __init__(self, key: c.SearchKey, view: SelectedMailbox, slicer: Slicer,
-                 load_info: InfoLoader, load_text: TextLoader) -> None:
+                 load_info: InfoLoader, load_text: TextLoader,
+                 load_blob_ids: BlobIdLoader | None = None) -> None:
         self.key = key
         self.view = view
         self.slicer = slicer
         self.load_info = load_info
         self.load_text = load_text
+        self.load_blob_ids = load_blob_ids
         self._costs: dict[int, int] = {}
         self._sets: dict[int, Callable[[int], bool]] = {}
         # Per chunk: what was asked of the store (a UID may be missing from the answer when
         # another session expunged it meanwhile), the answers, casefolded headers.
         self._info_asked: set[int] = set()
         self._text_asked: set[int] = set()
+        self._blob_asked: set[int] = set()
         self._info: dict[int, MessageInfo] = {}
+        self._blob_ids: dict[int, str] = {}
         self._text: dict[int, str] = {}
         self._folded: dict[int, str] = {}
         self._sent_days: dict[int, date | None] = {}
@@ -197,7 +208,9 @@ class _Run:
     def _forget(self) -> None:
         self._info_asked.clear()
         self._text_asked.clear()
+        self._blob_asked.clear()
         self._info.clear()
+        self._blob_ids.clear()
         self._text.clear()
         self._folded.clear()
         self._sent_days.clear()
@@ -292,6 +305,15 @@ class _Run:
             self._text_asked.update(missing)
             self._text.update(await self.slicer.wait(self.load_text(missing)))
 
+    async def _need_blob_ids(self, cands: list[int]) -> None:
+        """The stored bytes' ids, like `_need_info`."""
+        assert self.load_blob_ids is not None, "a search with EMAILID needs load_blob_ids"
+        uids = self.view.uids
+        if any(uids[i] not in self._blob_asked for i in cands):
+            missing = [uids[i] for i in self._chunk if uids[i] not in self._blob_asked]
+            self._blob_asked.update(missing)
+            self._blob_ids.update(await self.slicer.wait(self.load_blob_ids(missing)))
+
     def _folded_header(self, uid: int) -> str | None:
         folded = self._folded.get(uid)
         if folded is None:
@@ -334,6 +356,12 @@ class _Run:
         if isinstance(key, c.SearchDate) and not key.sent:
             relation, target = key.relation, key.day
             return lambda i: _compare(relation, _day(dates[i]), target)
+        if isinstance(key, c.SearchObjectId):  # RFC 8474 §6
+            if key.kind != "EMAILID":
+                return lambda i: False  # THREADID is NIL for every message
+            await self._need_blob_ids(cands)
+            blob_ids, wanted = self._blob_ids, key.value
+            return lambda i: (b := blob_ids.get(uids[i])) is not None and email_id(b) == wanted
         infos = self._info
         if isinstance(key, c.SearchDate):
             await self._need_info(cands)
@@ -413,13 +441,14 @@ def uses_recent(key: c.SearchKey) -> bool:
 
 async def search(key: c.SearchKey, view: SelectedMailbox, *, slicer: Slicer,
                  load_info: InfoLoader, load_text: TextLoader,
+                 load_blob_ids: BlobIdLoader | None = None,
                  among: Sequence[int] | None = None) -> list[int]:
     """The 0-based indexes of the messages in `view` that match `key`, ascending; only those
     in `among` (ascending indexes) when given, as an updating context asks of changed
-    messages (RFC 5267 §4.3).
+    messages (RFC 5267 §4.3). `load_blob_ids` is needed when `key` has EMAILID.
 
     Raises:
         LimitExceeded: the slicer's CPU budget ran out first.
     """
     indexes = range(view.exists) if among is None else among
-    return await _Run(key, view, slicer, load_info, load_text).run(indexes)
+    return await _Run(key, view, slicer, load_info, load_text, load_blob_ids).run(indexes)

@@ -34,6 +34,7 @@ from .encode import Atom, Code, Response, Status, encode, encode_all
 from .errors import CommandError
 from .protocol import State, capabilities
 from .selected import SelectedMailbox
+from .wire import DEFAULT_MAX_LITERAL
 
 __all__ = ["AUTOLOGOUT", "Notifier", "Output", "ReadLine", "Services", "SessionState"]
 
@@ -84,6 +85,12 @@ class Services:
     #: The largest message APPEND takes (config [limits] message_size): APPENDLIMIT=n and
     #: STATUS APPENDLIMIT (RFC 7889); None: not advertised.
     append_limit: int | None = None
+
+    @property
+    def max_message(self) -> int:
+        """The largest message APPEND stores, one CATENATE builds included: the configured
+        limit, or the literal bound the server has without one."""
+        return self.append_limit if self.append_limit is not None else DEFAULT_MAX_LITERAL
 
 
 class SessionState:

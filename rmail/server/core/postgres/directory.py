@@ -370,3 +370,8 @@ class PgDirectory:
                                    name, made)
             return bytes(await txn.conn.fetchval("SELECT value FROM secrets WHERE name = $1", name))
         return await self.db.write(w)
+
+    async def drop_secret(self, name: str) -> None:
+        async def w(txn: PgTxn) -> None:
+            await txn.conn.execute("DELETE FROM secrets WHERE name = $1", name)
+        await self.db.write(w)

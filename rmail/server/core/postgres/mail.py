@@ -31,7 +31,7 @@ from typing import Any, Callable, Final, Iterable, Sequence
 import asyncpg
 
 from .. import mime
-from ..lru import INFO_CACHE_BYTES, SizedLRU, info_size, read_through
+from ..lru import BLOB_ID_CACHE_BYTES, BLOB_ID_COST, INFO_CACHE_BYTES, SizedLRU, info_size, read_through
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied
 from ..events import MailboxChanged, MailboxesChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
@@ -39,10 +39,10 @@ from ..space import SpaceState
 from ..singleflight import SingleFlight
 from ..storage.body import BytesBody, MessageBody
 from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
-from ..storage.mail import Delivered, Import, MailboxSnapshot, Outbound, SpaceGuard
+from ..storage.mail import Delivered, Import, MailboxSnapshot, NewMessage, Outbound, SpaceGuard
 from ..storage.names import MAX_SUBSCRIPTIONS, normalize_mailbox_name
 from .body import open_body
-from .deliveries import DeliveryBatcher, StagedDelivery
+from .deliveries import DeliveryBatcher, StagedDelivery, insert
 from .database import PgDatabase, PgTxn
 
 __all__ = ["NoSpaceGuard", "PgMailStore"]
@@ -235,6 +235,8 @@ class PgMailStore:
         self._hot: SizedLRU[str, bytes] = SizedLRU()
         #: Parsed fields of messages fetched lately, by (mailbox id, UID) (core/lru.py).
         self._infos: SizedLRU[tuple[int, int], MessageInfo] = SizedLRU(INFO_CACHE_BYTES)
+        #: Blob ids of messages fetched lately, by (mailbox id, UID).
+        self._blob_ids: SizedLRU[tuple[int, int], str] = SizedLRU(BLOB_ID_CACHE_BYTES)
 
     @property
     def on_commit(self) -> Callable[[float], None] | None:
@@ -495,6 +497,15 @@ class PgMailStore:
             return [_meta(r) for r in rows]
         return await self.db.read(q)
 
+    async def message_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        """From memory for messages asked for lately (core/lru.py), else from `get_meta`."""
+        async def read(keys: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+            metas = await self.get_meta(mailbox_id, [uid for _, uid in keys])
+            return {(mailbox_id, m.uid): m.blob_id for m in metas}
+        found = await read_through(self._blob_ids, ((mailbox_id, uid) for uid in uids), read,
+                                   lambda blob_id: BLOB_ID_COST)
+        return {uid: blob_id for (_, uid), blob_id in found.items()}
+
     async def page(self, mailbox_id: int, offset: int, limit: int) -> tuple[int, list[MessageMeta]]:
         if offset < 0 or limit < 0:
             raise InvalidInput("offset and limit must not be negative")
@@ -633,6 +644,18 @@ class PgMailStore:
                      internaldate: datetime | None = None) -> int:
         return (await self.deliver([(mailbox_id, flags)], data, internaldate)).uids[0]
 
+    async def append_many(self, mailbox_id: int, messages: Sequence[NewMessage]) -> list[int]:
+        """All the messages in one transaction of their own (one statement, as a batch of
+        deliveries is), not through the batcher: a batcher failure is split per delivery,
+        while these must fail together (storage.MailStore.append_many)."""
+        if not messages:
+            raise InvalidInput("nothing to append")
+        await self.space.require(sum(len(m.data) for m in messages))
+        staged = [await self._staged(m.data, ((int(mailbox_id), *flags_to_columns(m.flags)),),
+                                     m.internaldate, None, None) for m in messages]
+        results = await self.db.write(lambda txn: insert(txn, staged))
+        return [r.uids[0] for r in results]
+
     async def deliver(self, targets: Sequence[tuple[int, Iterable[str]]], data: bytes,
                       internaldate: datetime | None = None, *, outbound: Outbound | None = None,
                       imported: Import | None = None) -> Delivered:
@@ -643,19 +666,26 @@ class PgMailStore:
             raise InvalidInput("no recipients to queue")
         if not columns and outbound is None:
             raise InvalidInput("a delivery needs a mailbox or an outbound recipient")
-        when = int((internaldate or datetime.now(timezone.utc)).timestamp())
         await self.space.require(len(data))
+        staged = await self._staged(data, columns, internaldate, imported, outbound)
+        return await self.deliveries.submit(staged)
+
+    @staticmethod
+    async def _staged(data: bytes, columns: tuple[tuple[int, int, str], ...],
+                      internaldate: datetime | None, imported: Import | None,
+                      outbound: Outbound | None) -> StagedDelivery:
+        """One message parsed into the delivery statement's values (deliveries.py)."""
+        when = int((internaldate or datetime.now(timezone.utc)).timestamp())
         p = (mime.parse_message(data) if len(data) <= INLINE_PARSE_MAX
              else await asyncio.to_thread(mime.parse_message, data))
         fields = (_text(p.subject), _text(p.from_), _text(p.to), _text(p.cc),
                   int(p.date.timestamp()) if p.date is not None else None, _text(p.message_id),
                   _text(p.in_reply_to), _text(p.references), _text(p.preview), p.envelope, p.body, p.bodystructure,
                   _text(p.header_text), _text(p.search_text))
-        staged = StagedDelivery(
+        return StagedDelivery(
             secrets.token_hex(16), data, fields, when, columns,
             (imported.user_id, imported.source, _key_to_db(imported.key)) if imported is not None else None,
             (outbound.sender, tuple(outbound.recipients), int(outbound.created)) if outbound is not None else None)
-        return await self.deliveries.submit(staged)
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
                           flags: Iterable[str], *, unchanged_since: int | None = None) -> list[MessageMeta]:

@@ -14,7 +14,7 @@ from ..model import Account, Address, AliasRule
 from ..storage.directory import AddressLookup, UserUsage
 from .database import Database, WriteTxn
 from .mail import SqliteMailStore
-from .secrets import load_or_create_secret, secret_path
+from .secrets import load_or_create_secret, remove_secret, secret_path
 
 _USER_COLS = "u.id, u.local, d.name, u.admin"
 _USAGE_SQL = ("SELECT coalesce(sum(m.size), 0) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"
@@ -290,3 +290,6 @@ class SqliteDirectory:
         """Kept in ``keys/NAME.key`` (secrets.py): a file an administrator can inspect, rotate
         (remove it) and back up with the data dir."""
         return await asyncio.to_thread(load_or_create_secret, secret_path(self.keys_dir, name), create)
+
+    async def drop_secret(self, name: str) -> None:
+        await asyncio.to_thread(remove_secret, secret_path(self.keys_dir, name))

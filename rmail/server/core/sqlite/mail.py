@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .. import mime
-from ..lru import INFO_CACHE_BYTES, SizedLRU, info_size, read_through
+from ..lru import BLOB_ID_CACHE_BYTES, BLOB_ID_COST, INFO_CACHE_BYTES, SizedLRU, info_size, read_through
 from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, TemporaryFailure
 from ..events import MailboxChanged, MailboxesChanged, QueueChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
@@ -33,7 +33,7 @@ from ..singleflight import SingleFlight
 from ..space import FreeSpace
 from ..storage.body import BytesBody, MessageBody
 from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
-from ..storage.mail import Delivered, Import, MailboxSnapshot, Outbound
+from ..storage.mail import Delivered, Import, MailboxSnapshot, NewMessage, Outbound
 from ..storage.names import MAX_SUBSCRIPTIONS, normalize_mailbox_name
 from .blobs import BlobStore, FileBody
 from .database import Database, WriteTxn, write_error
@@ -100,6 +100,8 @@ class SqliteMailStore:
         self._hot: SizedLRU[str, bytes] = SizedLRU()
         #: Parsed fields of messages fetched lately, by (mailbox id, UID) (core/lru.py).
         self._infos: SizedLRU[tuple[int, int], MessageInfo] = SizedLRU(INFO_CACHE_BYTES)
+        #: Blob ids of messages fetched lately, by (mailbox id, UID).
+        self._blob_ids: SizedLRU[tuple[int, int], str] = SizedLRU(BLOB_ID_CACHE_BYTES)
         # Parsing and writing blobs in parallel with the writer's commits.
         self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="rmail-io")
 
@@ -409,6 +411,15 @@ class SqliteMailStore:
             return out
         return await self.db.read(q, single=len(uids) <= CHUNK)
 
+    async def message_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        """From memory for messages asked for lately (core/lru.py), else from `get_meta`."""
+        async def read(keys: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+            metas = await self.get_meta(mailbox_id, [uid for _, uid in keys])
+            return {(mailbox_id, m.uid): m.blob_id for m in metas}
+        found = await read_through(self._blob_ids, ((mailbox_id, uid) for uid in uids), read,
+                                   lambda blob_id: BLOB_ID_COST)
+        return {uid: blob_id for (_, uid), blob_id in found.items()}
+
     async def page(self, mailbox_id: int, offset: int, limit: int) -> tuple[int, list[MessageMeta]]:
         """Newest first (highest UID first), for the REST list; returns (total, page)."""
         def q(conn: sqlite3.Connection) -> tuple[int, list[MessageMeta]]:
@@ -645,6 +656,47 @@ class SqliteMailStore:
                      internaldate: datetime | None = None) -> int:
         """Store a message durably in one mailbox; returns its UID."""
         return (await self.deliver([(mailbox_id, tuple(flags))], data, internaldate)).uids[0]
+
+    async def append_many(self, mailbox_id: int, messages: Sequence[NewMessage]) -> list[int]:
+        """Several messages into one mailbox in one write transaction (storage.MailStore.
+        append_many): each blob is staged first, the rows commit together or not at all."""
+        if not messages:
+            raise InvalidInput("nothing to append")
+        columns = [flags_to_columns(m.flags) for m in messages]
+        now = datetime.now(timezone.utc)
+        await self.space.require(sum(len(m.data) for m in messages))
+        staged: list[StagedBlob] = []
+        try:
+            for m in messages:
+                staged.append(await self.prepare(m.data))
+        except asyncio.CancelledError:
+            raise  # files no row references: start-up recovery removes them
+        except BaseException:
+            for blob in staged:
+                await self.discard(blob)
+            raise
+
+        def w(txn: WriteTxn) -> list[int]:
+            conn = txn.conn
+            uids = []
+            for m, blob, (mask, keywords) in zip(messages, staged, columns):
+                self.insert_blob(txn, blob)
+                uid, modseq = self._next_uid(conn, mailbox_id)
+                conn.execute(
+                    "INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id)"
+                    " VALUES(?,?,?,?,?,?,?,?)", (mailbox_id, uid, modseq, mask, keywords,
+                                                 int((m.internaldate or now).timestamp()), len(m.data), blob.id))
+                uids.append(uid)
+            txn.emit(MailboxChanged(self._owner(conn, mailbox_id), mailbox_id))
+            return uids
+        try:
+            return await self.db.write(w)
+        except asyncio.CancelledError:
+            raise  # as in deliver: the write's own rollback or start-up recovery cleans up
+        except BaseException:
+            for blob in staged:
+                await self.discard(blob)
+            raise
 
     async def deliver(self, targets: Sequence[tuple[int, Iterable[str]]], data: bytes,
                       internaldate: datetime | None = None, *, outbound: Outbound | None = None,

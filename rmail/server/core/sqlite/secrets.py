@@ -10,7 +10,7 @@ from typing import Callable
 
 from ..errors import InvalidInput
 
-__all__ = ["load_or_create_secret"]
+__all__ = ["load_or_create_secret", "remove_secret"]
 
 _NAME = re.compile(r"^[a-z0-9_-]{1,40}$")
 
@@ -19,6 +19,20 @@ def secret_path(keys_dir: Path, name: str) -> Path:
     if not _NAME.match(name):
         raise ValueError(f"bad secret name {name!r}")
     return keys_dir / f"{name}.key"
+
+
+def remove_secret(path: Path) -> None:
+    """Remove the secret's file and make the removal durable (blocking): a key revoked and
+    acknowledged must stay revoked after a crash."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_or_create_secret(path: Path, create: Callable[[], bytes]) -> bytes:

@@ -159,3 +159,9 @@ class Directory(Protocol):
         """The secret ``name`` (the JWT signing key, say), created with ``create()`` by the
         first caller on any node; every node gets the same bytes."""
         ...
+
+    async def drop_secret(self, name: str) -> None:
+        """Forget the secret ``name`` durably (nothing happens when there is none): the next
+        `secret` call creates a new one. What the old one signed no longer verifies (IMAP
+        RESETKEY, RFC 4467 §6.2)."""
+        ...

@@ -11,7 +11,8 @@ from ..model import Mailbox, MailboxChanges, MailboxStatus, MessageInfo, Message
 from ..space import SpaceState
 from .body import MessageBody
 
-__all__ = ["Delivered", "Import", "MailStore", "MailboxSnapshot", "Outbound", "SpaceGuard"]
+__all__ = ["Delivered", "Import", "MailStore", "MailboxSnapshot", "NewMessage", "Outbound",
+           "SpaceGuard"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,16 @@ class Import:
     user_id: int
     source: str                      #: "maildir" or "mbox"
     key: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message of `MailStore.append_many`: its bytes, flags and internal date (now when
+    None)."""
+
+    data: bytes
+    flags: tuple[str, ...] = ()
+    internaldate: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +179,13 @@ class MailStore(Protocol):
         """The messages among ``uids`` that exist, in UID order."""
         ...
 
+    async def message_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        """``MessageMeta.blob_id`` of the messages among ``uids`` that exist (FETCH of message
+        bytes). A (mailbox, UID) pair names one message for good, so a backend may answer
+        from memory for a message expunged meanwhile (RFC 3501 §7.4.1 allows serving it to
+        a session that has not been told)."""
+        ...
+
     async def page(self, mailbox_id: int, offset: int, limit: int) -> tuple[int, list[MessageMeta]]:
         """Newest (highest UID) first; returns (total, page)."""
         ...
@@ -223,6 +241,16 @@ class MailStore(Protocol):
     async def append(self, mailbox_id: int, data: bytes, flags: Iterable[str] = (),
                      internaldate: datetime | None = None) -> int:
         """Store a message in one mailbox; returns its UID."""
+        ...
+
+    async def append_many(self, mailbox_id: int, messages: Sequence[NewMessage]) -> list[int]:
+        """Store several messages in one mailbox in one transaction (IMAP MULTIAPPEND,
+        RFC 3502 §6.3.11: all or none of them); returns their UIDs, ascending in the order
+        given. Returns only once everything is durable.
+
+        Raises: StorageFull, NotFound (the mailbox is gone: nothing is stored), InvalidInput
+        (bad flags, or no message).
+        """
         ...
 
     async def deliver(self, targets: Sequence[tuple[int, Iterable[str]]], data: bytes,

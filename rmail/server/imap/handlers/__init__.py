@@ -7,6 +7,7 @@
 - `messages` — FETCH (streaming large bodies), STORE, COPY, MOVE, EXPUNGE, UID EXPUNGE, APPEND.
 - `search` — SEARCH, SORT and THREAD (RFC 5256).
 - `esearch` — SEARCH with RETURN options (ESEARCH, SEARCHRES, CONTEXT=SEARCH), CANCELUPDATE.
+- `urlauth` — GENURLAUTH, RESETKEY, URLFETCH (RFC 4467, RFC 5524).
 - `sync` — SELECT, EXAMINE, NOOP, CHECK, CLOSE, UNSELECT, IDLE, and `flush`: the selected
   mailbox's news, sent at the moments RFC 3501 §7.4.1 allows.
 - `notify` — NOTIFY (RFC 5465) and the news it pushes about other mailboxes.
@@ -25,7 +26,7 @@ from typing import Awaitable, Callable, Final, Mapping
 
 from ..commands import Command
 from ..encode import Tagged
-from . import auth, mailboxes, messages, search, sync
+from . import auth, mailboxes, messages, search, sync, urlauth
 from . import esearch
 from . import quota
 from . import notify
@@ -38,7 +39,7 @@ Handler = Callable[..., Awaitable[Tagged]]
 #: The handler of every command class (tests/imap check it matches protocol.py's tables).
 HANDLERS: Final[Mapping[type[Command], Handler]] = {
     **auth.HANDLERS, **mailboxes.HANDLERS, **messages.HANDLERS, **search.HANDLERS,
-    **sync.HANDLERS,
+    **sync.HANDLERS, **urlauth.HANDLERS,
     **esearch.HANDLERS,
     **quota.HANDLERS,
     **notify.HANDLERS,

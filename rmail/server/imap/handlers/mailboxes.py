@@ -22,7 +22,8 @@ from rmail.server.core.errors import NotFound
 from rmail.server.core.model import DEFAULT_MAILBOXES, MailboxStatus
 
 from .. import commands as c
-from ..encode import Atom, Data, Response, Tagged, Value, encode
+from .. import objectid
+from ..encode import Atom, Code, Data, Response, Tagged, Value, encode
 from ..errors import CommandError
 from ..listing import SEPARATOR, Entry, Hierarchy, list_entries, list_pattern, lsub_entries
 from ..state import SessionState
@@ -53,8 +54,10 @@ async def create(s: SessionState, cmd: c.Create) -> Tagged:
         if len(cmd.use) > 1:
             raise CommandError("NO", "a mailbox has at most one special use here", "USEATTR")
         special = CREATE_SPECIAL_USES[cmd.use[0].lower()]
-    await s.store.create_mailbox(s.account.id, name, special)
-    return Tagged(cmd.tag, "OK", "CREATE completed")
+    created = await s.store.create_mailbox(s.account.id, name, special)
+    # RFC 8474 §4.1: the new mailbox's id in the tagged OK.
+    return Tagged(cmd.tag, "OK", "CREATE completed",
+                  Code("MAILBOXID", ((Atom(objectid.mailbox_id(created.id, created.uidvalidity)),),)))
 
 
 async def delete(s: SessionState, cmd: c.Delete) -> Tagged:
@@ -111,14 +114,16 @@ async def status_values(s: SessionState, mailbox_id: int, st: MailboxStatus,
                         items: tuple[str, ...]) -> tuple[Value, ...]:
     """The ``(name value ...)`` list of a STATUS response (RFC 3501 §6.3.10), items in the
     client's order."""
-    values: dict[str, int | None] = {
+    values: dict[str, Value] = {
         "MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uidnext,
         "UIDVALIDITY": st.uidvalidity, "UNSEEN": st.unseen,
         # RFC 8438 §3: the sum of RFC822.SIZE, which is what rmail stores and counts.
         "SIZE": st.size,
         # RFC 7889 §3.1: the same for every mailbox; NIL when no limit applies.
         "APPENDLIMIT": s.services.append_limit,
-        "HIGHESTMODSEQ": st.highestmodseq}
+        "HIGHESTMODSEQ": st.highestmodseq,
+        # RFC 8474 §4.3: the id CREATE and SELECT give, as a parenthesized objectid.
+        "MAILBOXID": (Atom(objectid.mailbox_id(mailbox_id, st.uidvalidity)),)}
     if "HIGHESTMODSEQ" in items:
         s.enable_condstore()    # RFC 7162 §3.1: STATUS HIGHESTMODSEQ enables CONDSTORE
     if "DELETED" in items or "DELETED-STORAGE" in items:   # RFC 9208 §4.2

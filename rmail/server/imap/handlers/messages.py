@@ -28,10 +28,11 @@ from rmail.server.core.errors import NotFound
 from rmail.server.core.events import MessageReceived
 from rmail.server.core.model import MessageInfo
 from rmail.server.core.slicing import Slicer
+from rmail.server.core.storage.mail import NewMessage
 from rmail.server.core.storage.body import MessageBody
 
 from .. import commands as c
-from .. import stream
+from .. import catenate, stream
 from ..encode import (CRLF, Code, Status, Tagged, fetch_flags, fetch_head, fetch_modseq,
                       fetch_response, sequence_set, vanished)
 from ..errors import CommandError, SessionClosed
@@ -104,13 +105,15 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
         uids = [view.uids[i] for i in batch]
         infos = await store.fetch_info(mailbox_id, uids) if plan.needs_info else {}
         blob_ids: dict[int, str] = {}
-        if plan.needs_blob:
-            blob_ids = {m.uid: m.blob_id for m in await store.get_meta(mailbox_id, uids)}
+        if plan.needs_blob or plan.needs_blob_id:
+            blob_ids = await store.message_blobs(mailbox_id, uids)
         out: list[bytes] = []
         for i, u in zip(batch, uids):
             data = None
             if plan.needs_info and u not in infos:
                 continue  # expunged by another session, not yet announced: no made-up data
+            if plan.needs_blob_id and u not in blob_ids:
+                continue  # the same, seen by EMAILID
             if plan.needs_blob:
                 blob_id = blob_ids.get(u)
                 if blob_id is None:
@@ -126,13 +129,14 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
                     s.out.write(b"".join(out))
                     out.clear()
                     data = await _fetch_streamed(s, plan, view, i, u, body, infos.get(u),
-                                                 force_flags=u in seen_now)
+                                                 force_flags=u in seen_now,
+                                                 blob_id=blob_ids.get(u))
                     if data is None:
                         continue
             out.append(fetch_response(i + 1, message_items(
                 plan, uid=u, flags=view.flags[i], recent=view.is_recent(u),
                 size=view.sizes[i], date=view.dates[i], info=infos.get(u), data=data,
-                force_flags=u in seen_now, modseq=view.modseqs[i])))
+                force_flags=u in seen_now, blob_id=blob_ids.get(u), modseq=view.modseqs[i])))
             if plan.needs_blob and len(out) >= _BODIES_PER_WRITE:
                 s.out.write(b"".join(out))
                 out.clear()
@@ -146,7 +150,7 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
 
 async def _fetch_streamed(s: SessionState, plan: FetchPlan, view: SelectedMailbox, i: int,
                           uid: int, body: MessageBody, info: MessageInfo | None, *,
-                          force_flags: bool) -> bytes | None:
+                          force_flags: bool, blob_id: str | None = None) -> bytes | None:
     """Send one large message's FETCH response, streaming its body literals; or return the
     whole message when the plan needs more than header and byte ranges. Returns None once
     the response is sent. Closes ``body``."""
@@ -157,7 +161,7 @@ async def _fetch_streamed(s: SessionState, plan: FetchPlan, view: SelectedMailbo
             pieces = file_items(plan, uid=uid, flags=view.flags[i], recent=view.is_recent(uid),
                                 size=view.sizes[i], date=view.dates[i], info=info,
                                 file_size=body.size, head=head, force_flags=force_flags,
-                                modseq=view.modseqs[i])
+                                blob_id=blob_id, modseq=view.modseqs[i])
         if pieces is None:
             return await stream.read_all(body)
         s.out.write(fetch_head(i + 1))
@@ -282,19 +286,39 @@ async def expunge(s: SessionState, cmd: c.Expunge | c.UidExpunge) -> Tagged:
     return Tagged(cmd.tag, "OK", "EXPUNGE completed")
 
 
+async def _append_bytes(s: SessionState, msg: c.AppendMessage) -> bytes:
+    """One APPEND message's bytes: a CATENATE built (RFC 4469), a literal8's binary parts
+    re-encoded as base64 (RFC 3516 §4.4), or the literal as sent."""
+    if msg.catenate is not None:
+        return await catenate.build(s, msg.catenate, s.services.max_message)
+    return await catenate.made_storable(msg.message) if msg.binary else msg.message
+
+
 async def append(s: SessionState, cmd: c.Append) -> Tagged:
     try:
         mailbox = await s.store.get_mailbox(s.account.id, cmd.mailbox)
     except NotFound:
         raise CommandError("NO", "no such mailbox", "TRYCREATE") from None
+    items = cmd.messages()
+    # Every message is built before any is stored: MULTIAPPEND is all or nothing (RFC 3502
+    # §6.3.11), a bad CATENATE URL in the last message stores none of them.
+    datas = [await _append_bytes(s, m) for m in items]
+    total = sum(len(d) for d in datas)
     if s.services.quotas is not None:
-        await s.services.quotas.check(s.account, len(cmd.message))  # NO [OVERQUOTA]
-    uid = await s.store.append(mailbox.id, cmd.message, cmd.flags, cmd.internal_date)
-    s.services.bus.publish(MessageReceived("imap", s.account.address, 1, 0, len(cmd.message)))
+        await s.services.quotas.check(s.account, total)  # NO [OVERQUOTA]
+    if len(items) == 1:
+        uids = [await s.store.append(mailbox.id, datas[0], items[0].flags,
+                                     items[0].internal_date)]
+    else:
+        uids = await s.store.append_many(mailbox.id, [
+            NewMessage(d, m.flags, m.internal_date) for d, m in zip(datas, items)])
+    s.services.bus.publish(MessageReceived("imap", s.account.address, len(uids), 0, total))
     if s.selected is not None and s.selected.mailbox.id == mailbox.id:
         # RFC 3501 §6.3.11: a selected mailbox hears of the new message right away.
         await flush(s, allow_expunge=True, force=True)
-    return Tagged(cmd.tag, "OK", "APPEND completed", Code("APPENDUID", (mailbox.uidvalidity, uid)))
+    # RFC 4315 §3: a MULTIAPPEND's APPENDUID carries the UID set, in the messages' order.
+    return Tagged(cmd.tag, "OK", "APPEND completed",
+                  Code("APPENDUID", (mailbox.uidvalidity, sequence_set(uids))))
 
 
 HANDLERS: Final[dict[type[c.Command], Callable[..., Awaitable[Tagged]]]] = {

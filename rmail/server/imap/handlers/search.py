@@ -71,10 +71,10 @@ async def find(s: SessionState, key: c.SearchKey) -> list[int]:
     """The 0-based indexes of the selected mailbox's messages that match `key`, ascending:
     one evaluation per user at a time, within the SEARCH budget."""
     view = s.require_view()
-    load_info, load_text = store_loaders(s.store, view.mailbox.id)
+    load_info, load_text, load_blob_ids = store_loaders(s.store, view.mailbox.id)
     async with _scan(s, "this SEARCH") as slicer:
         return await evaluate(key, view, slicer=slicer, load_info=load_info,
-                              load_text=load_text)
+                              load_text=load_text, load_blob_ids=load_blob_ids)
 
 
 async def _write(s: SessionState, pieces: Iterable[bytes]) -> None:
@@ -117,10 +117,10 @@ async def sort(s: SessionState, cmd: c.Sort) -> Tagged:
     modseq_key = uses_modseq(cmd.key)
     if modseq_key:
         s.enable_condstore()    # RFC 7162 §3.1
-    load_info, load_text = store_loaders(s.store, view.mailbox.id)
+    load_info, load_text, load_blob_ids = store_loaders(s.store, view.mailbox.id)
     async with _scan(s, "this SORT") as slicer:
         hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,
-                              load_text=load_text)
+                              load_text=load_text, load_blob_ids=load_blob_ids)
         ordered = await order(cmd.criteria, hits, view, slicer=slicer, load_info=load_info)
     uids = view.uids
     numbers = [uids[i] for i in ordered] if cmd.uid else [i + 1 for i in ordered]
@@ -140,12 +140,12 @@ async def extended_sort(s: SessionState, cmd: c.Sort, returns: c.SearchReturn) -
     modseq_key = uses_modseq(cmd.key)
     if modseq_key:
         s.enable_condstore()    # RFC 7162 §3.1
-    load_info, load_text = store_loaders(s.store, view.mailbox.id)
+    load_info, load_text, load_blob_ids = store_loaders(s.store, view.mailbox.id)
     keys = None
     try:
         async with _scan(s, "this SORT") as slicer:
             hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,
-                                  load_text=load_text)
+                                  load_text=load_text, load_blob_ids=load_blob_ids)
             if returns.update:
                 # Keys that compare with later messages' (ties by UID, i.e. by number).
                 found = await sort_keys(cmd.criteria, hits, view, slicer=slicer,
@@ -168,7 +168,7 @@ async def extended_sort(s: SessionState, cmd: c.Sort, returns: c.SearchReturn) -
 def _key_loader(s: SessionState, criteria: tuple[c.SortCriterion, ...],
                 view: SelectedMailbox) -> context.OrderLoader:
     """The sort keys of messages that start matching an updating SORT (CONTEXT=SORT)."""
-    load_info, _ = store_loaders(s.store, view.mailbox.id)
+    load_info, _, _ = store_loaders(s.store, view.mailbox.id)
     budget = s.services.search_budget
 
     async def keys_of(uids: list[int]) -> dict[int, Hashable]:
@@ -183,10 +183,10 @@ async def thread(s: SessionState, cmd: c.Thread) -> Tagged:
     """[UID] THREAD (RFC 5256 §3): the matches of the search, threaded by the algorithm."""
     view = s.require_view()
     refuse_recent(s, cmd.key)
-    load_info, load_text = store_loaders(s.store, view.mailbox.id)
+    load_info, load_text, load_blob_ids = store_loaders(s.store, view.mailbox.id)
     async with _scan(s, "this THREAD") as slicer:
         hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,
-                              load_text=load_text)
+                              load_text=load_text, load_blob_ids=load_blob_ids)
         tokens = await build_threads(cmd.algorithm, hits, view, slicer=slicer,
                                      load_info=load_info)
     # Message indexes to numbers; the markers (negative) stay.

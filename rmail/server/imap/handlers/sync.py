@@ -35,6 +35,7 @@ from rmail.server.core.events import Event, ExternalChange, MailboxChanged, Mail
 
 from .. import commands as c
 from .. import context
+from .. import objectid
 from ..encode import (FLAGS_ORDER, Atom, Code, Continuation, Data, Numbered, Status, Tagged,
                       encode, encode_all, fetch_flags, numbered, vanished)
 from ..listing import SEPARATOR
@@ -247,6 +248,9 @@ def _select_lines(s: SessionState, view: SelectedMailbox) -> bytes:
     if s.condstore:
         lines.append(encode(Status("OK", "highest mod-sequence",
                                    Code("HIGHESTMODSEQ", (mailbox.highestmodseq,)))))
+    # RFC 8474 §4.2
+    lines.append(encode(Status("OK", "mailbox id",
+                               Code("MAILBOXID", ((Atom(objectid.mailbox_id(mailbox.id, mailbox.uidvalidity)),),)))))
     return b"".join(lines)
 
 
@@ -266,6 +270,9 @@ def _rev2_select_lines(s: SessionState, view: SelectedMailbox) -> bytes:
     if s.condstore:
         lines.append(encode(Status("OK", "highest mod-sequence",
                                    Code("HIGHESTMODSEQ", (mailbox.highestmodseq,)))))
+    # RFC 8474 §4.2
+    lines.append(encode(Status("OK", "mailbox id",
+                               Code("MAILBOXID", ((Atom(objectid.mailbox_id(mailbox.id, mailbox.uidvalidity)),),)))))
     return b"".join(lines)
 
 
