@@ -19,8 +19,8 @@ from tests.helpers.server import make_config
 from . import caps
 from .conftest import RawClient
 
-ALWAYS = ("IMAP4REV1", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID", "ENABLE",
-          "UNSELECT", "LITERAL+", "CONDSTORE", "QRESYNC")
+ALWAYS = ("IMAP4REV1", "IMAP4REV2", "IDLE", "SPECIAL-USE", "NAMESPACE", "UIDPLUS", "MOVE", "ID",
+          "ENABLE", "UNSELECT", "LITERAL+", "CONDSTORE", "QRESYNC")
 #: The mailbox-list extensions (protocol.MAILBOX_CAPABILITIES).
 MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "STATUS=SIZE",
            "APPENDLIMIT=26214400")

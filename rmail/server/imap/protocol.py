@@ -18,6 +18,7 @@ from . import commands as c
 
 __all__ = ["ALWAYS_CAPABILITIES", "COMMANDS_BY_STATE", "ENABLE", "SESSION_CAPABILITIES", "State",
            "allowed", "capabilities"]
+__all__ += ["REV2_REQUIRES"]
 
 
 class State(enum.Enum):
@@ -86,7 +87,13 @@ ENABLE: Final[dict[str, tuple[str, ...]]] = {
     "UTF8=ACCEPT": ("UTF8=ACCEPT",),
     "CONDSTORE": ("CONDSTORE",),
     "QRESYNC": ("QRESYNC", "CONDSTORE"),     # RFC 7162 §3.2.3
+    "IMAP4REV2": ("IMAP4REV2",),             # RFC 9051 Appendix A (SessionState.rev2)
 }
+
+#: IMAP4rev2 (RFC 9051) is listed right after IMAP4rev1, and only when the list also holds
+#: every extension rev2 folds in that is not part of the "always" list or the lists above
+#: it: rev2 requires BINARY's FETCH side (RFC 9051 §6.4.5), which is another tuple's.
+REV2_REQUIRES: Final = ("BINARY",)
 
 
 #: SORT and THREAD (RFC 5256 §1), SORT's DISPLAYFROM/DISPLAYTO (RFC 5957 §3), SORT RETURN
@@ -134,6 +141,9 @@ def capabilities(*, tls_configured: bool, tls_active: bool,
     if append_limit is not None:
         caps.append(f"APPENDLIMIT={append_limit}")
     caps += MESSAGE_CAPABILITIES
+    # Last before the returns: it looks at the whole list (RFC 9051 needs BINARY there).
+    if all(name in caps for name in REV2_REQUIRES):
+        caps.insert(caps.index("IMAP4rev1") + 1, "IMAP4rev2")
     if authenticated:
         return tuple(caps) + SESSION_CAPABILITIES + NOTIFY_CAPABILITIES
     if tls_active or not tls_configured:

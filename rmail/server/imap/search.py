@@ -425,6 +425,20 @@ def uses_modseq(key: c.SearchKey) -> bool:
     return False
 
 
+def uses_recent(key: c.SearchKey) -> bool:
+    """Whether RECENT, NEW or OLD is anywhere in `key`: IMAP4rev2 has none of them (RFC 9051
+    Appendix E), so an IMAP4rev2 session's search with one is BAD."""
+    if isinstance(key, c.SearchRecent):
+        return True
+    if isinstance(key, c.SearchAnd):
+        return any(uses_recent(k) for k in key.keys)
+    if isinstance(key, c.SearchOr):
+        return uses_recent(key.left) or uses_recent(key.right)
+    if isinstance(key, c.SearchNot):
+        return uses_recent(key.key)
+    return False
+
+
 async def search(key: c.SearchKey, view: SelectedMailbox, *, slicer: Slicer,
                  load_info: InfoLoader, load_text: TextLoader,
                  load_blob_ids: BlobIdLoader | None = None,

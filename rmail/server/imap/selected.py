@@ -182,6 +182,12 @@ class SelectedMailbox:
             total += bisect.bisect_right(self.uids, hi) - bisect.bisect_left(self.uids, lo)
         return total
 
+    def forget_recent(self) -> None:
+        """Hold no \\Recent from now on: the session enabled IMAP4rev2, which has none (RFC
+        9051 Appendix E); its sessions never claim any either (`handlers.sync`)."""
+        self._recent.clear()
+        self._recent_count = 0
+
     def seq_of(self, uid: int) -> int | None:
         i = bisect.bisect_left(self.uids, uid)
         return i + 1 if i < len(self.uids) and self.uids[i] == uid else None

@@ -143,13 +143,20 @@ class SessionState:
 
     @property
     def utf8(self) -> bool:
-        """UTF8=ACCEPT is enabled (RFC 6855): mailbox names travel as UTF-8."""
-        return "UTF8=ACCEPT" in self.enabled
+        """UTF8=ACCEPT (RFC 6855) or IMAP4rev2 (RFC 9051 §5.1) is enabled: mailbox names
+        travel as UTF-8."""
+        return "UTF8=ACCEPT" in self.enabled or self.rev2
+
+    @property
+    def rev2(self) -> bool:
+        """The client enabled IMAP4rev2 (RFC 9051 Appendix A): the one switch every IMAP4rev2
+        difference reads (docs/IMAP.md "IMAP4rev2"); without it the session is IMAP4rev1."""
+        return "IMAP4REV2" in self.enabled
 
     def wire_mailbox(self, name: str) -> str:
         """A mailbox name as this session sends it: modified UTF-7 (RFC 3501 §5.1.3), or the
-        name itself once UTF8=ACCEPT is enabled (RFC 6855 §3); the parser reads names back
-        by the same rule."""
+        name itself once UTF8=ACCEPT or IMAP4rev2 is enabled (RFC 6855 §3, RFC 9051 §5.1);
+        the parser reads names back by the same rule."""
         return name if self.utf8 else mutf7.encode(name)
 
     def capability_code(self) -> Code:

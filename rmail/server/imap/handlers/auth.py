@@ -73,11 +73,15 @@ async def enable(s: SessionState, cmd: c.Enable) -> Tagged:
     # ENABLED lists what this command enabled (a name already on is not listed again).
     # What a name brings along is turned on silently (RFC 7162: ENABLE QRESYNC answers
     # "* ENABLED QRESYNC" and CONDSTORE is on).
+    # Only what is advertised (IMAP4rev2 is listed only beside BINARY, protocol.REV2_REQUIRES).
+    offered = {cap.upper() for cap in s.capabilities()}
     newly = list(dict.fromkeys(name for name in cmd.capabilities
-                               if name in ENABLE and name not in s.enabled))
+                               if name in ENABLE and name in offered and name not in s.enabled))
     for name in newly:
         if "CONDSTORE" in ENABLE[name]:
             s.enable_condstore()     # RFC 7162 §3.1: with a mailbox selected, HIGHESTMODSEQ
+        if "IMAP4REV2" in ENABLE[name] and s.selected is not None:
+            s.selected.forget_recent()  # RFC 9051 has no \Recent (an ENABLE after SELECT)
         s.enabled.update(ENABLE[name])
     s.send(Data("ENABLED", tuple(Atom(name) for name in newly)))
     return Tagged(cmd.tag, "OK", "ENABLE completed")

@@ -103,6 +103,13 @@ def _entry(s: SessionState, verb: str, entry: Entry, attributes: tuple[str, ...]
     return Data(verb, values)
 
 
+def refuse_recent_item(s: SessionState, items: tuple[str, ...]) -> None:
+    """STATUS RECENT is not IMAP4rev2's (RFC 9051 §6.3.11, Appendix E): BAD there, before any
+    work (STATUS and LIST RETURN (STATUS ...))."""
+    if s.rev2 and "RECENT" in items:
+        raise CommandError("BAD", "RECENT is not an IMAP4rev2 STATUS item")
+
+
 async def status_values(s: SessionState, mailbox_id: int, st: MailboxStatus,
                         items: tuple[str, ...]) -> tuple[Value, ...]:
     """The ``(name value ...)`` list of a STATUS response (RFC 3501 §6.3.10), items in the
@@ -137,6 +144,7 @@ async def list_(s: SessionState, cmd: c.List | c.Lsub) -> Tagged:
     if cmd.pattern == "" and not cmd.extended:
         s.out.write(_ROOT)
         return Tagged(cmd.tag, "OK", "LIST completed")
+    refuse_recent_item(s, cmd.status_items)
     patterns = [list_pattern(cmd.reference, p) for p in (cmd.pattern, *cmd.more_patterns)]
     h = await _hierarchy(s)
     entries = list_entries(h, patterns, select=cmd.select, returns=cmd.returns, extended=cmd.extended)
@@ -176,6 +184,7 @@ async def _list_status(s: SessionState, h: Hierarchy, entries: list[Entry], item
 
 
 async def status(s: SessionState, cmd: c.Status) -> Tagged:
+    refuse_recent_item(s, cmd.items)
     mailbox = await s.store.get_mailbox(s.account.id, cmd.mailbox)
     st = await s.store.status(mailbox.id)
     s.send(Data("STATUS", (s.wire_mailbox(mailbox.name), await status_values(s, mailbox.id, st, cmd.items))))

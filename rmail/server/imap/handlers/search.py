@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Hashable
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable, Final, Iterable
@@ -34,6 +35,8 @@ from ..encode import Tagged, search_response
 from ..encode import sort_response, thread_response
 from ..search import search as evaluate
 from ..search import uses_modseq
+from ..search import uses_recent
+from ..errors import CommandError
 from ..search import store_loaders
 from ..selected import SelectedMailbox
 from ..sort import sort as order
@@ -51,6 +54,17 @@ async def _scan(s: SessionState, what: str) -> AsyncIterator[Slicer]:
     async with s.services.scans.lock(s.account.id):
         # Made only now, so the wait for the slot is not metered.
         yield Slicer(budget=s.services.search_budget, what=what)
+
+
+def refuse_recent(s: SessionState, key: c.SearchKey) -> None:
+    """RECENT, NEW and OLD are not IMAP4rev2 search keys (RFC 9051 Appendix E): BAD there."""
+    if s.rev2 and uses_recent(key):
+        raise CommandError("BAD", "RECENT, NEW and OLD are not IMAP4rev2 search keys")
+
+
+#: What a plain SEARCH returns once IMAP4rev2 is on: ESEARCH with ALL (RFC 9051 §6.4.4,
+#: §7.3.4: the SEARCH response is IMAP4rev1's; no RETURN is RETURN (ALL)).
+_REV2_RETURN: Final = c.SearchReturn(all=True)
 
 
 async def find(s: SessionState, key: c.SearchKey) -> list[int]:
@@ -75,9 +89,12 @@ async def _write(s: SessionState, pieces: Iterable[bytes]) -> None:
 
 async def search(s: SessionState, cmd: c.Search) -> Tagged:
     view = s.require_view()
+    refuse_recent(s, cmd.key)
     modseq_key = uses_modseq(cmd.key)
     if modseq_key:
         s.enable_condstore()    # RFC 7162 §3.1
+    if cmd.returns is None and s.rev2:
+        cmd = dataclasses.replace(cmd, returns=_REV2_RETURN)
     if cmd.returns is not None:  # RETURN (...): ESEARCH, SEARCHRES, CONTEXT=SEARCH
         # RFC 4731 §3.2: with a MODSEQ key the ESEARCH carries the MODSEQ item, taken from
         # the map (its MODSEQ column is what the search itself compared).
@@ -96,6 +113,7 @@ async def sort(s: SessionState, cmd: c.Sort) -> Tagged:
     if cmd.returns is not None:  # RETURN (...): ESORT, CONTEXT=SORT
         return await extended_sort(s, cmd, cmd.returns)
     view = s.require_view()
+    refuse_recent(s, cmd.key)
     modseq_key = uses_modseq(cmd.key)
     if modseq_key:
         s.enable_condstore()    # RFC 7162 §3.1
@@ -118,6 +136,7 @@ async def extended_sort(s: SessionState, cmd: c.Sort, returns: c.SearchReturn) -
     (RFC 5182) and kept up to date with real positions with UPDATE (§4)."""
     view = s.require_view()
     refuse_reused_tag(s, cmd.tag, returns)
+    refuse_recent(s, cmd.key)
     modseq_key = uses_modseq(cmd.key)
     if modseq_key:
         s.enable_condstore()    # RFC 7162 §3.1
@@ -163,6 +182,7 @@ def _key_loader(s: SessionState, criteria: tuple[c.SortCriterion, ...],
 async def thread(s: SessionState, cmd: c.Thread) -> Tagged:
     """[UID] THREAD (RFC 5256 §3): the matches of the search, threaded by the algorithm."""
     view = s.require_view()
+    refuse_recent(s, cmd.key)
     load_info, load_text, load_blob_ids = store_loaders(s.store, view.mailbox.id)
     async with _scan(s, "this THREAD") as slicer:
         hits = await evaluate(cmd.key, view, slicer=slicer, load_info=load_info,

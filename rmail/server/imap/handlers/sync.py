@@ -11,7 +11,8 @@ Invariants:
   RFC 3501 §7.4.1); EXISTS and RECENT may go at any time; the grown `* FLAGS` goes before the
   first response that shows a new keyword (RFC 3501 §7.2.6).
 - \\Recent goes to exactly one session: SELECT claims it, EXAMINE reports without claiming
-  (docs/IMAP.md "Changes from elsewhere").
+  (docs/IMAP.md "Changes from elsewhere"); an IMAP4rev2 session (RFC 9051) neither claims
+  nor shows it, and gets no RECENT response, no UNSEEN code, and a LIST response at SELECT.
 - A selected mailbox deleted by someone else ends the session with BYE (IMAP4rev1 has no
   other way to say so); a renamed one stays selected under its new name.
 - IDLE waits for the client's DONE and the doorbell together, and ends the session after the
@@ -37,6 +38,7 @@ from .. import context
 from .. import objectid
 from ..encode import (FLAGS_ORDER, Atom, Code, Continuation, Data, Numbered, Status, Tagged,
                       encode, encode_all, fetch_flags, numbered, vanished)
+from ..listing import SEPARATOR
 from ..errors import BYE_AUTOLOGOUT, BYE_DELETED, CommandError, SessionClosed
 from ..protocol import State
 from ..selected import SelectedMailbox, Update, in_ranges
@@ -87,7 +89,7 @@ async def flush(s: SessionState, *, allow_expunge: bool, force: bool = False) ->
             await _refresh_mailbox(s, view)
         changes = await s.store.changes_since(view.mailbox.id, view.modseq)
         recent: tuple[int | None, int | None] = (None, None)
-        if (changes.recent_uid < changes.uidnext
+        if (not s.rev2 and changes.recent_uid < changes.uidnext
                 and any(m.uid > view.max_uid for m in changes.changed)):
             # A read-only session shows what is unclaimed as \Recent without claiming it.
             recent = ((changes.recent_uid, None) if view.readonly
@@ -151,7 +153,7 @@ def _write_update(s: SessionState, view: SelectedMailbox, update: Update) -> Non
     parts = [vanished(update.vanished) if s.qresync else numbered(update.expunged, "EXPUNGE")]
     if update.exists is not None:
         parts.append(encode(Numbered(update.exists, "EXISTS")))
-    if update.recent is not None:
+    if update.recent is not None and not s.rev2:   # RFC 9051 has no RECENT response
         parts.append(encode(Numbered(update.recent, "RECENT")))
     if view.keywords_stale:
         # New keywords (another session's STORE, a delivery or APPEND with keywords): the
@@ -193,10 +195,15 @@ async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
     try:
         snap = await s.store.snapshot(user_id, cmd.mailbox)
         watched.append(snap.mailbox.id)
-        if readonly:
+        recent: tuple[int | None, int | None]
+        if s.rev2:
+            # RFC 9051 has no \Recent: the session neither shows nor claims it, so the
+            # messages stay \Recent for the next IMAP4rev1 session.
+            recent = (None, None)
+        elif readonly:
             # RFC 3501 §6.3.2: EXAMINE reports \Recent but never claims it, so a later SELECT
             # still gets the messages no session has been told of (as Dovecot does).
-            recent: tuple[int | None, int | None] = (snap.recent_uid, None)
+            recent = (snap.recent_uid, None)
         else:
             # Only a write when some message is still unclaimed (RFC 3501 §2.3.2). The claim
             # may cover UIDs committed after the snapshot: they are recent here when they come.
@@ -215,7 +222,21 @@ async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
     view = SelectedMailbox(mailbox, readonly=readonly)
     view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, modseqs=snap.modseqs,
                       recent_from=recent[0], recent_to=recent[1])
-    # RFC 3501 §6.3.1's untagged responses, written at once (one send for the client to read).
+    lines = _rev2_select_lines(s, view) if s.rev2 else _select_lines(s, view)
+    if resync is not None:
+        lines += _resync_lines(view, resync, gone)
+    s.out.write(lines)
+    s.selected = view
+    s.bell = bell
+    s.state = State.SELECTED
+    if readonly:
+        return Tagged(cmd.tag, "OK", "EXAMINE completed", Code("READ-ONLY"))
+    return Tagged(cmd.tag, "OK", "SELECT completed", Code("READ-WRITE"))
+
+
+def _select_lines(s: SessionState, view: SelectedMailbox) -> bytes:
+    """RFC 3501 §6.3.1's untagged responses, written at once (one send for the client to read)."""
+    mailbox = view.mailbox
     lines = [encode_all([Numbered(view.exists, "EXISTS"), Numbered(view.count_recent(), "RECENT")]),
              flag_lines(view)]
     unseen = view.first_unseen()
@@ -230,15 +251,29 @@ async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
     # RFC 8474 §4.2
     lines.append(encode(Status("OK", "mailbox id",
                                Code("MAILBOXID", ((Atom(objectid.mailbox_id(mailbox.id, mailbox.uidvalidity)),),)))))
-    if resync is not None:
-        lines.append(_resync_lines(view, resync, gone))
-    s.out.write(b"".join(lines))
-    s.selected = view
-    s.bell = bell
-    s.state = State.SELECTED
-    if readonly:
-        return Tagged(cmd.tag, "OK", "EXAMINE completed", Code("READ-ONLY"))
-    return Tagged(cmd.tag, "OK", "SELECT completed", Code("READ-WRITE"))
+    return b"".join(lines)
+
+
+def _rev2_select_lines(s: SessionState, view: SelectedMailbox) -> bytes:
+    """RFC 9051 §6.3.2's untagged responses, in its example's order: EXISTS, UIDVALIDITY,
+    UIDNEXT, FLAGS, PERMANENTFLAGS, then LIST with the mailbox's name as this session spells
+    it and its special use (attributes that are cheap to get right; §6.3.2 lets the rest go).
+    No RECENT and no UNSEEN code (Appendix E); HIGHESTMODSEQ as for IMAP4rev1."""
+    mailbox = view.mailbox
+    attrs = (Atom(mailbox.special_use),) if mailbox.special_use else ()
+    lines = [encode_all([
+        Numbered(view.exists, "EXISTS"),
+        Status("OK", "UIDs valid", Code("UIDVALIDITY", (mailbox.uidvalidity,))),
+        Status("OK", "predicted next UID", Code("UIDNEXT", (mailbox.uidnext,)))]),
+        flag_lines(view),
+        encode(Data("LIST", (attrs, SEPARATOR, s.wire_mailbox(mailbox.name))))]
+    if s.condstore:
+        lines.append(encode(Status("OK", "highest mod-sequence",
+                                   Code("HIGHESTMODSEQ", (mailbox.highestmodseq,)))))
+    # RFC 8474 §4.2
+    lines.append(encode(Status("OK", "mailbox id",
+                               Code("MAILBOXID", ((Atom(objectid.mailbox_id(mailbox.id, mailbox.uidvalidity)),),)))))
+    return b"".join(lines)
 
 
 def _resync_lines(view: SelectedMailbox, resync: c.QResync, gone: list[int]) -> bytes:
