@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Final, Union
+from typing import Callable, Final, Union
 
 __all__ = [
     "Append", "Authenticate", "Capability", "Check", "Close", "Command", "Copy", "Create",
@@ -38,6 +38,7 @@ __all__ = [
     "Notify", "NotifyGroup",
 ]
 # BINARY, MULTIAPPEND, CATENATE, URLAUTH, OBJECTID (RFC 3516, 3502, 4469, 4467, 8474).
+__all__ += ["any_key"]
 __all__ += ["AppendMessage", "CatPart", "GenUrlAuth", "ResetKey", "SearchObjectId", "UrlFetch",
             "UrlFetchItem"]
 
@@ -303,6 +304,22 @@ class SearchObjectId:
 SearchKey = Union[SearchAll, SearchFlag, SearchRecent, SearchSeq, SearchHeader, SearchBody,
                   SearchDate, SearchSize, SearchAge, SearchAnd, SearchOr, SearchNot, SearchModseq,
                   SearchObjectId]
+
+
+def any_key(key: SearchKey, test: Callable[[SearchKey], bool]) -> bool:
+    """Whether ``test`` holds for ``key`` or for any key inside it (under AND, OR and NOT)."""
+    stack = [key]
+    while stack:
+        k = stack.pop()
+        if test(k):
+            return True
+        if isinstance(k, SearchAnd):
+            stack.extend(k.keys)
+        elif isinstance(k, SearchOr):
+            stack += (k.left, k.right)
+        elif isinstance(k, SearchNot):
+            stack.append(k.key)
+    return False
 
 
 @dataclass(frozen=True, slots=True)

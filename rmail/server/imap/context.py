@@ -155,15 +155,7 @@ def _replace_saved(key: c.SearchKey, saved: Callable[[], c.SeqSet]) -> c.SearchK
 
 
 def _uses_saved(key: c.SearchKey) -> bool:
-    if isinstance(key, c.SearchSeq):
-        return key.seqset.saved
-    if isinstance(key, c.SearchAnd):
-        return any(_uses_saved(k) for k in key.keys)
-    if isinstance(key, c.SearchOr):
-        return _uses_saved(key.left) or _uses_saved(key.right)
-    if isinstance(key, c.SearchNot):
-        return _uses_saved(key.key)
-    return False
+    return c.any_key(key, lambda k: isinstance(k, c.SearchSeq) and k.seqset.saved)
 
 
 def with_saved_result(s: SessionState, cmd: c.Command) -> c.Command:
@@ -223,15 +215,7 @@ def freeze(key: c.SearchKey, view: SelectedMailbox) -> c.SearchKey:
 
 
 def _uses_age(key: c.SearchKey) -> bool:
-    if isinstance(key, c.SearchAge):
-        return True
-    if isinstance(key, c.SearchAnd):
-        return any(_uses_age(k) for k in key.keys)
-    if isinstance(key, c.SearchOr):
-        return _uses_age(key.left) or _uses_age(key.right)
-    if isinstance(key, c.SearchNot):
-        return _uses_age(key.key)
-    return False
+    return c.any_key(key, lambda k: isinstance(k, c.SearchAge))
 
 
 def start(s: SessionState, tag: str, key: c.SearchKey, uid: bool, hit_uids: list[int], *,

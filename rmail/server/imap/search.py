@@ -414,29 +414,13 @@ class _Run:
 def uses_modseq(key: c.SearchKey) -> bool:
     """Whether a MODSEQ key is anywhere in `key` (RFC 7162 §3.1.5: then the answer reports
     the highest MODSEQ of what it found, and CONDSTORE is on)."""
-    if isinstance(key, c.SearchModseq):
-        return True
-    if isinstance(key, c.SearchAnd):
-        return any(uses_modseq(k) for k in key.keys)
-    if isinstance(key, c.SearchOr):
-        return uses_modseq(key.left) or uses_modseq(key.right)
-    if isinstance(key, c.SearchNot):
-        return uses_modseq(key.key)
-    return False
+    return c.any_key(key, lambda k: isinstance(k, c.SearchModseq))
 
 
 def uses_recent(key: c.SearchKey) -> bool:
     """Whether RECENT, NEW or OLD is anywhere in `key`: IMAP4rev2 has none of them (RFC 9051
     Appendix E), so an IMAP4rev2 session's search with one is BAD."""
-    if isinstance(key, c.SearchRecent):
-        return True
-    if isinstance(key, c.SearchAnd):
-        return any(uses_recent(k) for k in key.keys)
-    if isinstance(key, c.SearchOr):
-        return uses_recent(key.left) or uses_recent(key.right)
-    if isinstance(key, c.SearchNot):
-        return uses_recent(key.key)
-    return False
+    return c.any_key(key, lambda k: isinstance(k, c.SearchRecent))
 
 
 async def search(key: c.SearchKey, view: SelectedMailbox, *, slicer: Slicer,
