@@ -214,7 +214,7 @@ async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
     mailbox = snap.mailbox
     view = SelectedMailbox(mailbox, readonly=readonly)
     view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, modseqs=snap.modseqs,
-                      recent_from=recent[0], recent_to=recent[1])
+                      savedates=snap.savedates, recent_from=recent[0], recent_to=recent[1])
     # RFC 3501 §6.3.1's untagged responses, written at once (one send for the client to read).
     lines = [encode_all([Numbered(view.exists, "EXISTS"), Numbered(view.count_recent(), "RECENT")]),
              flag_lines(view)]
