@@ -664,7 +664,6 @@ class SqliteMailStore:
         if not messages:
             raise InvalidInput("nothing to append")
         columns = [flags_to_columns(m.flags) for m in messages]
-        now = datetime.now(timezone.utc)
         await self.space.require(sum(len(m.data) for m in messages))
         staged: list[StagedBlob] = []
         try:
@@ -687,8 +686,8 @@ class SqliteMailStore:
                 conn.execute(
                     "INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id,"
                     " savedate) VALUES(?,?,?,?,?,?,?,?,?)",
-                    (mailbox_id, uid, modseq, mask, keywords, int((m.internaldate or now).timestamp()), len(m.data),
-                     blob.id, saved))
+                    (mailbox_id, uid, modseq, mask, keywords,
+                     saved if m.internaldate is None else int(m.internaldate.timestamp()), len(m.data), blob.id, saved))
                 uids.append(uid)
             txn.emit(MailboxChanged(self._owner(conn, mailbox_id), mailbox_id))
             return uids
