@@ -482,7 +482,7 @@ def mailboxes(draw: st.DrawFn) -> tuple[SelectedMailbox, dict[int, MessageInfo],
              + draw(st.integers(0, 86399)) for _ in uids]
     view.load_columns(array("I", uids), flags, array("Q", sizes), array("d", dates),
                       modseqs=array("Q", [draw(st.integers(1, 9)) for _ in uids]),
-                      recent_from=draw(st.one_of(st.none(), st.integers(1, 41))))
+                      savedates=array("d", dates), recent_from=draw(st.one_of(st.none(), st.integers(1, 41))))
     infos: dict[int, MessageInfo] = {}
     texts: dict[int, str] = {}
     for u in uids:

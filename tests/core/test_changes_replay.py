@@ -158,7 +158,7 @@ class ChangesReplay(RuleBasedStateMachine):
             return
         view = SelectedMailbox(snap.mailbox, readonly=False)
         view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, modseqs=snap.modseqs,
-                          recent_from=None)
+                          savedates=snap.savedates, recent_from=None)
         self.views.append(view)
 
     @precondition(lambda self: self.views)

@@ -28,7 +28,7 @@ MAILBOX = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREATE-SPECIAL-USE", "ST
 EXTENSIONS = ("ESEARCH", "SEARCHRES", "CONTEXT=SEARCH", "WITHIN", "SORT", "SORT=DISPLAY",
               "ESORT", "CONTEXT=SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
 #: The message extensions (protocol.MESSAGE_CAPABILITIES).
-MESSAGE = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH", "URLAUTH=BINARY", "OBJECTID")
+MESSAGE = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH", "URLAUTH=BINARY", "OBJECTID", "SAVEDATE")
 MSG = (b"From: Bob <bob@example.com>\r\nTo: alice@example.com\r\nSubject: Hello there\r\n"
        b"Date: Tue, 05 Mar 2024 09:08:07 +0100\r\nMessage-ID: <m1@example.com>\r\n\r\n"
        b"Body with the word zebra.\r\n")

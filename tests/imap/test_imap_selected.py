@@ -13,7 +13,7 @@ T = datetime(2024, 3, 5, tzinfo=timezone.utc)
 
 
 def meta(uid: int, modseq: int = 1, *flags: str) -> MessageMeta:
-    return MessageMeta(uid, modseq, frozenset(flags), T, 100 + uid, f"b{uid}")
+    return MessageMeta(uid, modseq, frozenset(flags), T, 100 + uid, f"b{uid}", T)
 
 
 def view(uids: list[int], recent_from: int | None = None) -> SelectedMailbox:

@@ -182,7 +182,7 @@ def sqlite_rows(data: Path) -> dict[str, set[tuple[Any, ...]]]:
             "subscriptions": rows("SELECT user_id, name FROM subscriptions"),
             "mailboxes": rows("SELECT id, user_id, name, special_use, noselect != 0, uidvalidity,"
                               " uidnext, highestmodseq, recent_uid FROM mailboxes"),
-            "messages": rows("SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id"
+            "messages": rows("SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id, savedate"
                              " FROM messages"),
             "expunged": rows("SELECT mailbox_id, uid, modseq FROM expunged"),
             "queue": rows("SELECT id, sender, recipient, blob_id, size, created, attempts, next_attempt, last_error,"
@@ -213,7 +213,7 @@ async def pg_rows(url: str) -> dict[str, set[tuple[Any, ...]]]:
             "subscriptions": await rows("SELECT user_id, name FROM subscriptions"),
             "mailboxes": await rows("SELECT id, user_id, name, special_use, noselect, uidvalidity,"
                                     " uidnext, highestmodseq, recent_uid FROM mailboxes"),
-            "messages": await rows("SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id"
+            "messages": await rows("SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id, savedate"
                                    " FROM messages"),
             "expunged": await rows("SELECT mailbox_id, uid, modseq FROM expunged"),
             "queue": await rows("SELECT id, sender, recipient, blob_id, size, created, attempts, next_attempt,"

@@ -54,7 +54,7 @@ async def put_message(db: PgDatabase, user_id: int, mailbox: str, blob_id: str, 
         row = await txn.conn.fetchrow(
             "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1"
             " WHERE user_id = $1 AND name = $2 RETURNING id, uidnext - 1, highestmodseq", user_id, mailbox)
-        await txn.conn.execute("INSERT INTO messages(mailbox_id, uid, modseq, internaldate, size, blob_id)"
-                               " VALUES($1, $2, $3, 0, $4, $5)", row[0], row[1], row[2], size, blob_id)
+        await txn.conn.execute("INSERT INTO messages(mailbox_id, uid, modseq, internaldate, size, blob_id, savedate)"
+                               " VALUES($1, $2, $3, 0, $4, $5, 0)", row[0], row[1], row[2], size, blob_id)
         return int(row[1])
     return await db.write(w)

@@ -139,6 +139,9 @@ class MessageMeta:
     internaldate: datetime
     size: int
     blob_id: str
+    #: When the message was saved into this mailbox (RFC 8514 §3): APPEND, delivery, COPY,
+    #: MOVE and import set it to that moment; RENAME keeps it.
+    savedate: datetime
 
 
 @dataclass(frozen=True, slots=True)

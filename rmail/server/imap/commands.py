@@ -41,6 +41,8 @@ __all__ = [
 __all__ += ["any_key"]
 __all__ += ["AppendMessage", "CatPart", "GenUrlAuth", "ResetKey", "SearchObjectId", "UrlFetch",
             "UrlFetchItem"]
+# SAVEDATE (RFC 8514).
+__all__ += ["SearchSaveDate"]
 
 #: `*` in a sequence set; 0 is never a valid message number or UID.
 STAR: Final = 0
@@ -150,8 +152,8 @@ class FetchAtt:
     `name` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, UID, MODSEQ (RFC
     7162), RFC822, RFC822.HEADER, RFC822.TEXT, or BODY — BODY with `section` None is the body structure
     without extension data; with a section it is BODY[section]<partial>. Also PREVIEW
-    (RFC 8970), EMAILID and THREADID (RFC 8474); BINARY and BINARY.SIZE (RFC 3516 §4.2)
-    always have a section, of part numbers only.
+    (RFC 8970), EMAILID and THREADID (RFC 8474), SAVEDATE (RFC 8514); BINARY and BINARY.SIZE
+    (RFC 3516 §4.2) always have a section, of part numbers only.
     """
 
     name: str
@@ -301,9 +303,18 @@ class SearchObjectId:
     value: str
 
 
+@dataclass(frozen=True, slots=True)
+class SearchSaveDate:
+    """SAVEDBEFORE/SAVEDON/SAVEDSINCE date (RFC 8514 §4.3): the save date's day, compared as
+    BEFORE/ON/SINCE compare the internal date's."""
+
+    relation: str  # "before", "on" or "since"
+    day: date
+
+
 SearchKey = Union[SearchAll, SearchFlag, SearchRecent, SearchSeq, SearchHeader, SearchBody,
                   SearchDate, SearchSize, SearchAge, SearchAnd, SearchOr, SearchNot, SearchModseq,
-                  SearchObjectId]
+                  SearchObjectId, SearchSaveDate]
 
 
 def any_key(key: SearchKey, test: Callable[[SearchKey], bool]) -> bool:

@@ -6,7 +6,7 @@ same string rule as `encode`); only BODY[...] and RFC822* read message bytes, wh
 passes in. Each item is the RFC's name, a space and its value written by `encode` (flag lists,
 date-times, literals): this module picks and cuts values, `encode` decides how they look. The
 items are built straight into bytes: this is the hot path of every client sync. MODSEQ (RFC
-7162) comes from the map too.
+7162) and SAVEDATE (RFC 8514) come from the map too.
 """
 
 from __future__ import annotations
@@ -122,6 +122,12 @@ def _objectid_item(name: str, blob_id: str | None) -> bytes:
     return b"EMAILID (" + email_id(blob_id).encode("ascii") + b")"
 
 
+def _savedate_item(savedate: float | None) -> bytes:
+    """``SAVEDATE "date-time"``, or ``SAVEDATE NIL`` when the save date is not known (RFC 8514
+    §4.2)."""
+    return b"SAVEDATE NIL" if savedate is None else b"SAVEDATE " + date_time(savedate)
+
+
 def _preview(info: MessageInfo | None) -> bytes:
     """``PREVIEW "text"`` (RFC 8970 §3): the text computed at delivery (at most 200
     characters, whitespace collapsed); "" for a message without text."""
@@ -137,13 +143,15 @@ def _info(info: MessageInfo | None) -> MessageInfo:
 
 def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                   size: int, date: float, info: MessageInfo | None, data: bytes | None,
-                  force_flags: bool = False, blob_id: str | None = None, modseq: int = 0) -> bytes:
+                  force_flags: bool = False, blob_id: str | None = None, modseq: int = 0,
+                  savedate: float | None = None) -> bytes:
     """The parenthesised item list of one `* n FETCH (...)` response.
 
     Args:
         force_flags: add FLAGS even if not asked (\\Seen was just set, RFC 3501 §6.4.5).
         blob_id: the id of the message's stored bytes, when `plan.needs_blob_id`.
         modseq: the message's MODSEQ, read only when the plan asks for it (RFC 7162 §3.1.4).
+        savedate: the save date in unix seconds (RFC 8514); None: not known, sent as NIL.
     """
     out: list[bytes] = []
     for att in plan.atts:
@@ -171,6 +179,8 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
             out.append(b"INTERNALDATE " + date_time(date))
         elif name == "MODSEQ":
             out.append(modseq_item(modseq))
+        elif name == "SAVEDATE":
+            out.append(_savedate_item(savedate))
         elif name == "ENVELOPE":
             out.append(b"ENVELOPE " + _info(info).envelope)
         elif name == "BODYSTRUCTURE":
@@ -214,8 +224,8 @@ def _meta_item(name: str, size: int, date: float, info: MessageInfo | None) -> b
 
 def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                size: int, date: float, info: MessageInfo | None, file_size: int, head: bytes,
-               force_flags: bool = False, blob_id: str | None = None, modseq: int = 0
-               ) -> list[bytes | FileRange] | None:
+               force_flags: bool = False, blob_id: str | None = None, modseq: int = 0,
+               savedate: float | None = None) -> list[bytes | FileRange] | None:
     """`message_items` for a file-backed message (`plan.streamable`): the response as bytes
     and `FileRange`s to stream, so the body is never held in memory.
 
@@ -248,6 +258,8 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
                 pieces.append(_objectid_item(name, blob_id))
             elif name == "MODSEQ":
                 pieces.append(modseq_item(modseq))
+            elif name == "SAVEDATE":
+                pieces.append(_savedate_item(savedate))
             else:
                 pieces.append(_meta_item(name, size, date, info))
             continue

@@ -30,6 +30,7 @@ from .commands import (AppendMessage, CatPart, GenUrlAuth, ResetKey, SearchObjec
                        UrlFetchItem)
 from .commands import SORT_KEYS, THREAD_ALGORITHMS, Sort, SortCriterion, Thread
 from .commands import SAVED_RESULT, CancelUpdate, SearchAge, SearchReturn
+from .commands import SearchSaveDate
 from .commands import Compress, GetQuota, GetQuotaRoot, SetQuota
 from .commands import Notify, NotifyGroup
 from .wire import MAX_TAG, Frame, ReplyError
@@ -746,7 +747,8 @@ def _date(r: _Reader) -> date:
 # FETCH (RFC 3501 §6.4.5)
 _SIMPLE_ITEMS: Final = frozenset({"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE",
                                   "BODYSTRUCTURE", "UID", "RFC822", "RFC822.HEADER",
-                                  "RFC822.TEXT", "BODY", "MODSEQ", "PREVIEW", "EMAILID", "THREADID"})
+                                  "RFC822.TEXT", "BODY", "MODSEQ", "PREVIEW", "EMAILID", "THREADID",
+                                  "SAVEDATE"})
 _MACROS: Final = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -970,6 +972,8 @@ _HEADER_KEYS: Final = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc",
 _DATE_KEYS: Final = {"BEFORE": ("before", False), "ON": ("on", False),
                      "SINCE": ("since", False), "SENTBEFORE": ("before", True),
                      "SENTON": ("on", True), "SENTSINCE": ("since", True)}
+#: RFC 8514 §4.3: the save date's day.
+_SAVED_KEYS: Final = {"SAVEDBEFORE": "before", "SAVEDON": "on", "SAVEDSINCE": "since"}
 _CHARSETS: Final = frozenset({"UTF-8", "US-ASCII"})
 #: RFC 8474 §7: objectid = 1*255(ALPHA / DIGIT / "_" / "-").
 _OBJECTID = re.compile(rb"[A-Za-z0-9_-]{1,255}(?=[ )]|$)")
@@ -1003,6 +1007,10 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
         return SearchAnd((SearchRecent(), SearchFlag("\\Seen", False)))
     if word == "OLD":
         return SearchNot(SearchRecent())
+    if word == "SAVEDATESUPPORTED":
+        # RFC 8514 §4.3: every message when the mailbox keeps save dates, and every rmail
+        # mailbox keeps them for every message (core/sqlite/migrate.py, version 4).
+        return SearchAll()
     r.sp()
     if word in _HEADER_KEYS:
         field = _HEADER_KEYS[word]
@@ -1017,6 +1025,8 @@ def _search_key(r: _Reader, depth: int) -> SearchKey:
     if word in _DATE_KEYS:
         relation, sent = _DATE_KEYS[word]
         return SearchDate(relation, _date(r), sent)
+    if word in _SAVED_KEYS:
+        return SearchSaveDate(_SAVED_KEYS[word], _date(r))
     if word in ("LARGER", "SMALLER"):
         return SearchSize(word == "LARGER", r.number())
     if word in ("KEYWORD", "UNKEYWORD"):

@@ -111,9 +111,9 @@ MAILBOX_CAPABILITIES: Final = ("LIST-EXTENDED", "LIST-STATUS", "CHILDREN", "CREA
 #: STATUS SIZE (RFC 8438); APPENDLIMIT=n (RFC 7889) follows it when a limit is configured.
 STATUS_CAPABILITIES: Final = ("STATUS=SIZE",)
 #: Message extensions, on every connection after APPENDLIMIT: RFC 3516, RFC 3502, RFC 4469,
-#: RFC 8970, RFC 4467, RFC 5524, RFC 8474.
+#: RFC 8970, RFC 4467, RFC 5524, RFC 8474, RFC 8514.
 MESSAGE_CAPABILITIES: Final = ("BINARY", "MULTIAPPEND", "CATENATE", "PREVIEW", "URLAUTH",
-                               "URLAUTH=BINARY", "OBJECTID")
+                               "URLAUTH=BINARY", "OBJECTID", "SAVEDATE")
 
 
 def allowed(state: State, command: c.Command) -> bool:

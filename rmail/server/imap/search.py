@@ -356,6 +356,11 @@ class _Run:
         if isinstance(key, c.SearchDate) and not key.sent:
             relation, target = key.relation, key.day
             return lambda i: _compare(relation, _day(dates[i]), target)
+        if isinstance(key, c.SearchSaveDate):
+            # RFC 8514 §4.3: the save date's day "disregarding time and timezone", by the same
+            # rule as the internal date's (its day in UTC, the zone rmail stores and sends).
+            relation, target, saved = key.relation, key.day, view.savedates
+            return lambda i: _compare(relation, _day(saved[i]), target)
         if isinstance(key, c.SearchObjectId):  # RFC 8474 §6
             if key.kind != "EMAILID":
                 return lambda i: False  # THREADID is NIL for every message

@@ -9,9 +9,10 @@ Invariants (RFC 3501 §7.4.1, §2.3.1.2):
   seen while a FETCH, STORE or SEARCH is running stays in the map (marked pending) until a
   command that may carry EXPUNGE responses ends. New messages may be announced at any time
   with EXISTS, whose count always includes messages still pending expunge.
-- The map is kept as columns (UIDs in an `array`, flags as shared frozensets, sizes, dates
-  and MODSEQs in arrays) so that FETCH FLAGS/MODSEQ, UID sets and flag searches over a large
-  mailbox need no store round trip and little memory (~28 bytes per message).
+- The map is kept as columns (UIDs in an `array`, flags as shared frozensets, sizes, dates,
+  MODSEQs and save dates in arrays) so that FETCH FLAGS/MODSEQ/SAVEDATE, UID sets and flag
+  searches over a large mailbox need no store round trip and little memory (~36 bytes per
+  message).
 - `synced_modseq` is the MODSEQ up to which the client has been told everything (RFC 7162
   HIGHESTMODSEQ): it stays behind `modseq` while an expunge is held back, so a client that
   resynchronises from it never misses that expunge.
@@ -96,7 +97,7 @@ class Update:
 class SelectedMailbox:
     """One session's view of one selected mailbox."""
 
-    __slots__ = ("mailbox", "readonly", "uids", "flags", "sizes", "dates", "modseqs", "modseq",
+    __slots__ = ("mailbox", "readonly", "uids", "flags", "sizes", "dates", "modseqs", "savedates", "modseq",
                  "synced_modseq",
                  "_recent", "_pending", "_own", "_recent_count", "_keywords", "_covered",
                  "keywords_stale", "watcher")
@@ -109,6 +110,7 @@ class SelectedMailbox:
         self.sizes = array("Q")
         self.dates = array("d")
         self.modseqs = array("Q")
+        self.savedates = array("d")                # RFC 8514 save dates, unix seconds
         self.modseq = mailbox.highestmodseq
         self.synced_modseq = mailbox.highestmodseq
         self._recent: list[tuple[int, int]] = []   # inclusive UID ranges
@@ -133,13 +135,15 @@ class SelectedMailbox:
         self._mark_recent(recent_from, recent_to)
 
     def load_columns(self, uids: array, flags: list[frozenset[str]], sizes: array, dates: array, *,
-                     modseqs: array, recent_from: int | None, recent_to: int | None = None) -> None:
+                     modseqs: array, savedates: array, recent_from: int | None,
+                     recent_to: int | None = None) -> None:
         """Fill the map from a store snapshot's columns (SELECT's fast path)."""
         self.uids = array("I", uids)
         self.flags = list(flags)
         self.sizes = array("Q", sizes)
         self.dates = array("d", dates)
         self.modseqs = array("Q", modseqs)
+        self.savedates = array("d", savedates)
         for f in set(self.flags):
             self._note(f)
         self._mark_recent(recent_from, recent_to)
@@ -159,6 +163,7 @@ class SelectedMailbox:
         self.sizes.append(m.size)
         self.dates.append(m.internaldate.timestamp())
         self.modseqs.append(m.modseq)
+        self.savedates.append(m.savedate.timestamp())
         if self.watcher is not None:
             self.watcher.touched.add(m.uid)
 
@@ -371,6 +376,7 @@ class SelectedMailbox:
             self.sizes = array("Q", (self.sizes[i] for i in keep))
             self.dates = array("d", (self.dates[i] for i in keep))
             self.modseqs = array("Q", (self.modseqs[i] for i in keep))
+            self.savedates = array("d", (self.savedates[i] for i in keep))
         else:
             for s in seqs:
                 i = s - 1
@@ -379,4 +385,5 @@ class SelectedMailbox:
                 del self.sizes[i]
                 del self.dates[i]
                 del self.modseqs[i]
+                del self.savedates[i]
         return seqs

@@ -53,6 +53,7 @@ class StagedDelivery:
     #: blobs columns after id and size, in _DELIVER's order (subject … search_text).
     fields: tuple[object, ...]
     internaldate: int
+    savedate: int                                   #: unix seconds: the moment of saving (RFC 8514 §3)
     targets: tuple[tuple[int, int, str], ...]      #: (mailbox id, flag mask, keywords)
     imported: tuple[int, str, str] | None          #: (user id, source, key as stored)
     outbound: tuple[str, tuple[str, ...], int] | None   #: (sender, recipients, created)
@@ -77,8 +78,8 @@ WITH blob AS (
                          $15::text[], $16::text[])),
 bytes AS (INSERT INTO blob_data(id, data) SELECT * FROM unnest($1::text[], $17::bytea[])),
 msg AS (
-    SELECT * FROM unnest($1::text[], $2::bigint[], $18::bigint[], $19::bigint[])
-             WITH ORDINALITY AS m(id, size, internaldate, imp_user, i)),
+    SELECT * FROM unnest($1::text[], $2::bigint[], $18::bigint[], $19::bigint[], $30::bigint[])
+             WITH ORDINALITY AS m(id, size, internaldate, imp_user, savedate, i)),
 imp AS (
     INSERT INTO imported(user_id, source, key)
     SELECT * FROM unnest($19::bigint[], $20::text[], $21::text[]) AS x(u, s, k) WHERE x.u IS NOT NULL),
@@ -100,8 +101,9 @@ box AS (
      WHERE m.id = g.box AND NOT m.noselect
     RETURNING m.id, m.user_id, m.uidnext - g.n AS uid0, m.highestmodseq - g.n AS modseq0),
 stored AS (
-    INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id)
-    SELECT t.box, b.uid0 + t.nth - 1, b.modseq0 + t.nth, t.mask, t.kw, msg.internaldate, msg.size, msg.id
+    INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id, savedate)
+    SELECT t.box, b.uid0 + t.nth - 1, b.modseq0 + t.nth, t.mask, t.kw, msg.internaldate, msg.size, msg.id,
+           msg.savedate
       FROM target t JOIN box b ON b.id = t.box JOIN msg ON msg.i = t.i),
 queued AS (
     INSERT INTO queue(sender, recipient, blob_id, size, created, next_attempt)
@@ -118,7 +120,7 @@ SELECT ARRAY(SELECT t.ord FROM target t JOIN box b ON b.id = t.box ORDER BY t.or
 
 
 def _arguments(batch: Sequence[StagedDelivery]) -> list[list[object]]:
-    columns: list[list[object]] = [[] for _ in range(29)]
+    columns: list[list[object]] = [[] for _ in range(30)]
     for i, d in enumerate(batch, 1):
         columns[0].append(d.blob_id)
         columns[1].append(len(d.data))
@@ -142,6 +144,7 @@ def _arguments(batch: Sequence[StagedDelivery]) -> list[list[object]]:
                 columns[26].append(sender)
                 columns[27].append(rcpt)
                 columns[28].append(created)
+        columns[29].append(d.savedate)
     return columns
 
 

@@ -53,7 +53,7 @@ INLINE_PARSE_MAX: Final = 32 * 1024
 SPECIAL_USES: Final = frozenset(special.value for _, special in DEFAULT_MAILBOXES if special is not None)
 
 _MAILBOX_COLS = "id, user_id, name, special_use, uidvalidity, uidnext, highestmodseq"
-_META_COLS = "uid, modseq, sysflags, keywords, internaldate, size, blob_id"
+_META_COLS = "uid, modseq, sysflags, keywords, internaldate, size, blob_id, savedate"
 
 # A new life of a mailbox: UIDVALIDITY is max(now, last + 1) (32 bits, never 0), strictly
 # increasing across re-creations; the upsert holds the meta row's lock until commit.
@@ -76,11 +76,12 @@ box AS (DELETE FROM mailboxes WHERE id = $1)
 SELECT ARRAY(SELECT DISTINCT blob_id FROM gone)"""
 
 # Copy messages of $1 (the UIDs in $2, or all when the filter says so) into $3: one UID and
-# one MODSEQ each, in UID order, flags kept, bytes shared. The new UID is NULL when $3 is
-# gone or \Noselect. Both mailboxes are locked by the caller.
+# one MODSEQ each, in UID order, flags kept, bytes shared, the save date $4 (NULL: kept, as
+# INBOX's RENAME does). The new UID is NULL when $3 is gone or \Noselect. Both mailboxes are
+# locked by the caller.
 _COPY = """
 WITH src AS (
-    SELECT uid, sysflags, keywords, internaldate, size, blob_id, row_number() OVER (ORDER BY uid) AS nth
+    SELECT uid, sysflags, keywords, internaldate, size, blob_id, savedate, row_number() OVER (ORDER BY uid) AS nth
       FROM messages WHERE mailbox_id = $1 {filter}),
 box AS (
     UPDATE mailboxes b SET uidnext = b.uidnext + n.c, highestmodseq = b.highestmodseq + n.c
@@ -88,9 +89,9 @@ box AS (
      WHERE b.id = $3 AND NOT b.noselect AND n.c > 0
     RETURNING b.uidnext - n.c AS uid0, b.highestmodseq - n.c AS modseq0),
 ins AS (
-    INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id)
+    INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id, savedate)
     SELECT $3, box.uid0 + src.nth - 1, box.modseq0 + src.nth, src.sysflags, src.keywords, src.internaldate,
-           src.size, src.blob_id
+           src.size, src.blob_id, coalesce($4::bigint, src.savedate)
       FROM src CROSS JOIN box)
 SELECT src.uid, box.uid0 + src.nth - 1 FROM src LEFT JOIN box ON true ORDER BY src.uid"""
 _COPY_SOME = _COPY.format(filter="AND uid = ANY($2::bigint[])")
@@ -133,9 +134,10 @@ class NoSpaceGuard:
 
 
 def _meta(row: Sequence[Any] | asyncpg.Record) -> MessageMeta:
-    uid, modseq, mask, keywords, internaldate, size, blob_id = row
+    uid, modseq, mask, keywords, internaldate, size, blob_id, savedate = row
     return MessageMeta(uid, modseq, columns_to_flags(mask, keywords),
-                       datetime.fromtimestamp(internaldate, timezone.utc), size, blob_id)
+                       datetime.fromtimestamp(internaldate, timezone.utc), size, blob_id,
+                       datetime.fromtimestamp(savedate, timezone.utc))
 
 
 def _mailbox(row: Sequence[Any] | asyncpg.Record) -> Mailbox:
@@ -202,10 +204,13 @@ async def _end_life(conn: asyncpg.Connection, mailbox_id: int) -> list[str]:
     return list(row[0])
 
 
-async def _copy_rows(conn: asyncpg.Connection, src: int, uids: Sequence[int] | None, dst: int) -> list[tuple[int, int]]:
-    """(source UID, new UID) pairs; both mailboxes must be locked. Raises NotFound when there
-    is something to copy but ``dst`` is gone."""
-    rows = await conn.fetch(_COPY_ALL if uids is None else _COPY_SOME, src, uids, dst)
+async def _copy_rows(conn: asyncpg.Connection, src: int, uids: Sequence[int] | None, dst: int, *,
+                     keep_savedate: bool = False) -> list[tuple[int, int]]:
+    """(source UID, new UID) pairs; both mailboxes must be locked. The copies are saved now
+    (RFC 8514 §3: COPY and MOVE save anew) unless ``keep_savedate`` (INBOX's RENAME).
+    Raises NotFound when there is something to copy but ``dst`` is gone."""
+    rows = await conn.fetch(_COPY_ALL if uids is None else _COPY_SOME, src, uids, dst,
+                            None if keep_savedate else int(time.time()))
     if rows and rows[0][1] is None:
         raise NotFound("mailbox no longer exists")
     return [(r[0], r[1]) for r in rows]
@@ -383,7 +388,7 @@ class PgMailStore:
                 # INBOX stays (RFC 3501 §6.3.5): its messages move into a new mailbox.
                 dst = (await _insert_mailbox(conn, user_id, new)).id
                 await _lock_boxes(conn, (src, dst))
-                pairs = await _copy_rows(conn, src, None, dst)
+                pairs = await _copy_rows(conn, src, None, dst, keep_savedate=True)  # RENAME saves nothing anew
                 if pairs:
                     txn.emit(MailboxChanged(user_id, dst))
                     await _expunge_rows(txn, src, [p[0] for p in pairs])   # the blobs stay: now in `new`
@@ -477,15 +482,15 @@ class PgMailStore:
                                       " AND name = $2 AND NOT noselect", user_id, name)
             if row is None:
                 raise NotFound(f"no mailbox named {name}")
-            rows = await conn.fetch("SELECT uid, sysflags, keywords, size, internaldate, modseq FROM messages"
+            rows = await conn.fetch("SELECT uid, sysflags, keywords, size, internaldate, modseq, savedate FROM messages"
                                     " WHERE mailbox_id = $1 ORDER BY uid", row[0])
             if rows:
-                uids, masks, keywords, sizes, dates, modseqs = zip(*rows)
+                uids, masks, keywords, sizes, dates, modseqs, savedates = zip(*rows)
             else:
-                uids = masks = keywords = sizes = dates = modseqs = ()
+                uids = masks = keywords = sizes = dates = modseqs = savedates = ()
             return MailboxSnapshot(_mailbox(row), row[7], array("I", uids),
                                    list(map(columns_to_flags, masks, keywords)), array("Q", sizes),
-                                   array("d", dates), array("Q", modseqs))
+                                   array("d", dates), array("Q", modseqs), array("d", savedates))
         return await self.db.read(q)
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
@@ -675,7 +680,8 @@ class PgMailStore:
                       internaldate: datetime | None, imported: Import | None,
                       outbound: Outbound | None) -> StagedDelivery:
         """One message parsed into the delivery statement's values (deliveries.py)."""
-        when = int((internaldate or datetime.now(timezone.utc)).timestamp())
+        saved = int(time.time())   # the moment of saving (RFC 8514 §3), an import's too
+        when = saved if internaldate is None else int(internaldate.timestamp())
         p = (mime.parse_message(data) if len(data) <= INLINE_PARSE_MAX
              else await asyncio.to_thread(mime.parse_message, data))
         fields = (_text(p.subject), _text(p.from_), _text(p.to), _text(p.cc),
@@ -683,7 +689,7 @@ class PgMailStore:
                   _text(p.in_reply_to), _text(p.references), _text(p.preview), p.envelope, p.body, p.bodystructure,
                   _text(p.header_text), _text(p.search_text))
         return StagedDelivery(
-            secrets.token_hex(16), data, fields, when, columns,
+            secrets.token_hex(16), data, fields, when, saved, columns,
             (imported.user_id, imported.source, _key_to_db(imported.key)) if imported is not None else None,
             (outbound.sender, tuple(outbound.recipients), int(outbound.created)) if outbound is not None else None)
 
@@ -719,7 +725,7 @@ class PgMailStore:
                 changed[0].append(row[0])
                 changed[1].append(new_mask)
                 changed[2].append(kw_text)
-                out.append(_meta((row[0], modseq, new_mask, kw_text, row[4], row[5], row[6])))
+                out.append(_meta((row[0], modseq, new_mask, kw_text, row[4], row[5], row[6], row[7])))
             if changed[0]:
                 await conn.execute(
                     "WITH box AS (UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1)"

@@ -52,7 +52,8 @@ _SCANS: tuple[tuple[str, str, Callable[[asyncpg.Record], Record]], ...] = (
 _LATER_SCANS: tuple[tuple[str, str, Callable[[asyncpg.Record], Record]], ...] = (
     ("mailboxes", "SELECT id, user_id, name, special_use, noselect, uidvalidity, uidnext, highestmodseq,"
                   " recent_uid FROM mailboxes", lambda r: MailboxRecord(*r)),
-    ("messages", "SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id FROM messages",
+    ("messages", "SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id, savedate"
+                  " FROM messages",
      lambda r: MessageRecord(*r)),
     ("expunged", "SELECT mailbox_id, uid, modseq FROM expunged", lambda r: ExpungedRecord(*r)),
     ("queue", "SELECT id, sender, recipient, blob_id, size, created, attempts, next_attempt, last_error,"

@@ -51,7 +51,7 @@ INLINE_PARSE_MAX = 32 * 1024
 INLINE_BLOB_MAX = 128 * 1024
 
 _MAILBOX_COLS = "id, user_id, name, special_use, uidvalidity, uidnext, highestmodseq"
-_META_COLS = "uid, modseq, sysflags, keywords, internaldate, size, blob_id"
+_META_COLS = "uid, modseq, sysflags, keywords, internaldate, size, blob_id, savedate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +65,10 @@ class StagedBlob:
 
 
 def _meta(row: Sequence[Any]) -> MessageMeta:
-    uid, modseq, mask, keywords, internaldate, size, blob_id = row
+    uid, modseq, mask, keywords, internaldate, size, blob_id, savedate = row
     return MessageMeta(uid, modseq, columns_to_flags(mask, keywords),
-                       datetime.fromtimestamp(internaldate, timezone.utc), size, blob_id)
+                       datetime.fromtimestamp(internaldate, timezone.utc), size, blob_id,
+                       datetime.fromtimestamp(savedate, timezone.utc))
 
 
 def _mailbox(row: Sequence[Any]) -> Mailbox:
@@ -292,7 +293,7 @@ class SqliteMailStore:
             if old == "INBOX":
                 dst = self._insert_mailbox(conn, user_id, new)
                 uids = [r[0] for r in conn.execute("SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (row[0],))]
-                self._copy_rows(txn, row[0], uids, dst)
+                self._copy_rows(txn, row[0], uids, dst, keep_savedate=True)  # RENAME saves nothing anew
                 self._expunge_rows(txn, row[0], uids, tombstones=True)  # blobs stay: now in `new`
                 txn.emit(MailboxChanged(user_id, row[0]))
             else:
@@ -389,15 +390,15 @@ class SqliteMailStore:
                                " AND noselect = 0", (user_id, name)).fetchone()
             if row is None:
                 raise NotFound(f"no mailbox named {name}")
-            rows = conn.execute("SELECT uid, sysflags, keywords, size, internaldate, modseq FROM messages"
+            rows = conn.execute("SELECT uid, sysflags, keywords, size, internaldate, modseq, savedate FROM messages"
                                 " WHERE mailbox_id = ? ORDER BY uid", (row[0],)).fetchall()
             if rows:
-                uids, masks, keywords, sizes, dates, modseqs = zip(*rows)
+                uids, masks, keywords, sizes, dates, modseqs, savedates = zip(*rows)
             else:
-                uids = masks = keywords = sizes = dates = modseqs = ()
+                uids = masks = keywords = sizes = dates = modseqs = savedates = ()
             return MailboxSnapshot(_mailbox(row), row[7], array("I", uids),
                                    list(map(columns_to_flags, masks, keywords)), array("Q", sizes), array("d", dates),
-                                   array("Q", modseqs))
+                                   array("Q", modseqs), array("d", savedates))
         return await self.db.read(q)
 
     async def get_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
@@ -663,7 +664,6 @@ class SqliteMailStore:
         if not messages:
             raise InvalidInput("nothing to append")
         columns = [flags_to_columns(m.flags) for m in messages]
-        now = datetime.now(timezone.utc)
         await self.space.require(sum(len(m.data) for m in messages))
         staged: list[StagedBlob] = []
         try:
@@ -678,14 +678,16 @@ class SqliteMailStore:
 
         def w(txn: WriteTxn) -> list[int]:
             conn = txn.conn
+            saved = int(time.time())   # the moment of saving (RFC 8514 §3), taken in the transaction
             uids = []
             for m, blob, (mask, keywords) in zip(messages, staged, columns):
                 self.insert_blob(txn, blob)
                 uid, modseq = self._next_uid(conn, mailbox_id)
                 conn.execute(
-                    "INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id)"
-                    " VALUES(?,?,?,?,?,?,?,?)", (mailbox_id, uid, modseq, mask, keywords,
-                                                 int((m.internaldate or now).timestamp()), len(m.data), blob.id))
+                    "INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id,"
+                    " savedate) VALUES(?,?,?,?,?,?,?,?,?)",
+                    (mailbox_id, uid, modseq, mask, keywords,
+                     saved if m.internaldate is None else int(m.internaldate.timestamp()), len(m.data), blob.id, saved))
                 uids.append(uid)
             txn.emit(MailboxChanged(self._owner(conn, mailbox_id), mailbox_id))
             return uids
@@ -713,19 +715,22 @@ class SqliteMailStore:
         columns = [flags_to_columns(flags) for _, flags in targets]
         if outbound is not None and not outbound.recipients:
             raise InvalidInput("no recipients to queue")
-        when = int((internaldate or datetime.now(timezone.utc)).timestamp())
+        given = int(internaldate.timestamp()) if internaldate is not None else None
         await self.space.require(len(data))
         staged = await self.prepare(data)
 
         def w(txn: WriteTxn) -> Delivered:
             self.insert_blob(txn, staged)
             conn = txn.conn
+            saved = int(time.time())   # the moment of saving (RFC 8514 §3)
+            when = saved if given is None else given
             uids = []
             for (mailbox_id, _), (mask, keywords) in zip(targets, columns):
                 uid, modseq = self._next_uid(conn, mailbox_id)
                 conn.execute(
-                    "INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id)"
-                    " VALUES(?,?,?,?,?,?,?,?)", (mailbox_id, uid, modseq, mask, keywords, when, len(data), staged.id))
+                    "INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id,"
+                    " savedate) VALUES(?,?,?,?,?,?,?,?,?)",
+                    (mailbox_id, uid, modseq, mask, keywords, when, len(data), staged.id, saved))
                 uids.append(uid)
                 txn.emit(MailboxChanged(self._owner(conn, mailbox_id), mailbox_id))
             queued: list[int] = []
@@ -792,22 +797,28 @@ class SqliteMailStore:
                         txn.emit(MailboxChanged(user_id, mailbox_id))
                     conn.execute("UPDATE messages SET sysflags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
                                  (new_mask, kw_text, modseq, mailbox_id, row[0]))
-                    out.append(_meta((row[0], modseq, new_mask, kw_text, row[4], row[5], row[6])))
+                    out.append(_meta((row[0], modseq, new_mask, kw_text, row[4], row[5], row[6], row[7])))
             out.sort(key=lambda m: m.uid)
             return out
         return await self.db.write(w)
 
-    def _copy_rows(self, txn: WriteTxn, src: int, uids: Sequence[int], dst: int) -> list[tuple[int, int]]:
+    def _copy_rows(self, txn: WriteTxn, src: int, uids: Sequence[int], dst: int, *,
+                   keep_savedate: bool = False) -> list[tuple[int, int]]:
+        """Copies get the moment of the copy as their save date (RFC 8514 §3: COPY and MOVE
+        save anew), unless ``keep_savedate`` (INBOX's RENAME)."""
         conn = txn.conn
+        now = int(time.time())
         pairs: list[tuple[int, int]] = []
         for chunk in _chunks(list(uids)):
             marks = ",".join("?" * len(chunk))
-            rows = conn.execute(f"SELECT uid, sysflags, keywords, internaldate, size, blob_id FROM messages"
+            rows = conn.execute(f"SELECT uid, sysflags, keywords, internaldate, size, blob_id, savedate FROM messages"
                                 f" WHERE mailbox_id = ? AND uid IN ({marks}) ORDER BY uid", (src, *chunk)).fetchall()
-            for uid, mask, keywords, internaldate, size, blob_id in rows:
+            for uid, mask, keywords, internaldate, size, blob_id, savedate in rows:
                 new_uid, modseq = self._next_uid(conn, dst)
-                conn.execute("INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id)"
-                             " VALUES(?,?,?,?,?,?,?,?)", (dst, new_uid, modseq, mask, keywords, internaldate, size, blob_id))
+                conn.execute("INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, internaldate, size,"
+                             " blob_id, savedate) VALUES(?,?,?,?,?,?,?,?,?)",
+                             (dst, new_uid, modseq, mask, keywords, internaldate, size, blob_id,
+                              savedate if keep_savedate else now))
                 pairs.append((uid, new_uid))
         if pairs:
             txn.emit(MailboxChanged(self._owner(conn, dst), dst))

@@ -27,6 +27,14 @@ STEPS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
          "INSERT INTO subscriptions(user_id, name)"
          " SELECT user_id, name FROM mailboxes WHERE subscribed <> 0 AND noselect = 0",
          "ALTER TABLE mailboxes DROP COLUMN subscribed")),
+    # The save date (RFC 8514 §3): when a message was saved into its mailbox, unix seconds.
+    # Messages stored before rmail kept it get their INTERNALDATE rather than NIL ("unknown",
+    # which RFC 8514 also allows): for delivered mail and an APPEND without a date that is
+    # exactly the moment of saving, and with it every mailbox has a save date on every
+    # message (SAVEDATESUPPORTED matches all, SAVED* searches and expiry see old mail too).
+    # Every write names the column; the default only lets SQLite add it NOT NULL.
+    (4, ("ALTER TABLE messages ADD COLUMN savedate INTEGER NOT NULL DEFAULT 0",
+         "UPDATE messages SET savedate = internaldate")),
 )
 SCHEMA_VERSION: Final = STEPS[-1][0]
 

@@ -64,7 +64,8 @@ _SELECT: dict[str, str] = {
              " FROM blobs b LEFT JOIN blob_data d ON d.id = b.id",
     "mailboxes": "SELECT id, user_id, name, special_use, noselect, uidvalidity, uidnext, highestmodseq,"
                  " recent_uid FROM mailboxes",
-    "messages": "SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id FROM messages",
+    "messages": "SELECT mailbox_id, uid, modseq, sysflags, keywords, internaldate, size, blob_id, savedate"
+                 " FROM messages",
     "expunged": "SELECT mailbox_id, uid, modseq FROM expunged",
     "queue": "SELECT id, sender, recipient, blob_id, size, created, attempts, next_attempt, last_error,"
              " delayed_notified FROM queue",

@@ -30,6 +30,7 @@ class MailboxSnapshot:
     sizes: array[int]                #: array("Q"), RFC822.SIZE
     dates: array[float]              #: array("d"), INTERNALDATE in unix seconds
     modseqs: array[int]              #: array("Q"), each message's MODSEQ (RFC 7162)
+    savedates: array[float]          #: array("d"), save date in unix seconds (RFC 8514 §3)
 
     @property
     def unclaimed_recent(self) -> bool:
@@ -59,7 +60,7 @@ class Import:
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     """One message of `MailStore.append_many`: its bytes, flags and internal date (now when
-    None)."""
+    None). Its save date is always the moment of the append (RFC 8514 §3)."""
 
     data: bytes
     flags: tuple[str, ...] = ()
@@ -136,7 +137,8 @@ class MailStore(Protocol):
 
     async def rename_mailbox(self, user_id: int, old: str, new: str) -> None:
         """RFC 3501 §6.3.5: children move along and keep UIDVALIDITY; renaming INBOX moves its
-        messages into a new mailbox and leaves INBOX empty.
+        messages into a new mailbox and leaves INBOX empty. Messages keep their save dates
+        (a rename saves nothing anew, RFC 8514 §3).
 
         Raises: NotFound, AlreadyExists, InvalidInput (into itself, to INBOX).
         """
@@ -240,7 +242,8 @@ class MailStore(Protocol):
 
     async def append(self, mailbox_id: int, data: bytes, flags: Iterable[str] = (),
                      internaldate: datetime | None = None) -> int:
-        """Store a message in one mailbox; returns its UID."""
+        """Store a message in one mailbox; returns its UID. The save date is now, whatever
+        ``internaldate`` says (RFC 8514 §3)."""
         ...
 
     async def append_many(self, mailbox_id: int, messages: Sequence[NewMessage]) -> list[int]:
@@ -257,8 +260,9 @@ class MailStore(Protocol):
                       internaldate: datetime | None = None, *, outbound: Outbound | None = None,
                       imported: Import | None = None) -> Delivered:
         """Store one message in several mailboxes (one copy of the bytes), plus outbound queue
-        entries and an import record, all in one transaction. ``targets`` may be empty when
-        ``outbound`` is given. Returns only once everything is durable.
+        entries and an import record, all in one transaction. The save date is now (an
+        import's too: its ``internaldate`` is the source's, its save date the import's).
+        ``targets`` may be empty when ``outbound`` is given. Returns only once everything is durable.
 
         Raises: StorageFull, NotFound (a target mailbox is gone: nothing is stored),
         InvalidInput (bad flags, an ``outbound`` without recipients).
@@ -276,14 +280,15 @@ class MailStore(Protocol):
         ...
 
     async def copy(self, src: int, uids: Sequence[int], dst: int) -> list[tuple[int, int]]:
-        """COPY (RFC 3501 §6.4.7), flags kept. Returns (source UID, new UID) pairs.
+        """COPY (RFC 3501 §6.4.7), flags and internal date kept, the save date the moment of
+        the copy (RFC 8514 §3). Returns (source UID, new UID) pairs.
 
         Raises: StorageFull (below the free-space reserve), NotFound.
         """
         ...
 
     async def move(self, src: int, uids: Sequence[int], dst: int) -> list[tuple[int, int]]:
-        """MOVE (RFC 6851): copy and expunge in one transaction."""
+        """MOVE (RFC 6851): copy and expunge in one transaction (a new save date, as COPY)."""
         ...
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:

@@ -125,6 +125,7 @@ class MessageRecord(NamedTuple):
     internaldate: int
     size: int
     blob_id: str
+    savedate: int                    #: RFC 8514 §3, unix seconds
 
 
 class ExpungedRecord(NamedTuple):

@@ -136,7 +136,8 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
             out.append(fetch_response(i + 1, message_items(
                 plan, uid=u, flags=view.flags[i], recent=view.is_recent(u),
                 size=view.sizes[i], date=view.dates[i], info=infos.get(u), data=data,
-                force_flags=u in seen_now, blob_id=blob_ids.get(u), modseq=view.modseqs[i])))
+                force_flags=u in seen_now, blob_id=blob_ids.get(u), modseq=view.modseqs[i],
+                savedate=view.savedates[i])))
             if plan.needs_blob and len(out) >= _BODIES_PER_WRITE:
                 s.out.write(b"".join(out))
                 out.clear()
@@ -161,7 +162,7 @@ async def _fetch_streamed(s: SessionState, plan: FetchPlan, view: SelectedMailbo
             pieces = file_items(plan, uid=uid, flags=view.flags[i], recent=view.is_recent(uid),
                                 size=view.sizes[i], date=view.dates[i], info=info,
                                 file_size=body.size, head=head, force_flags=force_flags,
-                                blob_id=blob_id, modseq=view.modseqs[i])
+                                blob_id=blob_id, modseq=view.modseqs[i], savedate=view.savedates[i])
         if pieces is None:
             return await stream.read_all(body)
         s.out.write(fetch_head(i + 1))

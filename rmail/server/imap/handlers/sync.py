@@ -221,7 +221,7 @@ async def select(s: SessionState, cmd: c.Select | c.Examine) -> Tagged:
     mailbox = snap.mailbox
     view = SelectedMailbox(mailbox, readonly=readonly)
     view.load_columns(snap.uids, snap.flags, snap.sizes, snap.dates, modseqs=snap.modseqs,
-                      recent_from=recent[0], recent_to=recent[1])
+                      savedates=snap.savedates, recent_from=recent[0], recent_to=recent[1])
     lines = _rev2_select_lines(s, view) if s.rev2 else _select_lines(s, view)
     if resync is not None:
         lines += _resync_lines(view, resync, gone)
