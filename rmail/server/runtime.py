@@ -122,6 +122,8 @@ class ServerRuntime:
     tls_fingerprint: str | None = None   #: SHA-256 of the TLS certificate, once started with TLS
     stopping: bool = False               #: stop() was called: /healthz answers 503 from then on
     admin: AdminServer | None = None     #: the admin socket consoles attach to, once listening
+    #: What each service's ``start`` returned (its server object), by module name.
+    started_services: dict[str, object] = field(default_factory=dict)
     _log_forwarders: int = field(default=0, repr=False)
     _log_handler: BusLogHandler | None = field(default=None, repr=False)
 
@@ -180,7 +182,7 @@ class ServerRuntime:
                 if start is None:
                     log.warning("%s is not built yet; not started", name)
                     continue
-                await start(self, self._stack)
+                self.started_services[name] = await start(self, self._stack)
             self.started = time.time()
         except BaseException:
             await self._stack.aclose()

@@ -11,6 +11,7 @@ import pytest
 
 from rmail.server.core.model import MailboxStatus
 from rmail.server.imap import commands as c
+from rmail.server.imap.connection import ImapServer
 from rmail.server.imap.errors import CommandError
 from rmail.server.imap.handlers import notify as notify_handler
 from rmail.server.imap.notify import BadEvent, happened, list_changes, parse_spec, status_items
@@ -329,8 +330,8 @@ async def test_changes_coalesce_per_mailbox(runtime: ServerRuntime) -> None:
 
 
 def runtime_sessions(runtime: ServerRuntime) -> list:  # noqa: ANN001 - test helper
-    """The IMAP sessions with NOTIFY on (the server object is reached through a listener)."""
-    import gc
-
-    from rmail.server.imap.session import Session
-    return [o for o in gc.get_objects() if isinstance(o, Session) and o.notifier is not None]
+    """The IMAP sessions with NOTIFY on, from the runtime's IMAP server."""
+    server = runtime.started_services["rmail.server.imap"]
+    assert isinstance(server, ImapServer)
+    return [conn.session for conn in server.connections
+            if conn.session is not None and conn.session.notifier is not None]
