@@ -16,13 +16,12 @@ import pytest
 
 from rmail.server.core.accounts import Accounts
 from rmail.server.core.postgres import mail as pg_mail
-from rmail.server.core.postgres.migrate import load_migrations, migrate as pg_migrate
 from rmail.server.core.sqlite import mail as sqlite_mail
-from rmail.server.core.sqlite import schema as sqlite_schema
-from rmail.server.core.sqlite.migrate import SCHEMA_VERSION, STEPS
+from rmail.server.core.sqlite.migrate import SCHEMA_VERSION
 from rmail.server.core.storage import Import, MailStore, StoreLocation, open_backend
 from rmail.server.core.storage.mail import NewMessage
 
+from ..helpers.oldstores import postgres_before, sqlite_at
 from ..helpers.stores import open_sqlite
 
 MSG = b"From: Carol <carol@example.org>\r\nTo: alice@example.com\r\nSubject: Hello\r\n\r\nHi there\r\n"
@@ -121,18 +120,8 @@ OLD_ROWS = [(1, 5, 1, "$a", 1_600_000_000), (2, 6, 0, "", 1_650_000_000)]   # ui
 
 def _sqlite_v3(data_dir: Path) -> None:
     """An rmail.db as rmail wrote it at schema version 3: one user, INBOX with OLD_ROWS."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(data_dir / "rmail.db", isolation_level=None)
+    conn = sqlite_at(data_dir, 3)
     try:
-        conn.executescript(sqlite_schema())
-        for version, statements in STEPS:
-            if version <= 3:
-                for sql in statements:
-                    conn.execute(sql)
-        conn.execute("PRAGMA user_version = 3")
-        conn.execute("INSERT INTO domains(id, name) VALUES(1, 'example.com')")
-        conn.execute("INSERT INTO users(id, domain_id, local, local_key, password_hash, admin, created)"
-                     " VALUES(1, 1, 'alice', 'alice', x'00', 0, 0)")
         conn.execute("INSERT INTO mailboxes(id, user_id, name, uidvalidity, uidnext, highestmodseq)"
                      " VALUES(1, 1, 'INBOX', 1000, 3, 6)")
         conn.execute("INSERT INTO blobs(id, size, subject, from_, to_, cc, message_id, in_reply_to, refs,"
@@ -173,14 +162,9 @@ async def test_sqlite_migration_fills_save_dates_from_internaldate(tmp_path: Pat
 
 
 async def test_postgres_migration_fills_save_dates_from_internaldate(pg_url: str, tmp_path: Path) -> None:
-    migrations = load_migrations()
-    step = next(m for m in migrations if m.name == "0005_savedate.sql")
     conn = await asyncpg.connect(pg_url)
     try:
-        assert await pg_migrate(conn, migrations[:step.version - 1]) == 4
-        await conn.execute("INSERT INTO domains(id, name) VALUES(1, 'example.com')")
-        await conn.execute("INSERT INTO users(id, domain_id, local, local_key, password_hash, admin, created)"
-                           " VALUES(1, 1, 'alice', 'alice', '\\x00', false, 0)")
+        assert await postgres_before(conn, "0005_savedate.sql") == 4
         await conn.execute("INSERT INTO mailboxes(id, user_id, name, uidvalidity, uidnext, highestmodseq)"
                            " VALUES(1, 1, 'INBOX', 1000, 3, 6)")
         await conn.execute("INSERT INTO blobs(id, size, subject, from_, to_, cc, message_id, in_reply_to, refs,"

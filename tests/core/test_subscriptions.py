@@ -16,12 +16,11 @@ from rmail.server.core.accounts import Accounts
 from rmail.server.core.errors import InvalidInput, LimitExceeded, NotFound
 from rmail.server.core.events import EventBus, MailboxesChanged
 from rmail.server.core.model import DEFAULT_MAILBOXES
-from rmail.server.core.postgres.migrate import load_migrations, migrate as pg_migrate
-from rmail.server.core.sqlite import schema as sqlite_schema
-from rmail.server.core.sqlite.migrate import SCHEMA_VERSION, STEPS
+from rmail.server.core.sqlite.migrate import SCHEMA_VERSION
 from rmail.server.core.storage import MailStore, StoreLocation, open_backend
 from rmail.server.core.storage import names
 
+from ..helpers.oldstores import postgres_before, sqlite_at
 from ..helpers.stores import open_sqlite
 
 DEFAULTS = sorted(name for name, _ in DEFAULT_MAILBOXES)
@@ -114,18 +113,8 @@ CARRIED = ["INBOX", "Sent", "Work/Q1"]
 
 def _sqlite_v2(data_dir: Path) -> None:
     """An rmail.db as rmail wrote it at schema version 2, with one user and OLD_MAILBOXES."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(data_dir / "rmail.db", isolation_level=None)
+    conn = sqlite_at(data_dir, 2)
     try:
-        conn.executescript(sqlite_schema())
-        for version, statements in STEPS:
-            if version <= 2:
-                for sql in statements:
-                    conn.execute(sql)
-        conn.execute("PRAGMA user_version = 2")
-        conn.execute("INSERT INTO domains(id, name) VALUES(1, 'example.com')")
-        conn.execute("INSERT INTO users(id, domain_id, local, local_key, password_hash, admin, created)"
-                     " VALUES(1, 1, 'alice', 'alice', x'00', 0, 0)")
         for i, (name, subscribed, noselect) in enumerate(OLD_MAILBOXES, 1):
             conn.execute("INSERT INTO mailboxes(id, user_id, name, subscribed, noselect, uidvalidity)"
                          " VALUES(?, 1, ?, ?, ?, ?)", (i, name, int(subscribed), int(noselect), 1000 + i))
@@ -154,14 +143,9 @@ async def test_sqlite_migration_keeps_what_was_subscribed(tmp_path: Path) -> Non
 
 
 async def test_postgres_migration_keeps_what_was_subscribed(pg_url: str, tmp_path: Path) -> None:
-    migrations = load_migrations()
-    step = next(m for m in migrations if m.name == "0004_subscriptions.sql")
     conn = await asyncpg.connect(pg_url)
     try:
-        assert await pg_migrate(conn, migrations[:step.version - 1]) == step.version - 1
-        await conn.execute("INSERT INTO domains(id, name) VALUES(1, 'example.com')")
-        await conn.execute("INSERT INTO users(id, domain_id, local, local_key, password_hash, admin, created)"
-                           " VALUES(1, 1, 'alice', 'alice', '\\x00', false, 0)")
+        assert await postgres_before(conn, "0004_subscriptions.sql") == 3
         for i, (name, subscribed, noselect) in enumerate(OLD_MAILBOXES, 1):
             await conn.execute("INSERT INTO mailboxes(id, user_id, name, subscribed, noselect, uidvalidity)"
                                " VALUES($1, 1, $2, $3, $4, $5)", i, name, subscribed, noselect, 1000 + i)
