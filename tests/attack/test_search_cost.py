@@ -41,6 +41,7 @@ from rmail.server.runtime import ServerRuntime
 
 from ..conftest import PASSWORD
 from ..helpers.server import make_config
+from ..helpers.slicing import PauseCounter
 from ..imap.conftest import RawClient
 
 MESSAGES = 2000
@@ -201,22 +202,14 @@ async def test_fetch_and_store_of_many_messages_give_the_loop_back(tmp_path: Pat
         await rt.accounts.add_user("alice@example.com", PASSWORD)
         await populate(rt, "alice@example.com", 300)
         client = await selected(rt)
-        pauses = 0
-        pause = Slicer.pause
-
-        async def counted(self: Slicer) -> None:
-            nonlocal pauses
-            pauses += 1
-            await pause(self)
-        monkeypatch.setattr(Slicer, "due", lambda self: True)
-        monkeypatch.setattr(Slicer, "pause", counted)
+        pauses = PauseCounter(monkeypatch)
         for tag, command, line in (
                 (b"f", b"FETCH 1:* (FLAGS)", b"* %d FETCH (FLAGS (\\Recent))\r\n"),
                 (b"u", b"UID FETCH 1:* (RFC822.SIZE)", None),
                 (b"t", b"STORE 1:* +FLAGS (\\Flagged)", b"* %d FETCH (FLAGS (\\Flagged \\Recent))\r\n")):
-            before = pauses
+            before = pauses.count
             reply = await client.cmd(tag, command)
-            assert pauses - before >= 300, (command, pauses - before)
+            assert pauses.count - before >= 300, (command, pauses.count - before)
             verb = b"STORE" if tag == b"t" else b"FETCH"
             lines = reply.split(b"\r\n")
             assert lines[-2:] == [tag + b" OK " + verb + b" completed", b""]

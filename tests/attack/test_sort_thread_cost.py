@@ -14,6 +14,7 @@ from rmail.server.runtime import ServerRuntime
 
 from ..conftest import PASSWORD
 from ..helpers.server import make_config
+from ..helpers.slicing import PauseCounter
 from ..imap.conftest import RawClient
 
 
@@ -88,21 +89,13 @@ async def test_sort_and_thread_give_the_loop_back(tmp_path: Path,
         await rt.accounts.add_user("alice@example.com", PASSWORD)
         await _fill(rt, count, _plain)
         client = await _selected(rt)
-        pauses = 0
-        pause = Slicer.pause
-
-        async def counted(self: Slicer) -> None:
-            nonlocal pauses
-            pauses += 1
-            await pause(self)
-        monkeypatch.setattr(Slicer, "due", lambda self: True)
-        monkeypatch.setattr(Slicer, "pause", counted)
+        pauses = PauseCounter(monkeypatch)
         for command in (b"SORT (DATE) UTF-8 ALL", b"SORT (REVERSE FROM SUBJECT) UTF-8 ALL",
                         b"UID SORT (DISPLAYFROM) UTF-8 ALL", b"THREAD REFERENCES UTF-8 ALL",
                         b"THREAD ORDEREDSUBJECT UTF-8 ALL"):
-            before = pauses
+            before = pauses.count
             reply = await client.cmd(b"c", command)
-            assert pauses - before >= count, (command, pauses - before)
+            assert pauses.count - before >= count, (command, pauses.count - before)
             assert reply.endswith(b" completed\r\n") and b"c OK" in reply, reply[-100:]
             numbers = sorted(int(n) for n in reply.split(b"\r\n")[0].replace(b"(", b" ")
                              .replace(b")", b" ").split()[2:])
