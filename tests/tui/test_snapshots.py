@@ -47,8 +47,12 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def fixed_app(data_dir: Path, **kwargs: object) -> ConsoleApp:
-    return ConsoleApp(lambda: ServerRuntime(make_config(data_dir), auth_delay=0, services=()),
-                      clock=lambda: NOW, first_run=False, **kwargs)  # type: ignore[arg-type]
+    app = ConsoleApp(lambda: ServerRuntime(make_config(data_dir), auth_delay=0, services=()),
+                     clock=lambda: NOW, first_run=False, **kwargs)  # type: ignore[arg-type]
+    # The tab underline slides for 0.3 s after a switch; on a busy machine a snapshot could
+    # catch it mid-way. Without animation it is drawn at its final place at once.
+    app.animation_level = "none"
+    return app
 
 
 def setup(tab: str, ready: Callable[[ConsoleApp], object]) -> Callable[[Pilot], object]:
