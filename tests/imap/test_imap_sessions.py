@@ -131,3 +131,31 @@ async def test_corpus_append_then_fetch(runtime: ServerRuntime) -> None:
         assert b"BODY[TEXT] {%d}\r\n" % len(text) in reply, name
     assert (await c.cmd(b"x", b"SEARCH NOT ALL")) == b"* SEARCH\r\nx OK SEARCH completed\r\n"
     await c.close()
+
+
+async def test_expunge_without_deleted_messages_writes_nothing_yet_sees_news(runtime: ServerRuntime) -> None:
+    """EXPUNGE first takes in the news this session has not been told (here another session's
+    \\Deleted), then writes only when something is marked \\Deleted."""
+    port = runtime.port("imap")
+    a = await RawClient.connect(port)
+    b = await RawClient.connect(port)
+    await a.login()
+    await b.login()
+    for n in (1, 2):
+        await a.send(b"ap%d APPEND INBOX {%d+}\r\n%b\r\n" % (n, len(msg(n)), msg(n)))
+        await a.until_tagged(b"ap%d" % n)
+    await a.cmd(b"a1", b"SELECT INBOX")
+    await b.cmd(b"b1", b"SELECT INBOX")
+    db = runtime.backend.mail.db  # type: ignore[attr-defined]
+    await db.write(lambda txn: None)        # the \Recent claim SELECT wrote behind is in
+    commits = db.commits
+    assert await a.cmd(b"a2", b"EXPUNGE") == b"a2 OK EXPUNGE completed\r\n"
+    assert await a.cmd(b"a3", b"UID EXPUNGE 1:*") == b"a3 OK EXPUNGE completed\r\n"
+    assert db.commits == commits
+    assert await b.cmd(b"b2", b"STORE 2 +FLAGS.SILENT (\\Deleted)") == b"b2 OK STORE completed\r\n"
+    assert await a.cmd(b"a4", b"EXPUNGE") == (b"* 2 FETCH (UID 2 FLAGS (\\Deleted \\Recent))\r\n"
+                                             b"* 2 EXPUNGE\r\na4 OK EXPUNGE completed\r\n")
+    assert await b.cmd(b"b3", b"NOOP") == b"* 2 EXPUNGE\r\nb3 OK NOOP completed\r\n"
+    # UID EXPUNGE of a set with a \Deleted message in it.
+    assert await b.cmd(b"b4", b"STORE 1 +FLAGS.SILENT (\\Deleted)") == b"b4 OK STORE completed\r\n"
+    assert await b.cmd(b"b5", b"UID EXPUNGE 1") == b"* 1 EXPUNGE\r\nb5 OK EXPUNGE completed\r\n"

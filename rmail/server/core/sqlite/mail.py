@@ -30,6 +30,7 @@ from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, Permi
 from ..events import MailboxChanged, MailboxesChanged, QueueChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
 from ..singleflight import SingleFlight
+from .changelog import MAX_ENTRIES as LOG_ENTRIES, ChangeLogs, MailboxLog
 from ..space import FreeSpace
 from ..storage.body import BytesBody, MessageBody
 from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
@@ -71,12 +72,29 @@ def _meta(row: Sequence[Any]) -> MessageMeta:
                        datetime.fromtimestamp(savedate, timezone.utc))
 
 
+def _changed_rows(conn: sqlite3.Connection, mailbox_id: int, modseq: int,
+                  limit: int) -> tuple[list[Any], list[Any]]:
+    """Rows (``_META_COLS``) changed after ``modseq`` and (uid, modseq) of expunges after it,
+    at most ``limit`` of each (-1: all), in no order. No ORDER BY: sorting by UID would make
+    SQLite walk the whole mailbox in UID order instead of the (mailbox_id, modseq) index."""
+    rows = conn.execute(f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? LIMIT ?",
+                        (mailbox_id, modseq, limit)).fetchall()
+    expunged = conn.execute("SELECT uid, modseq FROM expunged WHERE mailbox_id = ? AND modseq > ? LIMIT ?",
+                            (mailbox_id, modseq, limit)).fetchall()
+    return rows, expunged
+
+
 def _mailbox(row: Sequence[Any]) -> Mailbox:
     return Mailbox(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 
 
 #: UIDs per ``IN (...)`` list, under SQLite's limit on bound parameters.
 CHUNK = 500
+#: At most this many changed (or expunged) rows are read on the loop by ``changes_since``;
+#: more go to a reader thread.
+SMALL_CHANGES = 64
+#: Reads of at most this many UIDs by key run on the loop (``Database.read_small``).
+SMALL_KEYS = 32
 
 
 def _chunks(seq: Sequence[int], n: int = CHUNK) -> Iterator[Sequence[int]]:
@@ -95,7 +113,12 @@ class SqliteMailStore:
         self.space = FreeSpace(data_dir, min_free_space, reusable=self.reusable_bytes)
         # Single-flight reads: (commit count when issued, the pending result).
         self._changes: SingleFlight[tuple[int, int], MailboxChanges] = SingleFlight(lambda: self.db.commits)
-        self._claims: SingleFlight[int, tuple[int, int]] = SingleFlight(lambda: self.db.commits)
+        #: Recent changes of the mailboxes sessions watch (changelog.py).
+        self._logs = ChangeLogs()
+        #: Logs being brought up to date by a read on a reader thread: mailbox id -> its end.
+        self._refreshing: dict[int, asyncio.Future[None]] = {}
+        #: \Recent claims not written yet: mailbox id -> first unclaimed UID (claim_recent_range).
+        self._claimed: dict[int, int] = {}
         #: Bytes of small messages read lately (immutable by blob id, core/lru.py): FETCH of a hot message
         #: needs no reader-thread round trip.
         self._hot: SizedLRU[str, bytes] = SizedLRU()
@@ -214,7 +237,7 @@ class SqliteMailStore:
             if row is None:
                 raise NotFound(f"no mailbox named {name}")
             return _mailbox(row)
-        return await self.db.read(q, single=True)
+        return await self.db.read_small(q, single=True)
 
     async def create_mailbox(self, user_id: int, name: str, special_use: str | None = None) -> Mailbox:
         """Create a mailbox and any missing parents (RFC 3501 §6.3.3)."""
@@ -352,13 +375,13 @@ class SqliteMailStore:
             return {mid: self._status(conn, mid) for mid in mailbox_ids}
         return await self.db.read(q)
 
-    @staticmethod
-    def _status(conn: sqlite3.Connection, mailbox_id: int) -> MailboxStatus:
+    def _status(self, conn: sqlite3.Connection, mailbox_id: int) -> MailboxStatus:
         box = conn.execute("SELECT uidnext, uidvalidity, highestmodseq, recent_uid FROM mailboxes WHERE id = ?",
                            (mailbox_id,)).fetchone()
         if box is None:
             raise NotFound("mailbox no longer exists")
         uidnext, uidvalidity, modseq, recent_uid = box
+        recent_uid = self._recent_mark(mailbox_id, recent_uid)
         total, unseen, recent, size = conn.execute(
             "SELECT count(*), coalesce(sum((sysflags & ?) = 0), 0), coalesce(sum(uid >= ?), 0),"
             " coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?",
@@ -396,7 +419,7 @@ class SqliteMailStore:
                 uids, masks, keywords, sizes, dates, modseqs, savedates = zip(*rows)
             else:
                 uids = masks = keywords = sizes = dates = modseqs = savedates = ()
-            return MailboxSnapshot(_mailbox(row), row[7], array("I", uids),
+            return MailboxSnapshot(_mailbox(row), self._recent_mark(row[0], row[7]), array("I", uids),
                                    list(map(columns_to_flags, masks, keywords)), array("Q", sizes), array("d", dates),
                                    array("Q", modseqs), array("d", savedates))
         return await self.db.read(q)
@@ -410,6 +433,8 @@ class SqliteMailStore:
                     f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND uid IN ({marks})", (mailbox_id, *chunk))]
             out.sort(key=lambda m: m.uid)
             return out
+        if len(uids) <= SMALL_KEYS:
+            return await self.db.read_small(q, single=True)
         return await self.db.read(q, single=len(uids) <= CHUNK)
 
     async def message_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
@@ -433,22 +458,90 @@ class SqliteMailStore:
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
         """Messages added or re-flagged after ``modseq`` and UIDs expunged after it.
 
-        Concurrent identical calls share one query (core/singleflight.py).
+        Asked by every session on a mailbox after each change there: answered from the
+        mailbox's change log (changelog.py) when ``modseq`` is within it; else read, on the
+        loop (``read_small``) when a few rows, past that on a reader thread, where concurrent
+        identical calls share one query (core/singleflight.py).
         """
-        def q(conn: sqlite3.Connection) -> MailboxChanges:
+        log = await self._fresh_log(mailbox_id)
+        found = log.since(modseq)
+        if found is not None:
+            return MailboxChanges(log.high, log.uidnext, found[0], found[1], self._recent_mark(mailbox_id, log.recent_uid))
+
+        def q(conn: sqlite3.Connection, limit: int = -1) -> MailboxChanges | None:
             box = conn.execute("SELECT highestmodseq, uidnext, recent_uid FROM mailboxes WHERE id = ?",
                                (mailbox_id,)).fetchone()
             if box is None:
                 raise NotFound("mailbox no longer exists")
+            recent_uid = self._recent_mark(mailbox_id, box[2])
             if box[0] <= modseq:
-                return MailboxChanges(box[0], box[1], (), (), box[2])
-            changed = tuple(_meta(r) for r in conn.execute(
-                f"SELECT {_META_COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
-                (mailbox_id, modseq)))
-            expunged = tuple(r[0] for r in conn.execute(
-                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq)))
-            return MailboxChanges(box[0], box[1], changed, expunged, box[2])
-        return await self._changes.run((mailbox_id, modseq), lambda: self.db.read(q))
+                return MailboxChanges(box[0], box[1], (), (), recent_uid)
+            rows, expunged = _changed_rows(conn, mailbox_id, modseq, limit)
+            if limit >= 0 and (len(rows) == limit or len(expunged) == limit):
+                return None
+            rows.sort()
+            return MailboxChanges(box[0], box[1], tuple(map(_meta, rows)), tuple(sorted(r[0] for r in expunged)),
+                                  recent_uid)
+
+        few = await self.db.read_small(lambda conn: q(conn, SMALL_CHANGES + 1))
+        if few is not None:
+            return few
+        return await self._changes.run((mailbox_id, modseq), lambda: self.db.read(q))  # type: ignore[arg-type]
+
+    async def _fresh_log(self, mailbox_id: int) -> MailboxLog:
+        """The mailbox's change log, brought up to date with every commit made before this call:
+        one read of what changed after the log (on the loop when a few rows, else on a reader
+        thread, which concurrent callers wait for instead of reading again). A mailbox without
+        a log gets an empty one from its current HIGHESTMODSEQ.
+
+        Raises: NotFound (the mailbox is gone).
+        """
+        need = self.db.commits
+        while True:
+            log = self._logs.get(mailbox_id)
+            if log is not None and log.commits >= need:
+                return log
+            pending = self._refreshing.get(mailbox_id)
+            if pending is None:
+                break
+            await asyncio.shield(pending)       # then look again: it may have read too early
+        done = asyncio.get_running_loop().create_future()
+        self._refreshing[mailbox_id] = done
+        try:
+            return await self._refresh_log(mailbox_id, log)
+        finally:
+            del self._refreshing[mailbox_id]
+            done.set_result(None)
+
+    async def _refresh_log(self, mailbox_id: int, log: MailboxLog | None) -> MailboxLog:
+        commits = self.db.commits
+        since = log.high if log is not None else None
+
+        def q(conn: sqlite3.Connection, limit: int) -> tuple[Any, list[Any], list[Any]]:
+            box = conn.execute("SELECT highestmodseq, uidnext, recent_uid, uidvalidity FROM mailboxes WHERE id = ?",
+                               (mailbox_id,)).fetchone()
+            if box is None:
+                raise NotFound("mailbox no longer exists")
+            if since is None or box[0] <= since:
+                return box, [], []
+            rows, expunged = _changed_rows(conn, mailbox_id, since, limit)
+            return box, rows, expunged
+        try:
+            box, rows, expunged = await self.db.read_small(lambda conn: q(conn, SMALL_CHANGES + 1))
+            if len(rows) > SMALL_CHANGES or len(expunged) > SMALL_CHANGES:
+                box, rows, expunged = await self.db.read(lambda conn: q(conn, LOG_ENTRIES + 1))
+        except NotFound:
+            self._logs.drop(mailbox_id)
+            raise
+        high, uidnext, recent_uid, uidvalidity = box
+        if (log is None or log.uidvalidity != uidvalidity or high < log.high
+                or len(rows) > LOG_ENTRIES or len(expunged) > LOG_ENTRIES):
+            # New, re-created under the same id, or changed too much at once: start afresh.
+            log = MailboxLog(uidvalidity, high, uidnext, recent_uid, commits)
+            self._logs.start(mailbox_id, log)
+            return log
+        log.add(high, uidnext, recent_uid, commits, map(_meta, rows), expunged)
+        return log
 
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
         """UIDs expunged after ``modseq`` (QRESYNC), ascending; the records live as long as
@@ -456,8 +549,8 @@ class SqliteMailStore:
         def q(conn: sqlite3.Connection) -> list[int]:
             if conn.execute("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone() is None:
                 raise NotFound("mailbox no longer exists")
-            return [r[0] for r in conn.execute(
-                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq))]
+            return sorted(r[0] for r in conn.execute(
+                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?", (mailbox_id, modseq)))
         return await self.db.read(q)
 
     async def fetch_info(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
@@ -483,6 +576,8 @@ class SqliteMailStore:
                     out[r[0]] = MessageInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], date,
                                             r[10], r[11], r[12], r[13])
             return out
+        if len(uids) <= SMALL_KEYS:
+            return await self.db.read_small(q, single=True)
         return await self.db.read(q, single=len(uids) <= CHUNK)
 
     async def search_text(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
@@ -507,7 +602,7 @@ class SqliteMailStore:
         def q(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute("SELECT data FROM blob_data WHERE id = ?", (blob_id,)).fetchone()
             return row[0] if row else None
-        data = await self.db.read(q, single=True)
+        data = await self.db.read_small(q, single=True)
         if data is not None:
             self._hot.put(blob_id, data, len(data))
         return data
@@ -565,8 +660,11 @@ class SqliteMailStore:
         UIDs as a range ``[first, end)``, which may reach past what the session has read so
         far (a message committed in between is this session's too, once it learns of it).
 
-        Sessions that ask while another one's claim on the same mailbox is under way wait
-        for it and get an empty range at its new mark: that claim took everything there was.
+        A claim holds in memory at once (this process is the only server on the file) and is
+        written behind, without waiting for its commit. \\Recent is advisory: a crash that
+        loses a claim shows those messages as \\Recent once more, to a session of the restarted
+        server (the claiming one died with the old). Waiting for a durable write here made any
+        command after another session's APPEND wait for a commit.
         """
         def marks(conn: sqlite3.Connection) -> tuple[int, int]:
             row = conn.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
@@ -574,21 +672,27 @@ class SqliteMailStore:
                 raise NotFound("mailbox no longer exists")
             return int(row[0]), int(row[1])
 
-        async def claim() -> tuple[int, int]:
-            # Most SELECTs find nothing new to claim: answer from a read, skip the write.
-            recent_uid, uidnext = await self.db.read(marks)
-            if recent_uid == uidnext:
-                return recent_uid, uidnext
+        recent_uid, uidnext = await self.db.read_small(marks, single=True)
+        # From here to the memory update nothing awaits: two sessions never take one UID.
+        first = self._recent_mark(mailbox_id, recent_uid)
+        if uidnext <= first:
+            return first, first
+        self._claimed[mailbox_id] = uidnext
 
-            def w(txn: WriteTxn) -> tuple[int, int]:
-                recent_uid, uidnext = marks(txn.conn)
-                if uidnext != recent_uid:
-                    txn.conn.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (uidnext, mailbox_id))
-                return recent_uid, uidnext
-            return await self.db.write(w)
+        def w(txn: WriteTxn) -> None:
+            txn.conn.execute("UPDATE mailboxes SET recent_uid = max(recent_uid, ?) WHERE id = ?", (uidnext, mailbox_id))
 
-        # Joining a claim under way: it took everything there was; an empty range at its end.
-        return await self._claims.run(mailbox_id, claim, lambda taken: (taken[1], taken[1]))
+        def written(done: asyncio.Future[None]) -> None:
+            if self._claimed.get(mailbox_id) == uidnext:
+                del self._claimed[mailbox_id]     # the file has it (or, on a failure, forgets it)
+            if not done.cancelled() and done.exception() is not None:
+                log.info("store: \\Recent claim of mailbox %d not saved: %s", mailbox_id, done.exception())
+        asyncio.wrap_future(self.db.submit(w)).add_done_callback(written)
+        return first, uidnext
+
+    def _recent_mark(self, mailbox_id: int, stored: int) -> int:
+        """The first UID no session has claimed: the stored mark, or a claim not yet written."""
+        return max(stored, self._claimed.get(mailbox_id, 0))
 
     # -- messages: writing -----------------------------------------------------------------
 

@@ -22,7 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable, Final
+from typing import Awaitable, Callable, Final, Iterable
 
 from rmail.server.core.errors import NotFound
 from rmail.server.core.events import MessageReceived
@@ -52,6 +52,8 @@ FETCH_BATCH: Final = 500
 _BODIES_PER_WRITE: Final = 16
 _STORE_MODES: Final = {c.StoreMode.REPLACE: "set", c.StoreMode.ADD: "add",
                        c.StoreMode.REMOVE: "remove"}
+
+_DELETED: Final = "\\Deleted"
 
 
 def _indexes(s: SessionState, seqset: c.SeqSet, uid: bool) -> list[int]:
@@ -270,13 +272,18 @@ async def copy(s: SessionState, cmd: c.Copy | c.Move) -> Tagged:
 
 async def expunge(s: SessionState, cmd: c.Expunge | c.UidExpunge) -> Tagged:
     view = s.require_writable()
+    # With every change this session has been told of applied, a mailbox with nothing marked
+    # \Deleted needs no write (most EXPUNGEs of a client that expunges on every sync).
+    await flush(s, allow_expunge=True)
+    indexes: Iterable[int] = range(len(view.uids))
     uids = None
     if isinstance(cmd, c.UidExpunge):
-        ranges = cmd.seqset.resolve(view.max_uid)
-        uids = [view.uids[i] for i in view.resolve(ranges, uid=True)]
-        if not uids:
-            return Tagged(cmd.tag, "OK", "EXPUNGE completed")
-    removed = await s.store.expunge(view.mailbox.id, uids)
+        indexes = list(view.resolve(cmd.seqset.resolve(view.max_uid), uid=True))
+        uids = [view.uids[i] for i in indexes]
+    if not any(_DELETED in view.flags[i] for i in indexes):
+        removed: list[int] = []
+    else:
+        removed = await s.store.expunge(view.mailbox.id, uids)
     s.out.write(expunged_lines(s, view, removed))
     if s.qresync:
         # RFC 7162 §3.2.10: VANISHED carries no MODSEQ, so the tagged OK tells the client

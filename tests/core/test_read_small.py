@@ -1,0 +1,105 @@
+"""SQLite's small reads on the event loop's thread (Database.read_small): where they run, that
+they never wait for a lock, and that changes_since sends a large answer to a reader thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+
+import pytest
+
+from tests.helpers.stores import open_sqlite
+
+MSG = b"Subject: hi\r\n\r\nbody\r\n"
+
+
+def thread_of(conn: sqlite3.Connection) -> int:
+    conn.execute("SELECT 1").fetchone()
+    return threading.get_ident()
+
+
+async def test_a_small_read_runs_on_the_loop_thread_and_sees_the_last_commit(tmp_path) -> None:  # noqa: ANN001
+    backend = await open_sqlite(tmp_path)
+    try:
+        db = backend.mail.db  # type: ignore[attr-defined]
+        assert await db.read_small(thread_of) == threading.get_ident()
+        assert await db.read(thread_of) != threading.get_ident()
+        await db.write(lambda txn: txn.conn.execute("INSERT INTO domains(name) VALUES('example.com')"))
+        names = await db.read_small(lambda conn: [r[0] for r in conn.execute("SELECT name FROM domains")],
+                                    single=True)
+        assert names == ["example.com"]
+    finally:
+        await backend.close()
+
+
+async def test_a_small_read_from_another_thread_goes_to_the_pool(tmp_path) -> None:  # noqa: ANN001
+    backend = await open_sqlite(tmp_path)
+    try:
+        db = backend.mail.db  # type: ignore[attr-defined]
+        loop_thread = await db.read_small(thread_of)
+        other = await asyncio.to_thread(asyncio.run, db.read_small(thread_of))
+        assert other not in (loop_thread, None)
+    finally:
+        await backend.close()
+
+
+async def test_a_busy_database_sends_the_small_read_to_the_pool(tmp_path) -> None:  # noqa: ANN001
+    """The loop's connection has no busy timeout: SQLITE_BUSY (a checkpoint, a recovery, another
+    process's exclusive lock) sends the read to a reader thread, which may wait for the lock."""
+    backend = await open_sqlite(tmp_path)
+    try:
+        db = backend.mail.db  # type: ignore[attr-defined]
+        loop_thread = threading.get_ident()
+        tries: list[int] = []
+
+        def busy_here(conn: sqlite3.Connection) -> int:
+            tries.append(threading.get_ident())
+            if threading.get_ident() == loop_thread:
+                exc = sqlite3.OperationalError("database is locked")
+                exc.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+                raise exc
+            return thread_of(conn)
+        assert await db.read_small(busy_here) != loop_thread
+        assert tries[0] == loop_thread and len(tries) == 2
+        # Any other SQLite error is the store's failure, reported as a temporary one.
+        from rmail.server.core.errors import TemporaryFailure
+
+        def broken(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT * FROM no_such_table")
+        with pytest.raises(TemporaryFailure):
+            await db.read_small(broken)
+        assert await db.read_small(thread_of) == loop_thread     # and the connection serves on
+    finally:
+        await backend.close()
+
+
+@pytest.mark.parametrize("changes", [3, 200])
+async def test_changes_since_reads_a_few_changes_on_the_loop_and_many_on_a_reader(tmp_path, changes: int) -> None:  # noqa: ANN001
+    from tests.helpers.stores import accounts_of
+    backend = await open_sqlite(tmp_path)
+    try:
+        alice = await accounts_of(backend).add_user("alice@example.com", "pw")
+        store = backend.mail
+        inbox = await store.get_mailbox(alice.id, "INBOX")
+        start = (await store.status(inbox.id)).highestmodseq
+        for _ in range(changes):
+            await store.append(inbox.id, MSG)
+        await store.store_flags(inbox.id, list(range(1, changes + 1, 2)), "add", ["\\Deleted"])
+        await store.expunge(inbox.id)
+        pool_reads = 0
+        real_read = store.db.read  # type: ignore[attr-defined]
+
+        async def counting_read(fn, **kwargs):  # noqa: ANN001, ANN003, ANN202
+            nonlocal pool_reads
+            pool_reads += 1
+            return await real_read(fn, **kwargs)
+        store.db.read = counting_read  # type: ignore[attr-defined]
+        found = await store.changes_since(inbox.id, start)
+        store.db.read = real_read  # type: ignore[attr-defined]
+        assert pool_reads == (0 if changes == 3 else 1)
+        assert [m.uid for m in found.changed] == list(range(2, changes + 1, 2))
+        assert list(found.expunged) == list(range(1, changes + 1, 2))
+        assert found.uidnext == changes + 1
+    finally:
+        await backend.close()
