@@ -103,3 +103,33 @@ async def test_changes_since_reads_a_few_changes_on_the_loop_and_many_on_a_reade
         assert found.uidnext == changes + 1
     finally:
         await backend.close()
+
+
+@pytest.mark.parametrize("room", [2, 256])
+async def test_mailbox_and_subscription_lists_past_the_loop_limit_come_whole_from_a_reader(
+        tmp_path, room: int, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    from tests.helpers.stores import accounts_of
+    monkeypatch.setattr("rmail.server.core.sqlite.mail.SMALL_ROWS", room)
+    backend = await open_sqlite(tmp_path)
+    try:
+        alice = await accounts_of(backend).add_user("alice@example.com", "pw")
+        store = backend.mail
+        for name in ("a", "b", "c"):
+            await store.create_mailbox(alice.id, name)
+            await store.set_subscribed(alice.id, name, True)
+        pool_reads = 0
+        real_read = store.db.read  # type: ignore[attr-defined]
+
+        async def counting_read(fn, **kwargs):  # noqa: ANN001, ANN003, ANN202
+            nonlocal pool_reads
+            pool_reads += 1
+            return await real_read(fn, **kwargs)
+        store.db.read = counting_read  # type: ignore[attr-defined]
+        names = [b.name for b in await store.list_mailboxes(alice.id)]
+        subscribed = await store.list_subscriptions(alice.id)
+        store.db.read = real_read  # type: ignore[attr-defined]
+        assert names == sorted(names) and {"INBOX", "a", "b", "c"} <= set(names)
+        assert subscribed == sorted(subscribed) and {"a", "b", "c"} <= set(subscribed)
+        assert pool_reads == (2 if room == 2 else 0)
+    finally:
+        await backend.close()

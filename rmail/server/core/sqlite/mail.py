@@ -95,6 +95,8 @@ CHUNK = 500
 SMALL_CHANGES = 64
 #: Reads of at most this many UIDs by key run on the loop (``Database.read_small``).
 SMALL_KEYS = 32
+#: A user's mailbox or subscription list of at most this many names is read on the loop.
+SMALL_ROWS = 256
 
 
 def _chunks(seq: Sequence[T], n: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -215,11 +217,21 @@ class SqliteMailStore:
 
     async def list_mailboxes(self, user_id: int) -> list[Mailbox]:
         """Selectable mailboxes of a user, by name."""
-        def q(conn: sqlite3.Connection) -> list[Mailbox]:
+        def q(conn: sqlite3.Connection, limit: int = -1) -> list[Mailbox] | None:
             rows = conn.execute(f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE user_id = ? AND noselect = 0"
-                                " ORDER BY name", (user_id,))
-            return [_mailbox(r) for r in rows]
-        return await self.db.read(q, single=True)
+                                " ORDER BY name LIMIT ?", (user_id, limit)).fetchall()
+            return None if len(rows) == limit else [_mailbox(r) for r in rows]
+        return await self._few_or_all(q)
+
+    async def _few_or_all(self, q: Callable[..., list[T] | None]) -> list[T]:
+        """``q(conn, limit)`` (one statement over an index range, None when it hit the
+        limit) on the loop for at most SMALL_ROWS rows, else ``q(conn)`` on a reader thread."""
+        few = await self.db.read_small(lambda conn: q(conn, SMALL_ROWS + 1), single=True)
+        if few is not None:
+            return few
+        every = await self.db.read(q, single=True)
+        assert every is not None          # no limit
+        return every
 
     async def list_noselect(self, user_id: int) -> list[str]:
         """Names kept only because they have children (LIST shows them \\Noselect)."""
@@ -336,10 +348,11 @@ class SqliteMailStore:
 
     async def list_subscriptions(self, user_id: int) -> list[str]:
         """The user's subscription list, by name (names, not mailboxes)."""
-        def q(conn: sqlite3.Connection) -> list[str]:
-            return [r[0] for r in conn.execute(
-                "SELECT name FROM subscriptions WHERE user_id = ? ORDER BY name", (user_id,))]
-        return await self.db.read(q)
+        def q(conn: sqlite3.Connection, limit: int = -1) -> list[str] | None:
+            rows = conn.execute("SELECT name FROM subscriptions WHERE user_id = ? ORDER BY name LIMIT ?",
+                                (user_id, limit)).fetchall()
+            return None if len(rows) == limit else [r[0] for r in rows]
+        return await self._few_or_all(q)
 
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
         """Add or remove a name of the subscription list; the name need not exist."""
