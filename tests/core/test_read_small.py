@@ -6,12 +6,32 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from typing import Any
 
 import pytest
 
 from tests.helpers.stores import open_sqlite
 
 MSG = b"Subject: hi\r\n\r\nbody\r\n"
+
+
+class PoolReads:
+    """Counts the reads a Database sends to its reader threads while in the ``with``."""
+
+    def __init__(self, db: Any) -> None:
+        self.db, self.reads = db, 0
+
+    def __enter__(self) -> PoolReads:
+        real = self.real = self.db.read
+
+        async def counting(fn: Any, **kwargs: Any) -> Any:
+            self.reads += 1
+            return await real(fn, **kwargs)
+        self.db.read = counting
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.read = self.real
 
 
 def thread_of(conn: sqlite3.Connection) -> int:
@@ -87,17 +107,9 @@ async def test_changes_since_reads_a_few_changes_on_the_loop_and_many_on_a_reade
             await store.append(inbox.id, MSG)
         await store.store_flags(inbox.id, list(range(1, changes + 1, 2)), "add", ["\\Deleted"])
         await store.expunge(inbox.id)
-        pool_reads = 0
-        real_read = store.db.read  # type: ignore[attr-defined]
-
-        async def counting_read(fn, **kwargs):  # noqa: ANN001, ANN003, ANN202
-            nonlocal pool_reads
-            pool_reads += 1
-            return await real_read(fn, **kwargs)
-        store.db.read = counting_read  # type: ignore[attr-defined]
-        found = await store.changes_since(inbox.id, start)
-        store.db.read = real_read  # type: ignore[attr-defined]
-        assert pool_reads == (0 if changes == 3 else 1)
+        with PoolReads(store.db) as pool:  # type: ignore[attr-defined]
+            found = await store.changes_since(inbox.id, start)
+        assert pool.reads == (0 if changes == 3 else 1)
         assert [m.uid for m in found.changed] == list(range(2, changes + 1, 2))
         assert list(found.expunged) == list(range(1, changes + 1, 2))
         assert found.uidnext == changes + 1
@@ -117,19 +129,11 @@ async def test_mailbox_and_subscription_lists_past_the_loop_limit_come_whole_fro
         for name in ("a", "b", "c"):
             await store.create_mailbox(alice.id, name)
             await store.set_subscribed(alice.id, name, True)
-        pool_reads = 0
-        real_read = store.db.read  # type: ignore[attr-defined]
-
-        async def counting_read(fn, **kwargs):  # noqa: ANN001, ANN003, ANN202
-            nonlocal pool_reads
-            pool_reads += 1
-            return await real_read(fn, **kwargs)
-        store.db.read = counting_read  # type: ignore[attr-defined]
-        names = [b.name for b in await store.list_mailboxes(alice.id)]
-        subscribed = await store.list_subscriptions(alice.id)
-        store.db.read = real_read  # type: ignore[attr-defined]
+        with PoolReads(store.db) as pool:  # type: ignore[attr-defined]
+            names = [b.name for b in await store.list_mailboxes(alice.id)]
+            subscribed = await store.list_subscriptions(alice.id)
         assert names == sorted(names) and {"INBOX", "a", "b", "c"} <= set(names)
         assert subscribed == sorted(subscribed) and {"a", "b", "c"} <= set(subscribed)
-        assert pool_reads == (2 if room == 2 else 0)
+        assert pool.reads == (2 if room == 2 else 0)
     finally:
         await backend.close()

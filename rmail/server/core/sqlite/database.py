@@ -190,13 +190,7 @@ class Database:
                     raise TemporaryFailure("the store is closed")
                 self._reading.add(id(conn))
             try:
-                if single:
-                    return fn(conn)
-                conn.execute("BEGIN")
-                try:
-                    return fn(conn)
-                finally:
-                    conn.execute("COMMIT")
+                return _in_snapshot(conn, fn, single)
             finally:
                 with self._reader_lock:
                     self._reading.discard(id(conn))
@@ -225,13 +219,7 @@ class Database:
         if conn is None or self._small_thread != threading.get_ident():
             return await self.read(fn, single=single)
         try:
-            if single:
-                return fn(conn)
-            conn.execute("BEGIN")
-            try:
-                return fn(conn)
-            finally:
-                conn.execute("COMMIT")
+            return _in_snapshot(conn, fn, single)
         except sqlite3.OperationalError as exc:
             if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 log.error("store: read failed: %s", exc)
@@ -465,6 +453,18 @@ class Database:
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+
+
+def _in_snapshot(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], single: bool) -> T:
+    """``fn`` in one read transaction; ``single``: ``fn`` runs one statement, its own snapshot
+    in autocommit mode, so BEGIN/COMMIT are left out."""
+    if single:
+        return fn(conn)
+    conn.execute("BEGIN")
+    try:
+        return fn(conn)
+    finally:
+        conn.execute("COMMIT")
 
 
 def _is_full(exc: BaseException) -> bool:
