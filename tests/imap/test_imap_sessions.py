@@ -159,3 +159,29 @@ async def test_expunge_without_deleted_messages_writes_nothing_yet_sees_news(run
     # UID EXPUNGE of a set with a \Deleted message in it.
     assert await b.cmd(b"b4", b"STORE 1 +FLAGS.SILENT (\\Deleted)") == b"b4 OK STORE completed\r\n"
     assert await b.cmd(b"b5", b"UID EXPUNGE 1") == b"* 1 EXPUNGE\r\nb5 OK EXPUNGE completed\r\n"
+
+
+async def test_two_sessions_fetching_the_same_header_fields_parse_them_once(runtime: ServerRuntime) -> None:
+    from rmail.server.imap.connection import ImapServer
+    server = runtime.started_services["rmail.server.imap"]
+    assert isinstance(server, ImapServer)
+    sections = server.services.sections
+    port = runtime.port("imap")
+    a = await RawClient.connect(port)
+    b = await RawClient.connect(port)
+    await a.login()
+    await b.login()
+    data = b"From: x@example.com\r\nSubject: hi\r\nTo: y@example.com\r\n\r\nbody\r\n"
+    await a.send(b"ap APPEND INBOX {%d+}\r\n%b\r\n" % (len(data), data))
+    await a.until_tagged(b"ap")
+    await a.cmd(b"a1", b"SELECT INBOX")
+    await b.cmd(b"b1", b"EXAMINE INBOX")
+    want = (b"* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT TO)] {34}\r\nSubject: hi\r\nTo: y@example.com\r\n\r\n)\r\n")
+    hits = sections.hits
+    assert await a.cmd(b"a2", b"FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT TO)]") == want + b"a2 OK FETCH completed\r\n"
+    assert await b.cmd(b"b2", b"FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT TO)]") == want + b"b2 OK FETCH completed\r\n"
+    assert sections.hits == hits + 1
+    # A partial of the same section comes from the same entry, cut as asked.
+    assert await b.cmd(b"b3", b"FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT TO)]<0.11>") == (
+        b"* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT TO)]<0> {11}\r\nSubject: hi)\r\nb3 OK FETCH completed\r\n")
+    assert sections.hits == hits + 2

@@ -12,14 +12,16 @@ items are built straight into bytes: this is the hot path of every client sync. 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final, Iterable
 
 from rmail.server.core import mime
 from rmail.server.core.mime.binary import UnknownEncoding, binary_section, binary_size
 from rmail.server.core.mime.headers import split_header
+from rmail.server.core.lru import SizedLRU
 from rmail.server.core.model import MessageInfo
 
-from .commands import FetchAtt
+from .commands import FetchAtt, Section
 from .encode import (date_time, flag_list, literal, literal8, literal8_prefix, literal_prefix,
                      modseq_item, string)
 from .errors import CommandError
@@ -35,6 +37,14 @@ _HEAD_SECTIONS: Final = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT
 _OBJECTID_ITEMS: Final = frozenset({"EMAILID", "THREADID"})
 #: RFC 3516 §4.2 items: a part's decoded content and its size.
 _BINARY_ITEMS: Final = frozenset({"BINARY", "BINARY.SIZE"})
+#: What a cached section costs beyond its bytes (the key, the entry).
+SECTION_ENTRY_COST: Final = 200
+
+
+@lru_cache(maxsize=256)
+def _label(att: FetchAtt) -> bytes:
+    """``BODY[...]<n> `` and the like, built once per distinct item rather than per message."""
+    return att.response_name.encode("ascii") + b" "
 
 
 class FetchPlan:
@@ -92,6 +102,25 @@ def _section_bytes(att: FetchAtt, data: bytes) -> bytes | None:
     return mime.body_section(data, section.part, section.text, section.fields)
 
 
+def _section_value(att: FetchAtt, data: bytes, blob_id: str | None,
+                   cache: SizedLRU[tuple[str, Section], bytes] | None) -> bytes:
+    """``BODY[section]``'s bytes (empty for a part that does not exist, as Dovecot answers),
+    from ``cache`` when this message's section was computed lately. A blob id names bytes
+    that never change, so a cached value is never stale."""
+    section = att.section
+    assert section is not None
+    if section.text is None and not section.part:
+        return data                                   # BODY[]: nothing to compute
+    if blob_id is None or cache is None:
+        return _section_bytes(att, data) or b""
+    key = (blob_id, section)
+    value = cache.get(key)
+    if value is None:
+        value = _section_bytes(att, data) or b""
+        cache.put(key, value, len(value) + SECTION_ENTRY_COST)
+    return value
+
+
 def _binary_item(att: FetchAtt, data: bytes) -> bytes:
     """``BINARY[part]<partial> value`` or ``BINARY.SIZE[part] n`` (RFC 3516 §4.2).
 
@@ -99,7 +128,7 @@ def _binary_item(att: FetchAtt, data: bytes) -> bytes:
         CommandError: NO [UNKNOWN-CTE], the part's encoding cannot be undone (§4.3).
     """
     assert att.section is not None
-    label = att.response_name.encode("ascii") + b" "
+    label = _label(att)
     try:
         if att.name == "BINARY.SIZE":
             return label + b"%d" % (binary_size(data, att.section.part) or 0)
@@ -144,12 +173,14 @@ def _info(info: MessageInfo | None) -> MessageInfo:
 def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool,
                   size: int, date: float, info: MessageInfo | None, data: bytes | None,
                   force_flags: bool = False, blob_id: str | None = None, modseq: int = 0,
-                  savedate: float | None = None) -> bytes:
+                  savedate: float | None = None,
+                  sections: SizedLRU[tuple[str, Section], bytes] | None = None) -> bytes:
     """The parenthesised item list of one `* n FETCH (...)` response.
 
     Args:
         force_flags: add FLAGS even if not asked (\\Seen was just set, RFC 3501 §6.4.5).
-        blob_id: the id of the message's stored bytes, when `plan.needs_blob_id`.
+        blob_id: the id of the message's stored bytes, when `plan.needs_blob_id` or
+            `plan.needs_blob` (then BODY[section] values may come from ``sections``).
         modseq: the message's MODSEQ, read only when the plan asks for it (RFC 7162 §3.1.4).
         savedate: the save date in unix seconds (RFC 8514); None: not known, sent as NIL.
     """
@@ -161,14 +192,11 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
             out.append(_binary_item(att, data))
         elif att.section is not None:
             assert data is not None
-            value = _section_bytes(att, data)
-            if value is None:
-                # Dovecot's answer for a part that does not exist: an empty string.
-                value = b""
+            value = _section_value(att, data, blob_id, sections)
             if att.partial is not None:
                 start, count = att.partial
                 value = value[start:start + count]
-            out.append(att.response_name.encode("ascii") + b" " + literal(value))
+            out.append(_label(att) + literal(value))
         elif name == "UID":
             out.append(b"UID %d" % uid)
         elif name == "FLAGS":
@@ -263,7 +291,7 @@ def file_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: bool
             else:
                 pieces.append(_meta_item(name, size, date, info))
             continue
-        label = att.response_name.encode("ascii") + b" "
+        label = _label(att)
         if kind == "SIZE":
             pieces.append(label + b"%d" % file_size)
             continue
