@@ -161,11 +161,11 @@ async def test_expunge_without_deleted_messages_writes_nothing_yet_sees_news(run
     assert await b.cmd(b"b5", b"UID EXPUNGE 1") == b"* 1 EXPUNGE\r\nb5 OK EXPUNGE completed\r\n"
 
 
-async def test_two_sessions_fetching_the_same_header_fields_parse_them_once(runtime: ServerRuntime) -> None:
+async def test_two_sessions_fetching_header_fields_parse_the_header_once(runtime: ServerRuntime) -> None:
     from rmail.server.imap.connection import ImapServer
     server = runtime.started_services["rmail.server.imap"]
     assert isinstance(server, ImapServer)
-    sections = server.services.sections
+    headers = server.services.headers
     port = runtime.port("imap")
     a = await RawClient.connect(port)
     b = await RawClient.connect(port)
@@ -177,11 +177,16 @@ async def test_two_sessions_fetching_the_same_header_fields_parse_them_once(runt
     await a.cmd(b"a1", b"SELECT INBOX")
     await b.cmd(b"b1", b"EXAMINE INBOX")
     want = (b"* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT TO)] {34}\r\nSubject: hi\r\nTo: y@example.com\r\n\r\n)\r\n")
-    hits = sections.hits
+    hits = headers.hits
     assert await a.cmd(b"a2", b"FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT TO)]") == want + b"a2 OK FETCH completed\r\n"
     assert await b.cmd(b"b2", b"FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT TO)]") == want + b"b2 OK FETCH completed\r\n"
-    assert sections.hits == hits + 1
+    assert headers.hits == hits + 1
     # A partial of the same section comes from the same entry, cut as asked.
     assert await b.cmd(b"b3", b"FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT TO)]<0.11>") == (
         b"* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT TO)]<0> {11}\r\nSubject: hi)\r\nb3 OK FETCH completed\r\n")
-    assert sections.hits == hits + 2
+    assert headers.hits == hits + 2
+    # Another choice of fields picks from the same parsed header.
+    assert await b.cmd(b"b4", b"FETCH 1 BODY.PEEK[HEADER.FIELDS.NOT (subject TO)]") == (
+        b"* 1 FETCH (BODY[HEADER.FIELDS.NOT (subject TO)] {23}\r\nFrom: x@example.com\r\n\r\n)\r\n"
+        b"b4 OK FETCH completed\r\n")
+    assert headers.hits == hits + 3

@@ -21,7 +21,7 @@ from rmail.server.core.mime.headers import split_header
 from rmail.server.core.lru import SizedLRU
 from rmail.server.core.model import MessageInfo
 
-from .commands import FetchAtt, Section
+from .commands import FetchAtt
 from .encode import (date_time, flag_list, literal, literal8, literal8_prefix, literal_prefix,
                      modseq_item, string)
 from .errors import CommandError
@@ -37,8 +37,9 @@ _HEAD_SECTIONS: Final = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT
 _OBJECTID_ITEMS: Final = frozenset({"EMAILID", "THREADID"})
 #: RFC 3516 §4.2 items: a part's decoded content and its size.
 _BINARY_ITEMS: Final = frozenset({"BINARY", "BINARY.SIZE"})
-#: What a cached section costs beyond its bytes (the key, the entry).
-SECTION_ENTRY_COST: Final = 200
+_FIELDS_TEXTS: Final = frozenset({"HEADER.FIELDS", "HEADER.FIELDS.NOT"})
+#: What a cached header field costs beyond its bytes (its tuples and name).
+HEADER_FIELD_COST: Final = 120
 
 
 @lru_cache(maxsize=256)
@@ -103,22 +104,19 @@ def _section_bytes(att: FetchAtt, data: bytes) -> bytes | None:
 
 
 def _section_value(att: FetchAtt, data: bytes, blob_id: str | None,
-                   cache: SizedLRU[tuple[str, Section], bytes] | None) -> bytes:
-    """``BODY[section]``'s bytes (empty for a part that does not exist, as Dovecot answers),
-    from ``cache`` when this message's section was computed lately. A blob id names bytes
-    that never change, so a cached value is never stale."""
+                   headers: SizedLRU[str, mime.HeaderLines] | None) -> bytes:
+    """``BODY[section]``'s bytes (empty for a part that does not exist, as Dovecot answers).
+    HEADER.FIELDS[.NOT] of the message picks from its header parsed once (``headers``, by
+    blob id: the bytes behind a blob id never change): clients ask for many combinations."""
     section = att.section
     assert section is not None
-    if section.text is None and not section.part:
-        return data                                   # BODY[]: nothing to compute
-    if blob_id is None or cache is None:
+    if section.part or section.text not in _FIELDS_TEXTS or blob_id is None or headers is None:
         return _section_bytes(att, data) or b""
-    key = (blob_id, section)
-    value = cache.get(key)
-    if value is None:
-        value = _section_bytes(att, data) or b""
-        cache.put(key, value, len(value) + SECTION_ENTRY_COST)
-    return value
+    lines = headers.get(blob_id)
+    if lines is None:
+        lines = mime.header_lines(data)
+        headers.put(blob_id, lines, sum(len(line) for _, line in lines[0]) + HEADER_FIELD_COST * (len(lines[0]) + 1))
+    return mime.pick_fields(lines, section.fields, section.text == "HEADER.FIELDS.NOT")
 
 
 def _binary_item(att: FetchAtt, data: bytes) -> bytes:
@@ -174,13 +172,13 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
                   size: int, date: float, info: MessageInfo | None, data: bytes | None,
                   force_flags: bool = False, blob_id: str | None = None, modseq: int = 0,
                   savedate: float | None = None,
-                  sections: SizedLRU[tuple[str, Section], bytes] | None = None) -> bytes:
+                  headers: SizedLRU[str, mime.HeaderLines] | None = None) -> bytes:
     """The parenthesised item list of one `* n FETCH (...)` response.
 
     Args:
         force_flags: add FLAGS even if not asked (\\Seen was just set, RFC 3501 §6.4.5).
         blob_id: the id of the message's stored bytes, when `plan.needs_blob_id` or
-            `plan.needs_blob` (then BODY[section] values may come from ``sections``).
+            `plan.needs_blob` (then HEADER.FIELDS picks from ``headers``).
         modseq: the message's MODSEQ, read only when the plan asks for it (RFC 7162 §3.1.4).
         savedate: the save date in unix seconds (RFC 8514); None: not known, sent as NIL.
     """
@@ -192,7 +190,7 @@ def message_items(plan: FetchPlan, *, uid: int, flags: frozenset[str], recent: b
             out.append(_binary_item(att, data))
         elif att.section is not None:
             assert data is not None
-            value = _section_value(att, data, blob_id, sections)
+            value = _section_value(att, data, blob_id, headers)
             if att.partial is not None:
                 start, count = att.partial
                 value = value[start:start + count]

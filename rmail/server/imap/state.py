@@ -26,12 +26,12 @@ from rmail.server.core.authguard import AuthGuard
 from rmail.server.core.connections import ConnectionInfo, ConnectionRegistry
 from rmail.server.core.events import Doorbell, EventBus
 from rmail.server.core.lru import SizedLRU
+from rmail.server.core.mime import HeaderLines
 from rmail.server.core.model import Account
 from rmail.server.core.quota import Quotas
 from rmail.server.core.slicing import OnePerKey
 from rmail.server.core.storage.mail import MailStore
 
-from .commands import Section
 from .encode import Atom, Code, Response, Status, encode, encode_all
 from .errors import CommandError
 from .protocol import State, capabilities
@@ -42,8 +42,8 @@ __all__ = ["AUTOLOGOUT", "Notifier", "Output", "ReadLine", "Services", "SessionS
 
 #: RFC 3501 §5.4: an autologout timer of at least 30 minutes.
 AUTOLOGOUT: Final = 30 * 60
-#: Capacity of the BODY[section] cache (Services.sections).
-SECTION_CACHE_BYTES: Final = 8 * 1024 * 1024
+#: Capacity of the parsed-header cache (Services.headers).
+HEADER_CACHE_BYTES: Final = 8 * 1024 * 1024
 
 
 class Notifier(Protocol):
@@ -89,9 +89,9 @@ class Services:
     #: The largest message APPEND takes (config [limits] message_size): APPENDLIMIT=n and
     #: STATUS APPENDLIMIT (RFC 7889); None: not advertised.
     append_limit: int | None = None
-    #: BODY[section] values by (blob id, section): 20 clients scanning the same headers
-    #: (BODY.PEEK[HEADER.FIELDS (...)]) need each parsed once (fetch.py).
-    sections: SizedLRU[tuple[str, Section], bytes] = field(default_factory=lambda: SizedLRU(SECTION_CACHE_BYTES))
+    #: Parsed headers of messages fetched lately, by blob id: clients scanning headers
+    #: (BODY.PEEK[HEADER.FIELDS (...)]) need each message's header parsed once (fetch.py).
+    headers: SizedLRU[str, HeaderLines] = field(default_factory=lambda: SizedLRU(HEADER_CACHE_BYTES))
 
     @property
     def max_message(self) -> int:

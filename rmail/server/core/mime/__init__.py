@@ -22,7 +22,7 @@ base subject), ``envelope`` (a stored ENVELOPE's addresses read back). IMAP stri
 from __future__ import annotations
 
 from .parse import MAX_SEARCH_TEXT, ParsedMessage, parse_message
-from .sections import body_section, header_section, text_section
+from .sections import HeaderLines, body_section, header_lines, header_section, pick_fields, text_section
 from .tree import MAX_DEPTH, MAX_PARTS
 from .view import Attachment, MessageView, message_view, part_content
 
@@ -32,6 +32,9 @@ __all__ = [
     "body_section",
     "header_section",
     "text_section",
+    "HeaderLines",
+    "header_lines",
+    "pick_fields",
     "Attachment",
     "MessageView",
     "message_view",

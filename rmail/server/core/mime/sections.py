@@ -11,7 +11,8 @@ from __future__ import annotations
 from .headers import parse_fields, split_header
 from .tree import Part, parse_tree
 
-__all__ = ["body_section", "header_section", "text_section", "resolve_part"]
+__all__ = ["HeaderLines", "body_section", "header_lines", "header_section", "pick_fields", "resolve_part",
+           "text_section"]
 
 _SPECIFIERS = frozenset({"HEADER", "TEXT", "MIME", "HEADER.FIELDS", "HEADER.FIELDS.NOT"})
 
@@ -51,21 +52,38 @@ def resolve_part(root: Part, part: tuple[int, ...]) -> Part | None:
     return node
 
 
+#: A header's fields as (lower-case name, the field's lines ending with a line end), and the
+#: blank line that ends the header: what HEADER.FIELDS and HEADER.FIELDS.NOT pick from.
+HeaderLines = tuple[tuple[tuple[str, bytes], ...], bytes]
+
+
+def _header_lines(data: bytes, start: int, header_end: int, body_start: int) -> HeaderLines:
+    eol = data[header_end:body_start] or b"\r\n"
+    fields = []
+    for f in parse_fields(data, start, header_end):
+        line = data[f.start : f.end]
+        fields.append((f.key, line if line.endswith(b"\n") else line + eol))
+    return tuple(fields), eol
+
+
+def header_lines(data: bytes) -> HeaderLines:
+    """The top-level header's fields, for `pick_fields` (parsed once, picked from many times)."""
+    header_end, body_start = split_header(data, 0, len(data))
+    return _header_lines(data, 0, header_end, body_start)
+
+
+def pick_fields(lines: HeaderLines, names: tuple[str, ...], negate: bool) -> bytes:
+    """BODY[HEADER.FIELDS (names)] (or .NOT): the original lines, folding included, in their
+    order, then the blank line."""
+    wanted = {n.lower() for n in names}
+    fields, eol = lines
+    return b"".join([line for key, line in fields if (key in wanted) != negate] + [eol])
+
+
 def _fields_section(
     data: bytes, start: int, header_end: int, body_start: int, names: tuple[str, ...], negate: bool
 ) -> bytes:
-    wanted = {n.lower() for n in names}
-    out = [
-        data[f.start : f.end]
-        for f in parse_fields(data, start, header_end)
-        if (f.key in wanted) != negate
-    ]
-    eol = data[header_end:body_start] or b"\r\n"
-    for k, line in enumerate(out):
-        if not line.endswith(b"\n"):
-            out[k] = line + eol
-    out.append(eol)
-    return b"".join(out)
+    return pick_fields(_header_lines(data, start, header_end, body_start), names, negate)
 
 
 def body_section(

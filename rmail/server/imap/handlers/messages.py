@@ -139,7 +139,7 @@ async def fetch(s: SessionState, cmd: c.Fetch) -> Tagged:
                 plan, uid=u, flags=view.flags[i], recent=view.is_recent(u),
                 size=view.sizes[i], date=view.dates[i], info=infos.get(u), data=data,
                 force_flags=u in seen_now, blob_id=blob_ids.get(u), modseq=view.modseqs[i],
-                savedate=view.savedates[i], sections=s.services.sections)))
+                savedate=view.savedates[i], headers=s.services.headers)))
             if plan.needs_blob and len(out) >= _BODIES_PER_WRITE:
                 s.out.write(b"".join(out))
                 out.clear()
