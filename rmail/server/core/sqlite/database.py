@@ -218,18 +218,27 @@ class Database:
             conn = self._open_small()
         if conn is None or self._small_thread != threading.get_ident():
             return await self.read(fn, single=single)
+        # Marked as in use, as the pool's are: close() runs on another thread and must not
+        # close a connection in the middle of a read.
+        with self._reader_lock:
+            if self._closed:
+                raise TemporaryFailure("the store is closed")
+            self._reading.add(id(conn))
         try:
             return _in_snapshot(conn, fn, single)
         except sqlite3.OperationalError as exc:
             if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 log.error("store: read failed: %s", exc)
                 raise TemporaryFailure("the store could not be read; try again") from exc
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
             log.error("store: read failed: %s", exc)
             raise TemporaryFailure("the store could not be read; try again") from exc
-        with contextlib.suppress(sqlite3.Error):
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+        finally:
+            with self._reader_lock:
+                self._reading.discard(id(conn))
         return await self.read(fn, single=single)
 
     def _open_small(self) -> sqlite3.Connection | None:

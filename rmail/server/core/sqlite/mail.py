@@ -30,13 +30,13 @@ from ..errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound, Permi
 from ..events import MailboxChanged, MailboxesChanged, QueueChanged
 from ..model import DEFAULT_MAILBOXES, Mailbox, MailboxChanges, MailboxStatus, MessageInfo, MessageMeta
 from ..singleflight import SingleFlight
-from .changelog import MAX_ENTRIES as LOG_ENTRIES, ChangeLogs, MailboxLog
 from ..space import FreeSpace
 from ..storage.body import BytesBody, MessageBody
 from ..storage.flags import DELETED, SEEN, columns_to_flags, flags_to_columns, stored_flags
 from ..storage.mail import Delivered, Import, MailboxSnapshot, NewMessage, Outbound
 from ..storage.names import MAX_SUBSCRIPTIONS, normalize_mailbox_name
 from .blobs import BlobStore, FileBody
+from .changelog import MAX_ENTRIES as LOG_ENTRIES, ChangeLogs, MailboxLog
 from .database import Database, WriteTxn, write_error
 
 log = logging.getLogger("rmail.store")
@@ -476,10 +476,11 @@ class SqliteMailStore:
         loop (``read_small``) when a few rows, past that on a reader thread, where concurrent
         identical calls share one query (core/singleflight.py).
         """
-        log = await self._fresh_log(mailbox_id)
-        found = log.since(modseq)
+        changelog = await self._fresh_log(mailbox_id)
+        found = changelog.since(modseq)
         if found is not None:
-            return MailboxChanges(log.high, log.uidnext, found[0], found[1], self._recent_mark(mailbox_id, log.recent_uid))
+            return MailboxChanges(changelog.high, changelog.uidnext, found[0], found[1],
+                                  self._recent_mark(mailbox_id, changelog.recent_uid))
 
         def q(conn: sqlite3.Connection, limit: int = -1) -> MailboxChanges | None:
             box = conn.execute("SELECT highestmodseq, uidnext, recent_uid FROM mailboxes WHERE id = ?",
@@ -511,9 +512,9 @@ class SqliteMailStore:
         """
         need = self.db.commits
         while True:
-            log = self._logs.get(mailbox_id)
-            if log is not None and log.commits >= need:
-                return log
+            changelog = self._logs.get(mailbox_id)
+            if changelog is not None and changelog.commits >= need:
+                return changelog
             pending = self._refreshing.get(mailbox_id)
             if pending is None:
                 break
@@ -521,14 +522,14 @@ class SqliteMailStore:
         done = asyncio.get_running_loop().create_future()
         self._refreshing[mailbox_id] = done
         try:
-            return await self._refresh_log(mailbox_id, log)
+            return await self._refresh_log(mailbox_id, changelog)
         finally:
             del self._refreshing[mailbox_id]
             done.set_result(None)
 
-    async def _refresh_log(self, mailbox_id: int, log: MailboxLog | None) -> MailboxLog:
+    async def _refresh_log(self, mailbox_id: int, changelog: MailboxLog | None) -> MailboxLog:
         commits = self.db.commits
-        since = log.high if log is not None else None
+        since = changelog.high if changelog is not None else None
 
         def q(conn: sqlite3.Connection, limit: int) -> tuple[Any, list[Any], list[Any]]:
             box = conn.execute("SELECT highestmodseq, uidnext, recent_uid, uidvalidity FROM mailboxes WHERE id = ?",
@@ -547,14 +548,15 @@ class SqliteMailStore:
             self._logs.drop(mailbox_id)
             raise
         high, uidnext, recent_uid, uidvalidity = box
-        if (log is None or log.uidvalidity != uidvalidity or high < log.high
+        if (changelog is None or changelog.uidvalidity != uidvalidity or high < changelog.high
                 or len(rows) > LOG_ENTRIES or len(expunged) > LOG_ENTRIES):
-            # New, re-created under the same id, or changed too much at once: start afresh.
-            log = MailboxLog(uidvalidity, high, uidnext, recent_uid, commits)
-            self._logs.start(mailbox_id, log)
-            return log
-        log.add(high, uidnext, recent_uid, commits, map(_meta, rows), expunged)
-        return log
+            # New, changed too much at once, or (never expected: ids are not reused) another
+            # life of the mailbox: start afresh from where it is now.
+            changelog = MailboxLog(uidvalidity, high, uidnext, recent_uid, commits)
+            self._logs.start(mailbox_id, changelog)
+            return changelog
+        changelog.add(high, uidnext, recent_uid, commits, map(_meta, rows), expunged)
+        return changelog
 
     async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
         """UIDs expunged after ``modseq`` (QRESYNC), ascending; the records live as long as
