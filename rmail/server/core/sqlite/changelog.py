@@ -52,7 +52,7 @@ class MailboxLog:
         """What changed after ``self.high`` up to ``high``: rows with their MODSEQ, and
         (uid, MODSEQ) of expunges."""
         merged = sorted([(m.modseq, m.uid, m) for m in changed] + [(ms, uid, None) for uid, ms in expunged],
-                        key=lambda e: e[0])
+                        key=_first)
         for modseq, uid, meta in merged:
             self._modseqs.append(modseq)
             self._entries.append((uid, meta))

@@ -34,7 +34,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from ..errors import RmailError, StorageFull, TemporaryFailure
 from ..events import Event, ExternalChange
@@ -185,19 +185,24 @@ class Database:
         """
         try:
             conn = self._reader()
-            with self._reader_lock:
-                if self._closed:
-                    raise TemporaryFailure("the store is closed")
-                self._reading.add(id(conn))
-            try:
+            with self._in_use(conn):
                 return _in_snapshot(conn, fn, single)
-            finally:
-                with self._reader_lock:
-                    self._reading.discard(id(conn))
         except sqlite3.Error as exc:
-            # A broken or locked database must reach users as a temporary failure, not a bug.
-            log.error("store: read failed: %s", exc)
-            raise TemporaryFailure("the store could not be read; try again") from exc
+            raise _read_failed(exc) from exc
+
+    @contextlib.contextmanager
+    def _in_use(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Mark ``conn`` as in a read: close() runs on another thread and leaves such a
+        connection alone (closing one another thread is using crashes the process)."""
+        with self._reader_lock:
+            if self._closed:
+                raise TemporaryFailure("the store is closed")
+            self._reading.add(id(conn))
+        try:
+            yield
+        finally:
+            with self._reader_lock:
+                self._reading.discard(id(conn))
 
     async def read(self, fn: Callable[[sqlite3.Connection], T], *, single: bool = False) -> T:
         """Run ``fn`` on a reader thread (a consistent snapshot; ``single``: see read_sync)."""
@@ -218,27 +223,15 @@ class Database:
             conn = self._open_small()
         if conn is None or self._small_thread != threading.get_ident():
             return await self.read(fn, single=single)
-        # Marked as in use, as the pool's are: close() runs on another thread and must not
-        # close a connection in the middle of a read.
-        with self._reader_lock:
-            if self._closed:
-                raise TemporaryFailure("the store is closed")
-            self._reading.add(id(conn))
-        try:
-            return _in_snapshot(conn, fn, single)
-        except sqlite3.OperationalError as exc:
-            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                log.error("store: read failed: %s", exc)
-                raise TemporaryFailure("the store could not be read; try again") from exc
-            with contextlib.suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            log.error("store: read failed: %s", exc)
-            raise TemporaryFailure("the store could not be read; try again") from exc
-        finally:
-            with self._reader_lock:
-                self._reading.discard(id(conn))
+        with self._in_use(conn):
+            try:
+                return _in_snapshot(conn, fn, single)
+            except sqlite3.Error as exc:
+                if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise _read_failed(exc) from exc
+                with contextlib.suppress(sqlite3.Error):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
         return await self.read(fn, single=single)
 
     def _open_small(self) -> sqlite3.Connection | None:
@@ -462,6 +455,12 @@ class Database:
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+
+
+def _read_failed(exc: sqlite3.Error) -> TemporaryFailure:
+    """A broken or locked database reaches users as a temporary failure, not a bug."""
+    log.error("store: read failed: %s", exc)
+    return TemporaryFailure("the store could not be read; try again")
 
 
 def _in_snapshot(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], single: bool) -> T:
